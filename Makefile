@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine with Python 3.11 and pip:
+#   make demo   install into .venv, then run `wmprobe demo`
+#   make test   install into .venv (with test extras), then run the whole test suite
+PY ?= python3
+VENV ?= .venv
+PIP := $(VENV)/bin/pip
+OUT ?= wmprobe-demo
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean bench
+
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[all,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/wmprobe demo --out $(OUT)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) wmprobe-demo .pytest_cache

@@ -1,0 +1,179 @@
+"""The one contract every encoder answers: ``encode(frames) -> Latents``.
+
+An ``EncoderSpec`` carries everything that changes an encoder's output (weights hash, input size,
+mean/std, resize rule, frames per latent step, layer names, extra knobs such as a diffusion timestep);
+``spec.key()`` hashes all of it and is part of the latent-cache key, so changing preprocessing can
+never silently reuse stale latents.
+
+Shapes:
+    frames:            (B, T, H, W, 3) uint8 (numpy or torch), RGB
+    preprocessed:      (B, T, 3, h, w) float32, resized to spec.input_size and normalised by mean/std
+    Latents.tokens:    {layer: (B, T', N, D) float32}, T' = T // frames_per_step
+    Latents.frame_index: (T',) int64, index in the clip of the first frame each latent step covers
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wmprobe.errors import EncoderError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+UNIT_MEAN = (0.0, 0.0, 0.0)
+UNIT_STD = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    name: str
+    family: str
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float] = UNIT_MEAN
+    std: tuple[float, float, float] = UNIT_STD
+    frames_per_step: int = 1
+    clip_len: int | None = None
+    layers: tuple[str, ...] = ("out",)
+    default_layer: str = "out"
+    weights_hash: str = "none"
+    resize: str = "bilinear"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.default_layer not in self.layers:
+            raise EncoderError(f"encoder {self.name}: default layer '{self.default_layer}' not in {self.layers}")
+        if self.frames_per_step < 1:
+            raise EncoderError(f"encoder {self.name}: frames_per_step must be >= 1")
+        if self.clip_len is not None and self.clip_len % self.frames_per_step:
+            raise EncoderError(f"encoder {self.name}: clip_len {self.clip_len} is not a multiple of "
+                               f"frames_per_step {self.frames_per_step}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        d["mean"], d["std"], d["layers"] = list(self.mean), list(self.std), list(self.layers)
+        return d
+
+    def key(self) -> str:
+        """Hash of everything that changes the output (the name is excluded: same model, same key)."""
+        d = self.to_dict()
+        d.pop("name")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Latents:
+    tokens: dict[str, torch.Tensor]
+    frame_index: torch.Tensor
+
+    def pooled(self, layer: str) -> torch.Tensor:
+        """Mean over tokens: ``(B, T', D)``."""
+        return self.tokens[layer].mean(dim=2)
+
+
+def hash_state_dict(state: dict[str, torch.Tensor]) -> str:
+    """A stable hash of model weights (names, shapes, dtypes and values)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode() + str(tuple(t.shape)).encode() + str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def as_frames_tensor(frames: Any, name: str) -> torch.Tensor:
+    """Validate and convert ``(B, T, H, W, 3) uint8`` frames to a torch tensor (no copy for numpy)."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    if not isinstance(frames, torch.Tensor):
+        raise EncoderError(f"encoder {name}: frames must be a numpy array or torch tensor, got {type(frames)}")
+    if frames.ndim != 5 or frames.shape[-1] != 3:
+        raise EncoderError(f"encoder {name}: frames must be (B, T, H, W, 3), got {tuple(frames.shape)}")
+    if frames.dtype != torch.uint8:
+        raise EncoderError(f"encoder {name}: frames must be uint8 RGB, got {frames.dtype}")
+    return frames
+
+
+class Encoder(ABC):
+    """Subclasses set ``self.spec`` and implement ``forward_layers``; ``encode`` does the rest."""
+
+    spec: EncoderSpec
+    device: torch.device = torch.device("cpu")
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w) float32`` on ``self.device``: resize, scale, normalise."""
+        b, t, h, w, _ = frames.shape
+        x = frames.to(self.device).permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float().div_(255.0)
+        size = tuple(self.spec.input_size)
+        if (h, w) != size:
+            mode = self.spec.resize
+            x = F.interpolate(x, size=size, mode=mode, antialias=mode in ("bilinear", "bicubic"),
+                              align_corners=False if mode in ("bilinear", "bicubic") else None)
+        mean = torch.tensor(self.spec.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.spec.std, device=x.device).view(1, 3, 1, 1)
+        return ((x - mean) / std).reshape(b, t, 3, *size)
+
+    @abstractmethod
+    def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``x: (B, T, 3, h, w)`` preprocessed -> ``{layer: (B, T // frames_per_step, N, D)}``."""
+
+    def check_clip(self, t: int) -> None:
+        s = self.spec
+        if t % s.frames_per_step:
+            raise EncoderError(f"encoder {s.name}: {t} frames is not a multiple of its {s.frames_per_step} "
+                               "frames per latent step")
+        if s.clip_len is not None and t != s.clip_len:
+            raise EncoderError(f"encoder {s.name} needs clips of exactly {s.clip_len} frames, got {t}")
+
+    def encode(self, frames: Any, layers: Sequence[str] | None = None) -> Latents:
+        frames = as_frames_tensor(frames, self.spec.name)
+        layers = tuple(layers) if layers else (self.spec.default_layer,)
+        unknown = [l for l in layers if l not in self.spec.layers]
+        if unknown:
+            raise EncoderError(f"encoder {self.spec.name} has no layer(s) {unknown}; it has {list(self.spec.layers)}")
+        self.check_clip(frames.shape[1])
+        with torch.inference_mode():
+            x = self.preprocess(frames)
+            out = self.forward_layers(x, layers)
+        steps = frames.shape[1] // self.spec.frames_per_step
+        for l, v in out.items():
+            if v.ndim != 4 or v.shape[1] != steps:
+                raise EncoderError(f"encoder {self.spec.name} layer {l}: expected (B, {steps}, N, D), "
+                                   f"got {tuple(v.shape)} (a bug in the adapter)")
+        frame_index = torch.arange(steps, dtype=torch.int64) * self.spec.frames_per_step
+        return Latents({l: out[l].float() for l in layers}, frame_index)
+
+
+class TorchEncoder(Encoder):
+    """An encoder wrapping one ``torch.nn.Module`` that maps ``(B*T, 3, h, w) -> {layer: (B*T, N, D)}``.
+
+    Per-frame models (``frames_per_step == 1``) only implement ``frame_layers``.
+    """
+
+    def __init__(self, spec: EncoderSpec, module: torch.nn.Module, device: str | torch.device = "cpu"):
+        self.spec = spec
+        self.device = torch.device(device)
+        self.module = module.to(self.device).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @abstractmethod
+    def frame_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``x: (B*T, 3, h, w)`` -> ``{layer: (B*T, N, D)}``."""
+
+    def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        b, t = x.shape[:2]
+        out = self.frame_layers(x.reshape(b * t, *x.shape[2:]), layers)
+        return {l: v.reshape(b, t, *v.shape[1:]) for l, v in out.items()}
+
+
+def conv_tokens(fmap: torch.Tensor) -> torch.Tensor:
+    """``(B, C, h, w)`` feature map -> ``(B, h*w, C)`` tokens."""
+    return fmap.flatten(2).transpose(1, 2)

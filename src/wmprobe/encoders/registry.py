@@ -1,0 +1,121 @@
+"""Lazy encoder registry: ``"name[:arg]" -> "module:factory"``, imported only when asked for.
+
+Names resolve in this order:
+1. built-in names (``BUILTIN`` below), e.g. ``pixels``, ``vjepa2:facebook/vjepa2-vitl-fpc64-256``;
+2. third-party plugins registered under the ``wmprobe.encoders`` entry-point group;
+3. names added at run time with ``register_encoder``;
+4. a dotted path ``package.module:factory`` (the module must be importable).
+
+A factory is called as ``factory(arg, **options)`` where ``arg`` is the text after the first ``:``
+(a checkpoint path, a hub id, or None) and must return an ``Encoder``.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable
+
+from wmprobe.encoders.base import Encoder
+from wmprobe.errors import EncoderError
+
+ENTRY_POINT_GROUP = "wmprobe.encoders"
+
+
+@dataclass(frozen=True)
+class Registered:
+    target: str  # "module:factory"
+    family: str
+    description: str
+    needs: str = ""  # extra to install, e.g. "hf"
+
+
+BUILTIN: dict[str, Registered] = {
+    "pixels": Registered("wmprobe.encoders.baselines:pixels", "pixels",
+                         "raw frames, resized to 16x16, one token per pixel (the floor a representation must beat)"),
+    "random-conv": Registered("wmprobe.encoders.baselines:random_conv", "random",
+                              "random-init conv trunk (no training): the architecture prior alone"),
+    "zoo": Registered("wmprobe.zoo:load_encoder", "zoo",
+                      "a trained mini-zoo checkpoint (arg: checkpoint dir; family read from it)"),
+    "vjepa2": Registered("wmprobe.encoders.hf:vjepa2", "video-jepa",
+                         "V-JEPA 2 (transformers VJEPA2Model), tubelet 2 (arg: dir or hub id)", "hf"),
+    "videomae": Registered("wmprobe.encoders.hf:videomae", "video-mae",
+                           "VideoMAE (transformers VideoMAEModel), exact clip length (arg: dir or hub id)", "hf"),
+    "dinov2": Registered("wmprobe.encoders.hf:dinov2", "image-ssl",
+                         "DINOv2 ViT (transformers Dinov2Model), per frame (arg: dir or hub id)", "hf"),
+    "dinov3": Registered("wmprobe.encoders.hf:dinov3", "image-ssl",
+                         "DINOv3 ViT (transformers DINOv3ViTModel), per frame (arg: dir or hub id)", "hf"),
+    "siglip": Registered("wmprobe.encoders.hf:siglip", "image-ssl",
+                         "SigLIP vision tower (transformers SiglipVisionModel), per frame", "hf"),
+    "siglip2": Registered("wmprobe.encoders.hf:siglip2", "image-ssl",
+                          "SigLIP 2 vision tower (transformers Siglip2VisionModel), per frame", "hf"),
+    "sd-vae": Registered("wmprobe.encoders.diffusers:autoencoder_kl", "autoencoder",
+                         "diffusers AutoencoderKL (SD / SDXL VAE) posterior-mean latents", "hf"),
+    "diffusion-unet": Registered("wmprobe.encoders.diffusers:diffusion_unet", "diffusion",
+                                 "diffusers UNet denoiser features at a fixed noise timestep", "hf"),
+}
+
+_RUNTIME: dict[str, Registered] = {}
+
+
+def register_encoder(name: str, target: str | Callable[..., Encoder], family: str = "custom",
+                     description: str = "") -> None:
+    """Register ``name`` at run time; ``target`` is ``"module:factory"`` or a callable."""
+    if callable(target):
+        target = f"{target.__module__}:{target.__qualname__}"
+    _RUNTIME[name] = Registered(target, family, description)
+
+
+def _entry_points() -> dict[str, Registered]:
+    found = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = Registered(ep.value, "plugin", f"plugin from {ep.dist.name if ep.dist else '?'}")
+    return found
+
+
+def list_encoders() -> dict[str, Registered]:
+    """Every known name (built-in, plugins, run-time), without importing any model code."""
+    return {**BUILTIN, **_entry_points(), **_RUNTIME}
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    base, sep, arg = name.partition(":")
+    return base, (arg if sep else None)
+
+
+def _import_target(target: str, what: str) -> Callable[..., Encoder]:
+    module, _, attr = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise EncoderError(f"encoder '{what}': cannot import {module} ({exc}); "
+                           "install the extra it needs (e.g. pip install -c constraints.txt 'wmprobe[hf]')") from None
+    obj: Any = mod
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise EncoderError(f"encoder '{what}': {module} has no attribute '{attr}'")
+    return obj
+
+
+def load_encoder(name: str, **options: Any) -> Encoder:
+    """Build the encoder called ``name`` (see module doc). Unknown names get close matches suggested."""
+    if not isinstance(name, str) or not name:
+        raise EncoderError(f"encoder name must be a non-empty string, got {name!r}")
+    base, arg = split_name(name)
+    known = list_encoders()
+    if base in known:
+        factory = _import_target(known[base].target, name)
+    elif "." in base and arg:
+        factory = _import_target(name, name)  # dotted path module:factory
+        arg = None
+    else:
+        close = difflib.get_close_matches(base, list(known), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise EncoderError(f"unknown encoder '{name}'{hint} (`wmprobe ls` lists encoders; "
+                           "a plugin can be named as package.module:factory)")
+    enc = factory(arg, **options)
+    if not isinstance(enc, Encoder):
+        raise EncoderError(f"encoder '{name}': factory returned {type(enc).__name__}, not an Encoder")
+    return enc
