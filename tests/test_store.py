@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+
+from helpers import moving_square_store
+from wmprobe.data import load_dataset
+from wmprobe.data.splits import make_split
+from wmprobe.data.store import EpisodeStore, validate_store
+from wmprobe.errors import ConfigError, StoreError
+
+
+def test_round_trip_is_memory_mapped_and_identical(tmp_path):
+    store = moving_square_store(episodes=6, steps=10)
+    store.save(tmp_path / "s")
+    back = EpisodeStore.load(tmp_path / "s")
+    assert isinstance(back.frames, np.memmap)
+    np.testing.assert_array_equal(back.frames, store.frames)
+    np.testing.assert_array_equal(back.actions, store.actions)
+    assert back.fingerprint == store.fingerprint
+    assert back.n_episodes == 6 and back.episode_lengths.tolist() == [10] * 6
+    assert back.action_groups["gripper"] == [6]
+
+
+def test_fingerprint_changes_with_content():
+    a = moving_square_store(episodes=4, steps=6, seed=0)
+    b = moving_square_store(episodes=4, steps=6, seed=1)
+    assert a.fingerprint != b.fingerprint
+    assert a.fingerprint == moving_square_store(episodes=4, steps=6, seed=0).fingerprint
+
+
+def test_nan_actions_are_refused_naming_the_episode(tmp_path):
+    store = moving_square_store(episodes=4, steps=6)
+    store.save(tmp_path / "s")
+    acts = np.load(tmp_path / "s" / "actions.npy")
+    acts[14, 2] = np.nan  # episode 2 (rows 12..17)
+    np.save(tmp_path / "s" / "actions.npy", acts)
+    with pytest.raises(StoreError, match=r"NaN or inf actions in episode\(s\) \[2\]"):
+        EpisodeStore.load(tmp_path / "s")
+
+
+def test_truncated_and_missing_files_give_clear_errors(tmp_path):
+    store = moving_square_store(episodes=4, steps=6)
+    store.save(tmp_path / "s")
+    f = tmp_path / "s" / "frames.npy"
+    f.write_bytes(f.read_bytes()[:200])
+    with pytest.raises(StoreError, match="frames.npy is corrupt or truncated"):
+        EpisodeStore.load(tmp_path / "s")
+    (tmp_path / "s" / "tasks.npy").unlink()
+    with pytest.raises(StoreError, match="missing tasks.npy"):
+        EpisodeStore.load(tmp_path / "s")
+    with pytest.raises(StoreError, match="does not exist"):
+        load_dataset(tmp_path / "nope")
+    assert validate_store(tmp_path / "s")
+
+
+def test_inconsistent_meta_is_refused_on_write(tmp_path):
+    store = moving_square_store(episodes=4, steps=6)
+    meta = dict(store.meta, action_names=["x", "y"])
+    from wmprobe.data.store import write_store
+    with pytest.raises(StoreError, match="names 2 action axes but actions have 7"):
+        write_store(tmp_path / "bad", store.frames, store.actions, store.episode_ends, store.tasks, meta)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("kind", ["episode", "task"])
+def test_splits_never_share_episodes_or_tasks(kind):
+    store = moving_square_store(episodes=16, steps=4, tasks=4)
+    sp = make_split(store, kind=kind, seed=3)
+    assert not set(sp.train) & set(sp.test)
+    assert sorted(sp.train + sp.test) == list(range(16))
+    if kind == "task":
+        train_tasks = set(store.tasks[list(sp.train)].tolist())
+        test_tasks = set(store.tasks[list(sp.test)].tolist())
+        assert not train_tasks & test_tasks and test_tasks == set(sp.test_tasks)
+    assert make_split(store, kind=kind, seed=3) == sp
+
+
+def test_split_errors():
+    store = moving_square_store(episodes=4, steps=4, tasks=1)
+    with pytest.raises(ConfigError, match="needs >= 2 tasks"):
+        make_split(store, kind="task")
+    with pytest.raises(ConfigError, match="unknown split"):
+        make_split(store, kind="frames")
+
+
+def test_subset_keeps_episode_boundaries():
+    store = moving_square_store(episodes=5, steps=7)
+    sub = store.subset([3, 1])
+    assert sub.n_episodes == 2 and sub.n_frames == 14
+    np.testing.assert_array_equal(sub.frames[:7], store.frames[21:28])
+    assert sub.meta["parent_fingerprint"] == store.fingerprint
