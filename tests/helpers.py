@@ -19,7 +19,7 @@ def moving_square_store(episodes: int = 12, steps: int = 24, size: int = 32, tas
     rng = np.random.default_rng(seed)
     eps, task_ids = [], []
     for e in range(episodes):
-        x, y, z = rng.uniform(8, size - 12), rng.uniform(8, size - 12), rng.uniform(0.4, 0.8)
+        x, y, z = rng.uniform(2, size - 8), rng.uniform(2, size - 8), rng.uniform(0.4, 0.8)
         colour = np.array([1.0, 0.3 + 0.1 * (e % tasks), 0.2])
         frames = np.zeros((steps, size, size, 3), np.uint8)
         actions = np.zeros((steps, 7), np.float32)

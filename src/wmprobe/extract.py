@@ -1,0 +1,211 @@
+"""Extraction: run a frozen encoder over an EpisodeStore and keep per-step features.
+
+One forward pass per window gives every requested layer. Alignment is explicit: each latent step carries
+``step_frame``, the global store row of the FIRST frame it covers, and ``step_episode``; probes pair steps
+through these indices, never by position, so per-frame and tubelet encoders share one pairing rule.
+
+Windowing (docs/protocol.md, "Extraction"):
+- per-frame encoders (``frames_per_step == 1``, no ``clip_len``, no ``extra['window']``): frames are batched
+  ``batch_size`` at a time, each frame encoded alone;
+- video encoders: an episode is cut into non-overlapping windows of ``clip_len`` frames (fixed-length models
+  such as VideoMAE) or ``extra['window']`` frames (any-length models such as V-JEPA 2, default 16). The last
+  window is padded by repeating the episode's last frame; latent steps that start on a padded frame are
+  dropped. Frames left over when an episode's length is not a multiple of ``frames_per_step`` produce no
+  step.
+- corruptions are applied to a whole episode at once with seed ``(corruption_seed, episode)``, before
+  windowing, so the corrupted pixels never depend on batch size or window length.
+
+Shapes: ``pooled[layer]: (S, D) float32``; ``tokens[layer]: (S, N, D) float32`` (only with keep_tokens,
+optionally average-pooled over a square token grid by ``token_pool``); ``step_frame, step_episode: (S,) int64``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wmprobe.data.store import EpisodeStore
+from wmprobe.encoders.base import Encoder
+from wmprobe.errors import EncoderError, StoreError
+
+DEFAULT_WINDOW = 16
+
+
+@dataclass
+class StepFeatures:
+    pooled: dict[str, np.ndarray]
+    step_frame: np.ndarray
+    step_episode: np.ndarray
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.step_frame.shape[0])
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.pooled)
+
+    def select(self, rows: np.ndarray) -> "StepFeatures":
+        return StepFeatures({l: np.asarray(v[rows]) for l, v in self.pooled.items()}, self.step_frame[rows],
+                            self.step_episode[rows], {l: np.asarray(v[rows]) for l, v in self.tokens.items()},
+                            self.spec)
+
+    @staticmethod
+    def concat(parts: Sequence["StepFeatures"]) -> "StepFeatures":
+        if not parts:
+            raise EncoderError("no feature shards to concatenate")
+        cat = lambda key, l: np.concatenate([getattr(p, key)[l] for p in parts])  # noqa: E731
+        return StepFeatures({l: cat("pooled", l) for l in parts[0].pooled},
+                            np.concatenate([p.step_frame for p in parts]),
+                            np.concatenate([p.step_episode for p in parts]),
+                            {l: cat("tokens", l) for l in parts[0].tokens}, parts[0].spec)
+
+    # ---- io: plain .npy + meta.json, memory-mapped on read ------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"step_frame": self.step_frame, "step_episode": self.step_episode}
+        out.update({f"pooled.{l}": v for l, v in self.pooled.items()})
+        out.update({f"tokens.{l}": v for l, v in self.tokens.items()})
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for name, arr in self.arrays().items():
+            np.save(path / f"{name}.npy", np.ascontiguousarray(arr))
+        meta = {"layers": self.layers, "token_layers": list(self.tokens), "spec": self.spec}
+        (path / "features.json").write_text(json.dumps(meta, sort_keys=True, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mmap: bool = True) -> "StepFeatures":
+        path = Path(path)
+        try:
+            meta = json.loads((path / "features.json").read_text())
+            load = lambda n: np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None,  # noqa: E731
+                                     allow_pickle=False)
+            return cls({l: load(f"pooled.{l}") for l in meta["layers"]}, np.asarray(load("step_frame")),
+                       np.asarray(load("step_episode")), {l: load(f"tokens.{l}") for l in meta["token_layers"]},
+                       meta["spec"])
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise StoreError(f"feature shard {path} is missing or corrupt: {exc}") from None
+
+
+def window_plan(length: int, frames_per_step: int, window: int | None) -> list[tuple[int, int]]:
+    """``[(start, n_real_frames), ...]`` windows covering an episode of ``length`` frames.
+
+    ``window=None`` means per-frame (one window of all frames). Only full steps are kept.
+    """
+    usable = length - length % frames_per_step
+    if usable <= 0:
+        return []
+    if window is None:
+        return [(0, usable)]
+    return [(s, min(window, usable - s)) for s in range(0, usable, window)]
+
+
+def encoder_window(encoder: Encoder) -> int | None:
+    spec = encoder.spec
+    if spec.clip_len is not None:
+        return int(spec.clip_len)
+    if spec.frames_per_step > 1 or "window" in spec.extra:
+        w = int(spec.extra.get("window", DEFAULT_WINDOW))
+        return w - w % spec.frames_per_step
+    return None
+
+
+def _pool_tokens(tokens: torch.Tensor, pool: int | None) -> torch.Tensor:
+    """``(S, N, D)`` -> ``(S, N / pool^2, D)`` by average pooling over a square grid."""
+    if not pool or pool == 1:
+        return tokens
+    s, n, d = tokens.shape
+    g = math.isqrt(n)
+    if g * g != n or g % pool:
+        raise EncoderError(f"token_pool={pool} needs a square token grid divisible by it; got {n} tokens")
+    grid = tokens.transpose(1, 2).reshape(s, d, g, g)
+    return F.avg_pool2d(grid, pool).flatten(2).transpose(1, 2)
+
+
+def _episode_frames(store: EpisodeStore, e: int, corruption: Any, seed: int) -> torch.Tensor:
+    frames = torch.from_numpy(np.ascontiguousarray(store.frames[store.episode_slice(e)]))
+    if corruption is not None:
+        frames = corruption.apply_clips(frames[None], [seed * 1_000_003 + e])[0]
+    return frames
+
+
+def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | None = None,
+            episodes: Sequence[int] | None = None, corruption: Any = None, corruption_seed: int = 0,
+            keep_tokens: bool = False, token_pool: int | None = None, batch_size: int = 32,
+            progress: bool = False) -> StepFeatures:
+    """Encode ``episodes`` (default: all) of ``store``; see the module doc for windowing and alignment."""
+    layers = tuple(layers) if layers else (encoder.spec.default_layer,)
+    episodes = list(range(store.n_episodes)) if episodes is None else [int(e) for e in episodes]
+    bad = [e for e in episodes if not 0 <= e < store.n_episodes]
+    if bad:
+        raise StoreError(f"{store.name}: episode(s) {bad[:5]} out of range 0..{store.n_episodes - 1}")
+    if isinstance(corruption, str):
+        from wmprobe.data.corrupt import parse_corruption
+        corruption = None if corruption == "clean" else parse_corruption(corruption)
+    fps, window = encoder.spec.frames_per_step, encoder_window(encoder)
+    pooled: dict[str, list[np.ndarray]] = {l: [] for l in layers}
+    toks: dict[str, list[np.ndarray]] = {l: [] for l in layers} if keep_tokens else {}
+    step_frame, step_episode = [], []
+
+    def emit(out: dict[str, torch.Tensor], first_frames: np.ndarray, ep: int) -> None:
+        for l in layers:
+            t = out[l]                                                       # (S, N, D)
+            pooled[l].append(t.mean(dim=1).numpy())
+            if keep_tokens:
+                toks[l].append(_pool_tokens(t, token_pool).numpy())
+        step_frame.append(first_frames)
+        step_episode.append(np.full(len(first_frames), ep, np.int64))
+
+    bar = _progress(len(episodes), f"extract {encoder.spec.name}", progress)
+    for e in episodes:
+        start = int(store.episode_starts[e])
+        frames = _episode_frames(store, e, corruption, corruption_seed)
+        for w0, n_real in window_plan(frames.shape[0], fps, window):
+            if window is None:  # per-frame encoder: batches of single frames
+                for b0 in range(0, n_real, batch_size):
+                    chunk = frames[w0 + b0: w0 + min(n_real, b0 + batch_size)]
+                    lat = encoder.encode(chunk[:, None], layers)
+                    emit({l: lat.tokens[l][:, 0] for l in layers},
+                         np.arange(len(chunk), dtype=np.int64) + start + w0 + b0, e)
+                continue
+            clip = frames[w0: w0 + n_real]
+            if n_real < window:  # pad by repeating the last frame; padded steps dropped below
+                clip = torch.cat([clip, clip[-1:].expand(window - n_real, *clip.shape[1:])])
+            lat = encoder.encode(clip[None], layers)
+            keep = lat.frame_index < n_real
+            emit({l: lat.tokens[l][0][keep] for l in layers},
+                 lat.frame_index[keep].numpy().astype(np.int64) + start + w0, e)
+        bar.update(1)
+    bar.close()
+    if not step_frame:
+        raise StoreError(f"{store.name}: no latent steps extracted (episodes shorter than "
+                         f"{fps} frames per step?)")
+    spec = dict(encoder.spec.to_dict(), key=encoder.spec.key(), window=window,
+                corruption=getattr(corruption, "spec", "clean"), token_pool=token_pool)
+    return StepFeatures({l: np.concatenate(v).astype(np.float32) for l, v in pooled.items()},
+                        np.concatenate(step_frame), np.concatenate(step_episode),
+                        {l: np.concatenate(v).astype(np.float32) for l, v in toks.items()}, spec)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="ep", leave=False, dynamic_ncols=True)

@@ -1,0 +1,94 @@
+from typing import Sequence
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import moving_square_store
+from wmprobe.encoders.base import Encoder, EncoderSpec
+from wmprobe.encoders.registry import load_encoder
+from wmprobe.extract import StepFeatures, extract, window_plan
+
+
+class FrameId(Encoder):
+    """Token = the raw value of pixel (0, 0, red) of the first frame of each step (identifies the frame)."""
+
+    def __init__(self, fps: int = 1, clip_len: int | None = None, window: int | None = None):
+        extra = {"window": window} if window else {}
+        self.spec = EncoderSpec(name="frame-id", family="test", input_size=(8, 8), frames_per_step=fps,
+                                clip_len=clip_len, extra=extra, resize="nearest")
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.permute(0, 1, 4, 2, 3).float()
+
+    def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        v = x[:, :: self.spec.frames_per_step, 0, 0, 0]                   # (B, T')
+        return {"out": v[..., None, None].expand(*v.shape, 2, 3).clone()}
+
+
+def id_store(lengths):
+    """Frames whose pixel (0, 0, red) holds their global row number (mod 256)."""
+    from wmprobe.data.store import from_episodes
+    eps, row = [], 0
+    for n in lengths:
+        fr = np.zeros((n, 8, 8, 3), np.uint8)
+        fr[:, 0, 0, 0] = (np.arange(row, row + n) % 256).astype(np.uint8)
+        eps.append((fr, np.zeros((n, 7), np.float32)))
+        row += n
+    return from_episodes(eps, [0] * len(lengths), fps=10, action_names=list("xyzrpwg"),
+                         action_groups={"translation": [0, 1, 2]}, task_names=["t"], source={})
+
+
+@pytest.mark.parametrize("enc,expect_steps", [
+    (FrameId(), [7, 5]),                      # per-frame: every frame
+    (FrameId(fps=2, window=4), [3, 2]),       # tubelets of 2, windows of 4, padding dropped
+    (FrameId(fps=2, clip_len=4), [3, 2]),     # fixed-length clips (VideoMAE-style)
+])
+def test_step_frame_points_at_the_first_frame_of_each_step(enc, expect_steps):
+    store = id_store([7, 5])
+    feats = extract(enc, store, batch_size=3)
+    assert np.bincount(feats.step_episode).tolist() == expect_steps
+    # the feature of each step is the id of the frame it starts on
+    np.testing.assert_array_equal(feats.pooled["out"][:, 0], feats.step_frame % 256)
+    for e in range(2):
+        rows = feats.step_frame[feats.step_episode == e]
+        sl = store.episode_slice(e)
+        assert rows.min() >= sl.start and rows.max() < sl.stop
+        assert np.all(np.diff(rows) == enc.spec.frames_per_step)
+
+
+def test_window_plan():
+    assert window_plan(7, 2, 4) == [(0, 4), (4, 2)]
+    assert window_plan(1, 2, 4) == []
+    assert window_plan(9, 1, None) == [(0, 9)]
+
+
+def test_features_are_deterministic_and_round_trip(tmp_path):
+    store = moving_square_store(episodes=3, steps=6)
+    enc = load_encoder("random-conv:3")
+    a = extract(enc, store, layers=["conv2", "conv3"], keep_tokens=True, token_pool=2)
+    b = extract(load_encoder("random-conv:3"), store, layers=["conv2", "conv3"], keep_tokens=True,
+                token_pool=2)
+    np.testing.assert_array_equal(a.pooled["conv3"], b.pooled["conv3"])
+    # another batch size changes float summation order only (docs/footguns.md)
+    c = extract(enc, store, layers=["conv3"], batch_size=5)
+    np.testing.assert_allclose(a.pooled["conv3"], c.pooled["conv3"], atol=1e-5)
+    assert a.tokens["conv3"].shape == (18, 16, 64) and a.pooled["conv2"].shape == (18, 64)
+    a.save(tmp_path / "f")
+    back = StepFeatures.load(tmp_path / "f")
+    np.testing.assert_array_equal(back.tokens["conv2"], a.tokens["conv2"])
+    assert back.spec["key"] == enc.spec.key()
+
+
+def test_pixels_pooled_feature_is_the_image():
+    store = moving_square_store(episodes=2, steps=3, size=16)
+    feats = extract(load_encoder("pixels"), store)
+    assert feats.pooled["out"].shape == (6, 16 * 16 * 3)
+    img = feats.pooled["out"][4].reshape(3, 16, 16).transpose(1, 2, 0)
+    np.testing.assert_allclose(img * 255, store.frames[4], atol=1)
+
+
+def test_out_of_range_episode_is_an_error():
+    from wmprobe.errors import StoreError
+    with pytest.raises(StoreError, match="out of range"):
+        extract(load_encoder("pixels"), moving_square_store(episodes=2, steps=3), episodes=[5])
