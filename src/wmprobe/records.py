@@ -1,0 +1,171 @@
+"""Records: one row per measured cell, with the provenance to reproduce it.
+
+Layout of a results directory (stable; scripts depend on it):
+    DIR/records.parquet   all rows (typed)
+    DIR/records.csv       the same rows as CSV
+    DIR/config.yaml       resolved config + provenance (versions, git hash, host, time)
+
+A cell is identified by ``CELL_KEY``; writing rows for a cell that is already present replaces it (so runs
+merge and a re-run never duplicates). Rows are sorted by the cell key, so identical inputs give identical
+files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measured); extra columns are kept.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import yaml
+
+from wmprobe.errors import WmprobeError
+
+CELL_KEY = ("encoder", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed")
+RECORD_COLUMNS = (
+    "encoder", "family", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed",
+    "r2", "r2_ci_low", "r2_ci_high", "r2_translation", "r2_rotation", "r2_gripper", "pearson", "mse",
+    "psnr", "ssim", "n_train", "n_test", "n_test_episodes", "train_seconds", "probe_config",
+    "encoder_key", "dataset_fingerprint", "error",
+)
+_STR = {"encoder", "family", "dataset", "split", "corruption", "layer", "probe", "probe_config", "encoder_key",
+        "dataset_fingerprint", "error"}
+_INT = {"k", "seed", "n_train", "n_test", "n_test_episodes"}
+PACKAGES = ("wmprobe", "torch", "numpy", "scipy", "transformers", "diffusers", "pybullet", "pyarrow")
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, git commit, host and time: travels with every results directory."""
+    versions = {}
+    for p in PACKAGES:
+        try:
+            versions[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            versions[p] = None
+    return {"versions": versions, "python": platform.python_version(), "git": git_commit(),
+            "host": socket.gethostname(), "platform": platform.platform(),
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
+    r = dict(row)
+    for c in RECORD_COLUMNS:
+        if c not in r or r[c] is None:
+            r[c] = "" if c in _STR else (0 if c == "id_weight" else np.nan)
+    for c in _STR:
+        if not isinstance(r[c], str):
+            r[c] = json.dumps(r[c], sort_keys=True, default=str) if isinstance(r[c], (dict, list)) else str(r[c])
+    for c in _INT:
+        v = r[c]
+        r[c] = -1 if v is None or (isinstance(v, float) and np.isnan(v)) else int(v)
+    r["id_weight"] = float(r["id_weight"])
+    return r
+
+
+def _frame(rows: Iterable[dict[str, Any]]):
+    import pandas as pd
+    rows = [normalise_row(r) for r in rows]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=list(RECORD_COLUMNS))
+    extra = sorted(c for c in df.columns if c not in RECORD_COLUMNS)
+    return df[list(RECORD_COLUMNS) + extra]
+
+
+def merge(old, new):
+    """Rows of ``new`` replace rows of ``old`` with the same cell key; sorted by the key."""
+    import pandas as pd
+    if old is None or old.empty:
+        df = new
+    else:
+        keys = set(map(tuple, new[list(CELL_KEY)].astype(str).values))
+        keep = ~old[list(CELL_KEY)].astype(str).apply(tuple, axis=1).isin(keys)
+        df = pd.concat([old[keep], new], ignore_index=True)
+    return df.sort_values(list(CELL_KEY), kind="stable").reset_index(drop=True)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike, config: dict[str, Any] | None = None,
+                  *, merge_existing: bool = True) -> Path:
+    """Write/merge ``rows`` into ``out_dir`` (parquet + csv) and the resolved ``config`` with provenance."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WmprobeError(f"cannot create results directory {out}: {exc}") from None
+    new = _frame(rows)
+    old = read_records(out) if merge_existing and (out / "records.parquet").exists() else None
+    df = merge(old, new)
+    _atomic_write(out / "records.parquet", lambda p: df.to_parquet(p, index=False))
+    _atomic_write(out / "records.csv", lambda p: df.to_csv(p, index=False))
+    if config is not None:
+        doc = {"config": config, "provenance": provenance()}
+        _atomic_write(out / "config.yaml",
+                      lambda p: Path(p).write_text(yaml.safe_dump(_plain(doc), sort_keys=False)))
+    return out
+
+
+def read_records(path: str | os.PathLike):
+    """The records of a results directory (or a records.parquet/.csv file) as a pandas DataFrame."""
+    import pandas as pd
+    p = Path(path)
+    f = p / "records.parquet" if p.is_dir() else p
+    if not f.exists():
+        raise WmprobeError(f"no records at {p} (expected {f.name}; run a study or `wmprobe demo` first)")
+    try:
+        df = pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise WmprobeError(f"{f} is unreadable: {exc}") from None
+    missing = [c for c in CELL_KEY if c not in df.columns]
+    if missing:
+        raise WmprobeError(f"{f} is not a wmprobe records file: missing columns {missing}")
+    return df
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    f = Path(path) / "config.yaml"
+    if not f.exists():
+        return {}
+    return yaml.safe_load(f.read_text()) or {}
+
+
+def _plain(x: Any) -> Any:
+    """Make a config YAML-safe (tuples, numpy scalars, paths)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    return x

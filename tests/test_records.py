@@ -1,0 +1,49 @@
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from wmprobe.errors import WmprobeError
+from wmprobe.records import CELL_KEY, RECORD_COLUMNS, read_records, write_records
+
+
+def row(enc="pixels", seed=0, r2=0.5, **kw):
+    return dict(encoder=enc, family="pixels", dataset="d", split="task", corruption="clean", layer="out",
+                probe="mlp", k=1, seed=seed, r2=r2, **kw)
+
+
+def test_rows_have_every_column_and_provenance(tmp_path):
+    write_records([row(), row(seed=1)], tmp_path, {"seed": 0, "layers": ("a", "b")})
+    df = read_records(tmp_path)
+    assert list(df.columns[: len(RECORD_COLUMNS)]) == list(RECORD_COLUMNS)
+    assert len(df) == 2 and math.isnan(df.loc[0, "r2_gripper"])
+    csv = pd.read_csv(tmp_path / "records.csv")
+    assert csv["r2"].tolist() == df["r2"].tolist()
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert cfg["config"]["layers"] == ["a", "b"]
+    assert cfg["provenance"]["versions"]["torch"].startswith("2.13")
+
+
+def test_rerun_replaces_cells_instead_of_duplicating(tmp_path):
+    write_records([row(r2=0.1), row(seed=1)], tmp_path)
+    write_records([row(r2=0.9), row(enc="random-conv")], tmp_path)
+    df = read_records(tmp_path)
+    assert len(df) == 3
+    assert df[(df.encoder == "pixels") & (df.seed == 0)].r2.item() == 0.9
+
+
+def test_identical_inputs_give_identical_files(tmp_path):
+    rows = [row(enc=e, seed=s, r2=s / 10) for e in ("b", "a") for s in (2, 0)]
+    write_records(rows, tmp_path / "x")
+    write_records(list(reversed(rows)), tmp_path / "y")
+    assert (tmp_path / "x" / "records.csv").read_bytes() == (tmp_path / "y" / "records.csv").read_bytes()
+    assert read_records(tmp_path / "x")[list(CELL_KEY)].values.tolist()[0][0] == "a"
+
+
+def test_missing_records_is_a_clear_error(tmp_path):
+    with pytest.raises(WmprobeError, match="no records at"):
+        read_records(tmp_path)
+    (tmp_path / "records.parquet").write_bytes(b"garbage")
+    with pytest.raises(WmprobeError, match="unreadable"):
+        read_records(tmp_path)
