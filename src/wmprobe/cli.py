@@ -1,0 +1,317 @@
+"""`wmprobe` command line. Every subcommand is a thin shell over the Python API of the same name.
+
+Errors are one sentence (exit code 2); ``--debug`` shows the traceback. ``--quiet`` hides progress bars.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from wmprobe.errors import WmprobeError
+
+EPILOG = """examples:
+  wmprobe demo --out wmprobe-demo                 generate data, train the mini-zoo, probe, report
+  wmprobe ls encoders                             what can be probed
+  wmprobe data gen dynamic data/dyn --episodes 60 --seed 0
+  wmprobe data import ~/lerobot/pusht data/pusht --format lerobot --camera observation.image
+  wmprobe extract dinov2:/ckpt/dinov2-base data/dyn --out feats/dino --layers layer_8 out
+  wmprobe probe feats/dino data/dyn --probe ridge --k 1 4 --out results/
+  wmprobe run study.yaml --dry-run                the plan of a config-driven study
+  wmprobe report results/                         HTML report, figures and tables
+"""
+
+
+def _api(target: str) -> Callable[..., Any]:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise WmprobeError(f"this wmprobe install lacks {target} ({exc}); reinstall with "
+                           "`pip install -c constraints.txt -e '.[all]'`") from None
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=1, default=str))
+
+
+# ---- subcommands ----------------------------------------------------------------------------------
+def cmd_demo(a: argparse.Namespace) -> int:
+    out = _api("wmprobe.demo:run_demo")(out=a.out, seed=a.seed, preset=a.preset, cache=a.cache,
+                                         progress=not a.quiet)
+    print(f"report: {Path(out) / 'report.html'}")
+    return 0
+
+
+def cmd_ls(a: argparse.Namespace) -> int:
+    what = a.what
+    if what in ("encoders", "all"):
+        print("encoders (NAME or NAME:ARG):")
+        for name, reg in sorted(_api("wmprobe.encoders.registry:list_encoders")().items()):
+            print(f"  {name:16s} {reg.family:12s} {reg.description}")
+    if what in ("families", "all"):
+        print("zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):")
+        for name, desc in _api("wmprobe.zoo:FAMILIES").items():
+            print(f"  {name:16s} {desc}")
+    if what in ("datasets", "all"):
+        print("embedded simulator suites (wmprobe data gen SUITE DEST):")
+        for name, desc in _api("wmprobe.data.sim:SUITES").items():
+            print(f"  {name:16s} {desc}")
+        print("readable formats (wmprobe data import SRC DEST): lerobot (v2.1, v3.0), calvin, libero, store")
+    if what in ("corruptions", "all"):
+        print("corruptions (NAME:PARAM, e.g. noise:0.15, blur:11, fog:3):")
+        for name, desc in _api("wmprobe.data.corrupt:CORRUPTIONS").items():
+            print(f"  {name:18s} {desc}")
+    if what in ("presets", "all"):
+        print("presets (wmprobe demo --preset, study `preset:`):")
+        for name, p in _api("wmprobe.demo:PRESETS").items():
+            print(f"  {name:8s} {p.describe()}")
+    return 0
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    if a.data_cmd == "gen":
+        dest = _api("wmprobe.data.sim:generate_to")(a.suite, a.dest, episodes=a.episodes, size=a.size,
+                                                    seed=a.seed, steps=a.steps, camera=a.camera,
+                                                    workers=a.workers, progress=not a.quiet)
+        print(f"wrote {dest}")
+    elif a.data_cmd == "import":
+        dest = _api("wmprobe.data.formats:import_dataset")(a.src, a.dest, format=a.format, camera=a.camera,
+                                                           action_key=a.action_key, size=a.size,
+                                                           max_episodes=a.max_episodes, progress=not a.quiet)
+        print(f"wrote {dest}")
+    elif a.data_cmd == "info":
+        _print_json(_api("wmprobe.data.formats:dataset_info")(a.path))
+    elif a.data_cmd == "validate":
+        problems = _api("wmprobe.data.formats:validate_dataset")(a.path)
+        for p in problems:
+            print(f"problem: {p}")
+        print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 1 if problems else 0
+    elif a.data_cmd == "export":
+        dest = _api("wmprobe.data.formats:export_lerobot")(a.store, a.dest)
+        print(f"wrote {dest}")
+    return 0
+
+
+def cmd_extract(a: argparse.Namespace) -> int:
+    from wmprobe.data import load_dataset
+    from wmprobe.encoders.registry import load_encoder
+    from wmprobe.extract import extract
+    enc = load_encoder(a.encoder, device=a.device)
+    store = load_dataset(a.store)
+    feats = extract(enc, store, layers=a.layers, corruption=a.corruption, keep_tokens=a.tokens,
+                    token_pool=a.token_pool, batch_size=a.batch_size, progress=not a.quiet)
+    feats.spec.update(encoder=a.encoder, dataset=store.name, dataset_fingerprint=store.fingerprint)
+    path = feats.save(a.out)
+    print(f"wrote {feats.n_steps} steps x {len(feats.layers)} layer(s) to {path}")
+    return 0
+
+
+def cmd_probe(a: argparse.Namespace) -> int:
+    rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
+                                                       split=a.split, seeds=a.seeds, out=a.out,
+                                                       progress=not a.quiet)
+    for r in rows:
+        print(f"{r['layer']:>10s} {r['probe']:>14s} k={r['k']} seed={r['seed']} "
+              f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}]")
+    print(f"records: {Path(a.out) / 'records.csv'}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    path = _api("wmprobe.report:build_report")(a.results)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    if a.dry_run:
+        print(_api("wmprobe.study.plan:describe_study")(a.study))
+        return 0
+    out = a.out or Path(a.study).with_suffix("").name + "-results"
+    _api("wmprobe.study.runner:run")(a.study, out=out, cache=a.cache, executor=a.executor,
+                                     progress=not a.quiet)
+    print(f"records: {Path(out) / 'records.csv'}")
+    return 0
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    problems = _api("wmprobe.study.config:validate")(a.study)
+    for p in problems:
+        print(str(p))
+    print(f"{a.study}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def cmd_zoo(a: argparse.Namespace) -> int:
+    if a.zoo_cmd == "ls":
+        for name, desc in _api("wmprobe.zoo:FAMILIES").items():
+            print(f"{name:16s} {desc}")
+        return 0
+    from wmprobe.data import load_dataset, make_split
+    store = load_dataset(a.data)
+    split = make_split(store, kind=a.split, seed=a.split_seed)
+    path = _api("wmprobe.zoo:train")(a.family, store, train_episodes=list(split.train), preset=a.preset,
+                                     id_weight=a.id_weight, objective=a.objective, seed=a.seed,
+                                     cache_dir=a.cache, forbid_episodes=list(split.test),
+                                     progress=not a.quiet, device=a.device)
+    print(f"checkpoint: {path}  (probe it as encoder 'zoo:{path}')")
+    return 0
+
+
+def cmd_cache(a: argparse.Namespace) -> int:
+    root = _api("wmprobe.study.cache:default_cache_dir")(a.cache)
+    if a.cache_cmd == "ls":
+        for e in _api("wmprobe.study.cache:cache_ls")(root):
+            print("  ".join(f"{k}={v}" for k, v in e.items()))
+    else:
+        removed = _api("wmprobe.study.cache:cache_gc")(root, keep_days=a.keep_days)
+        print(f"removed {removed}")
+    return 0
+
+
+# ---- parser ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wmprobe", description="Which representation knows what the robot did? "
+                                "Inverse-dynamics probing of visual encoders and world models.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars (CI)")
+    p.add_argument("--version", action="version", version=f"wmprobe {_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="the embedded study end to end, on a CPU, no downloads")
+    d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--preset", default="demo", choices=["tiny", "demo"])
+    d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
+    d.set_defaults(fn=cmd_demo)
+
+    ls = sub.add_parser("ls", help="list encoders, families, datasets, corruptions, presets")
+    ls.add_argument("what", nargs="?", default="all",
+                    choices=["all", "encoders", "families", "datasets", "corruptions", "presets"])
+    ls.set_defaults(fn=cmd_ls)
+
+    data = sub.add_parser("data", help="generate, import, inspect, validate and export datasets")
+    dsub = data.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
+    g = dsub.add_parser("gen", help="generate an embedded simulator suite into an EpisodeStore")
+    g.add_argument("suite"), g.add_argument("dest")
+    g.add_argument("--episodes", type=int, default=60)
+    g.add_argument("--size", type=int, default=64)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=None, help="control steps per episode")
+    g.add_argument("--camera", default="front")
+    g.add_argument("--workers", type=int, default=None)
+    i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data into an EpisodeStore")
+    i.add_argument("src"), i.add_argument("dest")
+    i.add_argument("--format", default="auto", choices=["auto", "lerobot", "calvin", "libero"])
+    i.add_argument("--camera", default=None)
+    i.add_argument("--action-key", default=None)
+    i.add_argument("--size", type=int, default=64)
+    i.add_argument("--max-episodes", type=int, default=None)
+    for name, helptext in (("info", "summarise a dataset or store"), ("validate", "list every problem")):
+        x = dsub.add_parser(name, help=helptext)
+        x.add_argument("path")
+    e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
+    e.add_argument("store"), e.add_argument("dest")
+    e.add_argument("--format", default="lerobot", choices=["lerobot"])
+    data.set_defaults(fn=cmd_data)
+
+    x = sub.add_parser("extract", help="encode a store with one encoder and save per-step features")
+    x.add_argument("encoder"), x.add_argument("store")
+    x.add_argument("--out", required=True)
+    x.add_argument("--layers", nargs="*", default=None)
+    x.add_argument("--corruption", default=None, help="e.g. noise:0.15, blur:11, fog:3")
+    x.add_argument("--tokens", action="store_true", help="also keep patch tokens (for attentive probes)")
+    x.add_argument("--token-pool", type=int, default=None)
+    x.add_argument("--batch-size", type=int, default=32)
+    x.add_argument("--device", default="cpu")
+    x.set_defaults(fn=cmd_extract)
+
+    pr = sub.add_parser("probe", help="probe saved features for action recoverability")
+    pr.add_argument("features"), pr.add_argument("store")
+    pr.add_argument("--probe", nargs="+", default=["mlp", "ridge", "mlp-shuffled"])
+    pr.add_argument("--k", type=int, nargs="+", default=[1])
+    pr.add_argument("--split", default="task", choices=["task", "episode"])
+    pr.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    pr.add_argument("--out", required=True)
+    pr.set_defaults(fn=cmd_probe)
+
+    rp = sub.add_parser("report", help="build report.html, figures and tables from a results directory")
+    rp.add_argument("results")
+    rp.set_defaults(fn=cmd_report)
+
+    r = sub.add_parser("run", help="run a config-driven study (local, SLURM or Ray)")
+    r.add_argument("study")
+    r.add_argument("--out", default=None)
+    r.add_argument("--cache", default=None)
+    r.add_argument("--executor", default=None, choices=[None, "local", "submitit", "ray"])
+    r.add_argument("--dry-run", action="store_true", help="print the plan and estimated work")
+    r.set_defaults(fn=cmd_run)
+
+    v = sub.add_parser("validate", help="check a study config and report every problem")
+    v.add_argument("study")
+    v.set_defaults(fn=cmd_validate)
+
+    z = sub.add_parser("zoo", help="train or list the embedded mini-zoo")
+    zsub = z.add_subparsers(dest="zoo_cmd", required=True, metavar="ACTION")
+    zsub.add_parser("ls", help="list families")
+    zt = zsub.add_parser("train", help="train one family on a store's train split")
+    zt.add_argument("family")
+    zt.add_argument("--data", required=True, help="EpisodeStore to train on")
+    zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
+    zt.add_argument("--id-weight", type=float, default=0.0)
+    zt.add_argument("--objective", default="l1", choices=["l1", "l2", "single", "forward", "contrastive"])
+    zt.add_argument("--split", default="task", choices=["task", "episode"])
+    zt.add_argument("--split-seed", type=int, default=0)
+    zt.add_argument("--seed", type=int, default=0)
+    zt.add_argument("--cache", default=None)
+    zt.add_argument("--device", default="cpu")
+    z.set_defaults(fn=cmd_zoo)
+
+    c = sub.add_parser("cache", help="inspect or clean the latent / zoo / data cache")
+    csub = c.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
+    csub.add_parser("ls", help="size per encoder and dataset")
+    gc = csub.add_parser("gc", help="drop entries no recent study used")
+    gc.add_argument("--keep-days", type=float, default=30)
+    c.add_argument("--cache", default=None)
+    c.set_defaults(fn=cmd_cache)
+    return p
+
+
+def _version() -> str:
+    from wmprobe import __version__
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quiet:
+        os.environ["WMPROBE_QUIET"] = "1"
+    try:
+        return int(args.fn(args) or 0)
+    except WmprobeError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"wmprobe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wmprobe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"wmprobe: internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback "
+              "and please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
