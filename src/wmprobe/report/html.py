@@ -1,0 +1,103 @@
+"""The self-contained HTML page: figures inline (base64 PNG), a sortable table, no network.
+
+The page carries a tiny self-test: opened with ``#selftest`` it records script errors (window ``error``
+events in the capture phase, so failed resources count too, and ``console.error`` calls), checks that every
+figure decoded, clicks a numeric column header twice and checks the order, and writes the verdict as JSON
+into ``<pre id="selftest">``. Headless Chromium's ``--dump-dom`` reads it back (tests/test_report.py).
+"""
+from __future__ import annotations
+
+import base64
+import html
+from typing import Sequence
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1180px;
+     padding:24px;color:#1d1d1f}
+h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #ddd}
+.sub{color:#666;margin:0 0 16px} .note{color:#555;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{padding:4px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left} th{cursor:pointer;background:#f6f6f6;user-select:none}
+th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
+figure{margin:12px 0} figure img{max-width:100%;border:1px solid #eee} figcaption{color:#555;font-size:13px}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:420px}
+.bad{color:#b00020} .good{color:#0a7d32}
+"""
+
+JS = r"""
+(function(){
+  var errors=[];
+  window.addEventListener('error',function(e){errors.push(String(e.message||(e.target&&e.target.src)||e));},true);
+  var cerr=console.error; console.error=function(){errors.push(Array.prototype.join.call(arguments,' '));
+    return cerr.apply(console,arguments);};
+  function cellValue(td){var v=td.getAttribute('data-v'); if(v===null){v=td.textContent;}
+    var n=parseFloat(v); return isNaN(n)?v.toLowerCase():n;}
+  function sortBy(th){
+    var table=th.closest('table'), idx=Array.prototype.indexOf.call(th.parentNode.children,th);
+    var asc=!th.classList.contains('sorted-asc');
+    table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
+    th.classList.add(asc?'sorted-asc':'sorted-desc');
+    var body=table.tBodies[0], rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){var x=cellValue(a.cells[idx]),y=cellValue(b.cells[idx]);
+      if(typeof x!==typeof y){return (typeof x==='number')?-1:1;}
+      return (x<y?-1:x>y?1:0)*(asc?1:-1);});
+    rows.forEach(function(r){body.appendChild(r);});
+  }
+  document.querySelectorAll('table.sortable th').forEach(function(th){
+    th.addEventListener('click',function(){sortBy(th);});});
+  window.wmprobeSort=sortBy;
+  if(location.hash==='#selftest'){
+    window.addEventListener('load',function(){
+      var imgs=Array.prototype.slice.call(document.querySelectorAll('figure img'));
+      var broken=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0);}).map(function(i){return i.alt;});
+      var sorted=null, table=document.querySelector('table.sortable');
+      if(table){
+        var th=table.querySelector('th[data-numeric]'), idx=Array.prototype.indexOf.call(th.parentNode.children,th);
+        sortBy(th); sortBy(th);
+        var vals=Array.prototype.map.call(table.tBodies[0].rows,function(r){return cellValue(r.cells[idx]);})
+                 .filter(function(v){return typeof v==='number';});
+        sorted=vals.every(function(v,i){return i===0||vals[i-1]>=v;});
+      }
+      var out=document.getElementById('selftest');
+      out.textContent=JSON.stringify({errors:errors,figures:imgs.length,broken:broken,sorted:sorted});
+    });
+  }
+})();
+"""
+
+
+def esc(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def figure_html(png: bytes, title: str, caption: str) -> str:
+    b64 = base64.b64encode(png).decode()
+    return (f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption><b>{esc(title)}.</b> {esc(caption)}</figcaption></figure>")
+
+
+def table_html(columns: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[bool],
+               css_class: str = "sortable") -> str:
+    """A sortable table; numeric cells carry their raw value in ``data-v`` so sorting ignores formatting."""
+    head = "".join(f"<th{' data-numeric' if n else ''}>{esc(c)}</th>" for c, n in zip(columns, numeric))
+    body = []
+    for r in rows:
+        cells = []
+        for v, n in zip(r, numeric):
+            if n and isinstance(v, tuple):  # (raw, shown)
+                cells.append(f'<td data-v="{esc(v[0])}">{esc(v[1])}</td>')
+            else:
+                cells.append(f"<td>{esc(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
+    parts = [f"<h2>{esc(h)}</h2>\n{body}" for h, body in sections]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)}</p>\n"
+            + "\n".join(parts)
+            + f'\n<pre id="selftest" hidden></pre><script>{JS}</script></body></html>\n')
