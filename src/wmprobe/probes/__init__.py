@@ -1,0 +1,101 @@
+"""Probe suite: registry, factory and ``evaluate`` (fit on train, score on test, one record per seed).
+
+Probe names: ``mlp`` (paper protocol), ``ridge`` (closed form), ``attentive`` (patch tokens), and controls
+as their own names: ``<probe>-shuffled`` (the partner step of every train AND test pair comes from another
+episode; must score <= ~0) and ``<probe>-single`` (only f(o_t)). See docs/protocol.md.
+"""
+from __future__ import annotations
+
+import json
+import time
+from importlib import import_module
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from wmprobe.errors import ProbeError
+from wmprobe.probes.base import Probe, ProbeData
+
+PROBES: dict[str, str] = {
+    "mlp": "wmprobe.probes.mlp:MLPProbe",
+    "ridge": "wmprobe.probes.ridge:RidgeProbe",
+    "attentive": "wmprobe.probes.attentive:AttentiveProbe",
+}
+CONTROLS = ("shuffled", "single")
+GROUPS = ("translation", "rotation", "gripper")
+SHUFFLE_SEED = 12345
+
+
+def parse_probe_name(name: str) -> tuple[str, str | None]:
+    """``"mlp-shuffled" -> ("mlp", "shuffled")``; ProbeError for unknown names."""
+    base, _, control = str(name).partition("-")
+    if base not in PROBES or (control and control not in CONTROLS):
+        known = sorted(PROBES) + [f"{p}-{c}" for p in sorted(PROBES) for c in CONTROLS]
+        raise ProbeError(f"unknown probe {name!r}; choose one of {', '.join(known)}")
+    return base, control or None
+
+
+def make_probe(name: str, **cfg: Any) -> Probe:
+    """Instantiate a registered probe (lazy import), e.g. ``make_probe("mlp", steps=300, seeds=(0,))``."""
+    base, _ = parse_probe_name(name)
+    module, _, cls = PROBES[base].partition(":")
+    return getattr(import_module(module), cls)(**cfg)
+
+
+def shuffle_partners(data: ProbeData, seed: int = SHUFFLE_SEED) -> ProbeData:
+    """Control: every pair keeps z_t and its target, its z_tk comes from a pair of another episode."""
+    from wmprobe.probes.pairs import other_episode_perm
+    if data.z_tk is None:
+        raise ProbeError(f"{data.name}: cannot shuffle partners of single-frame data")
+    q = other_episode_perm(data.episode, np.random.default_rng(seed), what=data.name)
+    return ProbeData(data.z_t, data.z_tk[q], data.y, data.episode, data.name)
+
+
+def single_frame_data(data: ProbeData) -> ProbeData:
+    """Control: only z_t (f(o_t)) of each pair."""
+    return ProbeData(data.z_t, None, data.y, data.episode, data.name)
+
+
+def evaluate(probe_name: str, train: ProbeData, test: ProbeData, target_groups: Mapping[str, Sequence[int]], *,
+             seeds: Sequence[int] = (0, 1, 2), n_boot: int = 1000, boot_seed: int = 0,
+             **probe_cfg: Any) -> list[dict[str, Any]]:
+    """Fit ``probe_name`` on ``train``, score ``test``: one dict per seed (ridge: one) with r2, its CI over test
+    episodes, per-group R2 (NaN when the group is absent), pearson, mse, counts, train_seconds, probe_config."""
+    from wmprobe.metrics import bootstrap_ci, mse, pearson_r, r2_by_group, r2_score
+    from wmprobe.probes.base import require_episodes
+    base, control = parse_probe_name(probe_name)
+    require_episodes(train, 2)
+    require_episodes(test, 2)
+    if test.y.shape[1] != train.y.shape[1]:
+        raise ProbeError(f"train targets have {train.y.shape[1]} dims but test targets {test.y.shape[1]}")
+    if control == "shuffled":
+        train, test = shuffle_partners(train, SHUFFLE_SEED), shuffle_partners(test, SHUFFLE_SEED + 1)
+    elif control == "single":
+        train, test = single_frame_data(train), single_frame_data(test)
+    probe = make_probe(base, seeds=tuple(seeds), **probe_cfg)
+    t0 = time.perf_counter()
+    probe.fit(train)
+    train_seconds = time.perf_counter() - t0
+    preds = probe.predict(test)                                                  # (S, P, A)
+    cfg = json.dumps(probe.config(), sort_keys=True, default=float)
+    rows = []
+    for seed, pred in zip(probe.seeds, preds):
+        lo, hi = bootstrap_ci(test.y, pred, test.episode, stat="r2", n_boot=n_boot, seed=boot_seed)
+        by_group = r2_by_group(test.y, pred, {g: target_groups.get(g, []) for g in GROUPS})
+        rows.append({"probe": probe_name, "seed": int(seed), "r2": r2_score(test.y, pred),
+                     "r2_ci_low": lo, "r2_ci_high": hi,
+                     **{f"r2_{g}": by_group[g] for g in GROUPS},
+                     "pearson": pearson_r(test.y, pred), "mse": mse(test.y, pred),
+                     "n_train": len(train), "n_test": len(test), "n_test_episodes": test.n_episodes,
+                     "train_seconds": train_seconds, "probe_config": cfg})
+    return rows
+
+
+def probe(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Probe latents aligned with a store's frames; see ``wmprobe.probes.api.probe``."""
+    from wmprobe.probes.api import probe as _probe
+    return _probe(*args, **kwargs)
+
+
+__all__ = ["PROBES", "ProbeData", "Probe", "make_probe", "evaluate", "probe", "parse_probe_name",
+           "shuffle_partners", "single_frame_data"]
