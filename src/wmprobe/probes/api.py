@@ -1,0 +1,122 @@
+"""From features + store to probe records: ``build_probe_data`` and ``probe`` (bring your own latents).
+
+``build_probe_data(features, step_frame, step_episode, store, split, k)`` pairs steps within episodes
+(``pairs.make_pairs``) and cuts the pairs into train / test by the split's episodes.
+
+``probe(latents, store, ...)`` takes latents aligned row by row with the store's frames
+(``(N, D)`` pooled or ``(N, T, D)`` tokens; with ``frames_per_step = f > 1`` one row per f frames of each
+episode), runs every requested probe and k, and returns (and optionally writes) one record per seed.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from wmprobe.data.splits import Split, make_split
+from wmprobe.data.store import EpisodeStore
+from wmprobe.errors import ProbeError
+from wmprobe.probes.base import ProbeData
+from wmprobe.probes.pairs import make_pairs, tubelet_steps
+
+
+def _check_features(features: np.ndarray, step_episode: np.ndarray, name: str) -> None:
+    if features.ndim not in (2, 3):
+        raise ProbeError(f"{name}: features must be (S, D) pooled or (S, N, D) tokens, got {features.shape}")
+    if features.shape[0] != step_episode.shape[0]:
+        raise ProbeError(f"{name}: {features.shape[0]} feature rows but {step_episode.shape[0]} latent steps")
+    for c in range(0, features.shape[0], 65536):
+        block = np.asarray(features[c : c + 65536]).reshape(min(65536, features.shape[0] - c), -1)
+        bad = ~np.isfinite(block).all(1)
+        if bad.any():
+            eps = np.unique(step_episode[c : c + 65536][bad])[:10].tolist()
+            raise ProbeError(f"{name}: NaN or inf latents in episode(s) {eps}")
+
+
+def build_probe_data(features: np.ndarray, step_frame: np.ndarray, step_episode: np.ndarray,
+                     store: EpisodeStore, split: Split, k: int = 1, *, agg: str = "sum", shuffle: bool = False,
+                     single: bool = False, seed: int = 0) -> tuple[ProbeData, ProbeData, dict[str, list[int]]]:
+    """``(train, test, target_groups)`` for ``features: (S, D) | (S, N, D)`` of the steps ``step_frame``.
+
+    ``shuffle`` / ``single`` apply the controls here already (``evaluate`` can also apply them by name)."""
+    from wmprobe.probes import shuffle_partners, single_frame_data
+    name = store.name
+    features = np.asarray(features)
+    step_frame, step_episode = np.asarray(step_frame, np.int64), np.asarray(step_episode, np.int64)
+    _check_features(features, step_episode, name)
+    pairs = make_pairs(step_frame, step_episode, store.actions, store.episode_ends, k, store.action_groups,
+                       agg, dataset=name)
+    out = []
+    for part, eps in (("train", split.train), ("test", split.test)):
+        mask = np.isin(pairs.episode, np.asarray(eps, np.int64))
+        n_eps = len(np.unique(pairs.episode[mask]))
+        if n_eps < 2:
+            raise ProbeError(f"{name}: the {part} split has pairs from {n_eps} episode(s) at k={k}; a probe needs "
+                             ">= 2 (more episodes, or a smaller k)")
+        pi, pj = pairs.i[mask], pairs.j[mask]
+        d = ProbeData(features[pi], features[pj], pairs.y[mask], pairs.episode[mask], f"{name} {part}")
+        if shuffle:
+            d = shuffle_partners(d, seed + (part == "test"))
+        if single:
+            d = single_frame_data(d)
+        out.append(d)
+    return out[0], out[1], pairs.target_groups
+
+
+def latent_steps(latents: np.ndarray, store: EpisodeStore, frames_per_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(step_frame, step_episode)`` of latents aligned with the store; ProbeError on a row-count mismatch."""
+    step_frame, step_episode = tubelet_steps(store.episode_ends, frames_per_step)
+    if latents.shape[0] != len(step_frame):
+        per = "frame" if frames_per_step == 1 else f"{frames_per_step} frames of each episode"
+        raise ProbeError(f"{store.name}: latents have {latents.shape[0]} rows but the store needs {len(step_frame)} "
+                         f"(one per {per}; the store has {store.n_frames} frames in {store.n_episodes} episodes)")
+    return step_frame, step_episode
+
+
+def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe: str | Sequence[str] = "mlp",
+          k: int | Sequence[int] = 1, split: str | Split = "task", out: str | os.PathLike | None = None,
+          seeds: Sequence[int] = (0, 1, 2), frames_per_step: int = 1, agg: str = "sum", n_boot: int = 1000,
+          split_seed: int = 0, layer: str = "input", **probe_cfg: Any) -> list[dict[str, Any]]:
+    """Probe ``latents: (N, D) | (N, T, D)`` against ``store``'s actions; one record per (probe, k, seed).
+
+    If ``out`` is given, the records are also written to ``out/records.csv``."""
+    from wmprobe.probes import evaluate
+    if not isinstance(store, EpisodeStore):
+        store = EpisodeStore.load(store)
+    latents = np.asarray(latents) if not isinstance(latents, np.memmap) else latents
+    if latents.ndim not in (2, 3):
+        raise ProbeError(f"latents must be (N, D) pooled or (N, T, D) tokens, got shape {latents.shape}")
+    sp = split if isinstance(split, Split) else make_split(store, kind=split, seed=split_seed)
+    step_frame, step_episode = latent_steps(latents, store, frames_per_step)
+    probes = [probe] if isinstance(probe, str) else list(probe)
+    ks = [k] if isinstance(k, (int, np.integer)) else list(k)
+    rows: list[dict[str, Any]] = []
+    for kk in ks:
+        train, test, groups = build_probe_data(latents, step_frame, step_episode, store, sp, int(kk), agg=agg)
+        for name in probes:
+            base = name.partition("-")[0]
+            tr, te = (train, test) if base == "attentive" or not train.is_tokens else (train.pooled(), test.pooled())
+            cfg = probe_cfg if base != "ridge" else {}
+            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, **cfg):
+                rows.append({"encoder": "latents", "dataset": store.name, "split": sp.kind, "corruption": "clean",
+                             "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
+                             "dataset_fingerprint": store.fingerprint, **r})
+    if out is not None:
+        write_csv(rows, Path(out) / "records.csv")
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Plain CSV of records (columns: union of keys, first-seen order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(c for c in r if c not in cols)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return path

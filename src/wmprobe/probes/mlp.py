@@ -1,0 +1,182 @@
+"""MLP probe (the paper's protocol) trained as a grid of heads in one vectorised pass.
+
+Input ``X: (P, F)`` = concat(z_t, z_tk) of mean-pooled features (``+ z_tk - z_t`` with ``use_diff``), MLP
+``F -> 256 -> 128 -> A`` (ReLU), L1 loss (``loss="l2"``: MSE) on standardised targets, AdamW, 3000 steps,
+minibatch 256, linear warm-up then cosine decay, 3 seeds. Features and targets are standardised with
+statistics of the fit part of the train split (constant dims map to 0).
+
+Heads grid: every (seed, lr, weight decay) is one head; all heads are stacked into parameters of shape
+``(S, G, in, out)`` (G = lrs x weight decays) and trained together with batched matmuls and one vectorised
+AdamW. A seed fixes its heads' initialisation and minibatch order. ~20% of the TRAIN episodes are held out
+as validation; per seed the (lr, wd) with the best validation R2 is kept. Test data is never seen in fit.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from wmprobe.errors import ProbeError
+from wmprobe.probes.base import ProbeData, Standardizer, pair_inputs, require_episodes, val_split
+
+Params = dict[str, torch.Tensor]
+
+
+# ---- shared batched training machinery (also used by the attentive probe) ----------------------------
+def lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def batch_indices(n: int, seeds: Sequence[int], steps: int, batch_size: int) -> torch.Tensor:
+    """``(S, steps, B) int64``: minibatch rows per seed (epoch-wise permutations from that seed's generator)."""
+    out = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s) + 7919)
+        need = steps * batch_size
+        perms = [torch.randperm(n, generator=g) for _ in range(math.ceil(need / n))]
+        out.append(torch.cat(perms)[:need].view(steps, batch_size))
+    return torch.stack(out)
+
+
+def uniform_init(shape: tuple[int, ...], fan_in: int, g: torch.Generator) -> torch.Tensor:
+    """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (torch.nn.Linear's default)."""
+    b = 1.0 / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=g) * 2 - 1) * b
+
+
+def train_heads(params: Params, forward: Callable[[Params, torch.Tensor], torch.Tensor], y: torch.Tensor,
+                seeds: Sequence[int], lrs: torch.Tensor, wds: torch.Tensor, *, steps: int, batch_size: int,
+                loss: str = "l1", no_decay: Sequence[str] = ()) -> Params:
+    """Train all heads at once. ``params[name]: (S, G, ...)``; ``forward(params, rows (S, B)) -> (S, G, B, A)``;
+    ``y: (n, A)`` standardised targets; ``lrs, wds: (G,)``. Decoupled AdamW (betas 0.9/0.999, eps 1e-8)."""
+    if loss not in ("l1", "l2"):
+        raise ProbeError(f"probe loss must be 'l1' or 'l2', got {loss!r}")
+    n = y.shape[0]
+    bs = min(batch_size, n)
+    idx = batch_indices(n, seeds, steps, bs)
+    for p in params.values():
+        p.requires_grad_(True)
+    m = {k: torch.zeros_like(p) for k, p in params.items()}
+    v = {k: torch.zeros_like(p) for k, p in params.items()}
+    shp = {k: (1, -1) + (1,) * (p.ndim - 2) for k, p in params.items()}
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    warmup = min(100, max(1, steps // 10))
+    for t in range(steps):
+        rows = idx[:, t]
+        err = forward(params, rows) - y[rows][:, None]
+        per_head = err.abs().mean((2, 3)) if loss == "l1" else (err ** 2).mean((2, 3))
+        grads = torch.autograd.grad(per_head.sum(), list(params.values()))
+        f = lr_factor(t, steps, warmup)
+        c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+        with torch.no_grad():
+            for (k, p), gr in zip(params.items(), grads):
+                lr = (lrs * f).view(shp[k])
+                if k not in no_decay:
+                    p.mul_(1 - lr * wds.view(shp[k]))
+                m[k].mul_(b1).add_(gr, alpha=1 - b1)
+                v[k].mul_(b2).addcmul_(gr, gr, value=1 - b2)
+                p.sub_(lr * (m[k] / c1) / ((v[k] / c2).sqrt_().add_(eps)))
+    return {k: p.detach() for k, p in params.items()}
+
+
+def head_r2(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``pred: (S, G, P, A)``, ``y: (P, A)`` -> ``(S, G)`` uniform-average R2 (constant dims count as 0)."""
+    sse = ((pred - y) ** 2).sum(2)
+    sst = ((y - y.mean(0)) ** 2).sum(0)
+    r2 = torch.where(sst > 0, 1 - sse / sst.clamp_min(1e-12), torch.zeros_like(sse))
+    return r2.mean(-1)
+
+
+def grid(lrs: Sequence[float], wds: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened (lr, wd) grid, ``(G,)`` each."""
+    pairs = [(float(a), float(b)) for a in lrs for b in wds]
+    return torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+
+
+# ---- the MLP probe -------------------------------------------------------------------------------------
+def mlp_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """``x: (S, B, F)`` -> ``(S, G, B, A)``; params ``W*: (S, G, in, out)``, ``b*: (S, G, 1, out)``.
+
+    The (S, G) heads are flattened into one batch of ``torch.baddbmm`` calls (near GEMM peak on CPU)."""
+    s, g = params["W0"].shape[:2]
+    h = x[:, None].expand(s, g, *x.shape[1:]).reshape(s * g, *x.shape[1:])
+    n_layers = sum(1 for k in params if k.startswith("W"))
+    for li in range(n_layers):
+        w, b = params[f"W{li}"], params[f"b{li}"]
+        h = torch.baddbmm(b.reshape(s * g, 1, -1), h, w.reshape(s * g, *w.shape[2:]))
+        if li < n_layers - 1:
+            h = torch.relu_(h)
+    return h.view(s, g, *h.shape[1:])
+
+
+class MLPProbe:
+    """The paper's MLP probe; ``predict`` returns ``(S, P, A)``, one row per seed (its best (lr, wd) head)."""
+
+    def __init__(self, hidden: Sequence[int] = (256, 128), loss: str = "l1", steps: int = 3000,
+                 batch_size: int = 256, lrs: Sequence[float] = (1e-3, 3e-4), weight_decays: Sequence[float] = (1e-2,),
+                 seeds: Sequence[int] = (0, 1, 2), use_diff: bool = False, val_frac: float = 0.2,
+                 **unknown: Any) -> None:
+        if unknown:
+            raise ProbeError(f"mlp probe: unknown option(s) {sorted(unknown)}")
+        self.hidden, self.loss, self.steps = [int(h) for h in hidden], loss, int(steps)
+        self.batch_size, self.lrs, self.wds = int(batch_size), [float(a) for a in lrs], [float(w) for w in weight_decays]
+        self.seeds, self.use_diff, self.val_frac = [int(s) for s in seeds], bool(use_diff), float(val_frac)
+        self.chosen: list[dict[str, float]] = []
+
+    def _init(self, f_in: int, a: int, g_count: int) -> Params:
+        dims = [f_in, *self.hidden, a]
+        per_seed: list[Params] = []
+        for s in self.seeds:
+            gen = torch.Generator().manual_seed(int(s))
+            ps: Params = {}
+            for li in range(len(dims) - 1):
+                ps[f"W{li}"] = uniform_init((dims[li], dims[li + 1]), dims[li], gen)
+                ps[f"b{li}"] = uniform_init((1, dims[li + 1]), dims[li], gen)
+            per_seed.append(ps)
+        out: Params = {}
+        for k in per_seed[0]:
+            st = torch.stack([ps[k] for ps in per_seed])                        # (S, in, out)
+            out[k] = st[:, None].expand(-1, g_count, -1, -1).contiguous()        # (S, G, in, out)
+        return out
+
+    def fit(self, train: ProbeData) -> "MLPProbe":
+        require_episodes(train, 2)
+        fit_m, val_m = val_split(train.episode, self.val_frac, seed=0)
+        x = pair_inputs(train, self.use_diff)
+        self.x_scaler = Standardizer.fit(x[fit_m])
+        self.y_scaler = Standardizer.fit(train.y[fit_m])
+        xt = torch.from_numpy(self.x_scaler(x))
+        yt = torch.from_numpy(self.y_scaler(train.y))
+        xf, yf = xt[torch.from_numpy(fit_m)], yt[torch.from_numpy(fit_m)]
+        lrs, wds = grid(self.lrs, self.wds)
+        params = self._init(x.shape[1], yt.shape[1], len(lrs))
+        params = train_heads(params, lambda p, rows: mlp_forward(p, xf[rows]), yf, self.seeds, lrs, wds,
+                             steps=self.steps, batch_size=self.batch_size, loss=self.loss,
+                             no_decay=[k for k in params if k.startswith("b")])
+        with torch.no_grad():
+            xv = xt[torch.from_numpy(val_m)]
+            scores = head_r2(mlp_forward(params, xv[None].expand(len(self.seeds), -1, -1)), yt[torch.from_numpy(val_m)])
+        best = scores.argmax(1)                                                   # (S,)
+        self.params = {k: p[torch.arange(len(self.seeds)), best][:, None] for k, p in params.items()}
+        self.val_r2 = scores.tolist()
+        self.chosen = [{"seed": s, "lr": float(lrs[b]), "weight_decay": float(wds[b]), "val_r2": float(scores[i, b])}
+                       for i, (s, b) in enumerate(zip(self.seeds, best.tolist()))]
+        return self
+
+    def predict(self, data: ProbeData) -> np.ndarray:
+        x = torch.from_numpy(self.x_scaler(pair_inputs(data, self.use_diff)))
+        with torch.no_grad():
+            out = mlp_forward(self.params, x[None].expand(len(self.seeds), -1, -1))[:, 0]
+        return self.y_scaler.inverse(out.numpy())
+
+    def config(self) -> dict[str, Any]:
+        return {"probe": "mlp", "input": "concat" + ("+diff" if self.use_diff else ""), "pool": "mean",
+                "hidden": self.hidden, "activation": "relu", "loss": self.loss, "optimizer": "adamw",
+                "steps": self.steps, "batch_size": self.batch_size, "schedule": "warmup+cosine",
+                "lrs": self.lrs, "weight_decays": self.wds, "seeds": self.seeds, "val_frac": self.val_frac,
+                "selection": "best val R2 per seed (val = train episodes held out)", "chosen": self.chosen}

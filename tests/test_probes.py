@@ -1,0 +1,178 @@
+"""Probes recover actions where they are recoverable by construction, and only there.
+
+Reduced step counts keep this file fast; the defaults stay at the paper's values (3000 steps, 3 seeds).
+"""
+import csv
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from helpers import moving_square_store
+from wmprobe.data.splits import make_split
+from wmprobe.errors import ProbeError
+from wmprobe.metrics import r2_score
+from wmprobe.probes import evaluate, make_probe, probe
+from wmprobe.probes.base import ProbeData, episode_folds
+
+GROUPS = {"translation": [0, 1], "gripper": [2]}
+FAST = dict(steps=300, seeds=(0,), lrs=(3e-3, 1e-3))
+
+
+def pooled_data(n, seed, fn="linear", d=8, independent=False):
+    """State-like latents: z_tk = z_t + delta, the action a function of delta (and z_t): z_t alone says nothing."""
+    rng = np.random.default_rng(seed)
+    w = np.random.default_rng(100).normal(size=(d, 3)) / np.sqrt(d)
+    zt, delta = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    y = delta @ w
+    if fn == "nonlinear":
+        y = np.tanh(1.5 * y) + 0.5 * y ** 2
+    if independent:
+        y = rng.normal(size=y.shape)
+    ones = np.ones((n, 1))                                  # a constant feature dim must be harmless
+    return ProbeData(np.c_[zt, ones], np.c_[zt + delta, ones], y, np.repeat(np.arange(n // 40), 40))
+
+
+def token_data(n, seed, N=16, D=8):
+    """A patch-level signal that mean pooling destroys: the action moves token 3 by +u and token 12 by -u."""
+    rng = np.random.default_rng(seed)
+    m = np.random.default_rng(99).normal(size=(3, D))
+    zt = rng.normal(size=(n, N, D)).astype(np.float32)
+    y = rng.normal(size=(n, 3))
+    ztk = zt.copy()
+    ztk[:, 3] += y @ m
+    ztk[:, 12] -= y @ m
+    return ProbeData(zt, ztk, y, np.repeat(np.arange(n // 50), 50))
+
+
+def r2s(name, train, test, **cfg):
+    return [r["r2"] for r in evaluate(name, train, test, GROUPS, n_boot=50, **cfg)]
+
+
+def test_ridge_equals_sklearn_at_chosen_alpha_and_cv_is_exact():
+    tr = pooled_data(800, 0)
+    tr = ProbeData(tr.z_t, tr.z_tk, tr.y + np.random.default_rng(1).normal(scale=0.3, size=tr.y.shape),
+                   tr.episode)
+    te = pooled_data(200, 2)
+    rp = make_probe("ridge", alphas=np.logspace(-2, 4, 7)).fit(tr)
+    x = np.concatenate([tr.z_t, tr.z_tk], 1)
+    scaler = StandardScaler().fit(x)
+    sk = Ridge(alpha=rp.alpha).fit(scaler.transform(x), tr.y)
+    np.testing.assert_allclose(rp.predict(te)[0], sk.predict(scaler.transform(np.concatenate([te.z_t, te.z_tk], 1))),
+                               rtol=1e-4, atol=1e-4)
+    # the eigendecomposition shortcut gives the same CV curve as refitting sklearn on every fold
+    fold = episode_folds(tr.episode, 5, 0)
+    for a, score in zip(rp.alphas, rp.cv_r2):
+        pred = np.zeros_like(tr.y, dtype=np.float64)
+        for f in range(5):
+            sc = StandardScaler().fit(x)          # fold-train standardisation stats = whole train (documented)
+            m = Ridge(alpha=a).fit(sc.transform(x[fold != f]), tr.y[fold != f])
+            pred[fold == f] = m.predict(sc.transform(x[fold == f]))
+        assert score == pytest.approx(r2_score(tr.y, pred), abs=1e-4)
+    assert rp.alpha == rp.alphas[int(np.argmax(rp.cv_r2))]
+
+
+def test_linear_actions_are_recovered_by_ridge_and_mlp():
+    tr, te = pooled_data(2000, 0), pooled_data(400, 1)
+    assert r2s("ridge", tr, te)[0] > 0.99
+    assert min(r2s("mlp", tr, te, **FAST)) > 0.95
+
+
+def test_nonlinear_actions_need_the_mlp():
+    tr, te = pooled_data(3000, 0, "nonlinear"), pooled_data(400, 1, "nonlinear")
+    mlp = r2s("mlp", tr, te, steps=600, seeds=(0,), lrs=(3e-3,))[0]
+    assert mlp > 0.95
+    assert r2s("ridge", tr, te)[0] < mlp - 0.1
+
+
+def test_independent_latents_and_shuffled_pairs_give_no_r2():
+    tr, te = pooled_data(1200, 0, independent=True), pooled_data(400, 1, independent=True)
+    assert r2s("ridge", tr, te)[0] < 0.05
+    assert max(r2s("mlp", tr, te, **FAST)) < 0.05
+    tr, te = pooled_data(1200, 0), pooled_data(400, 1)
+    assert max(r2s("mlp-shuffled", tr, te, **FAST)) < 0.05
+    assert r2s("ridge-shuffled", tr, te)[0] < 0.05
+    assert r2s("ridge-single", tr, te)[0] < 0.05         # z_t alone says nothing about z_tk - z_t
+
+
+def test_patch_signal_found_by_attentive_but_destroyed_by_mean_pooling():
+    tr, te = token_data(2000, 0), token_data(400, 1)
+    att = r2s("attentive", tr, te, steps=300, seeds=(0,), lrs=(1e-3,), dim=32)[0]
+    mlp = r2s("mlp", tr.pooled(), te.pooled(), **FAST)[0]
+    assert att > 0.95, att
+    assert mlp < 0.05, mlp
+    # 2x2 token pooling merges token 3 with its grid neighbours but keeps the signal
+    att4 = r2s("attentive", tr, te, steps=300, seeds=(0,), lrs=(1e-3,), dim=32, pool=2)[0]
+    assert att4 > 0.9, att4
+
+
+def test_heads_grid_equals_separate_fits_and_seeds_are_deterministic():
+    tr, te = pooled_data(600, 0), pooled_data(200, 1)
+    grid = make_probe("mlp", steps=60, seeds=(0, 1), lrs=(1e-3, 3e-4)).fit(tr)
+    alone = make_probe("mlp", steps=60, seeds=(0, 1), lrs=(3e-4,)).fit(tr)
+    np.testing.assert_allclose(np.asarray(grid.val_r2)[:, 1], np.asarray(alone.val_r2)[:, 0], rtol=1e-4, atol=1e-5)
+    again = make_probe("mlp", steps=60, seeds=(0, 1), lrs=(1e-3, 3e-4)).fit(tr)
+    p1, p2 = grid.predict(te), again.predict(te)
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.allclose(p1[0], p1[1])                 # different seeds, different heads
+
+
+def test_evaluate_records_everything_a_row_needs():
+    tr, te = pooled_data(400, 0), pooled_data(200, 1)
+    rows = evaluate("mlp", tr, te, GROUPS, seeds=(0, 1), n_boot=100, steps=30)
+    assert [r["seed"] for r in rows] == [0, 1]
+    r = rows[0]
+    assert r["r2_ci_low"] <= r["r2"] <= r["r2_ci_high"]
+    assert np.isnan(r["r2_rotation"]) and np.isfinite(r["r2_translation"])
+    assert (r["n_train"], r["n_test"], r["n_test_episodes"]) == (400, 200, 5)
+    cfg = json.loads(r["probe_config"])
+    assert cfg["steps"] == 30 and cfg["loss"] == "l1" and len(cfg["chosen"]) == 2
+    defaults = make_probe("mlp").config()
+    assert (defaults["steps"], defaults["seeds"], defaults["hidden"], defaults["loss"]) == (3000, [0, 1, 2], [256, 128], "l1")
+    with pytest.raises(ProbeError, match="unknown probe"):
+        evaluate("lasso", tr, te, GROUPS)
+    with pytest.raises(ProbeError, match="1 episode"):
+        evaluate("ridge", tr, te.select(te.episode == te.episode[0]), GROUPS)
+
+
+def _state_latents(store, noise=0.0, seed=0):
+    """Latents = running sum of actions (a state), so a_t = z_{t+1} - z_t exactly (within each episode)."""
+    rng = np.random.default_rng(seed)
+    z = np.zeros((store.n_frames, 12), np.float32)
+    for e in range(store.n_episodes):
+        sl = store.episode_slice(e)
+        z[sl, :7] = np.concatenate([[np.zeros(7)], np.cumsum(store.actions[sl], 0)[:-1]])
+    z[:, 7:] = rng.normal(size=(store.n_frames, 5))
+    return z + noise * rng.normal(size=z.shape).astype(np.float32)
+
+
+def test_probe_api_end_to_end_writes_records(tmp_path):
+    store = moving_square_store(episodes=12, steps=20)
+    z = _state_latents(store)
+    rows = probe(z, store, probe=["ridge", "ridge-shuffled"], k=[1, 2], split="episode", out=tmp_path, n_boot=50)
+    got = {(r["probe"], r["k"]): r["r2"] for r in rows}
+    assert got[("ridge", 1)] > 0.95 and got[("ridge", 2)] > 0.95
+    assert got[("ridge-shuffled", 1)] < 0.05
+    with open(tmp_path / "records.csv") as fh:
+        recs = list(csv.DictReader(fh))
+    assert len(recs) == 4 and {"r2", "r2_ci_low", "probe", "k", "seed"} <= set(recs[0])
+    # tubelet latents: one row per 2 frames, pairs span 2 actions
+    z2 = z[np.concatenate([np.arange(store.episode_starts[e], store.episode_ends[e] - 1, 2)
+                           for e in range(store.n_episodes)])]
+    assert probe(z2, store, probe="ridge", frames_per_step=2, split="episode", n_boot=0)[0]["r2"] > 0.95
+
+
+def test_probe_api_rejects_bad_latents():
+    store = moving_square_store(episodes=8, steps=10)
+    z = _state_latents(store)
+    with pytest.raises(ProbeError, match="latents have 79 rows but the store needs 80"):
+        probe(z[:-1], store, probe="ridge", split="episode")
+    z[25, 3] = np.inf                                         # row 25 is in episode 2
+    with pytest.raises(ProbeError, match=r"NaN or inf latents in episode\(s\) \[2\]"):
+        probe(z, store, probe="ridge", split="episode")
+    with pytest.raises(ProbeError, match="longer than every episode"):
+        probe(_state_latents(store), store, probe="ridge", k=10, split="episode")
+    split = make_split(store, "episode")
+    assert len(split.test) >= 2
