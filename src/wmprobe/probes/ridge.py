@@ -79,12 +79,14 @@ class RidgeProbe:
             lam, v = np.linalg.eigh(gc)
             lam = np.maximum(lam, 0.0)
             c = v.T @ bc                                            # (F, A)
+            # every alpha's weights from the one decomposition: W_a = V diag(1 / (lam + a)) V^T Xc^T yc
+            w_all = np.einsum("fg,kga->fka", v, c[None] / (lam[None, :, None] + alphas[:, None, None]))
+            w_all = w_all.reshape(f_dim, -1)                        # (F, K * A)
             rows = np.nonzero(fold == f)[0]
             for s in range(0, len(rows), CHUNK):
                 r = rows[s : s + CHUNK]
-                p = (self.x_scaler(x[r]).astype(np.float64) - mu) @ v  # (n, F)
-                pred = np.einsum("nf,kfa->kna", p, c[None] / (lam[None, :, None] + alphas[:, None, None]))
-                sse += ((pred + ym - y[r].astype(np.float64)[None]) ** 2).sum(1)
+                pred = ((self.x_scaler(x[r]).astype(np.float64) - mu) @ w_all).reshape(len(r), len(alphas), -1)
+                sse += ((pred + ym - y[r].astype(np.float64)[:, None]) ** 2).sum(0)
         sst = ((y.astype(np.float64) - y.mean(0, dtype=np.float64)) ** 2).sum(0)
         scores = _r2_from_sums(sse, np.broadcast_to(sst, sse.shape)).mean(1)
         self.cv_r2 = [float(s) for s in scores]
