@@ -1,0 +1,149 @@
+"""One pybullet world: a Franka Panda over a table with coloured blocks, rendered offscreen on the CPU.
+
+Control (7-DoF end-effector deltas, as LIBERO and CALVIN): ``a = (dx, dy, dz, droll, dpitch, dyaw, grip)``;
+translation in metres and rotation in radians per control step, applied to the end-effector target pose,
+which is clipped to the workspace and reached by inverse kinematics with ``SUBSTEPS`` physics steps of
+1/240 s; ``grip`` > 0 opens the fingers, <= 0 closes them. ``a_t`` moves ``o_t`` to ``o_{t+1}``.
+
+Rendering: pybullet's TinyRenderer (``ER_TINY_RENDERER``), no GL needed, ``size x size`` RGB uint8.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SUBSTEPS = 8
+FPS = 240 / SUBSTEPS
+TABLE_Z = 0.0
+WORKSPACE_LO = np.array([0.35, -0.25, 0.03])
+WORKSPACE_HI = np.array([0.75, 0.25, 0.35])
+HOME_POS = np.array([0.55, 0.0, 0.25])
+HOME_EULER = np.array([np.pi, 0.0, 0.0])  # gripper pointing down
+ARM_JOINTS = list(range(7))
+FINGERS = (9, 10)
+EE_LINK = 11
+REST = [0.0, -0.2, 0.0, -2.2, 0.0, 2.0, 0.785]
+COLOURS = {"red": (0.9, 0.15, 0.1, 1), "green": (0.1, 0.75, 0.2, 1), "blue": (0.15, 0.3, 0.95, 1),
+           "yellow": (0.95, 0.85, 0.1, 1), "purple": (0.6, 0.2, 0.8, 1), "orange": (1.0, 0.5, 0.05, 1)}
+CAMERAS = {  # name -> (eye, target)
+    "front": ((1.2, 0.0, 0.75), (0.45, 0.0, 0.12)),
+    "side": ((0.55, -0.8, 0.6), (0.55, 0.0, 0.08)),
+    "top": ((0.56, 0.0, 1.1), (0.55, 0.0, 0.0)),
+}
+
+
+@dataclass
+class World:
+    client: int
+    robot: int
+    blocks: dict[str, int] = field(default_factory=dict)
+    movers: list[tuple[int, np.ndarray]] = field(default_factory=list)   # (body, velocity) scripted objects
+    target_pos: np.ndarray = field(default_factory=lambda: HOME_POS.copy())
+    target_euler: np.ndarray = field(default_factory=lambda: HOME_EULER.copy())
+    grip_open: bool = True
+    view: list | None = None
+    proj: list | None = None
+    size: int = 64
+
+
+def connect():
+    import pybullet as p
+    import pybullet_data
+    cid = p.connect(p.DIRECT)
+    p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)
+    return p, cid
+
+
+def add_box(p, cid: int, half: tuple[float, float, float], pos, colour, mass: float = 0.1, yaw: float = 0.0,
+            friction: float = 0.8) -> int:
+    col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=cid)
+    vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=colour, physicsClientId=cid)
+    body = p.createMultiBody(mass, col, vis, basePosition=pos,
+                             baseOrientation=p.getQuaternionFromEuler([0, 0, yaw]), physicsClientId=cid)
+    p.changeDynamics(body, -1, lateralFriction=friction, physicsClientId=cid)
+    return body
+
+
+def add_sphere(p, cid: int, radius: float, pos, colour, mass: float = 0.05) -> int:
+    col = p.createCollisionShape(p.GEOM_SPHERE, radius=radius, physicsClientId=cid)
+    vis = p.createVisualShape(p.GEOM_SPHERE, radius=radius, rgbaColor=colour, physicsClientId=cid)
+    return p.createMultiBody(mass, col, vis, basePosition=pos, physicsClientId=cid)
+
+
+def build(p, cid: int, size: int, camera: str) -> World:
+    """Reset the simulation and build the fixed part of the scene (table, robot at home)."""
+    p.resetSimulation(physicsClientId=cid)
+    p.setGravity(0, 0, -9.81, physicsClientId=cid)
+    p.setTimeStep(1 / 240, physicsClientId=cid)
+    floor = add_box(p, cid, (1.0, 1.0, 0.01), (0.5, 0.0, -0.01), (0.55, 0.45, 0.35, 1), mass=0)
+    p.changeDynamics(floor, -1, lateralFriction=0.6, physicsClientId=cid)
+    robot = p.loadURDF("franka_panda/panda.urdf", [0, 0, 0], useFixedBase=True, physicsClientId=cid)
+    for j, q in zip(ARM_JOINTS, REST):
+        p.resetJointState(robot, j, q, physicsClientId=cid)
+    for j in FINGERS:
+        p.resetJointState(robot, j, 0.04, physicsClientId=cid)
+    w = World(cid, robot, size=size)
+    eye, tgt = CAMERAS[camera]
+    w.view = p.computeViewMatrix(eye, tgt, (0, 0, 1), physicsClientId=cid)
+    w.proj = p.computeProjectionMatrixFOV(45, 1.0, 0.05, 3.0, physicsClientId=cid)
+    settle_to(p, w, HOME_POS, HOME_EULER, steps=60)
+    return w
+
+
+def ee_pose(p, w: World) -> tuple[np.ndarray, np.ndarray]:
+    st = p.getLinkState(w.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=w.client)
+    return np.array(st[4]), np.array(p.getEulerFromQuaternion(st[5]))
+
+
+def _drive(p, w: World) -> None:
+    quat = p.getQuaternionFromEuler(w.target_euler)
+    q = p.calculateInverseKinematics(w.robot, EE_LINK, w.target_pos, quat, maxNumIterations=30,
+                                     restPoses=REST + [0, 0, 0.04, 0.04], physicsClientId=w.client)
+    p.setJointMotorControlArray(w.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q[:7],
+                                forces=[200] * 7, positionGains=[0.3] * 7, physicsClientId=w.client)
+    f = 0.04 if w.grip_open else 0.0
+    p.setJointMotorControlArray(w.robot, list(FINGERS), p.POSITION_CONTROL, targetPositions=[f, f],
+                                forces=[60, 60], physicsClientId=w.client)
+
+
+def settle_to(p, w: World, pos, euler, steps: int) -> None:
+    w.target_pos, w.target_euler = np.asarray(pos, float).copy(), np.asarray(euler, float).copy()
+    for _ in range(steps):
+        _drive(p, w)
+        p.stepSimulation(physicsClientId=w.client)
+
+
+def apply_action(p, w: World, a: np.ndarray) -> None:
+    """One control step: move the EE target by ``a[:6]``, set the gripper, advance physics."""
+    w.target_pos = np.clip(w.target_pos + a[:3], WORKSPACE_LO, WORKSPACE_HI)
+    w.target_euler = w.target_euler + a[3:6]
+    w.target_euler[:2] = np.clip(w.target_euler[:2], HOME_EULER[:2] - 0.6, HOME_EULER[:2] + 0.6)
+    w.grip_open = bool(a[6] > 0)
+    _drive(p, w)  # IK once per control step: the target is constant over its substeps
+    for _ in range(SUBSTEPS):
+        for body, vel in w.movers:  # scripted independent motion (dynamic suite)
+            pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=w.client)
+            new = np.array(pos) + vel / 240.0
+            for ax in (0, 1):  # bounce inside the table area
+                lo, hi = (0.3, 0.85) if ax == 0 else (-0.35, 0.35)
+                if not lo < new[ax] < hi:
+                    vel[ax] = -vel[ax]
+                    new[ax] = np.clip(new[ax], lo, hi)
+            p.resetBasePositionAndOrientation(body, new, orn, physicsClientId=w.client)
+        p.stepSimulation(physicsClientId=w.client)
+
+
+def render(p, w: World) -> np.ndarray:
+    _, _, rgba, _, _ = p.getCameraImage(w.size, w.size, w.view, w.proj, renderer=p.ER_TINY_RENDERER,
+                                        shadow=0, physicsClientId=w.client)
+    return np.asarray(rgba, dtype=np.uint8).reshape(w.size, w.size, 4)[..., :3].copy()
+
+
+def body_pos(p, w: World, body: int) -> np.ndarray:
+    return np.array(p.getBasePositionAndOrientation(body, physicsClientId=w.client)[0])
+
+
+def body_yaw(p, w: World, body: int) -> float:
+    orn = p.getBasePositionAndOrientation(body, physicsClientId=w.client)[1]
+    return float(p.getEulerFromQuaternion(orn)[2])

@@ -1,0 +1,107 @@
+"""Tasks and their scripted experts: waypoint followers with per-episode speed and action noise.
+
+A task names a skill (reach, push, lift, pick-place, stack), the block(s) it involves and a goal. The expert
+turns the current scene into waypoints ``(position, yaw, gripper_open, hold_steps)`` and emits the end-effector
+delta that moves toward the current one, capped per step, plus Gaussian noise, so actions vary within a task
+and are not a function of the task alone. The wrist yaw aligns with the block, so rotation carries signal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wmprobe.data.sim import scene as S
+
+MAX_STEP = 0.03      # metres per control step
+MAX_YAW = 0.15       # radians per control step
+BLOCK = 0.022        # block half-size (m)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    skill: str                     # reach | push | lift | pick-place | stack
+    obj: str                       # colour of the manipulated block
+    goal: tuple[float, float] | str | None = None   # (dx, dy) offset for push/pick-place, colour for stack
+
+
+TASKS: tuple[Task, ...] = (
+    Task("reach-red", "reach", "red"),
+    Task("reach-blue", "reach", "blue"),
+    Task("push-red-left", "push", "red", (0.0, 0.12)),
+    Task("push-green-right", "push", "green", (0.0, -0.12)),
+    Task("push-blue-forward", "push", "blue", (0.12, 0.0)),
+    Task("lift-blue", "lift", "blue"),
+    Task("lift-yellow", "lift", "yellow"),
+    Task("pick-place-red-left", "pick-place", "red", (0.0, 0.15)),
+    Task("pick-place-green-back", "pick-place", "green", (-0.12, 0.05)),
+    Task("stack-red-on-blue", "stack", "red", "blue"),
+    Task("stack-yellow-on-green", "stack", "yellow", "green"),
+    Task("pick-place-blue-right", "pick-place", "blue", (0.0, -0.15)),
+)
+BLOCK_COLOURS = ("red", "green", "blue", "yellow")
+
+
+def _wrap(a: float) -> float:
+    """Angle modulo 90 degrees into [-45, 45): a square block and the two-finger grasp repeat every 90."""
+    return float((a + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
+def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float]) -> list[tuple]:
+    """``[(xyz, yaw, open, hold), ...]`` for the scene's block positions and yaws."""
+    o, y = pos[task.obj], _wrap(yaw[task.obj])
+    top = BLOCK * 2
+    above = lambda p, h: np.array([p[0], p[1], p[2] + h])  # noqa: E731
+    grasp = [(above(o, 0.12), y, True, 0), (above(o, 0.005), y, True, 1), (above(o, 0.005), y, False, 3),
+             (above(o, 0.16), y, False, 0)]
+    if task.skill == "reach":
+        return [(above(o, 0.12), y, True, 0), (above(o, 0.03), y, True, 40)]
+    if task.skill == "lift":
+        return grasp + [(above(o, 0.22), y, False, 40)]
+    if task.skill == "push":
+        d = np.array([*task.goal, 0.0]) / np.linalg.norm(task.goal)
+        start = o - d * 0.07
+        return [(np.array([start[0], start[1], 0.1]), 0.0, False, 0), (np.array([start[0], start[1], 0.025]), 0.0, False, 0),
+                (np.array([o[0], o[1], 0.025]) + d * 0.12, 0.0, False, 40)]
+    if task.skill == "pick-place":
+        g = np.clip(o + np.array([*task.goal, 0.0]), S.WORKSPACE_LO, S.WORKSPACE_HI)
+        return grasp + [(above(g, 0.16), y, False, 0), (above(g, 0.03), y, False, 1), (above(g, 0.03), y, True, 2),
+                        (above(g, 0.15), y, True, 40)]
+    if task.skill == "stack":
+        b = pos[task.goal]
+        yb = _wrap(yaw[task.goal])
+        return grasp + [(above(b, 0.16), yb, False, 0), (above(b, top + 0.01), yb, False, 1),
+                        (above(b, top + 0.01), yb, True, 2), (above(b, 0.16), yb, True, 40)]
+    raise ValueError(f"unknown skill {task.skill}")
+
+
+class Expert:
+    """Follows the waypoints; ``act(cmd_pos, cmd_yaw, ee_pos)`` returns a 7-dim action (before clipping).
+
+    Deltas are computed on the commanded pose; a waypoint counts as reached when the real end effector is
+    there too (so a lagging arm is waited for)."""
+
+    def __init__(self, task: Task, pos, yaw, rng: np.random.Generator):
+        self.wps = waypoints(task, pos, yaw)
+        self.i, self.held = 0, 0
+        self.rng = rng
+        self.speed = rng.uniform(0.6, 1.0)          # per-episode pace
+        self.noise = rng.uniform(0.002, 0.006)      # per-episode translation noise (m)
+
+    def act(self, cmd_pos: np.ndarray, cmd_yaw: float, ee_pos: np.ndarray) -> np.ndarray:
+        target, yaw, open_, hold = self.wps[self.i]
+        d = target - cmd_pos
+        dist = float(np.linalg.norm(d))
+        step = d if dist <= MAX_STEP * self.speed else d / dist * MAX_STEP * self.speed
+        dyaw = float(np.clip(_wrap(yaw - cmd_yaw), -MAX_YAW, MAX_YAW))
+        if dist < 0.006 and np.linalg.norm(target - ee_pos) < 0.02 and abs(dyaw) < 0.05:
+            self.held += 1
+            if self.held > hold and self.i < len(self.wps) - 1:
+                self.i, self.held = self.i + 1, 0
+        a = np.zeros(7, np.float64)
+        a[:3] = step + self.rng.normal(0, self.noise, 3)
+        a[3:5] = self.rng.normal(0, 0.01, 2)        # small wrist wobble (roll, pitch)
+        a[5] = dyaw + self.rng.normal(0, 0.02)
+        a[6] = 1.0 if open_ else -1.0
+        return a
