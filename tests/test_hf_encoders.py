@@ -1,0 +1,262 @@
+"""Pretrained-encoder adapters on tiny random-init checkpoints saved and loaded back the way a user does.
+
+Each checkpoint is built with hidden size 32, 2 layers, 32x32 input, saved with save_pretrained
+(safetensors) into tmp_path, and loaded through ``load_encoder("name:" + dir)``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+diffusers = pytest.importorskip("diffusers")
+
+from wmprobe.encoders.registry import load_encoder  # noqa: E402
+from wmprobe.errors import EncoderError  # noqa: E402
+
+VIT = dict(hidden_size=32, num_attention_heads=2, num_hidden_layers=2)
+
+
+def _vae() -> torch.nn.Module:
+    return diffusers.AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                                   block_out_channels=(16, 32), latent_channels=4, norm_num_groups=8, sample_size=32,
+                                   layers_per_block=1)
+
+
+def _build(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    T = transformers
+    if name == "vjepa2":
+        return T.VJEPA2Model(T.VJEPA2Config(crop_size=32, patch_size=8, frames_per_clip=4, pred_hidden_size=32,
+                                            pred_num_attention_heads=2, pred_num_hidden_layers=1, **VIT))
+    if name == "videomae":
+        return T.VideoMAEModel(T.VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2,
+                                                intermediate_size=64, **VIT))
+    if name == "dinov2":
+        return T.Dinov2Model(T.Dinov2Config(image_size=32, patch_size=8, **VIT))
+    if name == "dinov3":
+        return T.DINOv3ViTModel(T.DINOv3ViTConfig(image_size=32, patch_size=8, intermediate_size=64,
+                                                  num_register_tokens=2, **VIT))
+    if name == "siglip":
+        return T.SiglipVisionModel(T.SiglipVisionConfig(image_size=32, patch_size=8, intermediate_size=64, **VIT))
+    if name == "siglip2":
+        return T.Siglip2VisionModel(T.Siglip2VisionConfig(num_patches=16, patch_size=8, intermediate_size=64, **VIT))
+    if name == "sd-vae":
+        return _vae()
+    if name == "diffusion-unet":
+        return diffusers.UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(16, 32),
+                                     layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                                     up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8,
+                                     attention_head_dim=8)
+    raise KeyError(name)
+
+
+# name -> (frames per step, number of layers, tokens per step, token width)
+EXPECT = {
+    "vjepa2": (2, 3, 16, 32), "videomae": (2, 3, 16, 32), "dinov2": (1, 4, 16, 32), "dinov3": (1, 4, 16, 32),
+    "siglip": (1, 4, 16, 32), "siglip2": (1, 4, 16, 32), "sd-vae": (1, 1, 256, 4), "diffusion-unet": (1, 5, None, None),
+}
+ADAPTERS = list(EXPECT)
+
+
+def save(name: str, path: Path, seed: int = 0) -> Path:
+    _build(name, seed).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ckpts")
+    return {n: save(n, root / n) for n in ADAPTERS}
+
+
+def frames(b: int = 2, t: int = 4, h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (b, t, h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_shapes_layers_and_time_alignment(name, ckpts):
+    enc = load_encoder(f"{name}:{ckpts[name]}", device="cpu")
+    fps, n_layers, n_tok, dim = EXPECT[name]
+    assert enc.spec.frames_per_step == fps and len(enc.spec.layers) == n_layers
+    lat = enc.encode(frames(), enc.spec.layers)
+    assert set(lat.tokens) == set(enc.spec.layers)
+    for layer, tok in lat.tokens.items():
+        assert tok.dtype == torch.float32 and tok.shape[:2] == (2, 4 // fps), layer
+        if n_tok and layer not in ("cls", "pooled"):
+            assert tok.shape[2:] == (n_tok, dim), layer
+        assert torch.isfinite(tok).all()
+    # latent step s starts at frame s * frames_per_step (tubelet 2 for the video models)
+    assert lat.frame_index.tolist() == list(range(0, 4, fps))
+    # deterministic: same frames, same features; a fresh load of the same files gives the same key
+    again = enc.encode(frames(), enc.spec.layers)
+    assert all(torch.equal(lat.tokens[l], again.tokens[l]) for l in lat.tokens)
+    assert load_encoder(f"{name}:{ckpts[name]}", device="cpu").spec.key() == enc.spec.key()
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_weights_change_the_cache_key_but_location_does_not(name, ckpts, tmp_path):
+    key = load_encoder(f"{name}:{ckpts[name]}", device="cpu").spec.key()
+    moved = load_encoder(f"{name}:{save(name, tmp_path / 'copy', seed=0)}", device="cpu")
+    other = load_encoder(f"{name}:{save(name, tmp_path / 'other', seed=1)}", device="cpu")
+    assert moved.spec.key() == key
+    assert other.spec.key() != key
+
+
+def test_layers_are_the_models_own_hidden_states_and_early_exit_agrees(ckpts):
+    enc = load_encoder(f"vjepa2:{ckpts['vjepa2']}", device="cpu")
+    clip = frames(1, 6, 32, 32)
+    x = enc.preprocess(torch.from_numpy(clip))
+    with torch.no_grad():
+        ref = enc.model(pixel_values_videos=x, skip_predictor=True, output_hidden_states=True)
+    full = enc.encode(clip, enc.spec.layers)
+    for i in range(2):  # hidden_states[0] is the patch embedding
+        torch.testing.assert_close(full.tokens[f"layer_{i}"].reshape(1, -1, 32), ref.hidden_states[i + 1])
+    torch.testing.assert_close(full.tokens["out"].reshape(1, -1, 32), ref.last_hidden_state)
+    early = enc.encode(clip, ["layer_0"])  # only block 0 runs
+    assert torch.equal(early.tokens["layer_0"], full.tokens["layer_0"])
+    assert full.tokens["out"].shape == (1, 3, 16, 32)  # any even clip length: 6 frames -> 3 steps
+
+
+def test_dinov3_drops_register_tokens_and_exposes_cls(ckpts):
+    enc = load_encoder(f"dinov3:{ckpts['dinov3']}", device="cpu")
+    assert enc.spec.extra["register_tokens"] == 2
+    clip = frames(1, 1, 32, 32)
+    with torch.no_grad():
+        ref = enc.model(pixel_values=enc.preprocess(torch.from_numpy(clip))[:, 0]).last_hidden_state  # (1, 1+2+16, D)
+    lat = enc.encode(clip, ["out", "cls"])
+    torch.testing.assert_close(lat.tokens["out"][0, 0], ref[0, 3:])
+    torch.testing.assert_close(lat.tokens["cls"][0, 0], ref[0, :1])
+
+
+def test_preprocessing_comes_from_the_processor_config_and_keys_the_cache(tmp_path):
+    d = save("dinov2", tmp_path / "d")
+    base = load_encoder(f"dinov2:{d}", device="cpu")
+    assert base.spec.extra["processor"] == "defaults"
+    pp = {"do_resize": True, "size": {"shortest_edge": 40}, "do_center_crop": True,
+          "crop_size": {"height": 32, "width": 32}, "do_normalize": True, "image_mean": [0.1, 0.2, 0.3],
+          "image_std": [0.5, 0.5, 0.5], "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255}
+    (d / "preprocessor_config.json").write_text(json.dumps(pp))
+    enc = load_encoder(f"dinov2:{d}", device="cpu")
+    s = enc.spec
+    assert s.input_size == (32, 32) and s.extra["resize_short"] == 40 and s.resize == "bicubic"
+    assert s.mean == pytest.approx((0.1, 0.2, 0.3)) and s.std == pytest.approx((0.5, 0.5, 0.5))
+    assert s.key() != base.spec.key()
+    x = enc.preprocess(torch.from_numpy(frames(1, 1, 60, 80)))  # short side 60 -> 40, then 32x32 center crop
+    assert x.shape == (1, 1, 3, 32, 32)
+    pp["image_mean"] = [0.1, 0.2, 0.31]
+    (d / "preprocessor_config.json").write_text(json.dumps(pp))
+    assert load_encoder(f"dinov2:{d}", device="cpu").spec.key() != s.key()
+
+
+def test_videomae_needs_its_exact_clip_length(ckpts):
+    enc = load_encoder(f"videomae:{ckpts['videomae']}", device="cpu")
+    assert enc.spec.clip_len == 4 and enc.spec.extra["pad"] == "repeat_last"
+    with pytest.raises(EncoderError, match="exactly 4 frames, got 6"):
+        enc.encode(frames(1, 6))
+
+
+def test_extraction_follows_the_video_windowing_rule(ckpts):
+    from helpers import moving_square_store
+    from wmprobe.extract import extract
+    store = moving_square_store(episodes=2, steps=11, size=32)
+    enc = load_encoder(f"videomae:{ckpts['videomae']}", device="cpu")
+    feats = extract(enc, store, layers=["out", "layer_1"])
+    # 11 frames -> 10 usable (tubelet 2) -> windows of 4: [0..3] [4..7] [8,9 + 2 padded] -> 5 steps per episode
+    assert feats.step_frame.tolist() == [0, 2, 4, 6, 8, 11, 13, 15, 17, 19]
+    assert feats.pooled["out"].shape == (10, 32)
+
+
+def test_vae_decode_round_trips_shapes(ckpts):
+    enc = load_encoder(f"sd-vae:{ckpts['sd-vae']}", device="cpu")
+    lat = enc.encode(frames(2, 3))
+    img = enc.decode_latents(lat.tokens["out"])
+    assert img.shape == (2, 3, 32, 32, 3) and img.dtype == torch.uint8
+    with pytest.raises(EncoderError, match="expects 256 tokens"):
+        enc.decode_latents(lat.tokens["out"][:, :, :10])
+
+
+def test_diffusion_timestep_and_seed_are_in_the_spec(ckpts):
+    d = ckpts["diffusion-unet"]
+    a, b = load_encoder(f"diffusion-unet:{d}", device="cpu", t=50), load_encoder(f"diffusion-unet:{d}", t=400)
+    c = load_encoder(f"diffusion-unet:{d}", device="cpu", t=50, seed=1)
+    assert len({a.spec.key(), b.spec.key(), c.spec.key()}) == 3
+    clip = frames(1, 2, 32, 32)
+    fa, fb = a.encode(clip).tokens["up_blocks.1"], b.encode(clip).tokens["up_blocks.1"]
+    assert not torch.allclose(fa, fb)
+    assert torch.equal(fa, load_encoder(f"diffusion-unet:{d}", device="cpu", t=50).encode(clip).tokens["up_blocks.1"])
+    with pytest.raises(EncoderError, match="timestep t=5000"):
+        load_encoder(f"diffusion-unet:{d}", t=5000)
+
+
+def test_latent_diffusion_pipeline_dir_with_conditional_unet(tmp_path):
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32),
+                                          layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                          up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16,
+                                          norm_num_groups=8, attention_head_dim=8)
+    unet.save_pretrained(tmp_path / "unet")
+    _vae().save_pretrained(tmp_path / "vae")
+    diffusers.DDIMScheduler().save_pretrained(tmp_path / "scheduler")
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    enc = load_encoder(f"diffusion-unet:{tmp_path}", device="cpu")
+    assert enc.spec.extra["latent"] and enc.spec.input_size == (16, 16)  # 8x8 latent, VAE downsamples by 2
+    tok = enc.encode(frames(1, 2)).tokens[enc.spec.default_layer]
+    assert tok.shape[:2] == (1, 2) and torch.isfinite(tok).all()
+
+
+def test_bf16_autocast_stays_close_to_fp32(ckpts):
+    d = ckpts["dinov2"]
+    f32 = load_encoder(f"dinov2:{d}", device="cpu").encode(frames(1, 2)).tokens["out"]
+    b16 = load_encoder(f"dinov2:{d}", device="cpu", bf16=True).encode(frames(1, 2)).tokens["out"]
+    assert b16.dtype == torch.float32
+    assert torch.corrcoef(torch.stack([f32.flatten(), b16.flatten()]))[0, 1] > 0.99
+
+
+# ---- clear errors --------------------------------------------------------------------------------------------
+def test_missing_checkpoint_dir(tmp_path):
+    with pytest.raises(EncoderError, match="checkpoint directory .*nope.* does not exist"):
+        load_encoder(f"dinov2:{tmp_path / 'nope'}")
+
+
+def test_default_hub_id_offline_says_how_to_provide_it(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(EncoderError, match="facebook/vjepa2-vitl-fpc64-256' is not on disk.*HF_HOME.*vjepa2:/path"):
+        load_encoder("vjepa2")
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(EncoderError, match="did you mean.*siglip"):
+        load_encoder("siglipp:/x")
+
+
+def test_remote_code_is_refused_unless_opted_in(tmp_path):
+    d = save("dinov2", tmp_path / "d")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(EncoderError, match="ships its own Python code.*trust_remote_code=True"):
+        load_encoder(f"dinov2:{d}")
+
+
+def test_pickle_only_and_wrong_family_checkpoints_are_refused(tmp_path):
+    d = save("dinov2", tmp_path / "d")
+    with pytest.raises(EncoderError, match="is a 'dinov2' model, expected vjepa2"):
+        load_encoder(f"vjepa2:{d}")
+    (d / "model.safetensors").rename(d / "pytorch_model.bin")
+    with pytest.raises(EncoderError, match="no \\*.safetensors weights.*pytorch_model.bin"):
+        load_encoder(f"dinov2:{d}")
+
+
+def test_unknown_option_and_layer_are_named(ckpts):
+    with pytest.raises(EncoderError, match="unknown option.*colour"):
+        load_encoder(f"dinov2:{ckpts['dinov2']}", colour="red")
+    enc = load_encoder(f"dinov2:{ckpts['dinov2']}", device="cpu")
+    with pytest.raises(EncoderError, match="no layer.*layer_7"):
+        enc.encode(frames(1, 1), ["layer_7"])
