@@ -108,7 +108,7 @@ def check_remote_code(ckpt: Checkpoint, config: dict[str, Any] | None, trust_rem
     if config and "auto_map" in config and not trust_remote_code:
         raise EncoderError(f"{what}: checkpoint '{ckpt.source}' ships its own Python code (auto_map in "
                            "config.json); wmprobe does not run downloaded code by default. If you trust it, pass "
-                           "trust_remote_code=True (CLI: --option trust_remote_code=true)")
+                           "trust_remote_code=True: load_encoder(name, trust_remote_code=True)")
 
 
 def check_safetensors(ckpt: Checkpoint, what: str) -> list[Path]:
