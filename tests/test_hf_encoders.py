@@ -260,3 +260,12 @@ def test_unknown_option_and_layer_are_named(ckpts):
     enc = load_encoder(f"dinov2:{ckpts['dinov2']}", device="cpu")
     with pytest.raises(EncoderError, match="no layer.*layer_7"):
         enc.encode(frames(1, 1), ["layer_7"])
+
+
+def test_fast_uint8_resize_matches_the_float_reference(ckpts):
+    from wmprobe.encoders.base import Encoder
+    enc = load_encoder(f"vjepa2:{ckpts['vjepa2']}", device="cpu")  # bilinear, no crop, ImageNet mean/std
+    f = torch.from_numpy(frames(2, 2, 96, 80))
+    fast, ref = enc.preprocess(f), Encoder.preprocess(enc, f)
+    assert fast.shape == ref.shape == (2, 2, 3, 32, 32)
+    assert (fast - ref).abs().max() < 1.5 / 255 / min(enc.spec.std)  # uint8 rounding only

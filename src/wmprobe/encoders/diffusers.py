@@ -28,10 +28,10 @@ import importlib
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from wmprobe.encoders import hub
 from wmprobe.encoders.base import Encoder, EncoderSpec, conv_tokens
+from wmprobe.encoders.hf import preprocess_frames
 from wmprobe.errors import EncoderError
 
 HALF = (0.5, 0.5, 0.5)
@@ -61,6 +61,9 @@ class FrameEncoder(Encoder):
 
     def __init__(self, spec: EncoderSpec, device: torch.device, bf16: bool, batch_size: int):
         self.spec, self.device, self.bf16, self.batch_size = spec, device, bool(bf16), max(1, int(batch_size))
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return preprocess_frames(frames, self.spec, self.device)
 
     def forward_frames(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
