@@ -8,14 +8,13 @@ import json
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
-from sklearn.preprocessing import StandardScaler
 
 from helpers import moving_square_store
 from wmprobe.data.splits import make_split
 from wmprobe.errors import ProbeError
 from wmprobe.metrics import r2_score
 from wmprobe.probes import evaluate, make_probe, probe
-from wmprobe.probes.base import ProbeData, episode_folds
+from wmprobe.probes.base import ProbeData, Standardizer, episode_folds
 
 GROUPS = {"translation": [0, 1], "gripper": [2]}
 FAST = dict(steps=300, seeds=(0,), lrs=(3e-3, 1e-3))
@@ -58,18 +57,18 @@ def test_ridge_equals_sklearn_at_chosen_alpha_and_cv_is_exact():
     te = pooled_data(200, 2)
     rp = make_probe("ridge", alphas=np.logspace(-2, 4, 7)).fit(tr)
     x = np.concatenate([tr.z_t, tr.z_tk], 1)
-    scaler = StandardScaler().fit(x)
-    sk = Ridge(alpha=rp.alpha).fit(scaler.transform(x), tr.y)
-    np.testing.assert_allclose(rp.predict(te)[0], sk.predict(scaler.transform(np.concatenate([te.z_t, te.z_tk], 1))),
+    scaler = Standardizer.fit(x)  # our standardisation (variance shrunk toward the mean; docs/protocol.md)
+    sk = Ridge(alpha=rp.alpha).fit(scaler(x), tr.y)
+    np.testing.assert_allclose(rp.predict(te)[0], sk.predict(scaler(np.concatenate([te.z_t, te.z_tk], 1))),
                                rtol=1e-4, atol=1e-4)
     # the eigendecomposition shortcut gives the same CV curve as refitting sklearn on every fold
     fold = episode_folds(tr.episode, 5, 0)
     for a, score in zip(rp.alphas, rp.cv_r2):
         pred = np.zeros_like(tr.y, dtype=np.float64)
         for f in range(5):
-            sc = StandardScaler().fit(x)          # fold-train standardisation stats = whole train (documented)
-            m = Ridge(alpha=a).fit(sc.transform(x[fold != f]), tr.y[fold != f])
-            pred[fold == f] = m.predict(sc.transform(x[fold == f]))
+            sc = Standardizer.fit(x)          # fold-train standardisation stats = whole train (documented)
+            m = Ridge(alpha=a).fit(sc(x[fold != f]), tr.y[fold != f])
+            pred[fold == f] = m.predict(sc(x[fold == f]))
         assert score == pytest.approx(r2_score(tr.y, pred), abs=1e-4)
     assert rp.alpha == rp.alphas[int(np.argmax(rp.cv_r2))]
 

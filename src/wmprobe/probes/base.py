@@ -85,9 +85,13 @@ class Probe(Protocol):
     def config(self) -> dict[str, Any]: ...
 
 
+SHRINK = 0.1
+
+
 @dataclass
 class Standardizer:
-    """Per-dim ``(x - mean) / std`` with train statistics; constant dims get std 1 (so they map to 0)."""
+    """Per-dim ``(x - mean) / std`` with train statistics; ``std^2 = var + SHRINK * mean(var)`` (variance
+    shrunk toward the average dim), constant dims get std 1 (so they map to 0)."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -96,7 +100,11 @@ class Standardizer:
     def fit(cls, x: np.ndarray, axis: tuple[int, ...] = (0,)) -> "Standardizer":
         x64 = np.asarray(x, dtype=np.float64)
         mean = x64.mean(axis=axis)
-        std = x64.std(axis=axis)
+        var = x64.var(axis=axis)
+        # shrink each dim's variance toward the mean variance: a dim that is nearly constant on train (a
+        # pixel the arm covered once) is not blown up into huge test values (docs/footguns.md)
+        var = var + SHRINK * var.mean()
+        std = np.sqrt(var)
         std = np.where(std > EPS * np.maximum(1.0, np.abs(mean)), std, 1.0)
         return cls(mean.astype(np.float32), std.astype(np.float32))
 

@@ -27,7 +27,7 @@ REST = [0.0, -0.2, 0.0, -2.2, 0.0, 2.0, 0.785]
 COLOURS = {"red": (0.9, 0.15, 0.1, 1), "green": (0.1, 0.75, 0.2, 1), "blue": (0.15, 0.3, 0.95, 1),
            "yellow": (0.95, 0.85, 0.1, 1), "purple": (0.6, 0.2, 0.8, 1), "orange": (1.0, 0.5, 0.05, 1)}
 CAMERAS = {  # name -> (eye, target)
-    "front": ((1.2, 0.0, 0.75), (0.45, 0.0, 0.12)),
+    "front": ((1.05, 0.0, 0.6), (0.5, 0.0, 0.1)),
     "side": ((0.55, -0.8, 0.6), (0.55, 0.0, 0.08)),
     "top": ((0.56, 0.0, 1.1), (0.55, 0.0, 0.0)),
 }
@@ -101,7 +101,7 @@ def _drive(p, w: World) -> None:
     q = p.calculateInverseKinematics(w.robot, EE_LINK, w.target_pos, quat, maxNumIterations=30,
                                      restPoses=REST + [0, 0, 0.04, 0.04], physicsClientId=w.client)
     p.setJointMotorControlArray(w.robot, ARM_JOINTS, p.POSITION_CONTROL, targetPositions=q[:7],
-                                forces=[200] * 7, positionGains=[0.3] * 7, physicsClientId=w.client)
+                                forces=[300] * 7, positionGains=[0.6] * 7, physicsClientId=w.client)
     f = 0.04 if w.grip_open else 0.0
     p.setJointMotorControlArray(w.robot, list(FINGERS), p.POSITION_CONTROL, targetPositions=[f, f],
                                 forces=[60, 60], physicsClientId=w.client)

@@ -13,7 +13,7 @@ import numpy as np
 
 from wmprobe.data.sim import scene as S
 
-MAX_STEP = 0.03      # metres per control step
+MAX_STEP = 0.045     # metres per control step
 MAX_YAW = 0.15       # radians per control step
 BLOCK = 0.022        # block half-size (m)
 
