@@ -1,0 +1,227 @@
+"""Analyses over a records table (pandas DataFrame, one row per measured cell and seed; see wmprobe.records).
+
+Every function reads records only and returns a DataFrame (or a dict with one). The headline cell of an
+encoder follows the report's convention: probe ``mlp`` (else the first probe that is not a ``-shuffled`` /
+``-single`` control), the smallest k, and the encoder's most-measured layer; values are means over seeds and
+CIs the mean of the per-seed bootstrap CIs over test episodes. An encoder is identified by
+``(encoder, id_weight)``; its label is ``encoder`` plus `` +ID`` when ``id_weight > 0``.
+
+- ``summary_table(df)``: per (dataset, encoder, id_weight): R2 (mean, seed sd, CI, per axis group), PSNR,
+  SSIM, and for +ID rows the frozen R2 of the same encoder and the gain.
+- ``pareto(df)``: the summary with ``on_front``: not dominated in (psnr, r2), both maximised.
+- ``robustness_long`` / ``robustness_table`` / ``robustness_curves``: R2 per corruption (type, severity),
+  its drop from clean, frozen vs +ID; the wide table has one column per corruption spec.
+- ``transfer(df, a, b)``: Spearman rho of the encoders' R2 rankings on two datasets, bootstrap CI over encoders.
+- ``static_gap(df)``: video minus image-SSL family mean R2 on the dynamic and on the static suite.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wmprobe.errors import ProbeError
+
+AXES = ("translation", "rotation", "gripper")
+IMAGE_FAMILIES = ("image-ssl", "dinov2", "dinov3", "siglip", "siglip2", "webdino", "web-dino")
+VIDEO_FAMILIES = ("videomae", "video-mae", "vjepa", "vjepa2", "video-jepa")
+_CONTROL = ("-shuffled", "-single")
+
+
+def _label(d: pd.DataFrame) -> pd.Series:
+    return d["encoder"].astype(str) + np.where(d["id_weight"].astype(float) > 0, " +ID", "")
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    need = {"encoder", "id_weight", "dataset", "corruption", "layer", "probe", "k", "seed", "r2"}
+    missing = sorted(need - set(df.columns))
+    if missing:
+        raise ProbeError(f"records table lacks column(s) {missing}; is it a wmprobe records file?")
+    d = df[df["error"].fillna("").astype(str) == ""] if "error" in df else df
+    return d.assign(id_weight=d["id_weight"].astype(float).fillna(0.0))
+
+
+def headline_probe(df: pd.DataFrame) -> str:
+    """``mlp`` if measured, else the first (sorted) probe that is not a control."""
+    probes = sorted(p for p in df["probe"].astype(str).unique() if not p.endswith(_CONTROL))
+    if not probes:
+        raise ProbeError("records hold no probe rows other than controls")
+    return "mlp" if "mlp" in probes else probes[0]
+
+
+def headline_cells(df: pd.DataFrame, *, dataset: str | None = None, corruption: str | None = "clean",
+                   probe: str | None = None) -> pd.DataFrame:
+    """Rows of each encoder's headline cell (all seeds); ``corruption=None`` keeps every corruption."""
+    d = _ok(df)
+    d = d[d["probe"] == (probe or headline_probe(d))]
+    if dataset is not None:
+        d = d[d["dataset"] == dataset]
+    if corruption is not None:
+        d = d[d["corruption"] == corruption]
+    if d.empty:
+        return d.assign(label=pd.Series(dtype=str))
+    d = d[d["k"] == d["k"].min()].assign(label=_label(d))
+    # most-measured layer per (dataset, encoder), decided on all its rows so corruptions share the layer
+    layer = d.groupby(["dataset", "label"])["layer"].agg(lambda s: s.value_counts().sort_index().idxmax())
+    return d[d["layer"] == pd.Series(list(zip(d["dataset"], d["label"])), index=d.index).map(layer)]
+
+
+def _mean_cols(d: pd.DataFrame) -> list[str]:
+    cols = ["r2", "r2_ci_low", "r2_ci_high", *(f"r2_{a}" for a in AXES), "psnr", "ssim"]
+    return [c for c in cols if c in d]
+
+
+def summary_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """One row per (dataset, encoder, id_weight) on clean data, ranked by R2 within each dataset."""
+    d = headline_cells(df, dataset=dataset)
+    if d.empty:
+        return pd.DataFrame()
+    keys = ["dataset", "encoder", "id_weight"]
+    g = d.groupby(keys)
+    out = g[_mean_cols(d)].mean()
+    out["r2_seed_std"] = g["r2"].std(ddof=0)
+    out["seeds"] = g["seed"].nunique()
+    out["label"], out["layer"] = g["label"].first(), g["layer"].first()
+    out["family"] = g["family"].first() if "family" in d else ""
+    clean = _ok(df)
+    clean = clean[clean["corruption"] == "clean"]
+    for c in ("psnr", "ssim"):       # fidelity is measured once per encoder: take it from any clean row with it
+        if c in out:
+            out[c] = out[c].fillna(clean.groupby(keys)[c].mean().reindex(out.index))
+    out = out.reset_index()
+    frozen = out[out["id_weight"] == 0].set_index(["dataset", "encoder"])["r2"]
+    idx = pd.MultiIndex.from_frame(out[["dataset", "encoder"]])
+    out["frozen_r2"] = np.where(out["id_weight"] > 0, frozen.reindex(idx).to_numpy(), np.nan)
+    out["id_gain"] = out["r2"] - out["frozen_r2"]
+    return out.sort_values(["dataset", "r2"], ascending=[True, False]).reset_index(drop=True)
+
+
+def pareto(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """``summary_table`` rows with ``on_front``: not dominated in (psnr, r2); rows without PSNR are never on it."""
+    from wmprobe.metrics import pareto_front
+    s = summary_table(df, dataset)
+    if s.empty:
+        return s
+    s["on_front"] = False
+    for _, rows in s.groupby("dataset"):
+        psnr = rows["psnr"].to_numpy(float) if "psnr" in rows else np.full(len(rows), np.nan)
+        s.loc[rows.index, "on_front"] = pareto_front(psnr, rows["r2"].to_numpy(float))
+    return s
+
+
+# ---- robustness -------------------------------------------------------------------------------------------------
+def _corruption_parts(spec: str) -> tuple[str, float]:
+    """``'fog:3' -> ('fog', 3)``, ``'noise:0.15' -> ('noise', 0.15)``, ``'clean' -> ('clean', 0)``."""
+    name, _, arg = str(spec).partition(":")
+    try:
+        return name, float(arg) if arg else 0.0
+    except ValueError:
+        return name, float("nan")
+
+
+def corruption_order(specs: Sequence[str]) -> list[str]:
+    """clean, the paper's noise and blur, then ImageNet-C types by name and severity."""
+    first = {"clean": 0, "noise": 1, "blur": 2}
+    return sorted(set(map(str, specs)), key=lambda s: (first.get(_corruption_parts(s)[0], 3),
+                                                       _corruption_parts(s)[0], _corruption_parts(s)[1]))
+
+
+def robustness_long(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """Per (dataset, encoder, id_weight, corruption): mean R2 over seeds, CI, ``drop`` = R2 - clean R2."""
+    d = headline_cells(df, dataset=dataset, corruption=None)
+    if d.empty:
+        return pd.DataFrame()
+    keys = ["dataset", "encoder", "id_weight", "corruption"]
+    g = d.groupby(keys)
+    out = g[[c for c in ("r2", "r2_ci_low", "r2_ci_high") if c in d]].mean()
+    out["seeds"] = g["seed"].nunique()
+    out["label"] = g["label"].first()
+    out["family"] = g["family"].first() if "family" in d else ""
+    out = out.reset_index()
+    parts = out["corruption"].map(_corruption_parts)
+    out["corruption_type"] = [p[0] for p in parts]
+    out["severity"] = [p[1] for p in parts]
+    clean = out[out["corruption"] == "clean"].set_index(["dataset", "encoder", "id_weight"])["r2"]
+    out["clean_r2"] = clean.reindex(pd.MultiIndex.from_frame(out[["dataset", "encoder", "id_weight"]])).to_numpy()
+    out["drop"] = out["r2"] - out["clean_r2"]
+    return out
+
+
+def robustness_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """Wide: one row per (dataset, family, encoder, id_weight), one R2 column per corruption (ordered)."""
+    long = robustness_long(df, dataset)
+    if long.empty:
+        return long
+    wide = long.pivot_table(index=["dataset", "family", "encoder", "id_weight", "label"], columns="corruption",
+                            values="r2", aggfunc="mean")
+    wide = wide[corruption_order(wide.columns)]
+    wide.columns.name = None
+    return wide.reset_index().sort_values(["dataset", "family", "encoder", "id_weight"]).reset_index(drop=True)
+
+
+def robustness_curves(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """R2 vs severity per (family, frozen/+ID, corruption type), averaged over encoders: curve data."""
+    long = robustness_long(df, dataset)
+    if long.empty:
+        return long
+    long = long.assign(variant=np.where(long["id_weight"] > 0, "+ID", "frozen"))
+    clean = long[long["corruption"] == "clean"]
+    rows = [long[long["corruption"] != "clean"]]
+    for t in long.loc[long["corruption"] != "clean", "corruption_type"].unique():   # severity 0 = clean
+        rows.append(clean.assign(corruption_type=t, severity=0.0))
+    both = pd.concat(rows, ignore_index=True)
+    return (both.groupby(["dataset", "family", "variant", "corruption_type", "severity"])[["r2", "drop"]].mean()
+            .reset_index())
+
+
+# ---- transfer and the static-scene effect ----------------------------------------------------------------------
+def transfer(df: pd.DataFrame, dataset_a: str, dataset_b: str, *, n_boot: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """Spearman rho of the clean headline R2 of the encoders measured on both datasets, with a bootstrap CI."""
+    from wmprobe.metrics import spearman, spearman_ci
+    s = summary_table(df)
+    if s.empty:
+        raise ProbeError("transfer: the records hold no clean headline cells")
+    a = s[s["dataset"] == dataset_a].set_index("label")["r2"]
+    b = s[s["dataset"] == dataset_b].set_index("label")["r2"]
+    common = a.index.intersection(b.index)
+    if len(common) < 3:
+        raise ProbeError(f"transfer: {len(common)} encoder(s) measured on both {dataset_a!r} and {dataset_b!r}; "
+                         f"need >= 3 (datasets present: {sorted(s['dataset'].unique())})")
+    table = pd.DataFrame({"r2_a": a[common], "r2_b": b[common]})
+    table["rank_a"] = table["r2_a"].rank(ascending=False)
+    table["rank_b"] = table["r2_b"].rank(ascending=False)
+    rho = spearman(table["r2_a"].to_numpy(), table["r2_b"].to_numpy())
+    lo, hi = spearman_ci(table["r2_a"].to_numpy(), table["r2_b"].to_numpy(), n_boot=n_boot, seed=seed)
+    return {"dataset_a": dataset_a, "dataset_b": dataset_b, "rho": float(rho), "rho_ci_low": lo,
+            "rho_ci_high": hi, "n_encoders": int(len(common)), "table": table.sort_values("rank_a")}
+
+
+def static_gap(df: pd.DataFrame, dynamic: str = "dynamic", static: str = "static", *,
+               image_families: Sequence[str] = IMAGE_FAMILIES,
+               video_families: Sequence[str] = VIDEO_FAMILIES, frozen_only: bool = True) -> pd.DataFrame:
+    """Per suite: mean clean R2 of image-SSL and of video families and ``gap = video - image``.
+
+    The paper's static-scene effect is a smaller gap on the static suite (image priors suffice when the scene
+    does not move); ``attrs['gap_change']`` holds gap(dynamic) - gap(static).
+    """
+    s = summary_table(df)
+    if s.empty:
+        raise ProbeError("static_gap: the records hold no clean headline cells")
+    if frozen_only:
+        s = s[s["id_weight"] == 0]
+    rows = []
+    for suite in (dynamic, static):
+        d = s[s["dataset"] == suite]
+        img = d[d["family"].isin(image_families)]["r2"]
+        vid = d[d["family"].isin(video_families)]["r2"]
+        if img.empty or vid.empty:
+            raise ProbeError(f"static_gap: suite {suite!r} needs encoders of both an image family "
+                             f"{list(image_families)} and a video family {list(video_families)}; it has families "
+                             f"{sorted(d['family'].unique())}")
+        rows.append({"dataset": suite, "image_r2": float(img.mean()), "video_r2": float(vid.mean()),
+                     "gap": float(vid.mean() - img.mean()), "n_image": int(len(img)), "n_video": int(len(vid))})
+    out = pd.DataFrame(rows)
+    out.attrs["gap_change"] = float(out["gap"].iloc[0] - out["gap"].iloc[1])
+    return out

@@ -1,0 +1,133 @@
+"""Analyses on a hand-made records table: summary, Pareto front, robustness, transfer (vs scipy), static gap."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from wmprobe.analysis import (corruption_order, pareto, robustness_curves, robustness_long, robustness_table,
+                              static_gap, summary_table, transfer)
+from wmprobe.errors import ProbeError
+from wmprobe.metrics import spearman
+
+# (encoder, family, id_weight) -> clean R2 on (dynamic, static), PSNR
+ENCODERS = {
+    ("zoo:vae", "vae", 0.0): ((-0.5, -0.3), 30.0),
+    ("pixels:32", "pixels", 0.0): ((0.0, 0.1), 40.0),
+    ("dino", "dinov2", 0.0): ((0.1, 0.7), 15.0),
+    ("vjepa", "vjepa2", 0.0): ((0.4, 0.8), 20.0),
+    ("vjepa", "vjepa2", 1.0): ((0.8, 0.9), 19.0),
+    ("vmae", "videomae", 0.0): ((0.3, 0.75), 22.0),
+}
+# R2 drop per unit severity: +ID latents degrade less than frozen ones
+DROP = {0.0: 0.3, 1.0: 0.05}
+CORR = {"noise:0.15": 2.0, "blur:11": 3.0, "fog:1": 1.0, "fog:3": 3.0}
+
+
+def records() -> pd.DataFrame:
+    rows = []
+    for (enc, fam, idw), ((r2_dyn, r2_stat), psnr) in ENCODERS.items():
+        for ds, base in (("dynamic", r2_dyn), ("static", r2_stat)):
+            for seed, jitter in ((0, -0.01), (1, 0.01)):
+                cell = dict(encoder=enc, family=fam, id_weight=idw, dataset=ds, split="task", layer="out", k=1,
+                            seed=seed, error="")
+                r2 = base + jitter
+                rows.append(dict(cell, corruption="clean", probe="mlp", r2=r2, r2_ci_low=r2 - 0.1,
+                                 r2_ci_high=r2 + 0.1, r2_translation=r2 + 0.05, r2_rotation=r2 - 0.05,
+                                 r2_gripper=r2, psnr=psnr if seed == 0 else np.nan, ssim=psnr / 50))
+                rows.append(dict(cell, corruption="clean", probe="ridge", r2=r2 - 0.2))
+                rows.append(dict(cell, corruption="clean", probe="mlp-shuffled", r2=-0.01))
+                rows.append(dict(cell, corruption="clean", probe="mlp", k=4, r2=r2 + 0.3))        # not headline k
+                if ds == "dynamic":
+                    for spec, sev in CORR.items():
+                        rows.append(dict(cell, corruption=spec, probe="mlp", r2=r2 - DROP[idw] * sev))
+    rows.append(dict(encoder="vjepa", family="vjepa2", id_weight=0.0, dataset="dynamic", split="task", layer="l2",
+                     k=1, seed=0, error="", corruption="clean", probe="mlp", r2=0.99))             # less-measured layer
+    rows.append(dict(encoder="dino", family="dinov2", id_weight=0.0, dataset="dynamic", split="task", layer="out",
+                     k=1, seed=2, error="oom", corruption="clean", probe="mlp", r2=5.0))          # failed cell
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def df() -> pd.DataFrame:
+    return records()
+
+
+def test_summary_means_over_seeds_ranks_and_id_gain(df):
+    s = summary_table(df, "dynamic").set_index("label")
+    assert list(s.index) == ["vjepa +ID", "vjepa", "vmae", "dino", "pixels:32", "zoo:vae"]
+    assert s.loc["vjepa", "r2"] == pytest.approx(0.4) and s.loc["vjepa", "layer"] == "out"
+    assert s.loc["dino", "r2"] == pytest.approx(0.1) and s.loc["dino", "seeds"] == 2     # failed row ignored
+    assert s.loc["vjepa", "r2_seed_std"] == pytest.approx(0.01)
+    assert s.loc["vmae", "r2_translation"] == pytest.approx(0.35)
+    assert s.loc["vmae", "psnr"] == pytest.approx(22.0) and s.loc["vmae", "ssim"] == pytest.approx(0.44)
+    assert s.loc["vjepa +ID", "frozen_r2"] == pytest.approx(0.4)
+    assert s.loc["vjepa +ID", "id_gain"] == pytest.approx(0.4)
+    assert np.isnan(s.loc["vjepa", "id_gain"])
+    assert set(summary_table(df)["dataset"]) == {"dynamic", "static"}
+
+
+def test_pareto_front_on_hand_made_points(df):
+    p = pareto(df, "dynamic").set_index("label")
+    assert set(p.index[p["on_front"]]) == {"pixels:32", "vjepa +ID", "vjepa", "vmae"}
+    # brute force: on the front iff no other point is >= in both and > in one
+    x, y = p["psnr"].to_numpy(), p["r2"].to_numpy()
+    brute = [not any((x[j] >= x[i]) and (y[j] >= y[i]) and ((x[j] > x[i]) or (y[j] > y[i]))
+                     for j in range(len(x))) for i in range(len(x))]
+    assert list(p["on_front"]) == brute
+
+
+def test_robustness_table_orders_corruptions_and_shows_id_robustness(df):
+    t = robustness_table(df, "dynamic").set_index("label")
+    assert [c for c in t.columns if ":" in c or c == "clean"] == ["clean", "noise:0.15", "blur:11", "fog:1", "fog:3"]
+    assert t.loc["vjepa", "blur:11"] == pytest.approx(0.4 - 0.9)
+    assert t.loc["vjepa +ID", "blur:11"] == pytest.approx(0.8 - 0.15)
+    long = robustness_long(df, "dynamic")
+    drop = long[long["corruption"] == "noise:0.15"].set_index("label")["drop"]
+    assert drop["vjepa +ID"] > drop["vjepa"] and drop["vjepa"] == pytest.approx(-0.6)
+    assert set(long.loc[long["corruption"] == "fog:3", "severity"]) == {3.0}
+    assert corruption_order(["fog:3", "clean", "blur:11", "contrast:1", "fog:1", "noise:0.15"]) == \
+        ["clean", "noise:0.15", "blur:11", "contrast:1", "fog:1", "fog:3"]
+
+
+def test_robustness_curves_start_at_clean_and_fall_with_severity(df):
+    c = robustness_curves(df, "dynamic")
+    fog = c[(c["family"] == "vjepa2") & (c["variant"] == "frozen") & (c["corruption_type"] == "fog")]
+    assert list(fog["severity"]) == [0.0, 1.0, 3.0]
+    assert list(fog["r2"]) == pytest.approx([0.4, 0.1, -0.5])
+    fog_id = c[(c["family"] == "vjepa2") & (c["variant"] == "+ID") & (c["corruption_type"] == "fog")]
+    assert fog_id["drop"].min() > fog["drop"].min()
+
+
+def test_transfer_matches_scipy_spearman(df):
+    t = transfer(df, "dynamic", "static", n_boot=300)
+    a = t["table"]["r2_a"].to_numpy()
+    b = t["table"]["r2_b"].to_numpy()
+    assert t["n_encoders"] == 6
+    assert t["rho"] == pytest.approx(stats.spearmanr(a, b).statistic)
+    assert t["rho_ci_low"] <= t["rho"] <= t["rho_ci_high"]
+    with pytest.raises(ProbeError, match="need >= 3"):
+        transfer(df, "dynamic", "libero")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spearman_equals_scipy_with_ties(seed):
+    r = np.random.default_rng(seed)
+    a, b = r.integers(0, 5, 12).astype(float), r.normal(size=12)
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
+
+
+def test_static_gap_is_smaller_in_static_scenes(df):
+    g = static_gap(df).set_index("dataset")
+    assert g.loc["dynamic", "gap"] == pytest.approx((0.4 + 0.3) / 2 - 0.1)
+    assert g.loc["static", "gap"] == pytest.approx((0.8 + 0.75) / 2 - 0.7)
+    assert g.attrs["gap_change"] == pytest.approx(g.loc["dynamic", "gap"] - g.loc["static", "gap"]) and \
+        g.attrs["gap_change"] > 0
+    with pytest.raises(ProbeError, match="image family"):
+        static_gap(df[df["family"] != "dinov2"])
+
+
+def test_records_without_required_columns_are_rejected():
+    with pytest.raises(ProbeError, match="lacks column"):
+        summary_table(pd.DataFrame({"encoder": ["a"], "r2": [0.1]}))
