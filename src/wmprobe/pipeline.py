@@ -1,0 +1,134 @@
+"""The in-process engine shared by `wmprobe demo` and `wmprobe probe`: features -> probe cells -> rows.
+
+A cell is (encoder, dataset, split, corruption, layer, probe, k); each probe returns one row per seed.
+Rows carry everything ``records.RECORD_COLUMNS`` names. Fidelity (decoder probe PSNR/SSIM) is measured once
+per (encoder, dataset) on clean frames and attached to that encoder's clean rows.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from wmprobe.data.splits import Split, make_split
+from wmprobe.data.store import EpisodeStore
+from wmprobe.encoders.base import Encoder
+from wmprobe.extract import StepFeatures, extract
+
+
+@dataclass
+class EncoderEntry:
+    name: str                 # as shown in records (e.g. "zoo:vae"), not a path
+    encoder: Encoder
+    id_weight: float = 0.0
+
+    @property
+    def family(self) -> str:
+        return self.encoder.spec.family
+
+
+def zoo_entries(families: Sequence[str], store: EpisodeStore, *, id_weights: Sequence[float], preset: str,
+                seed: int, cache_dir: Path, progress: bool, forbid_episodes: Sequence[int] = ()) -> list[EncoderEntry]:
+    """Train (or reuse) every family at every id_weight on all of ``store`` and wrap them as entries."""
+    from wmprobe import zoo
+    out = []
+    for fam in families:
+        for w in id_weights:
+            ckpt = zoo.train(fam, store, train_episodes=list(range(store.n_episodes)), preset=preset,
+                             id_weight=float(w), seed=seed, cache_dir=cache_dir,
+                             forbid_episodes=list(forbid_episodes), progress=progress)
+            out.append(EncoderEntry(f"zoo:{fam}", zoo.load(ckpt), float(w)))
+    return out
+
+
+def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, probes: Sequence[str],
+                   ks: Sequence[int], seeds: Sequence[int], layers: Sequence[str] | None = None,
+                   n_boot: int = 1000, probe_cfg: dict[str, Any] | None = None,
+                   base: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every (layer, k, probe) cell on one set of features; one row per seed."""
+    from wmprobe.probes import evaluate
+    from wmprobe.probes.api import build_probe_data
+    rows = []
+    from wmprobe.errors import ProbeError
+    for layer in layers or feats.layers:
+        for k in ks:
+            pooled = build_probe_data(feats.pooled[layer], feats.step_frame, feats.step_episode, store, split, k=k)
+            tokens = None
+            for probe in probes:
+                if probe.startswith("attentive"):  # un-pooled patch tokens of both steps
+                    if layer not in feats.tokens:
+                        raise ProbeError(f"probe {probe} needs patch tokens: extract with keep_tokens=True "
+                                         "(`wmprobe extract --tokens`)")
+                    tokens = tokens or build_probe_data(feats.tokens[layer], feats.step_frame, feats.step_episode,
+                                                        store, split, k=k)
+                train, test, groups = tokens if probe.startswith("attentive") else pooled
+                cfg = dict(probe_cfg or {}) if probe.startswith("mlp") else {}
+                for r in evaluate(probe, train, test, groups, seeds=tuple(seeds), n_boot=n_boot, **cfg):
+                    rows.append({**(base or {}), **r, "layer": layer, "k": int(k)})
+    return rows
+
+
+def fidelity_row(entry: EncoderEntry, feats: StepFeatures, store: EpisodeStore, split: Split,
+                 seed: int = 0, preset: str = "demo") -> dict[str, Any]:
+    """Decoder-probe PSNR/SSIM on the test episodes (latents -> frame), same budget for every encoder."""
+    from wmprobe.fidelity import decoder_fidelity
+    layer = feats.layers[0]
+    z = feats.tokens.get(layer, feats.pooled[layer][:, None, :])
+    is_test = np.isin(feats.step_episode, np.asarray(split.test))
+    frames = np.asarray(store.frames[feats.step_frame])
+    return decoder_fidelity(z[~is_test], frames[~is_test], z[is_test], frames[is_test],
+                            feats.step_episode[is_test], seed=seed, preset=preset)
+
+
+def run_cells(entries: Iterable[EncoderEntry], stores: dict[str, EpisodeStore], splits: dict[str, Split], *,
+              probes: Sequence[str], ks: Sequence[int], seeds: Sequence[int], corruptions: Sequence[str],
+              corrupt_suites: Sequence[str], fidelity: bool, fidelity_preset: str = "demo",
+              probe_cfg: dict[str, Any] | None = None,
+              n_boot: int = 1000, progress: bool = False) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    entries = list(entries)
+    for suite, store in stores.items():
+        split = splits[suite]
+        for entry in entries:
+            for corruption in corruptions if suite in corrupt_suites else ("clean",):
+                clean = corruption == "clean"
+                feats = extract(entry.encoder, store, corruption=None if clean else corruption,
+                                keep_tokens=fidelity and clean, progress=progress)
+                base = {"encoder": entry.name, "family": entry.family, "id_weight": entry.id_weight,
+                        "dataset": suite, "split": split.kind, "corruption": corruption,
+                        "encoder_key": entry.encoder.spec.key(), "dataset_fingerprint": store.fingerprint}
+                cell_rows = probe_features(feats, store, split, probes=probes, ks=ks, seeds=seeds,
+                                           n_boot=n_boot, probe_cfg=probe_cfg, base=base)
+                if fidelity and clean:
+                    fid = fidelity_row(entry, feats, store, split, preset=fidelity_preset)
+                    for r in cell_rows:
+                        r.update(psnr=fid["psnr"], ssim=fid["ssim"], psnr_ci_low=fid.get("psnr_ci_low"),
+                                 psnr_ci_high=fid.get("psnr_ci_high"), decoder_params=fid.get("decoder_params"))
+                rows.extend(cell_rows)
+    return rows
+
+
+def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLike, *, probes: Sequence[str],
+                       ks: Sequence[int], split: str = "task", seeds: Sequence[int] = (0, 1, 2),
+                       out: str | os.PathLike, progress: bool = True) -> list[dict[str, Any]]:
+    """`wmprobe probe FEATURES STORE`: probe features saved by `wmprobe extract`, write records to ``out``."""
+    from wmprobe.data import load_dataset
+    from wmprobe.errors import ProbeError
+    from wmprobe.records import write_records
+    feats = StepFeatures.load(features)
+    store = load_dataset(store_path)
+    fp = feats.spec.get("dataset_fingerprint")
+    if fp and fp != store.fingerprint:
+        raise ProbeError(f"features in {features} were extracted from dataset {fp}, not from {store_path} "
+                         f"({store.fingerprint}); extract them again from this store")
+    sp = make_split(store, kind=split, seed=0)
+    base = {"encoder": feats.spec.get("encoder", feats.spec.get("name")), "family": feats.spec.get("family"),
+            "dataset": store.name, "split": sp.kind, "corruption": feats.spec.get("corruption", "clean"),
+            "encoder_key": feats.spec.get("key"), "dataset_fingerprint": store.fingerprint}
+    rows = probe_features(feats, store, sp, probes=probes, ks=ks, seeds=seeds, base=base)
+    write_records(rows, out, {"command": "probe", "features": str(features), "store": str(store_path),
+                              "probes": list(probes), "ks": list(ks), "split": split, "seeds": list(seeds)})
+    return rows
