@@ -78,9 +78,11 @@ def data():
 def test_decoder_probe_recovers_pixels_but_not_noise(data):
     frames, tokens, ep, tr = data
     te = ~tr
-    good = decoder_fidelity(tokens[tr], frames[tr], tokens[te], frames[te], ep[te], preset="tiny", n_boot=200)
+    good = decoder_fidelity(tokens[tr], frames[tr], tokens[te], frames[te], ep[te], preset="tiny", n_boot=200,
+                            threads=1)
     noise = np.random.default_rng(0).normal(size=tokens.shape).astype(np.float32)
-    bad = decoder_fidelity(noise[tr], frames[tr], noise[te], frames[te], ep[te], preset="tiny", n_boot=200)
+    bad = decoder_fidelity(noise[tr], frames[tr], noise[te], frames[te], ep[te], preset="tiny", n_boot=200,
+                           threads=1)
     assert good["psnr"] > 25 and good["ssim"] > 0.8, good
     assert bad["psnr"] < 15 and bad["ssim"] < 0.3, bad
     assert good["psnr_ci_low"] <= good["psnr"] <= good["psnr_ci_high"]
@@ -94,7 +96,7 @@ def test_decoder_probe_is_seeded_and_pools_non_square_tokens(data):
     small = frames[:, ::2, ::2]                                                     # 16 x 16 frames
     pooled = tokens[:, :3]                                                           # 3 tokens: not a square grid
     run = lambda seed: decoder_fidelity(pooled[tr], small[tr], pooled[~tr], small[~tr], ep[~tr],  # noqa: E731
-                                        preset="tiny", seed=seed, n_boot=50)
+                                        preset="tiny", seed=seed, n_boot=50, threads=1)
     a, b, c = run(0), run(0), run(1)
     assert a["psnr"] == b["psnr"] and a["ssim"] == b["ssim"]
     assert a["psnr"] != c["psnr"]
