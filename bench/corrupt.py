@@ -66,7 +66,8 @@ def main() -> None:
     x = images(a.images)
     clips = torch.from_numpy(x).view(-1, 8, *x.shape[1:]) if a.images % 8 == 0 else torch.from_numpy(x)[:, None]
     seeds = list(range(clips.shape[0]))
-    specs = ["noise:0.15", "blur:11"] + [f"{n}:{a.severity}" for n in CORRUPTIONS if n not in ("clean", "noise", "blur")]
+    names = [n for n in CORRUPTIONS if n not in ("clean", "noise", "blur")]
+    specs = ["noise:0.15", "blur:11"] + [f"{n}:{a.severity}" for n in names]
     per_type, ratios = {}, []
     print(f"{'corruption':22s} {'wmprobe img/s':>14s} {'reference img/s':>16s} {'ratio':>8s}")
     for spec in specs:

@@ -85,7 +85,7 @@ def test_blur_removes_high_frequencies_and_keeps_the_mean(clips):
     b = parse_corruption("blur:11").apply(clips, 0)
     assert high_freq(b) < 0.05 * high_freq(clips)
     assert abs(float(b.float().mean() - clips.float().mean())) < 1.0
-    assert high_freq(parse_corruption("blur:11").apply(clips, 0)) < high_freq(parse_corruption("blur:3").apply(clips, 0))
+    assert high_freq(b) < high_freq(parse_corruption("blur:3").apply(clips, 0))
 
 
 @pytest.mark.parametrize("name", IMAGENET_C)

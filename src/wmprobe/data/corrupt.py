@@ -9,7 +9,8 @@ clip's position in the batch; use ``apply_clips`` when that matters). Frames wit
 draws (each frame is one ImageNet-C image). Work is done in float32 on ``(n, 3, H, W)`` in [0, 1], one clip at a
 time in chunks of ``n = CHUNK_ELEMENTS // (H * W * 3)`` frames (cache-sized: on CPU this is several times faster
 than one batch of every frame; a clip's draws continue across its chunks, so the result depends only on the
-clip, its seed and the frame size); outputs are rounded to the nearest integer (imagecorruptions truncates with ``np.uint8``, ~0.5 lower on average).
+clip, its seed and the frame size), on one intra-op thread; outputs are rounded to the nearest integer
+(imagecorruptions truncates with ``np.uint8``, ~0.5 lower on average).
 
 Specs (the canonical string is ``Corruption.spec`` and the records' ``corruption`` column):
 - ``clean``: identity.
