@@ -1,0 +1,155 @@
+"""Extraction overhead and CPU throughput of pretrained-encoder adapters; the last printed line is one JSON object.
+
+(a) Overhead. For a tiny and a base-size (ViT-B: hidden 768, 12 layers, 12 heads) random-init V-JEPA 2 and
+    DINOv2, saved with save_pretrained and loaded through ``load_encoder``:
+    - ``extract_s``: ``wmprobe.extract.extract`` over an EpisodeStore on disk (memory-mapped frames read,
+      windowed, preprocessed, encoded) plus ``StepFeatures.save`` (the .npy files);
+    - ``forward_s`` (the reference): the bare transformers model call on the SAME inputs, already
+      preprocessed and batched exactly as extraction batches them (V-JEPA 2: clips of ``window`` frames;
+      DINOv2: batches of ``batch_size`` frames).
+    ``ratio = extract_s / forward_s`` (goal <= 1.10). Each time is the best of ``--repeats`` runs after a warm-up.
+(b) Throughput of the ViT-B models on CPU, fp32 vs bf16 autocast: V-JEPA 2 clips/s (16-frame clips) and
+    DINOv2 frames/s, on the model call alone.
+
+Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmprobe.data.store import EpisodeStore, from_episodes
+from wmprobe.encoders.registry import load_encoder
+from wmprobe.extract import encoder_window, extract, window_plan
+
+TINY = dict(hidden_size=64, num_attention_heads=2, num_hidden_layers=2, intermediate_size=128)
+BASE = dict(hidden_size=768, num_attention_heads=12, num_hidden_layers=12, intermediate_size=3072)
+
+
+def make_store(path: Path, episodes: int, steps: int, size: int) -> EpisodeStore:
+    rng = np.random.default_rng(0)
+    eps = [(rng.integers(0, 256, (steps, size, size, 3), dtype=np.uint8), rng.normal(size=(steps, 7)).astype(np.float32))
+           for _ in range(episodes)]
+    store = from_episodes(eps, list(range(episodes)), fps=10, action_names=list("xyzrpqg"),
+                          action_groups={"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]},
+                          task_names=[f"t{i}" for i in range(episodes)], source={"kind": "bench"}, name="bench")
+    store.save(path)
+    return EpisodeStore.load(path)
+
+
+def save_model(kind: str, size: str, img: int, root: Path) -> Path:
+    import transformers as T
+    torch.manual_seed(0)
+    dims = TINY if size == "tiny" else BASE
+    if kind == "vjepa2":
+        cfg = T.VJEPA2Config(crop_size=img, patch_size=16, frames_per_clip=16, pred_hidden_size=64,
+                             pred_num_attention_heads=2, pred_num_hidden_layers=1,
+                             mlp_ratio=dims["intermediate_size"] / dims["hidden_size"],
+                             **{k: v for k, v in dims.items() if k != "intermediate_size"})
+        model = T.VJEPA2Model(cfg)
+    else:
+        model = T.Dinov2Model(T.Dinov2Config(image_size=img, patch_size=14, mlp_ratio=4,
+                                             **{k: v for k, v in dims.items() if k != "intermediate_size"}))
+    path = root / f"{kind}-{size}"
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def model_inputs(enc, store: EpisodeStore, batch_size: int) -> list[torch.Tensor]:
+    """The preprocessed batches extraction feeds the model: clips (1, W, 3, h, w) or frames (M, 3, h, w)."""
+    window, fps, out = encoder_window(enc), enc.spec.frames_per_step, []
+    with torch.inference_mode():
+        for e in range(store.n_episodes):
+            frames = torch.from_numpy(np.ascontiguousarray(store.frames[store.episode_slice(e)]))
+            for w0, n in window_plan(len(frames), fps, window):
+                if window is None:
+                    for b0 in range(0, n, batch_size):
+                        out.append(enc.preprocess(frames[w0 + b0:w0 + min(n, b0 + batch_size)][:, None])[:, 0])
+                else:
+                    clip = frames[w0:w0 + n]
+                    clip = torch.cat([clip, clip[-1:].expand(window - n, *clip.shape[1:])]) if n < window else clip
+                    out.append(enc.preprocess(clip[None]))
+    return out
+
+
+def best_of(fns: list, repeats: int) -> list[float]:
+    """Best-of-``repeats`` seconds for each function, runs interleaved (so machine load hits both alike)."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [min(ts) for ts in times]
+
+
+def forward_only(enc, inputs: list[torch.Tensor], bf16: bool = False) -> None:
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for x in inputs:
+            enc._call(x)
+
+
+def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, repeats: int, batch: int) -> dict:
+    enc = load_encoder(f"{kind}:{save_model(kind, size, img, root)}", device="cpu", batch_size=batch)
+    inputs = model_inputs(enc, store, batch)
+    out_dir = root / f"feats-{kind}-{size}"
+    forward_s, extract_s = best_of([lambda: forward_only(enc, inputs),
+                                    lambda: extract(enc, store, layers=["out"], batch_size=batch).save(out_dir)], repeats)
+    return {"model": f"{kind}-{size}", "input": img, "batches": len(inputs), "forward_s": round(forward_s, 4),
+            "extract_s": round(extract_s, 4), "ratio": round(extract_s / forward_s, 3)}
+
+
+def throughput(kind: str, img: int, root: Path, n: int, repeats: int) -> dict:
+    enc = load_encoder(f"{kind}:{root / f'{kind}-base'}", device="cpu")
+    rng = np.random.default_rng(1)
+    if kind == "vjepa2":
+        x = enc.preprocess(torch.from_numpy(rng.integers(0, 256, (1, 16, img, img, 3), dtype=np.uint8)))
+        inputs, unit = [x] * n, "clips_per_s"
+    else:
+        x = enc.preprocess(torch.from_numpy(rng.integers(0, 256, (8, 1, img, img, 3), dtype=np.uint8)))[:, 0]
+        inputs, unit, n = [x] * n, "frames_per_s", n * 8
+    fp32, bf16 = best_of([lambda: forward_only(enc, inputs), lambda: forward_only(enc, inputs, bf16=True)], repeats)
+    return {"model": f"{kind}-base", "input": img, unit + "_fp32": round(n / fp32, 3), unit + "_bf16": round(n / bf16, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller store and inputs (~1 min on 2 cores)")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    repeats = a.repeats or (2 if a.quick else 3)
+    # input sides: V-JEPA 2 patch 16, DINOv2 patch 14 (ViT-B at 224 / 224 in full mode, 112 / 112 quick)
+    base_side = {"vjepa2": 112, "dinov2": 112} if a.quick else {"vjepa2": 224, "dinov2": 224}
+    tiny_side = {"vjepa2": 64, "dinov2": 56}
+    rows, thr = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = make_store(root / "store", 4, 32, 128)       # 4 episodes x 32 frames of 128x128
+        base_store = store.subset([0] if a.quick else [0, 1])
+        for kind in ("vjepa2", "dinov2"):
+            rows.append(overhead(kind, "tiny", tiny_side[kind], store, root, repeats, 32))
+            print(json.dumps(rows[-1]), flush=True)
+            rows.append(overhead(kind, "base", base_side[kind], base_store, root, max(1, repeats - 1), 16))
+            print(json.dumps(rows[-1]), flush=True)
+        for kind in ("vjepa2", "dinov2"):
+            thr.append(throughput(kind, base_side[kind], root, 1, 1))
+            print(json.dumps(thr[-1]), flush=True)
+    summary = {"bench": "extract", "reference": "bare transformers model forward on the same preprocessed batches",
+               "quick": a.quick, "threads": torch.get_num_threads(), "overhead": rows, "throughput_cpu": thr,
+               "max_ratio": max(r["ratio"] for r in rows), "goal_ratio": 1.10}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
