@@ -47,23 +47,34 @@ def zoo_entries(families: Sequence[str], store: EpisodeStore, *, id_weights: Seq
 def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, probes: Sequence[str],
                    ks: Sequence[int], seeds: Sequence[int], layers: Sequence[str] | None = None,
                    n_boot: int = 1000, probe_cfg: dict[str, Any] | None = None,
-                   base: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every (layer, k, probe) cell on one set of features; one row per seed."""
+                   base: dict[str, Any] | None = None, test_feats: StepFeatures | None = None) -> list[dict[str, Any]]:
+    """Every (layer, k, probe) cell on one set of features; one row per seed.
+
+    ``test_feats`` (same steps, e.g. extracted from corrupted frames) replaces the TEST side only: the probe is
+    fit on ``feats`` (clean) and scored on ``test_feats``: test-time corruption, as in the paper."""
     from wmprobe.probes import evaluate
     from wmprobe.probes.api import build_probe_data
     rows = []
     from wmprobe.errors import ProbeError
     for layer in layers or feats.layers:
         for k in ks:
-            pooled = build_probe_data(feats.pooled[layer], feats.step_frame, feats.step_episode, store, split, k=k)
+            def data(kind: str):
+                src = getattr(feats, kind)
+                train, test, groups = build_probe_data(src[layer], feats.step_frame, feats.step_episode, store,
+                                                       split, k=k)
+                if test_feats is not None:
+                    _, test, _ = build_probe_data(getattr(test_feats, kind)[layer], test_feats.step_frame,
+                                                  test_feats.step_episode, store, split, k=k)
+                return train, test, groups
+
+            pooled = data("pooled")
             tokens = None
             for probe in probes:
                 if probe.startswith("attentive"):  # un-pooled patch tokens of both steps
                     if layer not in feats.tokens:
                         raise ProbeError(f"probe {probe} needs patch tokens: extract with keep_tokens=True "
                                          "(`wmprobe extract --tokens`)")
-                    tokens = tokens or build_probe_data(feats.tokens[layer], feats.step_frame, feats.step_episode,
-                                                        store, split, k=k)
+                    tokens = tokens or data("tokens")
                 train, test, groups = tokens if probe.startswith("attentive") else pooled
                 cfg = dict(probe_cfg or {}) if probe.startswith("mlp") else {}
                 for r in evaluate(probe, train, test, groups, seeds=tuple(seeds), n_boot=n_boot, **cfg):
@@ -80,7 +91,7 @@ def fidelity_row(entry: EncoderEntry, feats: StepFeatures, store: EpisodeStore, 
     is_test = np.isin(feats.step_episode, np.asarray(split.test))
     frames = np.asarray(store.frames[feats.step_frame])
     return decoder_fidelity(z[~is_test], frames[~is_test], z[is_test], frames[is_test],
-                            feats.step_episode[is_test], seed=seed, preset=preset)
+                            feats.step_episode[is_test], seed=seed, preset=preset, threads=1)
 
 
 def run_cells(entries: Iterable[EncoderEntry], stores: dict[str, EpisodeStore], splits: dict[str, Split], *,
@@ -93,15 +104,17 @@ def run_cells(entries: Iterable[EncoderEntry], stores: dict[str, EpisodeStore], 
     for suite, store in stores.items():
         split = splits[suite]
         for entry in entries:
+            clean_feats = extract(entry.encoder, store, keep_tokens=fidelity, progress=progress)
             for corruption in corruptions if suite in corrupt_suites else ("clean",):
                 clean = corruption == "clean"
-                feats = extract(entry.encoder, store, corruption=None if clean else corruption,
-                                keep_tokens=fidelity and clean, progress=progress)
+                feats = clean_feats
+                test_feats = None if clean else extract(entry.encoder, store, corruption=corruption,
+                                                        progress=progress)
                 base = {"encoder": entry.name, "family": entry.family, "id_weight": entry.id_weight,
                         "dataset": suite, "split": split.kind, "corruption": corruption,
                         "encoder_key": entry.encoder.spec.key(), "dataset_fingerprint": store.fingerprint}
                 cell_rows = probe_features(feats, store, split, probes=probes, ks=ks, seeds=seeds,
-                                           n_boot=n_boot, probe_cfg=probe_cfg, base=base)
+                                           n_boot=n_boot, probe_cfg=probe_cfg, base=base, test_feats=test_feats)
                 if fidelity and clean:
                     fid = fidelity_row(entry, feats, store, split, preset=fidelity_preset)
                     for r in cell_rows:
