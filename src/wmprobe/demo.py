@@ -55,7 +55,7 @@ ALL_FAMILIES = ("vae",)  # the families wmprobe.zoo implements (see zoo.FAMILIES
 PRESETS = {
     "tiny": DemoPreset("tiny", episodes=12, steps=12, size=64, suites=("dynamic", "static"),
                        families=("vae",), zoo_preset="tiny", probes=("mlp", "ridge", "mlp-shuffled"),
-                       ks=(1,), seeds=(0,), corruptions=("clean", "noise:0.15"), fidelity=True, mlp_steps=300, n_boot=200,
+                       ks=(1,), seeds=(0,), corruptions=("clean", "noise:0.15"), fidelity=False, mlp_steps=300, n_boot=200,
                        extra={"pixels": "pixels:8"}),
     # the demo trims the paper's MLP budget (3000 steps, batch 256, 2 lrs) to fit minutes on 2 CPU cores;
     # the probe config recorded with every row says exactly what ran
