@@ -7,7 +7,7 @@ Layers (names in ``spec.layers``):
     ``out``: the model's ``last_hidden_state`` (after the final norm), patch tokens (the default layer);
     ``cls``  (DINOv2 / DINOv3): the final-normed CLS token as one token ``(B, T, 1, D)``;
     ``pooled`` (SigLIP / SigLIP 2 with a head): the attention-pooled embedding ``(B, T, 1, D)``.
-Register tokens (DINOv3, DINOv2-with-registers) are dropped from every layer; CLS is only in ``cls``.
+Register tokens (DINOv3) are dropped from every layer; CLS is only in ``cls``.
 Only the blocks up to the deepest requested one are run (``out``/``cls``/``pooled`` run the whole model).
 The paper's best V-JEPA 2 ViT-L layer is ``layer_14`` of 24, not ``out``.
 
