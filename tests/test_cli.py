@@ -50,3 +50,12 @@ def test_extract_writes_aligned_features(tmp_path):
     assert r.returncode == 0, r.stderr
     assert np.load(tmp_path / "f" / "step_frame.npy").tolist() == list(range(15))
     assert np.load(tmp_path / "f" / "pooled.conv2.npy").shape == (15, 64)
+
+
+def test_encoder_options_reach_the_factory(tmp_path):
+    moving_square_store(episodes=2, steps=3).save(tmp_path / "s")
+    r = cli("--quiet", "extract", "pixels", tmp_path / "s", "--out", tmp_path / "f", "--encoder-option", "size=8")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "f" / "pooled.out.npy").shape == (6, 8 * 8 * 3)
+    r = cli("extract", "pixels", tmp_path / "s", "--out", tmp_path / "g", "--encoder-option", "size")
+    assert r.returncode == 2 and "KEY=VALUE" in r.stderr

@@ -40,6 +40,21 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=1, default=str))
 
 
+def encoder_options(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``["t=200", "bf16=true", "window=8"]`` -> ``{"t": 200, "bf16": True, "window": 8}`` (YAML-typed values)."""
+    import yaml
+    out: dict[str, Any] = {}
+    for item in pairs or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise WmprobeError(f"--encoder-option expects KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
 # ---- subcommands ----------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
     out = _api("wmprobe.demo:run_demo")(out=a.out, seed=a.seed, preset=a.preset, cache=a.cache,
@@ -105,7 +120,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
     from wmprobe.data import load_dataset
     from wmprobe.encoders.registry import load_encoder
     from wmprobe.extract import extract
-    enc = load_encoder(a.encoder, device=a.device)
+    enc = load_encoder(a.encoder, device=a.device, **encoder_options(a.encoder_option))
     store = load_dataset(a.store)
     feats = extract(enc, store, layers=a.layers, corruption=a.corruption, keep_tokens=a.tokens,
                     token_pool=a.token_pool, batch_size=a.batch_size, progress=not a.quiet)
@@ -234,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--token-pool", type=int, default=None)
     x.add_argument("--batch-size", type=int, default=32)
     x.add_argument("--device", default="cpu")
+    x.add_argument("--encoder-option", action="append", metavar="KEY=VALUE",
+                   help="passed to the encoder factory, e.g. t=200, bf16=true, window=8, trust_remote_code=true")
     x.set_defaults(fn=cmd_extract)
 
     pr = sub.add_parser("probe", help="probe saved features for action recoverability")
