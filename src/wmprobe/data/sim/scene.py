@@ -38,7 +38,7 @@ class World:
     client: int
     robot: int
     blocks: dict[str, int] = field(default_factory=dict)
-    movers: list[tuple[int, np.ndarray]] = field(default_factory=list)   # (body, velocity) scripted objects
+    movers: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)  # name -> (body, velocity)
     target_pos: np.ndarray = field(default_factory=lambda: HOME_POS.copy())
     target_euler: np.ndarray = field(default_factory=lambda: HOME_EULER.copy())
     grip_open: bool = True
@@ -48,6 +48,7 @@ class World:
 
 
 def connect():
+    """``(pybullet module, client id)`` of a new headless (DIRECT) physics server; disconnect when done."""
     import pybullet as p
     import pybullet_data
     cid = p.connect(p.DIRECT)
@@ -91,6 +92,31 @@ def build(p, cid: int, size: int, camera: str) -> World:
     return w
 
 
+def populate(p, w: World, rng: np.random.Generator, colours, half: float, distractors: bool) -> None:
+    """Blocks of ``colours`` at random non-overlapping poses; with ``distractors`` a ball and a cube gliding
+    over the table at their own random velocities (0.1-0.25 m/s, visual only: they pass through the rest)."""
+    placed: list[np.ndarray] = []
+    for colour in colours:
+        for _ in range(100):
+            xy = rng.uniform([0.42, -0.18], [0.68, 0.18])
+            if all(np.linalg.norm(xy - q) > 0.09 for q in placed):
+                break
+        placed.append(xy)
+        w.blocks[colour] = add_box(p, w.client, (half,) * 3, (xy[0], xy[1], half + 0.001), COLOURS[colour],
+                                   yaw=rng.uniform(-0.7, 0.7))
+    if distractors:
+        for name, shape, colour in (("ball", "sphere", "purple"), ("cube", "box", "orange")):
+            pos = np.array([rng.uniform(0.35, 0.8), rng.uniform(-0.3, 0.3), 0.03])
+            kw = {"radius": 0.03} if shape == "sphere" else {"halfExtents": (0.03, 0.03, 0.03)}
+            vis = p.createVisualShape(p.GEOM_SPHERE if shape == "sphere" else p.GEOM_BOX,
+                                      rgbaColor=COLOURS[colour], physicsClientId=w.client, **kw)
+            body = p.createMultiBody(0, -1, vis, basePosition=pos, physicsClientId=w.client)
+            speed, ang = rng.uniform(0.1, 0.25), rng.uniform(0, 2 * np.pi)
+            w.movers[name] = (body, np.array([np.cos(ang), np.sin(ang), 0.0]) * speed)
+    for _ in range(20):
+        p.stepSimulation(physicsClientId=w.client)
+
+
 def ee_pose(p, w: World) -> tuple[np.ndarray, np.ndarray]:
     st = p.getLinkState(w.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=w.client)
     return np.array(st[4]), np.array(p.getEulerFromQuaternion(st[5]))
@@ -122,7 +148,7 @@ def apply_action(p, w: World, a: np.ndarray) -> None:
     w.grip_open = bool(a[6] > 0)
     _drive(p, w)  # IK once per control step: the target is constant over its substeps
     for _ in range(SUBSTEPS):
-        for body, vel in w.movers:  # scripted independent motion (dynamic suite)
+        for body, vel in w.movers.values():  # scripted independent motion (dynamic suite)
             pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=w.client)
             new = np.array(pos) + vel / 240.0
             for ax in (0, 1):  # bounce inside the table area
@@ -134,10 +160,20 @@ def apply_action(p, w: World, a: np.ndarray) -> None:
         p.stepSimulation(physicsClientId=w.client)
 
 
-def render(p, w: World) -> np.ndarray:
-    _, _, rgba, _, _ = p.getCameraImage(w.size, w.size, w.view, w.proj, renderer=p.ER_TINY_RENDERER,
-                                        shadow=0, physicsClientId=w.client)
-    return np.asarray(rgba, dtype=np.uint8).reshape(w.size, w.size, 4)[..., :3].copy()
+def render(p, w: World, seg: bool = False):
+    """``(size, size, 3) uint8`` RGB; with ``seg`` also ``(size, size) int32`` body ids (-1: background)."""
+    _, _, rgba, _, mask = p.getCameraImage(w.size, w.size, w.view, w.proj, renderer=p.ER_TINY_RENDERER,
+                                           shadow=0, physicsClientId=w.client)
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(w.size, w.size, 4)[..., :3].copy()
+    if not seg:
+        return rgb
+    return rgb, np.asarray(mask, dtype=np.int32).reshape(w.size, w.size)
+
+
+def snapshot(p, w: World) -> dict[str, tuple[np.ndarray, float]]:
+    """name -> (position (3,) m, yaw rad) of every block and mover, as the scripted expert sees them."""
+    bodies = {**w.blocks, **{n: b for n, (b, _) in w.movers.items()}}
+    return {n: (body_pos(p, w, b), body_yaw(p, w, b)) for n, b in bodies.items()}
 
 
 def body_pos(p, w: World, body: int) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Tasks and their scripted experts: waypoint followers with per-episode speed and action noise.
 
-A task names a skill (reach, push, lift, pick-place, stack), the block(s) it involves and a goal. The expert
-turns the current scene into waypoints ``(position, yaw, gripper_open, hold_steps)`` and emits the end-effector
-delta that moves toward the current one, capped per step, plus Gaussian noise, so actions vary within a task
-and are not a function of the task alone. The wrist yaw aligns with the block, so rotation carries signal.
+A task names a skill (reach, push, lift, pick-place, stack; in the dynamic suite also follow), the object(s)
+it involves and a goal. The expert turns the scene (``scene.snapshot``: name -> (position, yaw)) into waypoints
+``(position, yaw, gripper_open, hold_steps)`` and emits the end-effector delta that moves toward the current
+one, capped per step, plus Gaussian noise, so actions vary within a task and are not a function of the task
+alone. The wrist yaw aligns with the block (modulo 90 degrees), so rotation carries signal. ``follow`` tasks
+re-plan every step: the end effector hovers over a mover (the gliding ball or cube) and tracks it.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ BLOCK = 0.022        # block half-size (m)
 @dataclass(frozen=True)
 class Task:
     name: str
-    skill: str                     # reach | push | lift | pick-place | stack
-    obj: str                       # colour of the manipulated block
+    skill: str                     # reach | push | lift | pick-place | stack | follow
+    obj: str                       # colour of the manipulated block, or the mover's name (ball, cube)
     goal: tuple[float, float] | str | None = None   # (dx, dy) offset for push/pick-place, colour for stack
 
 
@@ -40,7 +42,16 @@ TASKS: tuple[Task, ...] = (
     Task("stack-yellow-on-green", "stack", "yellow", "green"),
     Task("pick-place-blue-right", "pick-place", "blue", (0.0, -0.15)),
 )
+DYNAMIC_TASKS: tuple[Task, ...] = TASKS + (
+    Task("follow-ball", "follow", "ball"),
+    Task("follow-cube-closed", "follow", "cube", "closed"),
+)
 BLOCK_COLOURS = ("red", "green", "blue", "yellow")
+
+
+def suite_tasks(suite: str) -> tuple[Task, ...]:
+    """The task variants of a suite (``static``: 12; ``dynamic``: the same 12 plus 2 follow-the-mover)."""
+    return DYNAMIC_TASKS if suite == "dynamic" else TASKS
 
 
 def _wrap(a: float) -> float:
@@ -49,12 +60,14 @@ def _wrap(a: float) -> float:
 
 
 def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float]) -> list[tuple]:
-    """``[(xyz, yaw, open, hold), ...]`` for the scene's block positions and yaws."""
+    """``[(xyz, yaw, open, hold), ...]`` for the scene's object positions ``(3,)`` and yaws."""
     o, y = pos[task.obj], _wrap(yaw[task.obj])
     top = BLOCK * 2
     above = lambda p, h: np.array([p[0], p[1], p[2] + h])  # noqa: E731
     grasp = [(above(o, 0.12), y, True, 0), (above(o, 0.005), y, True, 1), (above(o, 0.005), y, False, 3),
              (above(o, 0.16), y, False, 0)]
+    if task.skill == "follow":
+        return [(above(o, 0.09), 0.0, task.goal != "closed", 10**6)]
     if task.skill == "reach":
         return [(above(o, 0.12), y, True, 0), (above(o, 0.03), y, True, 40)]
     if task.skill == "lift":
@@ -76,20 +89,29 @@ def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float]) -> 
     raise ValueError(f"unknown skill {task.skill}")
 
 
+def _split(scene: dict[str, tuple[np.ndarray, float]]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    return {n: v[0] for n, v in scene.items()}, {n: v[1] for n, v in scene.items()}
+
+
 class Expert:
-    """Follows the waypoints; ``act(cmd_pos, cmd_yaw, ee_pos)`` returns a 7-dim action (before clipping).
+    """Follows the waypoints; ``act(scene, cmd_pos, cmd_yaw, ee_pos)`` returns a 7-dim action (before
+    clipping). ``scene``: ``scene.snapshot`` (read only by ``follow`` tasks, which re-plan every step).
 
     Deltas are computed on the commanded pose; a waypoint counts as reached when the real end effector is
     there too (so a lagging arm is waited for)."""
 
-    def __init__(self, task: Task, pos, yaw, rng: np.random.Generator):
-        self.wps = waypoints(task, pos, yaw)
+    def __init__(self, task: Task, scene: dict[str, tuple[np.ndarray, float]], rng: np.random.Generator):
+        self.task = task
+        self.wps = waypoints(task, *_split(scene))
         self.i, self.held = 0, 0
         self.rng = rng
         self.speed = rng.uniform(0.6, 1.0)          # per-episode pace
         self.noise = rng.uniform(0.002, 0.006)      # per-episode translation noise (m)
 
-    def act(self, cmd_pos: np.ndarray, cmd_yaw: float, ee_pos: np.ndarray) -> np.ndarray:
+    def act(self, scene: dict[str, tuple[np.ndarray, float]], cmd_pos: np.ndarray, cmd_yaw: float,
+            ee_pos: np.ndarray) -> np.ndarray:
+        if self.task.skill == "follow":
+            self.wps = waypoints(self.task, *_split(scene))
         target, yaw, open_, hold = self.wps[self.i]
         d = target - cmd_pos
         dist = float(np.linalg.norm(d))

@@ -1,0 +1,192 @@
+"""Episode generation: one episode per job, parallel worker processes, a parameter-keyed cache.
+
+Episode ``i`` depends only on ``(suite, seed, i)`` and the rendering parameters: its random generator is
+seeded from them, its task is ``order[i % n_tasks]`` with ``order`` a seed-shuffled permutation of the
+suite's tasks (so tasks stay balanced), and every episode runs in a fresh pybullet connection that is closed
+when it ends. So the arrays are identical with any number of workers, and the first ``n`` episodes of a run
+equal a run of ``n`` episodes.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from wmprobe.data.store import EpisodeStore, from_episodes
+from wmprobe.errors import ConfigError
+
+GENERATOR_VERSION = 2
+DEFAULT_STEPS = 40
+ACTION_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
+ACTION_GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+SUITES = {
+    "static": "CALVIN-like table: only what the robot touches moves (reach, push, lift, pick-place, stack)",
+    "dynamic": "the same table with a ball and a cube gliding across it on their own; adds follow-the-mover tasks",
+}
+
+
+@dataclass
+class Episode:
+    """``frames (T, H, W, 3) uint8``, ``actions (T, 7) float32`` (``actions[t]`` moves ``frames[t]`` to
+    ``frames[t+1]``), ``task`` id, ``ee (T+1, 3)`` end-effector positions (m) at each frame and after the
+    last action, ``seg (T, H, W) int32`` body id per pixel when asked for, ``bodies``: name -> body id."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    task: int
+    ee: np.ndarray
+    seg: np.ndarray | None
+    bodies: dict[str, int]
+
+
+def check_params(suite: str, episodes: int, size: int = 64, seed: int = 0, steps: int | None = None,
+                 camera: str = "front") -> dict[str, Any]:
+    """The resolved, validated parameters of a generation run (recorded as ``meta["source"]``)."""
+    from wmprobe.data.sim.scene import CAMERAS
+    if suite not in SUITES:
+        raise ConfigError(f"unknown simulator suite '{suite}': choose one of {sorted(SUITES)}")
+    if camera not in CAMERAS:
+        raise ConfigError(f"unknown camera '{camera}': choose one of {sorted(CAMERAS)}")
+    if int(episodes) < 1 or int(size) < 16 or (steps is not None and int(steps) < 2):
+        raise ConfigError(f"simulator: need episodes >= 1, size >= 16, steps >= 2 (got {episodes}, {size}, {steps})")
+    return {"suite": suite, "episodes": int(episodes), "size": int(size), "seed": int(seed),
+            "steps": int(steps or DEFAULT_STEPS), "camera": camera, "version": GENERATOR_VERSION}
+
+
+def task_order(suite: str, seed: int) -> np.ndarray:
+    """``(n_tasks,) int64``: the seed-shuffled task order; episode ``i`` gets ``order[i % n_tasks]``."""
+    from wmprobe.data.sim.tasks import suite_tasks
+    return np.random.default_rng([seed, 7]).permutation(len(suite_tasks(suite)))
+
+
+@contextlib.contextmanager
+def episode_world(params: dict[str, Any], index: int) -> Iterator[tuple[Any, Any, int, np.random.Generator]]:
+    """``(pybullet, world, task id, rng)`` of episode ``index``, settled before its first frame, in a fresh
+    connection that is closed on exit."""
+    from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.tasks import BLOCK, BLOCK_COLOURS, suite_tasks
+    suite = params["suite"]
+    rng = np.random.default_rng([params["seed"], index, 1 if suite == "dynamic" else 0])
+    task_id = int(task_order(suite, params["seed"])[index % len(suite_tasks(suite))])
+    p, cid = S.connect()
+    try:
+        w = S.build(p, cid, params["size"], params["camera"])
+        S.populate(p, w, rng, BLOCK_COLOURS, BLOCK, distractors=suite == "dynamic")
+        yield p, w, task_id, rng
+    finally:
+        p.disconnect(physicsClientId=cid)
+
+
+def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episode:
+    """Simulate episode ``index``: the suite's scripted expert acts for ``params["steps"]`` control steps."""
+    from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.tasks import Expert, suite_tasks
+    T, size = params["steps"], params["size"]
+    frames = np.empty((T, size, size, 3), np.uint8)
+    masks = np.empty((T, size, size), np.int32) if seg else None
+    actions = np.empty((T, 7), np.float32)
+    ee = np.empty((T + 1, 3))
+    with episode_world(params, index) as (p, w, task_id, rng):
+        expert = Expert(suite_tasks(params["suite"])[task_id], S.snapshot(p, w), rng)
+        for t in range(T):
+            if seg:
+                frames[t], masks[t] = S.render(p, w, seg=True)
+            else:
+                frames[t] = S.render(p, w)
+            ee[t] = S.ee_pose(p, w)[0]
+            a = expert.act(S.snapshot(p, w), w.target_pos, float(w.target_euler[2]), ee[t])
+            before_pos, before_eul = w.target_pos.copy(), w.target_euler.copy()
+            S.apply_action(p, w, a)
+            # record what was applied (after workspace clipping), so a_t really moves o_t -> o_t+1
+            actions[t, :3] = w.target_pos - before_pos
+            actions[t, 3:6] = w.target_euler - before_eul
+            actions[t, 6] = 1.0 if a[6] > 0 else -1.0
+        ee[T] = S.ee_pose(p, w)[0]
+        bodies = {"robot": w.robot, **w.blocks, **{n: b for n, (b, _) in w.movers.items()}}
+    return Episode(frames, actions, task_id, ee, masks, bodies)
+
+
+def _job(args: tuple[dict[str, Any], int]) -> tuple[np.ndarray, np.ndarray, int]:
+    ep = run_episode(*args)
+    return ep.frames, ep.actions, ep.task
+
+
+def _context() -> mp.context.BaseContext:
+    """forkserver (preloading this module) where available, else spawn: workers never inherit the caller's
+    threads or state (fork after torch or a GUI can hang)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["wmprobe.data.sim.generate", "wmprobe.data.sim.scene", "pybullet"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
+             camera: str = "front", workers: int | None = None, progress: bool = True) -> EpisodeStore:
+    """Simulate ``episodes`` episodes of ``suite`` into an in-memory EpisodeStore.
+
+    frames ``(episodes * steps, size, size, 3) uint8``; actions ``(episodes * steps, 7) float32``.
+    ``workers`` processes (default ``min(cpu count, 4)``) never change the result. A tqdm bar goes to stderr
+    when ``progress`` (and ``WMPROBE_QUIET`` is not ``1``)."""
+    from wmprobe.data.sim.tasks import suite_tasks
+    params = check_params(suite, episodes, size, seed, steps, camera)
+    n_workers = max(1, min(int(workers or min(os.cpu_count() or 1, 4)), params["episodes"]))
+    jobs = [(params, i) for i in range(params["episodes"])]
+    bar = None
+    if progress and os.environ.get("WMPROBE_QUIET") != "1":
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(jobs), desc=f"simulate {suite}", unit="ep", leave=False)
+    results = []
+    try:
+        if n_workers == 1:
+            for job in jobs:
+                results.append(_job(job))
+                bar is not None and bar.update(1)
+        else:
+            with _context().Pool(n_workers) as pool:
+                for r in pool.imap(_job, jobs, chunksize=1):
+                    results.append(r)
+                    bar is not None and bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return from_episodes([(f, a) for f, a, _ in results], [t for _, _, t in results], fps=_fps(),
+                         action_names=ACTION_NAMES, action_groups=ACTION_GROUPS,
+                         task_names=[t.name for t in suite_tasks(suite)],
+                         source={"kind": "wmprobe-sim", **params}, name=f"sim-{suite}")
+
+
+def _fps() -> float:
+    from wmprobe.data.sim.scene import FPS
+    return float(FPS)
+
+
+def generate_to(suite: str, dest: str | os.PathLike, **kw: Any) -> Path:
+    """``generate(suite, **kw)`` written atomically to ``dest`` (an EpisodeStore directory)."""
+    return generate(suite, **kw).save(dest)
+
+
+def cache_key(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
+              camera: str = "front") -> str:
+    """12 hex digits of sha256 over the resolved parameters, generator version included."""
+    params = check_params(suite, episodes, size, seed, steps, camera)
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, size: int = 64, seed: int = 0,
+                    steps: int | None = None, camera: str = "front", workers: int | None = None,
+                    progress: bool = True) -> EpisodeStore:
+    """Generate once per parameter set into ``cache_dir/sim-SUITE-KEY``; later calls memory-map that copy."""
+    key = cache_key(suite, episodes, size=size, seed=seed, steps=steps, camera=camera)
+    path = Path(cache_dir) / f"sim-{suite}-{key}"
+    if not (path / "meta.json").exists():  # stores are written atomically: meta.json means complete
+        generate_to(suite, path, episodes=episodes, size=size, seed=seed, steps=steps, camera=camera,
+                    workers=workers, progress=progress)
+    return EpisodeStore.load(path)
