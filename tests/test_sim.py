@@ -66,7 +66,8 @@ def test_actions_are_noisy_not_a_function_of_the_scene():
     with episode_world(params, 0) as (p, w, task_id, _):
         scene = S.snapshot(p, w)
         task = suite_tasks("static")[task_id]
-        acts = [Expert(task, scene, np.random.default_rng(s)).act(scene, w.target_pos, 0.0, w.target_pos)
+        acts = [Expert(task, scene, np.random.default_rng(s)).act(scene, w.target_pos, w.target_euler,
+                                                                  w.target_pos)
                 for s in (1, 2)]
     assert not np.allclose(acts[0][:6], acts[1][:6])
     assert np.dot(acts[0][:3], acts[1][:3]) > 0

@@ -13,6 +13,8 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +24,7 @@ import numpy as np
 from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULT_STEPS = 40
 ACTION_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 ACTION_GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
@@ -101,7 +103,7 @@ def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episod
             else:
                 frames[t] = S.render(p, w)
             ee[t] = S.ee_pose(p, w)[0]
-            a = expert.act(S.snapshot(p, w), w.target_pos, float(w.target_euler[2]), ee[t])
+            a = expert.act(S.snapshot(p, w), w.target_pos, w.target_euler, ee[t])
             before_pos, before_eul = w.target_pos.copy(), w.target_euler.copy()
             S.apply_action(p, w, a)
             # record what was applied (after workspace clipping), so a_t really moves o_t -> o_t+1
@@ -128,6 +130,19 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
+@contextlib.contextmanager
+def _hidden_main() -> Iterator[None]:
+    """While workers start, hide the caller's ``__main__``: the workers need only this package, and a
+    forkserver/spawn child would otherwise re-run a script that has no ``if __name__ == "__main__"`` guard."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
              camera: str = "front", workers: int | None = None, progress: bool = True) -> EpisodeStore:
     """Simulate ``episodes`` episodes of ``suite`` into an in-memory EpisodeStore.
@@ -150,7 +165,9 @@ def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps:
                 results.append(_job(job))
                 bar is not None and bar.update(1)
         else:
-            with _context().Pool(n_workers) as pool:
+            with _hidden_main():
+                pool = _context().Pool(n_workers)
+            with pool:
                 for r in pool.imap(_job, jobs, chunksize=1):
                     results.append(r)
                     bar is not None and bar.update(1)

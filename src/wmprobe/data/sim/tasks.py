@@ -2,10 +2,12 @@
 
 A task names a skill (reach, push, lift, pick-place, stack; in the dynamic suite also follow), the object(s)
 it involves and a goal. The expert turns the scene (``scene.snapshot``: name -> (position, yaw)) into waypoints
-``(position, yaw, gripper_open, hold_steps)`` and emits the end-effector delta that moves toward the current
-one, capped per step, plus Gaussian noise, so actions vary within a task and are not a function of the task
-alone. The wrist yaw aligns with the block (modulo 90 degrees), so rotation carries signal. ``follow`` tasks
-re-plan every step: the end effector hovers over a mover (the gliding ball or cube) and tracks it.
+``Waypoint(pos, yaw, open, hold, tilt)`` and emits the end-effector delta that moves the commanded pose toward
+the current one, capped per step, plus Gaussian noise, so actions vary within a task and are not a function of
+the task alone. The wrist yaw aligns with the block (modulo 90 degrees) and approaches from a random yaw, so
+rotation carries signal. Once the task's waypoints are done, the expert keeps playing (as in CALVIN's play
+data): it wanders to random poses with a tilted wrist (roll, pitch), so every axis moves visibly.
+``follow`` tasks re-plan every step: the end effector hovers over a mover (the gliding ball or cube).
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import numpy as np
 
 from wmprobe.data.sim import scene as S
 
-MAX_STEP = 0.045     # metres per control step
-MAX_YAW = 0.15       # radians per control step
+MAX_STEP = 0.05      # metres per control step
+MAX_YAW = 0.15       # radians per control step (yaw)
+MAX_TILT = 0.08      # radians per control step (roll, pitch)
 BLOCK = 0.022        # block half-size (m)
 
 
@@ -59,33 +62,46 @@ def _wrap(a: float) -> float:
     return float((a + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
 
-def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float]) -> list[tuple]:
-    """``[(xyz, yaw, open, hold), ...]`` for the scene's object positions ``(3,)`` and yaws."""
+@dataclass(frozen=True)
+class Waypoint:
+    pos: np.ndarray                      # (3,) m, end-effector target
+    yaw: float                           # rad, wrist yaw (wrapped to the block's symmetry)
+    open: bool                           # gripper command while going there
+    hold: int = 0                        # control steps to stay once reached
+    tilt: tuple[float, float] = (0.0, 0.0)   # (roll, pitch) offsets from gripper-down, rad
+
+
+def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float],
+              approach_yaw: float = 0.0) -> list[Waypoint]:
+    """The task's waypoints for the scene's object positions ``(3,)`` and yaws; the first, above the object,
+    is approached at ``approach_yaw`` and the wrist aligns on the way down."""
+    W = Waypoint
     o, y = pos[task.obj], _wrap(yaw[task.obj])
     top = BLOCK * 2
     above = lambda p, h: np.array([p[0], p[1], p[2] + h])  # noqa: E731
-    grasp = [(above(o, 0.12), y, True, 0), (above(o, 0.005), y, True, 1), (above(o, 0.005), y, False, 3),
-             (above(o, 0.16), y, False, 0)]
+    grasp = [W(above(o, 0.12), approach_yaw, True), W(above(o, 0.005), y, True, 1), W(above(o, 0.005), y, False, 3),
+             W(above(o, 0.16), y, False)]
     if task.skill == "follow":
-        return [(above(o, 0.09), 0.0, task.goal != "closed", 10**6)]
+        return [W(above(o, 0.09), 0.0, task.goal != "closed", 10**6)]
     if task.skill == "reach":
-        return [(above(o, 0.12), y, True, 0), (above(o, 0.03), y, True, 40)]
+        return [W(above(o, 0.12), approach_yaw, True), W(above(o, 0.03), y, True, 3)]
     if task.skill == "lift":
-        return grasp + [(above(o, 0.22), y, False, 40)]
+        return grasp + [W(above(o, 0.22), y, False, 2)]
     if task.skill == "push":
         d = np.array([*task.goal, 0.0]) / np.linalg.norm(task.goal)
         start = o - d * 0.07
-        return [(np.array([start[0], start[1], 0.1]), 0.0, False, 0), (np.array([start[0], start[1], 0.025]), 0.0, False, 0),
-                (np.array([o[0], o[1], 0.025]) + d * 0.12, 0.0, False, 40)]
+        return [W(np.array([start[0], start[1], 0.1]), approach_yaw, False),
+                W(np.array([start[0], start[1], 0.025]), 0.0, False),
+                W(np.array([o[0], o[1], 0.025]) + d * 0.12, 0.0, False, 2)]
     if task.skill == "pick-place":
         g = np.clip(o + np.array([*task.goal, 0.0]), S.WORKSPACE_LO, S.WORKSPACE_HI)
-        return grasp + [(above(g, 0.16), y, False, 0), (above(g, 0.03), y, False, 1), (above(g, 0.03), y, True, 2),
-                        (above(g, 0.15), y, True, 40)]
+        return grasp + [W(above(g, 0.16), y, False), W(above(g, 0.03), y, False, 1), W(above(g, 0.03), y, True, 2),
+                        W(above(g, 0.15), y, True)]
     if task.skill == "stack":
         b = pos[task.goal]
         yb = _wrap(yaw[task.goal])
-        return grasp + [(above(b, 0.16), yb, False, 0), (above(b, top + 0.01), yb, False, 1),
-                        (above(b, top + 0.01), yb, True, 2), (above(b, 0.16), yb, True, 40)]
+        return grasp + [W(above(b, 0.16), yb, False), W(above(b, top + 0.01), yb, False, 1),
+                        W(above(b, top + 0.01), yb, True, 2), W(above(b, 0.16), yb, True)]
     raise ValueError(f"unknown skill {task.skill}")
 
 
@@ -94,36 +110,48 @@ def _split(scene: dict[str, tuple[np.ndarray, float]]) -> tuple[dict[str, np.nda
 
 
 class Expert:
-    """Follows the waypoints; ``act(scene, cmd_pos, cmd_yaw, ee_pos)`` returns a 7-dim action (before
-    clipping). ``scene``: ``scene.snapshot`` (read only by ``follow`` tasks, which re-plan every step).
+    """Follows the waypoints, then wanders; ``act(scene, cmd_pos, cmd_euler, ee_pos)`` returns a 7-dim action
+    (before clipping). ``scene``: ``scene.snapshot`` (read only by ``follow`` tasks, which re-plan every step);
+    ``cmd_pos (3,)``, ``cmd_euler (3,)``: the commanded end-effector pose; ``ee_pos (3,)``: the real one.
 
     Deltas are computed on the commanded pose; a waypoint counts as reached when the real end effector is
     there too (so a lagging arm is waited for)."""
 
     def __init__(self, task: Task, scene: dict[str, tuple[np.ndarray, float]], rng: np.random.Generator):
-        self.task = task
-        self.wps = waypoints(task, *_split(scene))
+        self.task, self.rng = task, rng
+        self.approach_yaw = float(rng.uniform(-0.7, 0.7))
+        self.wps = waypoints(task, *_split(scene), approach_yaw=self.approach_yaw)
         self.i, self.held = 0, 0
-        self.rng = rng
-        self.speed = rng.uniform(0.6, 1.0)          # per-episode pace
+        self.speed = rng.uniform(0.7, 1.0)          # per-episode pace
         self.noise = rng.uniform(0.002, 0.006)      # per-episode translation noise (m)
 
-    def act(self, scene: dict[str, tuple[np.ndarray, float]], cmd_pos: np.ndarray, cmd_yaw: float,
+    def _wander(self, last: Waypoint) -> Waypoint:
+        """A random pose to play toward once the task is done (same gripper state: a held block stays held)."""
+        r = self.rng
+        pos = r.uniform([0.42, -0.18, 0.08], [0.68, 0.18, 0.25])  # over the blocks, in view of every camera
+        return Waypoint(pos, float(r.uniform(-0.7, 0.7)), last.open, 0, (float(r.uniform(-0.35, 0.35)),
+                                                                         float(r.uniform(-0.35, 0.35))))
+
+    def act(self, scene: dict[str, tuple[np.ndarray, float]], cmd_pos: np.ndarray, cmd_euler: np.ndarray,
             ee_pos: np.ndarray) -> np.ndarray:
         if self.task.skill == "follow":
-            self.wps = waypoints(self.task, *_split(scene))
-        target, yaw, open_, hold = self.wps[self.i]
-        d = target - cmd_pos
+            self.wps = waypoints(self.task, *_split(scene), approach_yaw=self.approach_yaw)
+        wp = self.wps[self.i]
+        d = wp.pos - cmd_pos
         dist = float(np.linalg.norm(d))
         step = d if dist <= MAX_STEP * self.speed else d / dist * MAX_STEP * self.speed
-        dyaw = float(np.clip(_wrap(yaw - cmd_yaw), -MAX_YAW, MAX_YAW))
-        if dist < 0.006 and np.linalg.norm(target - ee_pos) < 0.02 and abs(dyaw) < 0.05:
+        dyaw = float(np.clip(_wrap(wp.yaw - cmd_euler[2]), -MAX_YAW, MAX_YAW))
+        dtilt = np.clip(S.HOME_EULER[:2] + np.array(wp.tilt) - cmd_euler[:2], -MAX_TILT, MAX_TILT)
+        if dist < 0.006 and np.linalg.norm(wp.pos - ee_pos) < 0.02 and abs(dyaw) < 0.05 and \
+                np.abs(dtilt).max() < 0.05:
             self.held += 1
-            if self.held > hold and self.i < len(self.wps) - 1:
+            if self.held > wp.hold:
+                if self.i == len(self.wps) - 1:
+                    self.wps.append(self._wander(wp))
                 self.i, self.held = self.i + 1, 0
         a = np.zeros(7, np.float64)
         a[:3] = step + self.rng.normal(0, self.noise, 3)
-        a[3:5] = self.rng.normal(0, 0.01, 2)        # small wrist wobble (roll, pitch)
+        a[3:5] = dtilt + self.rng.normal(0, 0.01, 2)
         a[5] = dyaw + self.rng.normal(0, 0.02)
-        a[6] = 1.0 if open_ else -1.0
+        a[6] = 1.0 if wp.open else -1.0
         return a
