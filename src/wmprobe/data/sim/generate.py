@@ -37,13 +37,14 @@ SUITES = {
 @dataclass
 class Episode:
     """``frames (T, H, W, 3) uint8``, ``actions (T, 7) float32`` (``actions[t]`` moves ``frames[t]`` to
-    ``frames[t+1]``), ``task`` id, ``ee (T+1, 3)`` end-effector positions (m) at each frame and after the
-    last action, ``seg (T, H, W) int32`` body id per pixel when asked for, ``bodies``: name -> body id."""
+    ``frames[t+1]``), ``task`` id, ``ee (T+1, 3)`` end-effector positions (m) and ``ee_quat (T+1, 4)``
+    orientations (x, y, z, w) at each frame and after the last action, ``seg (T, H, W) int32`` body id per pixel when asked for, ``bodies``: name -> body id."""
 
     frames: np.ndarray
     actions: np.ndarray
     task: int
     ee: np.ndarray
+    ee_quat: np.ndarray
     seg: np.ndarray | None
     bodies: dict[str, int]
 
@@ -94,7 +95,7 @@ def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episod
     frames = np.empty((T, size, size, 3), np.uint8)
     masks = np.empty((T, size, size), np.int32) if seg else None
     actions = np.empty((T, 7), np.float32)
-    ee = np.empty((T + 1, 3))
+    ee, ee_quat = np.empty((T + 1, 3)), np.empty((T + 1, 4))
     with episode_world(params, index) as (p, w, task_id, rng):
         expert = Expert(suite_tasks(params["suite"])[task_id], S.snapshot(p, w), rng)
         for t in range(T):
@@ -102,7 +103,7 @@ def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episod
                 frames[t], masks[t] = S.render(p, w, seg=True)
             else:
                 frames[t] = S.render(p, w)
-            ee[t] = S.ee_pose(p, w)[0]
+            ee[t], ee_quat[t] = S.ee_pose(p, w, quat=True)
             a = expert.act(S.snapshot(p, w), w.target_pos, w.target_euler, ee[t])
             before_pos, before_eul = w.target_pos.copy(), w.target_euler.copy()
             S.apply_action(p, w, a)
@@ -110,9 +111,9 @@ def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episod
             actions[t, :3] = w.target_pos - before_pos
             actions[t, 3:6] = w.target_euler - before_eul
             actions[t, 6] = 1.0 if a[6] > 0 else -1.0
-        ee[T] = S.ee_pose(p, w)[0]
+        ee[T], ee_quat[T] = S.ee_pose(p, w, quat=True)
         bodies = {"robot": w.robot, **w.blocks, **{n: b for n, (b, _) in w.movers.items()}}
-    return Episode(frames, actions, task_id, ee, masks, bodies)
+    return Episode(frames, actions, task_id, ee, ee_quat, masks, bodies)
 
 
 def _job(args: tuple[dict[str, Any], int]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -204,6 +205,10 @@ def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, 
     key = cache_key(suite, episodes, size=size, seed=seed, steps=steps, camera=camera)
     path = Path(cache_dir) / f"sim-{suite}-{key}"
     if not (path / "meta.json").exists():  # stores are written atomically: meta.json means complete
-        generate_to(suite, path, episodes=episodes, size=size, seed=seed, steps=steps, camera=camera,
-                    workers=workers, progress=progress)
+        from filelock import FileLock
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):  # two processes asking at once generate it once
+            if not (path / "meta.json").exists():
+                generate_to(suite, path, episodes=episodes, size=size, seed=seed, steps=steps, camera=camera,
+                            workers=workers, progress=progress)
     return EpisodeStore.load(path)

@@ -117,9 +117,10 @@ def populate(p, w: World, rng: np.random.Generator, colours, half: float, distra
         p.stepSimulation(physicsClientId=w.client)
 
 
-def ee_pose(p, w: World) -> tuple[np.ndarray, np.ndarray]:
+def ee_pose(p, w: World, quat: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """End-effector ``(position (3,) m, orientation)``: XYZ Euler angles (3,) rad, or with ``quat`` (x, y, z, w)."""
     st = p.getLinkState(w.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=w.client)
-    return np.array(st[4]), np.array(p.getEulerFromQuaternion(st[5]))
+    return np.array(st[4]), np.array(st[5] if quat else p.getEulerFromQuaternion(st[5]))
 
 
 def _drive(p, w: World) -> None:

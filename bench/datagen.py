@@ -1,0 +1,59 @@
+"""Embedded simulator throughput: frames/s per suite with the default worker pool vs one worker (the
+reference), bytes per stored frame, and the time the demo's dataset (60 episodes x 40 steps) would take.
+
+    .venv/bin/python bench/datagen.py [--episodes 8] [--steps 40] [--size 64] [--workers N]
+
+The last printed line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from wmprobe.data.sim import SUITES, generate
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def measure(suite: str, episodes: int, steps: int, size: int, workers: int) -> tuple[float, object]:
+    """``(frames per second, store)`` of one generation run (worker start-up included)."""
+    t0 = time.perf_counter()
+    store = generate(suite, episodes, steps=steps, size=size, seed=0, workers=workers, progress=False)
+    return store.n_frames / (time.perf_counter() - t0), store
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
+    a = ap.parse_args()
+    per_suite = {}
+    print(f"{'suite':8s} {'workers':>7s} {'frames/s':>9s} {'1 worker':>9s} {'speed-up':>8s} {'bytes/frame':>11s}",
+          file=sys.stderr)
+    for suite in SUITES:
+        fps_1, _ = measure(suite, a.episodes, a.steps, a.size, 1)
+        fps_n, store = measure(suite, a.episodes, a.steps, a.size, a.workers)
+        with tempfile.TemporaryDirectory() as tmp:
+            bpf = _dir_bytes(store.save(Path(tmp) / "store")) / store.n_frames
+        per_suite[suite] = {"frames_per_s": round(fps_n, 1), "frames_per_s_1_worker": round(fps_1, 1),
+                            "speedup": round(fps_n / fps_1, 2), "bytes_per_frame": round(bpf, 1),
+                            "demo_60x40_s": round(60 * 40 / fps_n, 1)}
+        r = per_suite[suite]
+        print(f"{suite:8s} {a.workers:7d} {fps_n:9.1f} {fps_1:9.1f} {r['speedup']:8.2f} {bpf:11.1f}", file=sys.stderr)
+    ratios = [r["speedup"] for r in per_suite.values()]
+    print(json.dumps({"bench": "datagen", "reference": "the same generation with 1 worker process",
+                      "episodes": a.episodes, "steps": a.steps, "size": a.size, "workers": a.workers,
+                      "cpus": os.cpu_count(), "ratio": round(min(ratios), 2), "per_suite": per_suite}))
+
+
+if __name__ == "__main__":
+    main()
