@@ -1,10 +1,27 @@
+"""The mini-zoo: every family trains (tiny preset) and its loss falls, checkpoints round-trip bit-identically,
++ID makes the action readable, pretraining refuses test episodes, every auxiliary objective runs.
+
+Torch runs on one thread here: on a shared 2-core box, oversubscribed threads make tiny convs many times slower.
+"""
+import json
+
 import numpy as np
 import pytest
+import torch
 
 from helpers import moving_square_store
 from wmprobe import zoo
 from wmprobe.encoders.registry import load_encoder
 from wmprobe.errors import ConfigError, EncoderError
+from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES, lambda_sweep
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
@@ -12,17 +29,39 @@ def store():
     return moving_square_store(episodes=6, steps=8, size=64)
 
 
-def test_train_reuse_and_round_trip(store, tmp_path):
-    ck = zoo.train("vae", store, train_episodes=[0, 1, 2, 3], preset="tiny", cache_dir=tmp_path, progress=False)
-    assert zoo.train("vae", store, train_episodes=[0, 1, 2, 3], preset="tiny", cache_dir=tmp_path,
+@pytest.fixture(scope="module")
+def ckpts(store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    return {f: zoo.train(f, store, train_episodes=[0, 1, 2, 3], preset="tiny", cache_dir=root, progress=False)
+            for f in zoo.FAMILIES}
+
+
+@pytest.mark.parametrize("family", list(zoo.FAMILIES))
+def test_family_trains_loss_falls_and_round_trips(family, store, ckpts):
+    ck = ckpts[family]
+    meta = json.loads((ck / "recipe.json").read_text())
+    curve = meta["loss_curve"]
+    assert len(curve) == zoo.PRESETS["tiny"].steps and np.isfinite(curve).all()
+    assert np.mean(curve[-5:]) < np.mean(curve[:5]), (family, curve[:5], curve[-5:])
+    assert meta["recipe"]["family"] == family and meta["recipe"]["data"] == store.fingerprint
+    assert meta["recipe"]["code_version"] == zoo.CODE_VERSION and meta["trunk_params"] > 0
+    assert zoo.train(family, store, train_episodes=[0, 1, 2, 3], preset="tiny", cache_dir=ck.parent,
                      progress=False) == ck                                   # same recipe: reused
-    a = load_encoder(f"zoo:{ck}")
-    b = zoo.load(ck)
-    assert a.spec.weights_hash == b.spec.weights_hash and a.spec.family == "vae"
+    a, b = load_encoder(f"zoo:{ck}"), zoo.load(ck)
+    assert a.spec.weights_hash == b.spec.weights_hash and a.spec.family == family
     frames = store.frames[:4][None]
-    np.testing.assert_array_equal(a.encode(frames).tokens["out"], b.encode(frames).tokens["out"])
-    assert a.encode(frames).tokens["out"].shape == (1, 4, 64, 16)
-    assert a.decode_latents(a.encode(frames).tokens["out"]).shape == (1, 4, 64, 64, 3)
+    ta, tb = a.encode(frames).tokens["out"], b.encode(frames).tokens["out"]
+    assert ta.shape == (1, 4, 64, zoo.PRESETS["tiny"].width)
+    np.testing.assert_array_equal(ta, tb)
+    np.testing.assert_array_equal(ta, a.encode(frames).tokens["out"])      # deterministic at probe time
+    if callable(getattr(a, "decode_latents", None)):
+        assert a.decode_latents(ta).shape == (1, 4, 64, 64, 3)
+
+
+def test_backbone_is_shared(ckpts):
+    """Same trunk per preset: parameter counts differ only by extra input/output channels."""
+    trunk = {f: json.loads((ck / "recipe.json").read_text())["trunk_params"] for f, ck in ckpts.items()}
+    assert max(trunk.values()) < 1.5 * min(trunk.values()), trunk
 
 
 def test_same_seed_same_weights_and_id_changes_them(store, tmp_path):
@@ -33,11 +72,31 @@ def test_same_seed_same_weights_and_id_changes_them(store, tmp_path):
     assert h1 == h2 != h3
 
 
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_each_objective_runs(objective, store, tmp_path):
+    ck = zoo.train("image-ssl", store, train_episodes=[0, 1], preset="tiny", id_weight=1.0, objective=objective,
+                   cache_dir=tmp_path, progress=False)
+    meta = json.loads((ck / "recipe.json").read_text())
+    assert meta["recipe"]["objective"] == objective and meta["head_params"] > 0
+    assert zoo.load(ck).spec.extra["objective"] == objective
+
+
+def test_lambda_sweep_spans_five_orders_of_magnitude(store, tmp_path, monkeypatch):
+    assert len(LAMBDA_SWEEP) == 5 and max(LAMBDA_SWEEP) / min(LAMBDA_SWEEP) == pytest.approx(1e4)
+    calls = []
+    monkeypatch.setattr(zoo, "train", lambda family, store, **kw: calls.append(kw["id_weight"]) or kw["id_weight"])
+    out = lambda_sweep("vae", store, train_episodes=[0, 1], preset="tiny", cache_dir=tmp_path)
+    assert calls == [0.0, *LAMBDA_SWEEP] and list(out) == calls
+
+
 def test_training_refuses_test_episodes(store, tmp_path):
-    with pytest.raises(ConfigError, match=r"overlaps the probe's test episodes \[2\]"):
-        zoo.train("vae", store, train_episodes=[0, 1, 2], forbid_episodes=[2, 5], preset="tiny",
-                  cache_dir=tmp_path, progress=False)
+    for family in zoo.FAMILIES:
+        with pytest.raises(ConfigError, match=r"overlaps the probe's test episodes \[2\]"):
+            zoo.train(family, store, train_episodes=[0, 1, 2], forbid_episodes=[2, 5], preset="tiny",
+                      cache_dir=tmp_path, progress=False)
     with pytest.raises(ConfigError, match="unknown zoo family"):
         zoo.train("dino", store, train_episodes=[0], cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="unknown \\+ID objective"):
+        zoo.train("vae", store, train_episodes=[0], objective="l3", cache_dir=tmp_path)
     with pytest.raises(EncoderError, match="missing or corrupt"):
         zoo.load(tmp_path / "nope")

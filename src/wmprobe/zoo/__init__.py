@@ -2,15 +2,21 @@
 
 ``train(family, store, train_episodes=..., preset=..., id_weight=...) -> checkpoint dir`` (safetensors +
 recipe.json), reused when the same recipe was trained before; ``load(dir) -> Encoder``; the registry name is
-``zoo:/path/to/checkpoint``. +ID (``id_weight > 0``) adds an inverse-dynamics head on the latents of
-consecutive frames of the same episode (L1 by default); the head is discarded and the frozen encoder probed.
+``zoo:/path/to/checkpoint``. +ID (``id_weight > 0``) adds an auxiliary head on the latents of consecutive
+frames of the same episode (inverse dynamics with L1 by default; ``objective=`` picks another, see
+``objectives``); the head is discarded and the frozen encoder probed.
 
-Implemented families: see ``FAMILIES``. The probed latents of ``vae`` are the posterior means on the 8x8
-grid (tokens ``(64, C)``), layer ``out``.
+Every family (``FAMILIES``; one module each: ``vae``, ``ssl``, ``diffusion``, ``video``, ``dynamics``) uses
+the same CoordConv trunk ``models.backbone(width)`` at the preset's width, the same data (clips of consecutive
+frames of the training episodes, the same number of FRAMES per step) and the same schedule (AdamW, warm-up
+then cosine); only the pretraining signal differs. Every family's probed latents are the trunk's 8x8 grid,
+layer ``out``, tokens ``(64, C)``; docs/zoo.md says which tensor that is for each family.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -27,55 +33,102 @@ from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import EncoderSpec, TorchEncoder, conv_tokens, hash_state_dict
 from wmprobe.errors import ConfigError, EncoderError
 
-CODE_VERSION = 1
+CODE_VERSION = 2
 FAMILIES = {
     "vae": "reconstruction: KL-regularised conv autoencoder (as SD/SDXL VAEs), latents = posterior mean",
+    "image-ssl": "image SSL: VICReg on two augmented views of single frames, latents = trunk output",
 }
+_LATER = {
+    "diffusion": "pixel diffusion: v-prediction denoiser on the trunk, latents = trunk on the frame noised at t=0.1",
+    "videomae": "VideoMAE-style: tube-masked clip reconstruction in pixel space, latents = trunk per frame",
+    "vjepa": "V-JEPA-style: masked clip prediction of EMA-target latents (no pixel decoder), latents = trunk",
+    "dynamics": "world model: tokenizer + action-conditioned latent dynamics (shortcut forcing), latents = tokens",
+    "dynamics-actin": "world model with the action fed into the tokenizer trunk (zeros at probe time)",
+}
+_MODELS = {"vae": "vae:VAE", "image-ssl": "ssl:ImageSSL", "diffusion": "diffusion:Diffusion",
+           "videomae": "video:VideoMAE", "vjepa": "video:VJEPA", "dynamics": "dynamics:Dynamics",
+           "dynamics-actin": "dynamics:DynamicsActIn"}
 
 
 @dataclass(frozen=True)
 class Preset:
     width: int
     steps: int
-    batch_size: int
+    batch_size: int          # pairs per step: every family sees 2 * batch_size frames per step
     lr: float
     beta: float = 1e-4
+    warmup: int = 50
 
 
-PRESETS = {"tiny": Preset(width=16, steps=40, batch_size=16, lr=3e-3),
+PRESETS = {"tiny": Preset(width=16, steps=40, batch_size=16, lr=3e-3, warmup=10),
            "demo": Preset(width=32, steps=300, batch_size=32, lr=2e-3),
-           "paper": Preset(width=128, steps=20000, batch_size=128, lr=1e-3)}
+           "paper": Preset(width=128, steps=20000, batch_size=128, lr=1e-3, warmup=500)}
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("WMPROBE_CACHE") or Path.home() / ".cache" / "wmprobe").expanduser() / "zoo"
 
 
+def model_class(family: str) -> type:
+    if family not in _MODELS:
+        raise ConfigError(f"unknown zoo family '{family}': choose one of {sorted(FAMILIES)}")
+    mod, cls = _MODELS[family].split(":")
+    return getattr(importlib.import_module(f"wmprobe.zoo.{mod}"), cls)
+
+
+def build(family: str, width: int, action_dim: int) -> torch.nn.Module:
+    return model_class(family)(width, action_dim)
+
+
+def _clip_starts(store: EpisodeStore, episodes: Sequence[int], clip_len: int) -> np.ndarray:
+    """Rows t such that t .. t+clip_len-1 lie in the same (train) episode."""
+    rows = [np.arange(store.episode_starts[e], store.episode_starts[e] + store.episode_lengths[e] - clip_len + 1)
+            for e in episodes]
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+
+
 def _pairs(store: EpisodeStore, episodes: Sequence[int]) -> np.ndarray:
     """Rows t whose successor t+1 is in the same (train) episode."""
-    rows = [np.arange(store.episode_starts[e], store.episode_starts[e] + store.episode_lengths[e] - 1)
-            for e in episodes]
-    return np.concatenate(rows).astype(np.int64)
+    return _clip_starts(store, episodes, 2)
 
 
 def _frames(store: EpisodeStore, rows: np.ndarray, size: int = 64) -> torch.Tensor:
-    x = torch.from_numpy(np.asarray(store.frames[np.sort(rows)])[np.argsort(np.argsort(rows))])
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    order = np.argsort(rows, kind="stable")
+    x = np.empty((len(rows), *store.frames.shape[1:]), np.uint8)
+    x[order] = np.asarray(store.frames[rows[order]])
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
     return x
 
 
+@contextlib.contextmanager
+def _threads(n: int | None):
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], preset: str = "demo",
           id_weight: float = 0.0, objective: str = "l1", seed: int = 0, cache_dir: str | os.PathLike | None = None,
-          forbid_episodes: Sequence[int] | None = None, progress: bool = True, device: str = "cpu") -> Path:
-    """Train (or reuse) one zoo model on ``train_episodes`` of ``store``; returns its checkpoint directory."""
+          forbid_episodes: Sequence[int] | None = None, progress: bool = True, device: str = "cpu",
+          bf16: bool = False, threads: int | None = None) -> Path:
+    """Train (or reuse) one zoo model on ``train_episodes`` of ``store``; returns its checkpoint directory.
+
+    ``forbid_episodes``: the probe's test episodes (and, for task-OOD, every episode of its held-out tasks);
+    any overlap with ``train_episodes`` is refused. ``bf16``: autocast the forward pass to bfloat16 (CPU or
+    CUDA). ``threads``: torch CPU threads while training (restored after)."""
+    from wmprobe.zoo.objectives import OBJECTIVES
     if family not in FAMILIES:
         raise ConfigError(f"unknown zoo family '{family}': choose one of {sorted(FAMILIES)}")
     if preset not in PRESETS:
         raise ConfigError(f"unknown zoo preset '{preset}': choose one of {sorted(PRESETS)}")
-    if objective not in ("l1", "l2"):
-        raise ConfigError(f"unknown +ID objective '{objective}': choose l1 or l2")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown +ID objective '{objective}': choose one of {sorted(OBJECTIVES)}")
     train_episodes = sorted(int(e) for e in train_episodes)
     overlap = sorted(set(train_episodes) & set(int(e) for e in (forbid_episodes or ())))
     if overlap:
@@ -85,52 +138,80 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
     recipe = {"family": family, "preset": preset, **asdict(cfg), "id_weight": float(id_weight),
               "objective": objective, "seed": int(seed), "data": store.fingerprint,
               "train_episodes": hashlib.sha256(json.dumps(train_episodes).encode()).hexdigest()[:12],
-              "code_version": CODE_VERSION}
+              "bf16": bool(bf16), "code_version": CODE_VERSION}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    dest = root / f"{family}-{preset}-id{id_weight:g}-{key}"
+    suffix = f"-{objective}" if objective != "l1" and id_weight else ""
+    dest = root / f"{family}-{preset}-id{id_weight:g}{suffix}-{key}"
     if (dest / "recipe.json").exists():
         return dest
-    from wmprobe.zoo.models import VAE, IDHead, id_loss
+    with _threads(threads):
+        model, head, curve, seconds, clips = _fit(family, store, train_episodes, cfg, float(id_weight), objective,
+                                                  seed, progress, device, bf16)
+    meta = {"recipe": recipe, "key": key, "action_dim": store.action_dim,
+            "params": sum(p.numel() for p in model.parameters()),
+            "trunk_params": sum(p.numel() for p in model.trunk.parameters()),
+            "head_params": sum(p.numel() for p in head.parameters()) if id_weight > 0 else 0,
+            "clip_len": model.clip_len, "clips_per_step": clips, "probe_input": getattr(model, "probe_input", ""),
+            "seconds": round(seconds, 2), "loss_curve": curve[:: max(1, len(curve) // 100)],
+            "final_loss": float(np.mean(curve[-20:]))}
+    _save(dest, model, meta)
+    return dest
+
+
+def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progress, device, bf16):
+    from wmprobe.zoo.objectives import aux_loss, make_head
     torch.manual_seed(seed)
     gen = np.random.default_rng(seed)
-    model = VAE(cfg.width).to(device)
-    head = IDHead(cfg.width, store.action_dim).to(device)
-    params = list(model.parameters()) + (list(head.parameters()) if id_weight > 0 else [])
+    model = build(family, cfg.width, store.action_dim).to(device)
+    head = make_head(objective, cfg.width, store.action_dim).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    params += list(head.parameters()) if id_weight > 0 else []
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
-    rows = _pairs(store, train_episodes)
-    actions = torch.from_numpy(np.asarray(store.actions))
-    act_scale = actions[torch.from_numpy(rows)].std(0).clamp_min(1e-3)
+    L = model.clip_len
+    starts = _clip_starts(store, train_episodes, L)
+    if not len(starts):
+        raise ConfigError(f"zoo {family}: no training episode has the {L} consecutive frames a sample needs")
+    n_clips = max(2, (2 * cfg.batch_size) // L)       # the same number of frames per step for every family
+    actions = torch.from_numpy(np.asarray(store.actions, np.float32))
+    act_scale = actions[torch.from_numpy(starts)].std(0).clamp_min(1e-3)
+    act_mean = actions[torch.from_numpy(starts)].mean(0)
     curve, t0 = [], time.perf_counter()
     bar = None
     if progress and os.environ.get("WMPROBE_QUIET") != "1":
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.steps, desc=f"zoo {family}{' +ID' if id_weight else ''}", leave=False)
+    dev_type = torch.device(device).type
+    model.train()
     for step in range(cfg.steps):
-        lr = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        b = rows[gen.integers(0, len(rows), cfg.batch_size)]
-        x = _frames(store, np.concatenate([b, b + 1])).to(device)
-        loss, mu = model.loss(x, cfg.beta)
-        total = loss
-        if id_weight > 0:
-            z_t, z_t1 = mu.chunk(2)
-            target = (actions[torch.from_numpy(b)] / act_scale).to(device)
-            total = loss + id_weight * id_loss(head(z_t, z_t1), target, objective)
+        b = starts[gen.integers(0, len(starts), n_clips)]
+        idx = b[:, None] + np.arange(L)[None]
+        x = _frames(store, idx.ravel()).reshape(n_clips, L, 3, 64, 64).to(device)
+        a = ((actions[torch.from_numpy(idx)] - act_mean) / act_scale).to(device)
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
+            loss, z = model.loss(x, a)
+            total = loss
+            if id_weight > 0:
+                if z is None:
+                    z = model.latents(x.reshape(n_clips * L, 3, 64, 64))
+                    z = z.reshape(n_clips, L, *z.shape[1:])
+                total = loss + id_weight * aux_loss(objective, head, z.float(), a)
         opt.zero_grad(set_to_none=True)
-        total.backward()
+        total.float().backward()
         opt.step()
+        model.after_step(step, cfg.steps)
         curve.append(float(loss.detach()))
+        if not np.isfinite(curve[-1]):
+            raise EncoderError(f"zoo {family}: the loss diverged at step {step} (lr {lr:.2g})")
         if bar:
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{curve[-1]:.4f}")
     bar and bar.close()
-    meta = {"recipe": recipe, "key": key, "params": sum(p.numel() for p in model.parameters()),
-            "seconds": round(time.perf_counter() - t0, 2), "loss_curve": curve[:: max(1, len(curve) // 100)],
-            "final_loss": float(np.mean(curve[-20:]))}
-    _save(dest, model, meta)
-    return dest
+    model.eval()
+    return model, head, curve, time.perf_counter() - t0, n_clips
 
 
 def _save(dest: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
@@ -150,8 +231,14 @@ def _save(dest: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
 
 
 class ZooEncoder(TorchEncoder):
+    """A zoo model as an encoder: layer ``out`` = ``module.latents(frame)`` as ``(64, C)`` tokens."""
+
     def frame_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return {"out": conv_tokens(self.module.latents(x))}
+
+
+class ZooDecodingEncoder(ZooEncoder):
+    """Families with their own pixel decoder from the probed latents (vae, dynamics tokenizers)."""
 
     def decode_latents(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, T, N, C)`` tokens on the square grid -> ``(B, T, 64, 64, 3)`` uint8 frames (own decoder)."""
@@ -165,7 +252,6 @@ class ZooEncoder(TorchEncoder):
 
 def load(path: str | os.PathLike, device: str = "cpu") -> ZooEncoder:
     from safetensors.torch import load_file
-    from wmprobe.zoo.models import VAE
     path = Path(path)
     try:
         meta = json.loads((path / "recipe.json").read_text())
@@ -174,13 +260,20 @@ def load(path: str | os.PathLike, device: str = "cpu") -> ZooEncoder:
         raise EncoderError(f"zoo checkpoint {path} is missing or corrupt ({exc}); train it with "
                            "`wmprobe zoo train FAMILY --data STORE`") from None
     r = meta["recipe"]
-    model = VAE(r["width"])
-    model.load_state_dict(state)
+    if r.get("code_version", 1) != CODE_VERSION:
+        raise EncoderError(f"zoo checkpoint {path} was trained by zoo code version {r.get('code_version', 1)}, "
+                           f"this is {CODE_VERSION}: train it again")
+    model = build(r["family"], r["width"], int(meta.get("action_dim", 7)))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise EncoderError(f"zoo checkpoint {path} does not match the {r['family']} model: {exc}") from None
     spec = EncoderSpec(name=f"zoo:{r['family']}", family=r["family"], input_size=(64, 64),
                        weights_hash=hash_state_dict(state), layers=("out",), default_layer="out",
                        extra={"id_weight": r["id_weight"], "objective": r["objective"], "preset": r["preset"],
-                              "params": meta["params"]})
-    return ZooEncoder(spec, model, device)
+                              "params": meta["params"], "trunk_params": meta.get("trunk_params")})
+    cls = ZooDecodingEncoder if callable(getattr(model, "decode", None)) else ZooEncoder
+    return cls(spec, model, device)
 
 
 def load_encoder(arg: str | None = None, device: str = "cpu", **_: Any) -> ZooEncoder:

@@ -1,16 +1,20 @@
-"""Mini-zoo models: one conv backbone vocabulary, family heads, and the +ID head.
+"""Mini-zoo building blocks: one conv backbone vocabulary shared by every family, plus the +ID head.
 
 Backbone (per preset width C): ``(B, 3, 64, 64) -> (B, C, 8, 8)``: two coordinate channels are appended to
 the input (CoordConv), then three stride-2 convs + GELU and a 1x1 projection; tokens are the 64 grid cells
 ``(B, 64, C)``. Without the coordinate channels a conv net is translation-equivariant and MEAN-POOLED
 features cannot say where the arm is (docs/footguns.md); ViTs get the same from position embeddings. Every
-family uses the same backbone at the same width, so only the pretraining signal differs.
+family uses this backbone at the same width (a family may add input channels, e.g. a mask channel, or widen
+the last 1x1 projection, e.g. the VAE's mean and log-variance), so only the pretraining signal differs.
 
-- ``VAE``: KL-regularised conv autoencoder (posterior mean as latents, small beta for high PSNR), with its own
-  decoder (``decode``) used for "own decoder" fidelity.
-- ``IDHead``: the +ID head on pooled latents of consecutive frames.
+- ``ZooModel``: the interface every family implements (``loss``, ``latents``, ``clip_len``, ``trunk``).
+- ``decoder``: the shared pixel decoder shape ``(B, in_ch, 8, 8) -> (B, 3, 64, 64)`` (pre-activation).
+- ``TemporalMixer``: a small residual 3-D conv over ``(B, C, T, 8, 8)`` used by the video families.
+- ``IDHead`` / ``id_loss``: the +ID head on pooled latents of consecutive frames (see ``objectives``).
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import nn
@@ -38,41 +42,90 @@ def backbone(width: int, in_ch: int = 3, out_ch: int | None = None) -> nn.Sequen
     )
 
 
-def decoder(width: int, in_ch: int) -> nn.Sequential:
+def decoder(width: int, in_ch: int, out_ch: int = 3) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_ch, width, 1), nn.GELU(),
         nn.ConvTranspose2d(width, width, 4, 2, 1), nn.GELU(),
         nn.ConvTranspose2d(width, width // 2, 4, 2, 1), nn.GELU(),
-        nn.ConvTranspose2d(width // 2, 3, 4, 2, 1),
+        nn.ConvTranspose2d(width // 2, out_ch, 4, 2, 1),
     )
 
 
-class VAE(nn.Module):
-    """``encode(x) -> (mu, logvar)`` each ``(B, C, 8, 8)``; ``decode(z) -> (B, 3, 64, 64)`` in [0, 1] space."""
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
-    def __init__(self, width: int):
-        super().__init__()
-        self.width = width
-        self.enc = backbone(width, out_ch=2 * width)
-        self.dec = decoder(width, width)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.enc(x).chunk(2, dim=1)
-        return mu, logvar.clamp(-10, 10)
+class ZooModel(nn.Module):
+    """What ``zoo.train`` needs from a family.
+
+    - ``clip_len``: consecutive frames of one episode per training sample (2 for per-frame families, so +ID
+      always has a pair; video families use longer clips). ``zoo.train`` keeps FRAMES per step equal across
+      families: ``2 * batch_size // clip_len`` clips per step.
+    - ``trunk``: the shared backbone module (its parameter count is recorded as ``trunk_params``).
+    - ``loss(x, a) -> (loss, z)``: ``x (B, L, 3, 64, 64)`` in [0, 1], ``a (B, L, A)`` standardised actions
+      (``a[:, t]`` moves frame t to t+1; the last one's effect is outside the clip). ``z``: the probed latents
+      of every clip frame ``(B, L, C, 8, 8)`` with gradient when the family computed them anyway, else None
+      (then +ID computes ``latents`` itself).
+    - ``latents(x: (B, 3, 64, 64)) -> (B, C, 8, 8)``: what the probe sees (layer ``out``), deterministic.
+    - ``after_step(step, steps)``: called after each optimiser step (EMA targets).
+    """
+
+    clip_len: int = 2
+    trunk: nn.Module
+
+    def loss(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        raise NotImplementedError
 
     def latents(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(x)[0]
+        raise NotImplementedError
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.dec(z))
+    def after_step(self, step: int, steps: int) -> None:
+        pass
 
-    def loss(self, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loss, mu)``: pixel MSE + beta * KL per latent dim; x in [0, 1]."""
-        mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        rec = F.mse_loss(self.decode(z), x)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
-        return rec + beta * kl, mu
+
+def flat(x: torch.Tensor) -> torch.Tensor:
+    """``(B, L, ...) -> (B*L, ...)``."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def unflat(x: torch.Tensor, b: int) -> torch.Tensor:
+    return x.reshape(b, x.shape[0] // b, *x.shape[1:])
+
+
+def tube_mask(b: int, ratio: float, grid: int = 8, size: int = 64, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random patch masks, one per clip (the same in every frame: a tube). Returns ``(grid_mask (B, 1, g, g),
+    pixel_mask (B, 1, size, size))``, 1 = masked; exactly ``round(ratio * g * g)`` patches per clip."""
+    n = grid * grid
+    k = int(round(ratio * n))
+    order = torch.rand(b, n, device=device).argsort(dim=1)
+    m = torch.zeros(b, n, device=device)
+    m.scatter_(1, order[:, :k], 1.0)
+    m = m.view(b, 1, grid, grid)
+    return m, F.interpolate(m, size=(size, size), mode="nearest")
+
+
+class TemporalMixer(nn.Module):
+    """Residual 3-D convs over ``(B, C, T, g, g)``: mixes neighbouring frames and cells (video families)."""
+
+    def __init__(self, width: int, out_ch: int | None = None):
+        super().__init__()
+        self.a = nn.Conv3d(width, width, 3, padding=1)
+        self.b = nn.Conv3d(width, width, 3, padding=1)
+        self.out = nn.Conv3d(width, out_ch or width, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h + self.b(F.gelu(self.a(F.gelu(h))))
+        return self.out(F.gelu(h))
+
+
+def to_clip(h: torch.Tensor, b: int) -> torch.Tensor:
+    """``(B*L, C, g, g) -> (B, C, L, g, g)``."""
+    return unflat(h, b).transpose(1, 2)
+
+
+def from_clip(h: torch.Tensor) -> torch.Tensor:
+    """``(B, C, L, g, g) -> (B*L, C, g, g)``."""
+    return flat(h.transpose(1, 2))
 
 
 class IDHead(nn.Module):
@@ -92,3 +145,10 @@ def id_loss(pred: torch.Tensor, target: torch.Tensor, objective: str) -> torch.T
     if objective == "l2":
         return F.mse_loss(pred, target)
     raise ValueError(f"unknown +ID objective '{objective}'")
+
+
+def __getattr__(name: str):  # backwards compatible: ``from wmprobe.zoo.models import VAE``
+    if name == "VAE":
+        from wmprobe.zoo.vae import VAE
+        return VAE
+    raise AttributeError(name)

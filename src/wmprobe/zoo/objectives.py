@@ -1,0 +1,102 @@
+"""Supervision and ablations for the mini-zoo: +ID for any family, the objective ablation, the lambda sweep.
+
+``zoo.train(..., id_weight=lam, objective=NAME)`` adds ``lam * aux_loss(NAME, ...)`` to the family's own
+loss. The auxiliary head is trained jointly and discarded; only the encoder is saved and probed. Every
+objective works on the MEAN-POOLED probed latents (layer ``out``) of consecutive frames ``t, t+1`` of the
+training clip (all ``L - 1`` pairs of a clip of ``L`` frames), with actions standardised per dimension on
+the training episodes (training tasks only: actions of test episodes never enter).
+
+Objectives (``OBJECTIVES``), the paper's ablation on its diffusion model in brackets:
+- ``l1``  (default): inverse dynamics, MLP(z_t, z_t+1) -> a_t, L1 loss [0.629]
+- ``l2``: the same with an L2 (MSE) loss [0.578]
+- ``single``: single-frame action regression, MLP(z_t) -> a_t, L1 loss [0.523]
+- ``forward``: forward dynamics, MLP(z_t, a_t) -> z_t+1 (target layer-normalised, stop-gradient), MSE [0.408]
+- ``contrastive``: temporal contrastive (InfoNCE, temperature 0.1): projections of z_t and z_t+1 of the
+  same clip are positives, every other pair in the batch a negative; no action labels [0.073]
+
+``LAMBDA_SWEEP``: the +ID weights swept over 5 orders of magnitude; ``lambda_sweep(family, store, ...)``
+trains one model per weight (plus the frozen twin) and returns their checkpoints.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wmprobe.zoo.models import IDHead
+
+OBJECTIVES = {
+    "l1": "inverse dynamics (z_t, z_t+1) -> a_t, L1 (default)",
+    "l2": "inverse dynamics (z_t, z_t+1) -> a_t, L2",
+    "single": "single-frame action regression z_t -> a_t, L1",
+    "forward": "forward dynamics (z_t, a_t) -> z_t+1, MSE on layer-normalised stop-gradient target",
+    "contrastive": "temporal contrastive InfoNCE between z_t and z_t+1 (no action labels)",
+}
+LAMBDA_SWEEP = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+TEMPERATURE = 0.1
+
+
+def _mlp(d_in: int, d_out: int, hidden: int = 128) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
+
+class SingleHead(nn.Module):
+    def __init__(self, width: int, action_dim: int):
+        super().__init__()
+        self.net = _mlp(width, action_dim)
+
+    def forward(self, z_t: torch.Tensor) -> torch.Tensor:
+        return self.net(z_t.mean(dim=(2, 3)))
+
+
+def make_head(objective: str, width: int, action_dim: int) -> nn.Module:
+    """The (discarded) auxiliary head for ``objective`` on latents of width ``width``."""
+    if objective in ("l1", "l2"):
+        return IDHead(width, action_dim)
+    if objective == "single":
+        return SingleHead(width, action_dim)
+    if objective == "forward":
+        return _mlp(width + action_dim, width)
+    if objective == "contrastive":
+        return _mlp(width, 64)
+    raise ValueError(f"unknown objective '{objective}': choose one of {sorted(OBJECTIVES)}")
+
+
+def aux_loss(objective: str, head: nn.Module, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``z (B, L, C, h, w)`` probed latents of a clip, ``a (B, L, A)`` standardised actions -> scalar loss."""
+    b, L = z.shape[:2]
+    z_t = z[:, :-1].reshape(b * (L - 1), *z.shape[2:])
+    z_t1 = z[:, 1:].reshape(b * (L - 1), *z.shape[2:])
+    a_t = a[:, :-1].reshape(b * (L - 1), a.shape[-1])
+    if objective in ("l1", "l2"):
+        pred = head(z_t, z_t1)
+        return F.l1_loss(pred, a_t) if objective == "l1" else F.mse_loss(pred, a_t)
+    if objective == "single":
+        return F.l1_loss(head(z_t), a_t)
+    p_t, p_t1 = z_t.mean(dim=(2, 3)), z_t1.mean(dim=(2, 3))
+    if objective == "forward":
+        target = F.layer_norm(p_t1.detach(), p_t1.shape[-1:])
+        return F.mse_loss(head(torch.cat([p_t, a_t], dim=1)), target)
+    if objective == "contrastive":
+        q = F.normalize(head(p_t), dim=1)
+        k = F.normalize(head(p_t1), dim=1)
+        logits = q @ k.T / TEMPERATURE
+        labels = torch.arange(len(q), device=q.device)
+        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    raise ValueError(f"unknown objective '{objective}': choose one of {sorted(OBJECTIVES)}")
+
+
+def lambda_sweep(family: str, store: Any, *, train_episodes: Sequence[int],
+                 lambdas: Sequence[float] = LAMBDA_SWEEP, objective: str = "l1", include_frozen: bool = True,
+                 **train_kw: Any) -> dict[float, Path]:
+    """``{id_weight: checkpoint}`` for ``family`` at every weight in ``lambdas`` (and 0: the frozen twin).
+
+    Everything else (preset, seed, data, forbid_episodes, cache_dir) is passed to ``zoo.train`` unchanged,
+    so the runs differ only in the weight; checkpoints already trained are reused."""
+    from wmprobe import zoo
+    weights = ([0.0] if include_frozen else []) + [float(w) for w in lambdas]
+    return {w: zoo.train(family, store, train_episodes=train_episodes, id_weight=w, objective=objective,
+                         **train_kw) for w in weights}
