@@ -40,8 +40,6 @@ FAMILIES = {
     "diffusion": "pixel diffusion: v-prediction denoiser on the trunk, latents = trunk on the frame noised at t=0.1",
     "videomae": "VideoMAE-style: tube-masked clip reconstruction in pixel space, latents = trunk per frame",
     "vjepa": "V-JEPA-style: masked clip prediction of EMA-target latents (no pixel decoder), latents = trunk",
-}
-_LATER = {
     "dynamics": "world model: tokenizer + action-conditioned latent dynamics (shortcut forcing), latents = tokens",
     "dynamics-actin": "world model with the action fed into the tokenizer trunk (zeros at probe time)",
 }
