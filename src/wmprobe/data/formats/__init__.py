@@ -1,0 +1,185 @@
+"""Dataset readers and writers: LeRobot (v2.1, v3.0), CALVIN, LIBERO and EpisodeStores -> EpisodeStore.
+
+``import_dataset(src, dest)`` streams a source into an EpisodeStore in bounded memory (frames are written
+into a preallocated memory-mapped array in a temp directory beside ``dest``, renamed into place at the end);
+``dataset_info`` summarises a source or store; ``validate_dataset`` lists every problem; ``export_lerobot``
+writes a store as a LeRobot v3.0 dataset. See docs/data.md ("Readers").
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from wmprobe.data.formats._common import (Episode, FormatError, Source, StoreWriter, action_axes,
+                                          looks_like_store, prepare_dest, progress_bar)
+from wmprobe.errors import StoreError
+
+__all__ = ["FORMATS", "FormatError", "dataset_info", "detect_format", "export_lerobot", "import_dataset",
+           "open_source", "validate_dataset"]
+
+FORMATS = ("lerobot", "calvin", "libero", "store")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """``lerobot`` | ``calvin`` | ``libero`` | ``store``, from the files present (StoreError if none fits)."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"{p} does not exist")
+    if p.is_file():
+        if p.suffix.lower() in (".hdf5", ".h5"):
+            return "libero"
+        raise StoreError(f"{p}: cannot tell the dataset format of this file (expected a LIBERO .hdf5)")
+    if (p / "meta.json").is_file() and (p / "frames.npy").exists():
+        return "store"
+    if (p / "meta" / "info.json").is_file():
+        return "lerobot"
+    if (p / "ep_start_end_ids.npy").is_file() or any((p / s / "ep_start_end_ids.npy").is_file()
+                                                     for s in ("training", "validation")):
+        return "calvin"
+    if any(p.glob("*.hdf5")) or any(p.glob("*.h5")):
+        return "libero"
+    if looks_like_store(p) or (p / "meta.json").is_file():
+        return "store"
+    raise StoreError(f"{p}: cannot detect the dataset format (no meta/info.json, ep_start_end_ids.npy, *.hdf5 "
+                     "or EpisodeStore meta.json); pass --format")
+
+
+def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -> Source:
+    fmt = detect_format(path) if format in (None, "auto") else format
+    if fmt == "lerobot":
+        from wmprobe.data.formats.lerobot import LeRobotSource
+        return LeRobotSource(path)
+    if fmt == "calvin":
+        from wmprobe.data.formats.calvin import CalvinSource
+        return CalvinSource(path, allow_pickle=bool(options.get("allow_pickle")))
+    if fmt == "libero":
+        from wmprobe.data.formats.libero import LiberoSource
+        return LiberoSource(path)
+    if fmt == "store":
+        from wmprobe.data.formats.storesrc import StoreSource
+        return StoreSource(path)
+    raise StoreError(f"unknown dataset format '{fmt}' (one of auto, {', '.join(FORMATS)})")
+
+
+def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None, action_key: str | None = None,
+                   size: int | None = None, max_episodes: int | None = None, progress: bool = True,
+                   allow_pickle: bool | None = None) -> Path:
+    """Convert ``src`` into an EpisodeStore at ``dest`` and return ``dest``.
+
+    ``camera`` / ``action_key`` pick the image stream and the action feature (defaults per format, see
+    docs/data.md); ``size`` resizes frames to ``size x size`` (None keeps the native size);
+    ``max_episodes`` keeps the first episodes. ``allow_pickle`` (CALVIN only, default from
+    ``$WMPROBE_ALLOW_PICKLE``) lets the reader unpickle ``lang_annotations/auto_lang_ann.npy`` for task
+    labels: only for files you trust. A bad source raises one ``FormatError`` naming file and episode, and
+    ``dest`` is left untouched.
+    """
+    src, dest = Path(src), Path(dest)
+    if size is not None and int(size) <= 0:
+        raise StoreError(f"size must be positive, got {size}")
+    if allow_pickle is None:
+        allow_pickle = os.environ.get("WMPROBE_ALLOW_PICKLE", "") in ("1", "true", "yes")
+    prepare_dest(dest, src)
+    source = open_source(src, format, allow_pickle=allow_pickle)
+    try:
+        source.select(camera, action_key)
+        eps = source.episodes()
+        if max_episodes is not None:
+            eps = eps[: max(0, int(max_episodes))]
+        if not eps:
+            raise FormatError(f"{src}: no episodes to import")
+        if size is None and source.frame_shape is None:
+            source.frame_shape = _peek_shape(source, eps[0])
+        h, w = (int(size), int(size)) if size is not None else source.frame_shape
+        names, groups = action_axes(int(source.action_dim), source.action_names)
+        task_names: list[str] = []
+        for e in eps:
+            if e.task not in task_names:
+                task_names.append(e.task)
+        n = sum(e.length for e in eps)
+        bar = progress_bar(n, f"import {src.name}", progress)
+        try:
+            with StoreWriter(dest, n, h, w, int(source.action_dim), len(eps)) as wr:
+                for e in eps:
+                    acts = source.actions(e)
+                    wr.add_episode(acts, source.frames(e), task_names.index(e.task), e.where, size, bar)
+                meta = {"name": dest.name, "fps": float(source.fps), "action_names": names,
+                        "action_groups": groups, "task_names": task_names,
+                        "source": {**source.source_meta(), "size": size, "episodes": len(eps)}}
+                return wr.finish(meta)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        source.close()
+
+
+def _peek_shape(source: Source, ep: Episode) -> tuple[int, int]:
+    for block in source.frames(ep):
+        return int(block.shape[1]), int(block.shape[2])
+    raise FormatError(f"{ep.where}: no frames")
+
+
+def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
+    """JSON-able summary of a source dataset or an EpisodeStore (format, version, episodes, frames, ...)."""
+    source = open_source(path)
+    try:
+        return source.info()
+    finally:
+        source.close()
+
+
+def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: str | None = None,
+                     action_key: str | None = None) -> list[str]:
+    """Every problem found in a source or store (each naming file and episode); empty when it reads cleanly.
+
+    Reads every episode's actions and frames (video is decoded), like an import that writes nothing.
+    """
+    try:
+        fmt = detect_format(path) if format in (None, "auto") else format
+    except StoreError as exc:
+        return [str(exc)]
+    if fmt == "store":
+        from wmprobe.data.store import validate_store
+        return validate_store(path)
+    problems: list[str] = []
+    try:
+        source = open_source(path, fmt)
+    except StoreError as exc:
+        return [str(exc)]
+    try:
+        source.select(camera, action_key)
+        eps = source.episodes()
+    except StoreError as exc:
+        source.close()
+        return [str(exc)]
+    try:
+        shape = None
+        for e in eps:
+            try:
+                source.actions(e)
+            except StoreError as exc:
+                problems.append(str(exc))
+            try:
+                count = 0
+                for block in source.frames(e):
+                    if shape is None:
+                        shape = block.shape[1:3]
+                    elif block.shape[1:3] != shape:
+                        raise FormatError(f"{e.where}: frames are {block.shape[1]}x{block.shape[2]}, the first "
+                                          f"episode's are {shape[0]}x{shape[1]}")
+                    count += len(block)
+                if count != e.length:
+                    raise FormatError(f"{e.where}: {count} frames but the metadata says {e.length}")
+            except StoreError as exc:
+                problems.append(str(exc))
+                source.close()  # a broken reader state must not leak into the next episode
+    finally:
+        source.close()
+    return list(dict.fromkeys(problems))
+
+
+def export_lerobot(store, dest) -> Path:
+    """Write an EpisodeStore (path or object) as a LeRobot v3.0 dataset at ``dest``; returns ``dest``."""
+    from wmprobe.data.formats.export import export_lerobot as _export
+    return _export(store, dest)

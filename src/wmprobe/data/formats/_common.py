@@ -1,0 +1,268 @@
+"""Shared pieces of the readers: the error type, the source interface, action axes, resizing and the
+streaming EpisodeStore writer (preallocated memory-mapped arrays in a temp dir renamed into place)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
+                                nonfinite_episodes)
+from wmprobe.errors import StoreError
+
+DEFAULT_7D_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
+DEFAULT_7D_GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+
+
+class FormatError(StoreError):
+    """A source dataset (LeRobot, CALVIN, LIBERO) is missing, corrupt or inconsistent; names file and episode."""
+
+
+@dataclass
+class Episode:
+    """One episode of a source, as its metadata describes it (before reading any frame)."""
+
+    index: int                      # the source's own episode id
+    length: int                     # frames (== actions) the metadata promises
+    task: str
+    where: str                      # "file, episode N" for messages
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Source:
+    """A dataset on disk. Subclasses fill the attributes in ``__init__`` and implement the three readers."""
+
+    format: str = "?"
+    version: str | None = None
+    path: Path
+    fps: float = 10.0
+    cameras: list[str]
+    action_keys: list[str]
+    camera: str
+    action_key: str
+    frame_shape: tuple[int, int] | None = None   # native (H, W) of the selected camera, if known up front
+    action_dim: int | None = None
+    action_names: list[str] | None = None
+
+    def select(self, camera: str | None, action_key: str | None) -> None:
+        if camera is not None:
+            if camera not in self.cameras:
+                raise FormatError(f"{self.path}: camera '{camera}' not found; this {self.format} dataset has "
+                                  f"{self.cameras or 'no cameras'}")
+            self.camera = camera
+        if action_key is not None:
+            if action_key not in self.action_keys:
+                raise FormatError(f"{self.path}: action key '{action_key}' not found; this {self.format} "
+                                  f"dataset has {self.action_keys or 'no action keys'}")
+            self.action_key = action_key
+
+    def episodes(self) -> list[Episode]:
+        raise NotImplementedError
+
+    def actions(self, ep: Episode) -> np.ndarray:
+        raise NotImplementedError
+
+    def frames(self, ep: Episode) -> Iterator[np.ndarray]:
+        """Yield ``(n, H, W, 3) uint8`` blocks of the episode's frames, in order."""
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def source_meta(self) -> dict[str, Any]:
+        return {"kind": "import", "path": str(self.path), "format": self.format, "version": self.version,
+                "camera": self.camera, "action_key": self.action_key}
+
+
+# ---- checks -----------------------------------------------------------------------------------------
+def check_actions(a: Any, ep: Episode, *, dim: int | None = None) -> np.ndarray:
+    """``(T, A) float32`` of exactly ``ep.length`` finite rows, or one FormatError naming the episode."""
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise FormatError(f"{ep.where}: actions are ragged or not numeric ({exc})") from None
+    if arr.dtype.kind not in "fiub":
+        raise FormatError(f"{ep.where}: actions must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise FormatError(f"{ep.where}: actions must be (T, A), got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise FormatError(f"{ep.where}: actions have {arr.shape[1]} dims, expected {dim}")
+    if arr.shape[0] != ep.length:
+        raise FormatError(f"{ep.where}: {arr.shape[0]} actions but the metadata says {ep.length} frames")
+    arr = arr.astype(np.float32)
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise FormatError(f"{ep.where}: NaN or inf actions at step(s) {np.nonzero(bad)[0][:10].tolist()}")
+    return arr
+
+
+def check_frames(block: Any, where: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    arr = np.asarray(block)
+    if arr.ndim == 3 and shape is None:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise FormatError(f"{where}: frames must be (T, H, W, 3) RGB, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise FormatError(f"{where}: frames must be uint8, got {arr.dtype}")
+    if shape is not None and tuple(arr.shape[1:3]) != tuple(shape):
+        raise FormatError(f"{where}: frames are {arr.shape[1]}x{arr.shape[2]} but the metadata says "
+                          f"{shape[0]}x{shape[1]}")
+    return arr
+
+
+def action_axes(dim: int, names: Sequence[str] | None = None) -> tuple[list[str], dict[str, list[int]]]:
+    """Axis names and groups: 7 dims are translation (3), rotation (3), gripper (1); other dims are left
+    ungrouped except axes whose name contains 'gripper'."""
+    good = names is not None and len(names) == dim and all(isinstance(n, str) and n for n in names)
+    if dim == 7:
+        return (list(names) if good else list(DEFAULT_7D_NAMES)), {g: list(v) for g, v in DEFAULT_7D_GROUPS.items()}
+    out = list(names) if good else [f"a{i}" for i in range(dim)]
+    grip = [i for i, n in enumerate(out) if "gripper" in n.lower()]
+    return out, ({"gripper": grip} if grip else {})
+
+
+def resize_block(block: np.ndarray, size: int | None) -> np.ndarray:
+    """Square ``size x size`` resize (aspect not kept; Pillow BILINEAR with its antialiasing filter)."""
+    if size is None or block.shape[1:3] == (size, size):
+        return block
+    from PIL import Image
+    out = np.empty((block.shape[0], size, size, 3), np.uint8)
+    for i, img in enumerate(block):
+        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BILINEAR))
+    return out
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    if enabled and not os.environ.get("WMPROBE_QUIET"):
+        try:
+            from tqdm.auto import tqdm
+            return tqdm(total=total, desc=desc, unit="frame", leave=False)
+        except ImportError:  # pragma: no cover
+            pass
+    return None
+
+
+# ---- streaming writer -------------------------------------------------------------------------------
+def looks_like_store(path: Path) -> bool:
+    try:
+        return json.loads((path / "meta.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prepare_dest(dest: Path, src: Path | None = None) -> None:
+    """Refuse to overwrite anything that is not an EpisodeStore (or the source itself)."""
+    if src is not None:
+        s, d = src.resolve(), dest.resolve()
+        if s == d or s in d.parents or d in s.parents:
+            raise StoreError(f"destination {dest} overlaps the source {src}; choose another directory")
+    if dest.exists() and not (dest.is_dir() and (looks_like_store(dest) or not any(dest.iterdir()))):
+        raise StoreError(f"destination {dest} exists and is not an EpisodeStore; refusing to overwrite it")
+
+
+class StoreWriter:
+    """Write an EpisodeStore of known size frame block by frame block, in bounded memory.
+
+    Arrays are preallocated ``np.lib.format.open_memmap`` files in a temp directory beside ``dest``;
+    ``finish`` validates, fingerprints and renames into place; ``abort`` (or any exception inside a
+    ``with`` block) deletes the temp directory, so ``dest`` never holds a half-written store.
+    """
+
+    def __init__(self, dest: str | os.PathLike, n_frames: int, height: int, width: int, action_dim: int,
+                 n_episodes: int):
+        self.dest = Path(dest)
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-", dir=self.dest.parent))
+        try:
+            self.frames = np.lib.format.open_memmap(self.tmp / "frames.npy", mode="w+", dtype=np.uint8,
+                                                    shape=(n_frames, height, width, 3))
+            self.actions = np.lib.format.open_memmap(self.tmp / "actions.npy", mode="w+", dtype=np.float32,
+                                                     shape=(n_frames, action_dim))
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        self.ends = np.zeros(n_episodes, np.int64)
+        self.tasks = np.zeros(n_episodes, np.int64)
+        self.row = 0
+        self.n_ep = 0
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def add_episode(self, actions: np.ndarray, frame_blocks, task_id: int, where: str, size: int | None,
+                    bar=None) -> None:
+        t = len(actions)
+        start = self.row
+        if start + t > self.frames.shape[0]:
+            raise FormatError(f"{where}: more frames than the metadata announced")
+        self.actions[start:start + t] = actions
+        filled = 0
+        for block in frame_blocks:
+            block = resize_block(block, size)
+            if tuple(block.shape[1:]) != tuple(self.frames.shape[1:]):
+                raise FormatError(f"{where}: frames are {block.shape[1]}x{block.shape[2]}, expected "
+                                  f"{self.frames.shape[1]}x{self.frames.shape[2]} (frame size changes within "
+                                  "the dataset; pass size= to resize)")
+            if filled + len(block) > t:
+                raise FormatError(f"{where}: more than {t} frames for {t} actions")
+            self.frames[start + filled:start + filled + len(block)] = block
+            filled += len(block)
+            if bar is not None:
+                bar.update(len(block))
+        if filled != t:
+            raise FormatError(f"{where}: {filled} frames for {t} actions")
+        self.row += t
+        self.ends[self.n_ep] = self.row
+        self.tasks[self.n_ep] = task_id
+        self.n_ep += 1
+
+    def finish(self, meta: dict[str, Any]) -> Path:
+        try:
+            if self.row != self.frames.shape[0] or self.n_ep != len(self.ends):
+                raise FormatError(f"import wrote {self.row} of {self.frames.shape[0]} frames and {self.n_ep} "
+                                  f"of {len(self.ends)} episodes")
+            meta = dict(meta)
+            meta.setdefault("format", FORMAT)
+            meta.setdefault("version", FORMAT_VERSION)
+            self.frames.flush()
+            self.actions.flush()
+            problems = check_arrays(self.frames, self.actions, self.ends, self.tasks, meta)
+            if problems:
+                raise StoreError(f"refusing to write invalid EpisodeStore to {self.dest}: " + "; ".join(problems))
+            bad = nonfinite_episodes(self.actions, self.ends)
+            if bad:
+                raise StoreError(f"NaN or inf actions in imported episode(s) {bad[:10]}")
+            meta["fingerprint"] = compute_fingerprint(self.frames, self.actions, self.ends, self.tasks, meta)
+            np.save(self.tmp / "episode_ends.npy", self.ends)
+            np.save(self.tmp / "tasks.npy", self.tasks)
+            (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+            del self.frames, self.actions  # close the memmaps before the rename
+            assert all((self.tmp / f).is_file() for f in FILES)
+            if self.dest.exists():
+                shutil.rmtree(self.dest)
+            os.replace(self.tmp, self.dest)
+        except BaseException:
+            self.abort()
+            raise
+        return self.dest
+
+    def abort(self) -> None:
+        for name in ("frames", "actions"):
+            if hasattr(self, name):
+                delattr(self, name)
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,444 @@
+"""LeRobot datasets, codebase versions v2.0/v2.1 (one parquet and one mp4 per episode) and v3.0 (chunked
+files holding many episodes), read with pyarrow and PyAV; frames from mp4 videos or PNG bytes in parquet."""
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from wmprobe.data.formats._common import Episode, FormatError, Source
+
+V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+INDEX_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+NUMERIC = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+BLOCK = 32
+
+
+def _rel(root: Path, p: Path) -> str:
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p)
+
+
+def arrow_to_matrix(col, where: str):
+    """A pyarrow list / fixed-size-list / numeric column -> ``(n, A)`` numpy array (FormatError otherwise)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = arr.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        vt = t.value_type
+        if not (pa.types.is_floating(vt) or pa.types.is_integer(vt)):
+            raise FormatError(f"{where}: actions must be numeric lists, got {t}")
+        if arr.null_count:
+            raise FormatError(f"{where}: {arr.null_count} missing (null) action rows")
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths != lengths[0]).any():
+            raise FormatError(f"{where}: action rows have different lengths {sorted(set(lengths.tolist()))[:5]}")
+        dim = int(lengths[0]) if len(lengths) else 0
+        vals = arr.flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(vals, dtype=np.float64 if vals.dtype.kind == "f" else vals.dtype).reshape(len(arr), dim)
+    if pa.types.is_floating(t) or pa.types.is_integer(t):
+        return arr.to_numpy(zero_copy_only=False).reshape(-1, 1)
+    raise FormatError(f"{where}: actions must be numeric, got arrow type {t}")
+
+
+class VideoReader:
+    """Sequential PyAV decoder that remembers its position, so consecutive episodes of one file decode once."""
+
+    def __init__(self, path: Path, where: str, start: float = 0.0):
+        import av
+        self.path, self.where = path, where
+        if not path.is_file():
+            raise FormatError(f"{where}: video file {path} is missing")
+        try:
+            self.container = av.open(str(path))
+            self.stream = self.container.streams.video[0]
+        except (av.error.FFmpegError, OSError, IndexError) as exc:
+            raise FormatError(f"{where}: cannot open video {path} ({exc})") from None
+        self.stream.thread_type = "AUTO"
+        if start > 0:
+            try:
+                self.container.seek(int(start / self.stream.time_base), stream=self.stream, backward=True)
+            except av.error.FFmpegError:
+                self.container.seek(0, stream=self.stream)
+        self._it = self.container.decode(self.stream)
+        self.pending = None
+        self.last_t = -math.inf
+
+    def next(self):
+        import av
+        if self.pending is not None:
+            item, self.pending = self.pending, None
+            return item
+        try:
+            f = next(self._it)
+        except StopIteration:
+            return None
+        except (av.error.FFmpegError, OSError) as exc:
+            raise FormatError(f"{self.where}: video {self.path} is corrupt or truncated ({exc})") from None
+        t = f.time if f.time is not None else float(f.pts * self.stream.time_base)
+        self.last_t = t
+        return t, f
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # pragma: no cover
+            pass
+
+
+class LeRobotSource(Source):
+    format = "lerobot"
+
+    def __init__(self, path):
+        self.path = root = Path(path)
+        f = root / "meta" / "info.json"
+        if not f.is_file():
+            raise FormatError(f"{root}: not a LeRobot dataset (no meta/info.json)")
+        try:
+            info = json.loads(f.read_text())
+            self.version = str(info["codebase_version"])
+            self.fps = float(info["fps"])
+            self.features: dict[str, dict] = dict(info["features"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatError(f"{f}: invalid LeRobot info.json ({type(exc).__name__}: {exc})") from None
+        if self.version not in ("v2.0", "v2.1", "v3.0"):
+            raise FormatError(f"{f}: LeRobot codebase_version {self.version} is not supported (v2.0, v2.1, v3.0)")
+        self.v3 = self.version.startswith("v3")
+        self.info_json = info
+        self.chunks_size = int(info.get("chunks_size") or 1000)
+        self.data_path = info.get("data_path") or (V3_DATA if self.v3 else V2_DATA)
+        self.video_path = info.get("video_path") or (V3_VIDEO if self.v3 else V2_VIDEO)
+        self.cameras = [k for k, v in self.features.items() if isinstance(v, dict) and v.get("dtype") in ("video", "image")]
+        self.action_keys = [k for k, v in self.features.items() if isinstance(v, dict) and k not in INDEX_KEYS
+                            and v.get("dtype") in NUMERIC and len(v.get("shape") or [1]) == 1]
+        cams = [c for c in self.cameras if c.startswith("observation.images.")] or self.cameras
+        self.camera = cams[0] if cams else None
+        self.action_key = "action" if "action" in self.action_keys else (self.action_keys[0] if self.action_keys else None)
+        self._data_cache: dict[Path, Any] = {}
+        self._video: VideoReader | None = None
+
+    # ---- selection and metadata ----------------------------------------------------------------------
+    def select(self, camera, action_key) -> None:
+        super().select(camera, action_key)
+        if self.camera is None:
+            raise FormatError(f"{self.path}: meta/info.json lists no video or image feature")
+        if self.action_key is None:
+            raise FormatError(f"{self.path}: meta/info.json lists no numeric action feature")
+        self.frame_shape = self._shape(self.camera)
+        shp = self.features[self.action_key].get("shape") or [1]
+        self.action_dim = int(shp[0])
+        names = self.features[self.action_key].get("names")
+        if isinstance(names, dict) and len(names) == 1:
+            names = next(iter(names.values()))
+        self.action_names = list(names) if isinstance(names, list) else None
+
+    def _shape(self, key: str) -> tuple[int, int] | None:
+        ft = self.features[key]
+        shape, names = list(ft.get("shape") or []), ft.get("names")
+        if len(shape) != 3:
+            return None
+        if isinstance(names, list) and names and names[0] in ("channels", "channel", "c"):
+            return int(shape[1]), int(shape[2])
+        return int(shape[0]), int(shape[1])
+
+    def tasks(self) -> list[str]:
+        root = self.path
+        if self.v3:
+            f = root / "meta" / "tasks.parquet"
+            if not f.is_file():
+                return []
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            try:
+                t = pq.read_table(f)
+            except (pa.ArrowException, OSError) as exc:
+                raise FormatError(f"{f}: unreadable ({exc})") from None
+            names = [c for c in t.column_names if pa.types.is_string(t.schema.field(c).type)
+                     or pa.types.is_large_string(t.schema.field(c).type)]
+            if not names:
+                return []
+            vals = t.column(names[0]).to_pylist()
+            if "task_index" in t.column_names:
+                order = t.column("task_index").to_pylist()
+                vals = [v for _, v in sorted(zip(order, vals))]
+            return [str(v) for v in vals]
+        f = root / "meta" / "tasks.jsonl"
+        out = {}
+        for i, row in enumerate(self._jsonl(f, required=False)):
+            out[int(row.get("task_index", i))] = str(row.get("task"))
+        return [out[k] for k in sorted(out)]
+
+    def _jsonl(self, f: Path, required: bool = True) -> list[dict]:
+        if not f.is_file():
+            if required:
+                raise FormatError(f"{f} is missing")
+            return []
+        rows = []
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise FormatError(f"{f} line {n}: invalid JSON ({exc}); truncated file?") from None
+        return rows
+
+    def episodes(self) -> list[Episode]:
+        eps = self._episodes_v3() if self.v3 else self._episodes_v2()
+        total_e, total_f = self.info_json.get("total_episodes"), self.info_json.get("total_frames")
+        info_f = self.path / "meta" / "info.json"
+        if total_e is not None and int(total_e) != len(eps):
+            raise FormatError(f"{info_f}: total_episodes is {total_e} but the episode metadata lists {len(eps)}")
+        if total_f is not None and int(total_f) != sum(e.length for e in eps):
+            raise FormatError(f"{info_f}: total_frames is {total_f} but the episodes hold "
+                              f"{sum(e.length for e in eps)} frames")
+        return eps
+
+    def _episodes_v2(self) -> list[Episode]:
+        f = self.path / "meta" / "episodes.jsonl"
+        tasks = self.tasks()
+        eps = []
+        for n, row in enumerate(self._jsonl(f)):
+            try:
+                idx, length = int(row["episode_index"]), int(row["length"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise FormatError(f"{f} line {n + 1}: episode entry lacks {exc}") from None
+            if length <= 0:
+                raise FormatError(f"{f}: episode {idx} has length {length}")
+            task = (row.get("tasks") or [None])[0]
+            if task is None:
+                task = tasks[0] if len(tasks) == 1 else "task"
+            chunk = idx // self.chunks_size
+            data = self.path / self.data_path.format(episode_chunk=chunk, episode_index=idx, chunk_index=chunk,
+                                                     file_index=idx)
+            video = self.path / self.video_path.format(episode_chunk=chunk, video_key=self.camera,
+                                                       episode_index=idx, chunk_index=chunk, file_index=idx)
+            eps.append(Episode(idx, length, str(task), f"{_rel(self.path, data)}, episode {idx}",
+                               {"data": data, "video": video, "from_ts": 0.0}))
+        return eps
+
+    def _episodes_v3(self) -> list[Episode]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        files = sorted((self.path / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        if not files:
+            raise FormatError(f"{self.path / 'meta' / 'episodes'}: no chunk-XXX/file-XXX.parquet episode metadata")
+        vk = f"videos/{self.camera}/"
+        need = ["episode_index", "length", "dataset_from_index", "dataset_to_index", "data/chunk_index",
+                "data/file_index"]
+        video = self.features[self.camera].get("dtype") == "video"
+        if video:
+            need += [vk + "chunk_index", vk + "file_index", vk + "from_timestamp", vk + "to_timestamp"]
+        eps = []
+        for f in files:
+            try:
+                schema = pq.read_schema(f)
+                missing = [c for c in need if c not in schema.names]
+                if missing:
+                    raise FormatError(f"{f}: episode metadata lacks column(s) {missing}")
+                cols = need + (["tasks"] if "tasks" in schema.names else [])
+                rows = pq.read_table(f, columns=cols).to_pylist()
+            except (pa.ArrowException, OSError) as exc:
+                raise FormatError(f"{f}: unreadable episode metadata ({exc}); truncated file?") from None
+            for r in rows:
+                idx, length = int(r["episode_index"]), int(r["length"])
+                fr, to = int(r["dataset_from_index"]), int(r["dataset_to_index"])
+                data = self.path / self.data_path.format(chunk_index=int(r["data/chunk_index"]),
+                                                         file_index=int(r["data/file_index"]))
+                where = f"{_rel(self.path, data)}, episode {idx}"
+                if to - fr != length:
+                    raise FormatError(f"{where}: {_rel(self.path, f)} says length {length} but index range "
+                                      f"{fr}:{to} ({to - fr} frames)")
+                extra: dict[str, Any] = {"data": data, "from_index": fr, "to_index": to}
+                if video:
+                    vpath = self.path / self.video_path.format(video_key=self.camera,
+                                                               chunk_index=int(r[vk + "chunk_index"]),
+                                                               file_index=int(r[vk + "file_index"]))
+                    a, b = float(r[vk + "from_timestamp"]), float(r[vk + "to_timestamp"])
+                    if abs((b - a) * self.fps - length) > 1.01:
+                        raise FormatError(f"{where}: {_rel(self.path, f)} gives video timestamps {a:.3f}-{b:.3f} s "
+                                          f"({(b - a) * self.fps:.1f} frames at {self.fps:g} fps) for {length} frames")
+                    extra.update(video=vpath, from_ts=a)
+                tasks = r.get("tasks") or ["task"]
+                eps.append(Episode(idx, length, str(tasks[0]), where, extra))
+        eps.sort(key=lambda e: e.index)
+        return eps
+
+    # ---- reading -------------------------------------------------------------------------------------
+    def _rows(self, ep: Episode) -> tuple[int, int]:
+        """Row range of the episode inside its data file."""
+        if not self.v3:
+            return 0, ep.length
+        if "rows" in ep.extra:
+            return ep.extra["rows"]
+        epi = self._data_table(ep)["episode_index"]
+        hit = np.nonzero(epi == ep.index)[0]
+        if len(hit) == 0:
+            raise FormatError(f"{ep.where}: no rows of this episode in the data file")
+        a, b = int(hit[0]), int(hit[-1]) + 1
+        if b - a != len(hit):
+            raise FormatError(f"{ep.where}: the episode's rows are not contiguous in the data file")
+        if b - a != ep.length:
+            raise FormatError(f"{ep.where}: {b - a} rows in the data file but the metadata says {ep.length} frames")
+        ep.extra["rows"] = (a, b)
+        return a, b
+
+    def _data_table(self, ep: Episode) -> dict[str, Any]:
+        """Action (and episode index) columns of a data file, cached for the file (small: no images)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        f: Path = ep.extra["data"]
+        key = (f, self.action_key)
+        if key in self._data_cache:
+            return self._data_cache[key]
+        if not f.is_file():
+            raise FormatError(f"{ep.where}: data file {f} is missing")
+        try:
+            schema = pq.read_schema(f)
+            if self.action_key not in schema.names:
+                raise FormatError(f"{ep.where}: action key '{self.action_key}' missing from the data file")
+            cols = [self.action_key] + (["episode_index"] if "episode_index" in schema.names else [])
+            t = pq.read_table(f, columns=cols)
+        except (pa.ArrowException, OSError) as exc:
+            raise FormatError(f"{ep.where}: unreadable data file ({exc}); truncated?") from None
+        out = {"action": arrow_to_matrix(t.column(self.action_key), ep.where)}
+        if "episode_index" in t.column_names:
+            out["episode_index"] = t.column("episode_index").to_numpy(zero_copy_only=False)
+        elif self.v3:
+            raise FormatError(f"{ep.where}: data file lacks the episode_index column")
+        self._data_cache.clear()  # one file at a time: bounded memory
+        self._data_cache[key] = out
+        return out
+
+    def actions(self, ep: Episode) -> np.ndarray:
+        from wmprobe.data.formats._common import check_actions
+        t = self._data_table(ep)
+        if self.v3:
+            a, b = self._rows(ep)
+            acts = t["action"][a:b]
+        else:
+            acts = t["action"]
+            if "episode_index" in t and len(t["episode_index"]) and (t["episode_index"] != ep.index).any():
+                raise FormatError(f"{ep.where}: the data file holds rows of other episodes")
+        return check_actions(acts, ep, dim=self.action_dim)
+
+    def frames(self, ep: Episode) -> Iterator[np.ndarray]:
+        if self.features[self.camera].get("dtype") == "image":
+            yield from self._image_frames(ep)
+        else:
+            yield from self._video_frames(ep)
+
+    def _image_frames(self, ep: Episode) -> Iterator[np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from PIL import Image, UnidentifiedImageError
+        a, b = self._rows(ep)
+        f: Path = ep.extra["data"]
+        try:
+            pf = pq.ParquetFile(f)
+            if self.camera not in pf.schema_arrow.names:
+                raise FormatError(f"{ep.where}: camera '{self.camera}' missing from the data file")
+            starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+            for g in range(pf.num_row_groups):
+                lo, hi = max(a, starts[g]), min(b, starts[g + 1])
+                if lo >= hi:
+                    continue
+                col = pf.read_row_group(g, columns=[self.camera]).column(0).slice(lo - starts[g], hi - lo)
+                buf = []
+                for k, item in enumerate(col.to_pylist()):
+                    frame = lo - a + k
+                    data = item.get("bytes") if isinstance(item, dict) else item
+                    if data is None and isinstance(item, dict) and item.get("path"):
+                        p = Path(item["path"])
+                        p = p if p.is_absolute() else self.path / p
+                        data = p.read_bytes() if p.is_file() else None
+                    if data is None:
+                        raise FormatError(f"{ep.where}: frame {frame} of '{self.camera}' has no image bytes")
+                    try:
+                        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+                    except (UnidentifiedImageError, OSError, ValueError) as exc:
+                        raise FormatError(f"{ep.where}: frame {frame} of '{self.camera}' is not a readable "
+                                          f"image ({exc})") from None
+                    if self.frame_shape and img.shape[:2] != self.frame_shape:
+                        raise FormatError(f"{ep.where}: frame {frame} is {img.shape[0]}x{img.shape[1]} but "
+                                          f"info.json says {self.frame_shape[0]}x{self.frame_shape[1]}")
+                    buf.append(img)
+                    if len(buf) == BLOCK:
+                        yield np.stack(buf)
+                        buf = []
+                if buf:
+                    yield np.stack(buf)
+        except (pa.ArrowException, OSError) as exc:
+            raise FormatError(f"{ep.where}: unreadable data file ({exc}); truncated?") from None
+
+    def _video_frames(self, ep: Episode) -> Iterator[np.ndarray]:
+        vpath: Path = ep.extra["video"]
+        a, n, fps = float(ep.extra.get("from_ts", 0.0)), ep.length, self.fps
+        vname = _rel(self.path, vpath)
+        where = f"{vname}, episode {ep.index}"
+        r = self._video
+        if r is None or r.path != vpath or r.last_t > a + 0.5 / fps:
+            if r is not None:
+                r.close()
+            r = self._video = VideoReader(vpath, where, start=a)
+        r.where = where
+        k_next, buf = 0, []
+        while k_next < n:
+            item = r.next()
+            if item is None:
+                break
+            t, fr = item
+            k = int(round((t - a) * fps))
+            if k < k_next:
+                continue
+            if k >= n:
+                r.pending = item
+                break
+            if k > k_next:
+                raise FormatError(f"{where}: frames {k_next}..{k - 1} of the episode are missing from the video "
+                                  f"(timestamps jump from {a + k_next / fps:.3f} s to {t:.3f} s)")
+            img = fr.to_ndarray(format="rgb24")
+            if self.frame_shape and img.shape[:2] != self.frame_shape:
+                raise FormatError(f"{where}: video frames are {img.shape[0]}x{img.shape[1]} but info.json says "
+                                  f"{self.frame_shape[0]}x{self.frame_shape[1]}")
+            buf.append(img)
+            k_next += 1
+            if len(buf) == BLOCK:
+                yield np.stack(buf)
+                buf = []
+        if buf:
+            yield np.stack(buf)
+        if k_next < n:
+            raise FormatError(f"{where}: the video has {k_next} of the episode's {n} frames (from {a:.3f} s); "
+                              "truncated video or metadata that disagrees with it")
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+        self._data_cache.clear()
+
+    def info(self) -> dict[str, Any]:
+        i = self.info_json
+        tasks = self.tasks()
+        return {
+            "format": "lerobot", "version": self.version, "path": str(self.path),
+            "episodes": i.get("total_episodes"), "frames": i.get("total_frames"), "fps": self.fps,
+            "robot_type": i.get("robot_type"),
+            "cameras": {k: {"dtype": self.features[k].get("dtype"), "shape": self.features[k].get("shape")}
+                        for k in self.cameras},
+            "default_camera": self.camera,
+            "action_keys": {k: (self.features[k].get("shape") or [1])[0] for k in self.action_keys},
+            "default_action_key": self.action_key,
+            "tasks": len(tasks), "task_names": tasks[:20],
+        }

@@ -1,0 +1,360 @@
+"""Readers and writers of wmprobe.data.formats: fixtures written here with independent writers (pyarrow,
+PyAV, h5py, numpy), read back and compared; one malformed variant per kind of problem."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wmprobe.data import EpisodeStore
+from wmprobe.errors import StoreError
+
+av = pytest.importorskip("av")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+FPS = 10
+CAM = "observation.images.top"
+
+
+# ---- synthetic episodes ---------------------------------------------------------------------------------
+def blocky_frames(t: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """8x8-pixel blocks of smooth colours (cheap to compress), different in every frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 215, (size // 8, size // 8, 3))
+    out = np.empty((t, size, size, 3), np.uint8)
+    for i in range(t):
+        grid = np.clip(base + 4 * i * np.array([1, -1, 1]), 0, 255)
+        out[i] = np.kron(grid, np.ones((8, 8, 1))).astype(np.uint8)
+    return out
+
+
+def episodes_data(lengths=(6, 5, 7), size=32, dim=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(blocky_frames(n, size, seed + e), rng.normal(size=(n, dim)).astype(np.float32))
+            for e, n in enumerate(lengths)]
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=fps)
+    s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    s.options = {"crf": "0"}
+    for i, f in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+        vf.pts, vf.time_base = i, Fraction(1, fps)
+        for p in s.encode(vf):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+
+
+def png(img: np.ndarray) -> bytes:
+    from PIL import Image
+    b = io.BytesIO()
+    Image.fromarray(img).save(b, format="PNG")
+    return b.getvalue()
+
+
+def features(size, dim, image: bool) -> dict:
+    return {
+        CAM: {"dtype": "image" if image else "video", "shape": [size, size, 3],
+              "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": [2], "names": None},
+        "action": {"dtype": "float32", "shape": [dim], "names": None},
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+        "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+        "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+        "index": {"dtype": "int64", "shape": [1], "names": None},
+        "task_index": {"dtype": "int64", "shape": [1], "names": None},
+    }
+
+
+def data_table(eps, ep_ids, start_index, tasks, image: bool):
+    cols = {"action": [], "observation.state": [], "timestamp": [], "frame_index": [], "episode_index": [],
+            "index": [], "task_index": []}
+    if image:
+        cols[CAM] = []
+    idx = start_index
+    for e in ep_ids:
+        fr, ac = eps[e]
+        for t in range(len(ac)):
+            cols["action"].append(ac[t].tolist())
+            cols["observation.state"].append([0.0, 1.0])
+            cols["timestamp"].append(t / FPS)
+            cols["frame_index"].append(t)
+            cols["episode_index"].append(e)
+            cols["index"].append(idx)
+            cols["task_index"].append(tasks[e])
+            if image:
+                cols[CAM].append({"bytes": png(fr[t]), "path": f"frame_{e}_{t}.png"})
+            idx += 1
+    schema = {"action": pa.list_(pa.float32()), "observation.state": pa.list_(pa.float32()),
+              "timestamp": pa.float32(), "frame_index": pa.int64(), "episode_index": pa.int64(),
+              "index": pa.int64(), "task_index": pa.int64()}
+    if image:
+        schema[CAM] = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    return pa.table({k: pa.array(v, type=schema[k]) for k, v in cols.items()})
+
+
+TASK_NAMES = ["pick the cube", "open the drawer"]
+
+
+def write_lerobot_v3(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 1, 0), files=((0, 1), (2,))):
+    """LeRobot v3.0: episodes grouped into data/video files ``files``; one row group per 4 rows."""
+    root.mkdir(parents=True)
+    info = {"codebase_version": "v3.0", "robot_type": "test", "fps": FPS, "chunks_size": 1000,
+            "total_episodes": len(eps), "total_frames": sum(len(a) for _, a in eps), "total_tasks": 2,
+            "data_files_size_in_mb": 100, "video_files_size_in_mb": 500, "splits": {"train": f"0:{len(eps)}"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": None if image else "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": features(size, dim, image)}
+    (root / "meta").mkdir()
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    pq.write_table(pa.table({"task_index": pa.array([0, 1], pa.int64()),
+                             "__index_level_0__": pa.array(TASK_NAMES)}), root / "meta" / "tasks.parquet")
+    rows, index = [], 0
+    for fi, ids in enumerate(files):
+        d = root / f"data/chunk-000/file-{fi:03d}.parquet"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data_table(eps, ids, index, tasks, image), d, row_group_size=4)
+        if not image:
+            write_mp4(root / f"videos/{CAM}/chunk-000/file-{fi:03d}.mp4", np.concatenate([eps[e][0] for e in ids]))
+        t0 = 0
+        for e in ids:
+            n = len(eps[e][1])
+            r = {"episode_index": e, "tasks": [TASK_NAMES[tasks[e]]], "length": n, "data/chunk_index": 0,
+                 "data/file_index": fi, "dataset_from_index": index, "dataset_to_index": index + n,
+                 "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+            if not image:
+                r.update({f"videos/{CAM}/chunk_index": 0, f"videos/{CAM}/file_index": fi,
+                          f"videos/{CAM}/from_timestamp": t0 / FPS, f"videos/{CAM}/to_timestamp": (t0 + n) / FPS})
+            rows.append(r)
+            index += n
+            t0 += n
+    m = root / "meta/episodes/chunk-000/file-000.parquet"
+    m.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), m)
+    return root
+
+
+def write_lerobot_v21(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 1, 0)):
+    root.mkdir(parents=True)
+    info = {"codebase_version": "v2.1", "robot_type": "test", "fps": FPS, "chunks_size": 1000,
+            "total_episodes": len(eps), "total_frames": sum(len(a) for _, a in eps), "total_tasks": 2,
+            "total_chunks": 1, "total_videos": 0 if image else len(eps), "splits": {"train": f"0:{len(eps)}"},
+            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+            "features": features(size, dim, image)}
+    (root / "meta").mkdir()
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    (root / "meta" / "tasks.jsonl").write_text(
+        "".join(json.dumps({"task_index": i, "task": t}) + "\n" for i, t in enumerate(TASK_NAMES)))
+    lines, index = [], 0
+    for e, (fr, ac) in enumerate(eps):
+        d = root / f"data/chunk-000/episode_{e:06d}.parquet"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data_table(eps, [e], index, tasks, image), d)
+        if not image:
+            write_mp4(root / f"videos/chunk-000/{CAM}/episode_{e:06d}.mp4", fr)
+        lines.append(json.dumps({"episode_index": e, "tasks": [TASK_NAMES[tasks[e]]], "length": len(ac)}) + "\n")
+        index += len(ac)
+    (root / "meta" / "episodes.jsonl").write_text("".join(lines))
+    return root
+
+
+def assert_store_matches(store: EpisodeStore, eps, *, exact: bool, tasks=None):
+    assert store.n_episodes == len(eps)
+    assert store.episode_lengths.tolist() == [len(a) for _, a in eps]
+    for e, (fr, ac) in enumerate(eps):
+        s = store.episode_slice(e)
+        np.testing.assert_allclose(store.actions[s], ac, rtol=0, atol=1e-6)
+        got = np.asarray(store.frames[s]).astype(int)
+        if exact:
+            assert np.array_equal(got, fr)
+        else:
+            err = np.abs(got - fr).mean(axis=(1, 2, 3))
+            assert err.max() < 6, err
+    if tasks is not None:
+        assert [store.meta["task_names"][t] for t in store.tasks] == tasks
+
+
+# ---- LeRobot --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def eps():
+    return episodes_data()
+
+
+@pytest.fixture(scope="module")
+def v3_video(tmp_path_factory, eps):
+    return write_lerobot_v3(tmp_path_factory.mktemp("v3") / "ds", eps)
+
+
+def test_lerobot_v3_video_round_trip(tmp_path, eps, v3_video):
+    from wmprobe.data.formats import detect_format, import_dataset
+    assert detect_format(v3_video) == "lerobot"
+    out = import_dataset(v3_video, tmp_path / "store", progress=False)
+    store = EpisodeStore.load(out)
+    assert_store_matches(store, eps, exact=False, tasks=[TASK_NAMES[0], TASK_NAMES[1], TASK_NAMES[0]])
+    assert store.meta["action_groups"] == {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+    assert store.meta["fps"] == FPS and store.meta["source"]["camera"] == CAM
+    assert store.meta["source"]["version"] == "v3.0"
+
+
+def test_lerobot_v3_png_images_exact(tmp_path, eps):
+    from wmprobe.data.formats import import_dataset
+    src = write_lerobot_v3(tmp_path / "ds", eps, image=True)
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "store", progress=False))
+    assert_store_matches(store, eps, exact=True)
+
+
+def test_lerobot_v21_video_and_options(tmp_path, eps):
+    from wmprobe.data.formats import dataset_info, import_dataset, validate_dataset
+    src = write_lerobot_v21(tmp_path / "ds", eps)
+    info = dataset_info(src)
+    assert info["version"] == "v2.1" and info["episodes"] == 3 and info["default_camera"] == CAM
+    assert info["action_keys"] == {"observation.state": 2, "action": 7} and info["tasks"] == 2
+    assert validate_dataset(src) == []
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "store", progress=False))
+    assert_store_matches(store, eps, exact=False)
+    small = EpisodeStore.load(import_dataset(src, tmp_path / "small", size=16, max_episodes=2,
+                                             action_key="observation.state", progress=False))
+    assert small.frames.shape == (11, 16, 16, 3) and small.action_dim == 2 and small.meta["action_groups"] == {}
+
+
+def test_lerobot_v21_png(tmp_path, eps):
+    from wmprobe.data.formats import import_dataset
+    src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
+    assert_store_matches(EpisodeStore.load(import_dataset(src, tmp_path / "s", progress=False)), eps, exact=True)
+
+
+# ---- LeRobot: bad input ---------------------------------------------------------------------------------
+def _fails(src, *needles, **kw):
+    from wmprobe.data.formats import import_dataset, validate_dataset
+    dest = src.parent / "out-store"
+    with pytest.raises(StoreError) as ei:
+        import_dataset(src, dest, progress=False, **kw)
+    msg = str(ei.value)
+    for n in needles:
+        assert n in msg, msg
+    assert not dest.exists()
+    assert not [p for p in src.parent.iterdir() if p.name.startswith(".out-store.tmp")]
+    problems = validate_dataset(src, **{k: v for k, v in kw.items() if k in ("camera", "action_key")})
+    assert problems and any(all(n in p for n in needles) for p in problems), problems
+    return msg
+
+
+def test_lerobot_missing_video(tmp_path, eps):
+    src = write_lerobot_v3(tmp_path / "ds", eps)
+    (src / f"videos/{CAM}/chunk-000/file-001.mp4").unlink()
+    _fails(src, "file-001.mp4", "episode 2", "missing")
+
+
+def test_lerobot_truncated_video(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps)
+    v = src / f"videos/chunk-000/{CAM}/episode_000001.mp4"
+    v.write_bytes(v.read_bytes()[: len(v.read_bytes()) // 3])
+    _fails(src, "episode_000001.mp4", "episode 1")
+
+
+def test_lerobot_truncated_parquet(tmp_path, eps):
+    src = write_lerobot_v3(tmp_path / "ds", eps)
+    d = src / "data/chunk-000/file-001.parquet"
+    d.write_bytes(d.read_bytes()[:100])
+    _fails(src, "file-001.parquet", "episode 2")
+
+
+def test_lerobot_metadata_length_disagrees(tmp_path, eps):
+    src = write_lerobot_v3(tmp_path / "ds", eps)
+    m = src / "meta/episodes/chunk-000/file-000.parquet"
+    t = pq.read_table(m).to_pylist()
+    t[1]["length"] = 9
+    pq.write_table(pa.Table.from_pylist(t), m)
+    _fails(src, "episode 1", "length 9")
+
+
+def test_lerobot_total_frames_disagree(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
+    info = json.loads((src / "meta/info.json").read_text())
+    info["total_frames"] = 99
+    (src / "meta/info.json").write_text(json.dumps(info))
+    _fails(src, "info.json", "total_frames")
+
+
+def test_lerobot_episode_length_vs_rows(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
+    lines = (src / "meta/episodes.jsonl").read_text().splitlines()
+    row = json.loads(lines[2])
+    row["length"] = 8
+    lines[2] = json.dumps(row)
+    (src / "meta/episodes.jsonl").write_text("\n".join(lines) + "\n")
+    info = json.loads((src / "meta/info.json").read_text())
+    info["total_frames"] += 1
+    (src / "meta/info.json").write_text(json.dumps(info))
+    _fails(src, "episode_000002.parquet", "episode 2", "7 actions")
+
+
+def test_lerobot_nan_actions(tmp_path):
+    eps = episodes_data()
+    eps[1][1][2, 3] = np.nan
+    src = write_lerobot_v3(tmp_path / "ds", eps, image=True)
+    _fails(src, "file-000.parquet", "episode 1", "NaN")
+
+
+def test_lerobot_missing_camera_key(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
+    _fails(src, "camera 'observation.images.wrist' not found", camera="observation.images.wrist")
+
+
+def test_lerobot_wrong_frame_shape(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
+    info = json.loads((src / "meta/info.json").read_text())
+    info["features"][CAM]["shape"] = [24, 24, 3]
+    (src / "meta/info.json").write_text(json.dumps(info))
+    _fails(src, "episode_000000.parquet", "episode 0", "24x24")
+
+
+def test_lerobot_non_numeric_actions(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
+    d = src / "data/chunk-000/episode_000001.parquet"
+    t = pq.read_table(d)
+    t = t.set_column(t.column_names.index("action"), "action",
+                     pa.array([["a"] * 7] * t.num_rows, pa.list_(pa.string())))
+    pq.write_table(t, d)
+    _fails(src, "episode_000001.parquet", "episode 1", "numeric")
+
+
+def test_interrupted_import_leaves_no_store(tmp_path, eps, v3_video, monkeypatch):
+    from wmprobe.data.formats import import_dataset
+    from wmprobe.data.formats import lerobot as lr
+    calls = {"n": 0}
+    orig = lr.LeRobotSource.actions
+
+    def boom(self, ep):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return orig(self, ep)
+
+    monkeypatch.setattr(lr.LeRobotSource, "actions", boom)
+    with pytest.raises(KeyboardInterrupt):
+        import_dataset(v3_video, tmp_path / "store", progress=False)
+    assert not (tmp_path / "store").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_import_refuses_to_overwrite_a_non_store(tmp_path, v3_video):
+    from wmprobe.data.formats import import_dataset
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.txt").write_text("x")
+    with pytest.raises(StoreError, match="not an EpisodeStore"):
+        import_dataset(v3_video, tmp_path / "precious", progress=False)
+    assert (tmp_path / "precious" / "thesis.txt").exists()
