@@ -358,3 +358,27 @@ def test_import_refuses_to_overwrite_a_non_store(tmp_path, v3_video):
     with pytest.raises(StoreError, match="not an EpisodeStore"):
         import_dataset(v3_video, tmp_path / "precious", progress=False)
     assert (tmp_path / "precious" / "thesis.txt").exists()
+
+
+# ---- export -----------------------------------------------------------------------------------------------
+def test_export_lerobot_round_trip(tmp_path):
+    from helpers import moving_square_store
+    from wmprobe.data.formats import dataset_info, export_lerobot, import_dataset, validate_dataset
+    store = moving_square_store(episodes=4, steps=6, size=16, tasks=2)
+    store.save(tmp_path / "s")
+    out = export_lerobot(tmp_path / "s", tmp_path / "lr")
+    for f in ("meta/info.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
+              "data/chunk-000/file-000.parquet", "videos/observation.images.main/chunk-000/file-000.mp4"):
+        assert (out / f).is_file(), f
+    info = dataset_info(out)
+    assert info["version"] == "v3.0" and info["episodes"] == 4 and info["tasks"] == 2
+    assert validate_dataset(out) == []
+    back = EpisodeStore.load(import_dataset(out, tmp_path / "back", progress=False))
+    assert back.episode_lengths.tolist() == store.episode_lengths.tolist()
+    assert back.tasks.tolist() == store.tasks.tolist() and back.meta["task_names"] == store.meta["task_names"]
+    assert np.array_equal(back.actions, store.actions)
+    err = np.abs(np.asarray(back.frames).astype(int) - store.frames).mean(axis=(1, 2, 3))
+    assert err.max() < 6, err
+    assert back.meta["action_names"] == store.meta["action_names"]
+    tasks = pq.read_table(out / "meta/tasks.parquet").to_pandas()
+    assert list(tasks.index) == store.meta["task_names"] and tasks["task_index"].tolist() == [0, 1]
