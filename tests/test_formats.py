@@ -382,3 +382,191 @@ def test_export_lerobot_round_trip(tmp_path):
     assert back.meta["action_names"] == store.meta["action_names"]
     tasks = pq.read_table(out / "meta/tasks.parquet").to_pandas()
     assert list(tasks.index) == store.meta["task_names"] and tasks["task_index"].tolist() == [0, 1]
+
+
+# ---- CALVIN -------------------------------------------------------------------------------------------------
+def write_calvin(root: Path, eps, *, start=100, gap=3, split="training", size=32):
+    """episode_XXXXXXX.npz per step and inclusive ep_start_end_ids.npy; ids start at ``start`` with gaps."""
+    d = root / split
+    d.mkdir(parents=True)
+    ids, fid = [], start
+    for fr, ac in eps:
+        s = fid
+        for t in range(len(ac)):
+            np.savez_compressed(d / f"episode_{fid:07d}.npz", rgb_static=fr[t], rgb_gripper=fr[t][::2, ::2].copy(),
+                                actions=ac[t] * 10, rel_actions=ac[t], robot_obs=np.zeros(15), scene_obs=np.zeros(24))
+            fid += 1
+        ids.append((s, fid - 1))  # inclusive end
+        fid += gap
+    np.save(d / "ep_start_end_ids.npy", np.array(ids, dtype=np.int64))
+    return root
+
+
+def test_calvin_round_trip(tmp_path, eps):
+    from wmprobe.data.formats import dataset_info, detect_format, import_dataset, validate_dataset
+    src = write_calvin(tmp_path / "calvin", eps)
+    assert detect_format(src) == "calvin" and detect_format(src / "training") == "calvin"
+    info = dataset_info(src)
+    assert info["split"] == "training" and info["episodes"] == 3 and info["frames"] == 18
+    assert info["cameras"]["rgb_static"] == [32, 32, 3]
+    assert validate_dataset(src) == []
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "s", progress=False))
+    assert_store_matches(store, eps, exact=True, tasks=["calvin"] * 3)
+    assert store.meta["source"]["action_key"] == "rel_actions" and store.meta["fps"] == 30
+    g = EpisodeStore.load(import_dataset(src / "training", tmp_path / "g", camera="rgb_gripper", action_key="actions",
+                                         progress=False))
+    assert g.frames.shape[1:] == (16, 16, 3) and np.allclose(g.actions[:6], eps[0][1] * 10, atol=1e-5)
+
+
+def test_calvin_language_annotations_need_opt_in(tmp_path, eps):
+    from wmprobe.data.formats import import_dataset
+    src = write_calvin(tmp_path / "calvin", eps, start=0, gap=0)
+    lang = src / "training" / "lang_annotations"
+    lang.mkdir()
+    ann = {"language": {"ann": ["open it", "push it", "overlap"], "task": ["open_drawer", "push_red", "x"]},
+           "info": {"indx": [(0, 3), (6, 10), (2, 4)], "episodes": []}}
+    np.save(lang / "auto_lang_ann.npy", np.array(ann, dtype=object), allow_pickle=True)
+    plain = EpisodeStore.load(import_dataset(src, tmp_path / "plain", progress=False))
+    assert plain.meta["task_names"] == ["calvin"] and plain.n_episodes == 3
+    opt = EpisodeStore.load(import_dataset(src, tmp_path / "opt", allow_pickle=True, progress=False))
+    assert opt.meta["task_names"] == ["open_drawer", "push_red"] and opt.episode_lengths.tolist() == [4, 5]
+    frames = np.concatenate([f for f, _ in eps])
+    assert np.array_equal(opt.frames[:4], frames[0:4]) and np.array_equal(opt.frames[4:], frames[6:11])
+
+
+def test_calvin_missing_step_file(tmp_path, eps):
+    src = write_calvin(tmp_path / "calvin", eps)
+    (src / "training" / "episode_0000111.npz").unlink()  # episode 0: ids 100..105, episode 1: 109..113
+    _fails(src, "episode_0000111.npz", "episode 1", "missing")
+
+
+def test_calvin_truncated_npz(tmp_path, eps):
+    src = write_calvin(tmp_path / "calvin", eps)
+    f = src / "training" / "episode_0000102.npz"
+    f.write_bytes(f.read_bytes()[:200])
+    _fails(src, "episode_0000102.npz", "episode 0")
+
+
+def test_calvin_ids_disagree_with_files(tmp_path, eps):
+    src = write_calvin(tmp_path / "calvin", eps)
+    ids = np.load(src / "training" / "ep_start_end_ids.npy")
+    ids[2, 1] += 2  # the range runs past the last step file
+    np.save(src / "training" / "ep_start_end_ids.npy", ids)
+    _fails(src, "episode 2", "missing")
+
+
+def test_calvin_bad_ranges(tmp_path, eps):
+    src = write_calvin(tmp_path / "calvin", eps)
+    ids = np.load(src / "training" / "ep_start_end_ids.npy")
+    ids[1] = (ids[0, 1], ids[1, 1])  # overlaps episode 0
+    np.save(src / "training" / "ep_start_end_ids.npy", ids)
+    _fails(src, "ep_start_end_ids.npy", "episode 1", "overlaps")
+
+
+def test_calvin_nan_action_and_wrong_shape(tmp_path):
+    eps = episodes_data()
+    eps[2][1][1, 0] = np.inf
+    src = write_calvin(tmp_path / "calvin", eps)
+    _fails(src, "episode 2", "NaN or inf")
+    eps = episodes_data()
+    src = write_calvin(tmp_path / "c2", eps)
+    f = src / "training" / "episode_0000100.npz"
+    z = dict(np.load(f))
+    z["rgb_static"] = z["rgb_static"].astype(np.float32)
+    np.savez(f, **z)
+    _fails(src, "episode_0000100.npz", "episode 0", "uint8")
+
+
+def test_calvin_missing_camera_key(tmp_path, eps):
+    src = write_calvin(tmp_path / "calvin", eps)
+    f = src / "training" / "episode_0000110.npz"
+    z = dict(np.load(f))
+    del z["rgb_static"]
+    np.savez(f, **z)
+    _fails(src, "episode_0000110.npz", "episode 1", "'rgb_static' missing")
+
+
+# ---- LIBERO -------------------------------------------------------------------------------------------------
+def write_libero(root: Path, task_eps: dict[str, list], *, problem_info=True):
+    """One hdf5 per task; images stored upside down (rotated 180 degrees) as LIBERO stores them."""
+    h5py = pytest.importorskip("h5py")
+    root.mkdir(parents=True, exist_ok=True)
+    for i, (task, eps) in enumerate(task_eps.items()):
+        with h5py.File(root / f"KITCHEN_SCENE{i}_{task.replace(' ', '_')}_demo.hdf5", "w") as f:
+            g = f.create_group("data")
+            if problem_info:
+                g.attrs["problem_info"] = json.dumps({"language_instruction": task, "problem_name": "x"})
+            for d, (fr, ac) in enumerate(eps):
+                dg = g.create_group(f"demo_{d}")
+                dg.attrs["num_samples"] = len(ac)
+                dg.create_dataset("actions", data=ac.astype(np.float64))
+                dg.create_dataset("obs/agentview_rgb", data=fr[:, ::-1, ::-1])
+                dg.create_dataset("obs/eye_in_hand_rgb", data=fr[:, ::-1, ::-1, ::-1])
+    return root
+
+
+def libero_tasks(n_demos=(2, 11)):
+    # 11 demos in one task: demo_10 must come after demo_9
+    return {"open the drawer": episodes_data((4,) * n_demos[0], seed=1),
+            "put the bowl on the plate": episodes_data(tuple(3 + k % 3 for k in range(n_demos[1])), size=32, seed=5)}
+
+
+def test_libero_round_trip_flip_and_tasks(tmp_path):
+    from wmprobe.data.formats import dataset_info, detect_format, import_dataset, validate_dataset
+    tasks = libero_tasks()
+    src = write_libero(tmp_path / "libero", tasks)
+    assert detect_format(src) == "libero"
+    info = dataset_info(src)
+    assert info["episodes"] == 13 and info["tasks"] == 2 and info["cameras"]["agentview_rgb"] == [32, 32, 3]
+    assert validate_dataset(src) == []
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "s", progress=False))
+    all_eps = [e for v in tasks.values() for e in v]
+    assert_store_matches(store, all_eps, exact=True,
+                         tasks=["open the drawer"] * 2 + ["put the bowl on the plate"] * 11)
+    one = EpisodeStore.load(import_dataset(next(src.glob("*SCENE1*")), tmp_path / "one", camera="eye_in_hand_rgb",
+                                           progress=False))
+    assert np.array_equal(one.frames[one.episode_slice(10)], tasks["put the bowl on the plate"][10][0][..., ::-1])
+
+
+def test_libero_task_from_file_name(tmp_path):
+    from wmprobe.data.formats import import_dataset
+    src = write_libero(tmp_path / "libero", libero_tasks((1, 1)), problem_info=False)
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "s", progress=False))
+    assert store.meta["task_names"] == ["open the drawer", "put the bowl on the plate"]
+
+
+def test_libero_frames_and_actions_differ(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    src = write_libero(tmp_path / "libero", libero_tasks((2, 1)))
+    f = next(src.glob("*SCENE0*"))
+    with h5py.File(f, "a") as h:
+        fr = h["data/demo_1/obs/agentview_rgb"][()]
+        del h["data/demo_1/obs/agentview_rgb"]
+        h["data/demo_1/obs/agentview_rgb"] = fr[:-1]
+    _fails(src, f.name, "demo_1", "3 frames but actions has 4")
+
+
+def test_libero_truncated_file(tmp_path):
+    src = write_libero(tmp_path / "libero", libero_tasks((1, 1)))
+    f = next(src.glob("*SCENE1*"))
+    f.write_bytes(f.read_bytes()[:1000])
+    _fails(src, f.name, "not a readable HDF5")
+
+
+def test_libero_num_samples_disagrees_and_nan(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    src = write_libero(tmp_path / "libero", libero_tasks((2, 1)))
+    f = next(src.glob("*SCENE0*"))
+    with h5py.File(f, "a") as h:
+        h["data/demo_1"].attrs["num_samples"] = 9
+    _fails(src, f.name, "demo_1", "num_samples=9")
+    src = write_libero(tmp_path / "l2", libero_tasks((2, 1)))
+    f = next(src.glob("*SCENE0*"))
+    with h5py.File(f, "a") as h:
+        h["data/demo_0/actions"][2, 1] = np.nan
+    _fails(src, f.name, "demo_0", "NaN")
+
+
+def test_libero_missing_camera(tmp_path):
+    src = write_libero(tmp_path / "libero", libero_tasks((1, 1)))
+    _fails(src, "camera 'frontview_rgb' not found", camera="frontview_rgb")

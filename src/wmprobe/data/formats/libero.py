@@ -1,0 +1,175 @@
+"""LIBERO (Lifelong-Robot-Learning/LIBERO): robomimic-style hdf5, one file per task, demos under
+``data/demo_i`` with ``actions (T, 7)`` and ``obs/agentview_rgb``, ``obs/eye_in_hand_rgb`` ``(T, H, W, 3)``.
+
+The stored images are MuJoCo's bottom-up renders: they are rotated by 180 degrees on read (rows AND
+columns reversed, ``img[::-1, ::-1]``), the convention of the LeRobot/OpenVLA/openpi LIBERO pipelines
+(docs/footguns.md).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions
+
+FPS = 20.0  # LIBERO's control frequency
+BLOCK = 32
+FLIP_ROWS, FLIP_COLS = True, True
+ALIASES = {"agentview": "agentview_rgb", "eye_in_hand": "eye_in_hand_rgb", "wrist": "eye_in_hand_rgb"}
+
+
+def _demo_key(name: str) -> tuple[int, str]:
+    m = re.search(r"(\d+)$", name)
+    return (int(m.group(1)) if m else 1 << 30, name)
+
+
+def task_from_filename(path: Path) -> str:
+    stem = re.sub(r"_demo$", "", path.stem)
+    # LIBERO-90 / LIBERO-10 names start with the scene ("KITCHEN_SCENE3_..."); the rest is the instruction
+    stem = re.sub(r"^(?:[A-Z]+_)+SCENE\d+_", "", stem)
+    return stem.replace("_", " ")
+
+
+class LiberoSource(Source):
+    format = "libero"
+
+    def __init__(self, path):
+        import h5py  # noqa: F401  (fail early with ImportError if the formats extra is missing)
+        self.path = p = Path(path)
+        if p.is_file():
+            self.files = [p]
+        else:
+            self.files = sorted([*p.glob("*.hdf5"), *p.glob("*.h5")])
+        if not self.files:
+            raise FormatError(f"{p}: no LIBERO .hdf5 files")
+        self.version = None
+        self.fps = FPS
+        self._open: tuple[Path, Any] | None = None
+        self.cameras, self.action_keys = self._keys()
+        self.camera = "agentview_rgb" if "agentview_rgb" in self.cameras else (self.cameras[0] if self.cameras else None)
+        self.action_key = "actions"
+        self.action_dim, self.action_names = None, None
+
+    def _file(self, f: Path):
+        import h5py
+        if self._open is not None and self._open[0] == f:
+            return self._open[1]
+        self.close()
+        if not f.is_file():
+            raise FormatError(f"{f}: file is missing")
+        try:
+            h = h5py.File(f, "r")
+        except OSError as exc:
+            raise FormatError(f"{f.name}: not a readable HDF5 file ({exc}); truncated?") from None
+        self._open = (f, h)
+        return h
+
+    def _keys(self) -> tuple[list[str], list[str]]:
+        h = self._file(self.files[0])
+        data = h.get("data")
+        demos = sorted(data.keys(), key=_demo_key) if data is not None else []
+        if not demos:
+            raise FormatError(f"{self.files[0].name}: no data/demo_* groups")
+        g = data[demos[0]]
+        obs = g.get("obs")
+        cams = [k for k in obs.keys() if k.endswith("_rgb") or k.endswith("_image")] if obs is not None else []
+        return cams, ["actions"]
+
+    def select(self, camera, action_key) -> None:
+        super().select(ALIASES.get(camera, camera) if camera else None, action_key)
+        if self.camera is None:
+            raise FormatError(f"{self.files[0].name}: no *_rgb image datasets under data/demo_*/obs")
+        self.action_dim = 7
+
+    def task_name(self, f: Path, h) -> str:
+        raw = h["data"].attrs.get("problem_info") if "data" in h else None
+        if raw is not None:
+            try:
+                info = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())
+                if info.get("language_instruction"):
+                    return str(info["language_instruction"])
+            except (ValueError, TypeError, AttributeError):
+                pass
+        return task_from_filename(f)
+
+    def episodes(self) -> list[Episode]:
+        eps = []
+        for f in self.files:
+            h = self._file(f)
+            if "data" not in h:
+                raise FormatError(f"{f.name}: no 'data' group (not a robomimic/LIBERO file)")
+            task = self.task_name(f, h)
+            for d in sorted(h["data"].keys(), key=_demo_key):
+                where = f"{f.name}, episode {d}"
+                g = h["data"][d]
+                if "actions" not in g:
+                    raise FormatError(f"{where}: no 'actions' dataset")
+                n = int(g["actions"].shape[0])
+                ns = g.attrs.get("num_samples")
+                if ns is not None and int(ns) != n:
+                    raise FormatError(f"{where}: attribute num_samples={int(ns)} but actions has {n} rows")
+                if n <= 0:
+                    raise FormatError(f"{where}: empty demo")
+                eps.append(Episode(len(eps), n, task, where, {"file": f, "demo": d}))
+        return eps
+
+    def _group(self, ep: Episode):
+        return self._file(ep.extra["file"])["data"][ep.extra["demo"]]
+
+    def actions(self, ep: Episode) -> np.ndarray:
+        try:
+            a = self._group(ep)["actions"][()]
+        except (OSError, KeyError) as exc:
+            raise FormatError(f"{ep.where}: cannot read actions ({exc})") from None
+        return check_actions(a, ep, dim=7)
+
+    def frames(self, ep: Episode) -> Iterator[np.ndarray]:
+        g = self._group(ep)
+        obs = g.get("obs")
+        if obs is None or self.camera not in obs:
+            raise FormatError(f"{ep.where}: camera 'obs/{self.camera}' missing")
+        ds = obs[self.camera]
+        if ds.ndim != 4 or ds.shape[-1] != 3 or ds.dtype != np.uint8:
+            raise FormatError(f"{ep.where}: obs/{self.camera} must be (T, H, W, 3) uint8, got {ds.dtype} {ds.shape}")
+        if ds.shape[0] != ep.length:
+            raise FormatError(f"{ep.where}: obs/{self.camera} has {ds.shape[0]} frames but actions has {ep.length}")
+        for i in range(0, ep.length, BLOCK):
+            try:
+                block = ds[i:i + BLOCK]
+            except OSError as exc:
+                raise FormatError(f"{ep.where}: cannot read obs/{self.camera} frames {i}.. ({exc}); truncated?") from None
+            if FLIP_ROWS:
+                block = block[:, ::-1]
+            if FLIP_COLS:
+                block = block[:, :, ::-1]
+            yield np.ascontiguousarray(block)
+
+    def close(self) -> None:
+        if self._open is not None:
+            try:
+                self._open[1].close()
+            finally:
+                self._open = None
+
+    def info(self) -> dict[str, Any]:
+        tasks, n_eps, n_frames, shapes = [], 0, 0, {}
+        for f in self.files:
+            h = self._file(f)
+            data = h.get("data")
+            if data is None:
+                continue
+            tasks.append(self.task_name(f, h))
+            for d in data.keys():
+                g = data[d]
+                n_eps += 1
+                n_frames += int(g["actions"].shape[0]) if "actions" in g else 0
+                if not shapes and "obs" in g:
+                    shapes = {k: list(g["obs"][k].shape[1:]) for k in self.cameras if k in g["obs"]}
+        return {"format": "libero", "version": None, "path": str(self.path), "files": len(self.files),
+                "episodes": n_eps, "frames": n_frames, "fps": self.fps, "cameras": shapes,
+                "default_camera": self.camera, "action_keys": {"actions": 7}, "default_action_key": "actions",
+                "tasks": len(tasks), "task_names": tasks[:20], "flip": "rows and columns (180 degrees)"}
