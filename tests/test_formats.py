@@ -570,3 +570,84 @@ def test_libero_num_samples_disagrees_and_nan(tmp_path):
 def test_libero_missing_camera(tmp_path):
     src = write_libero(tmp_path / "libero", libero_tasks((1, 1)))
     _fails(src, "camera 'frontview_rgb' not found", camera="frontview_rgb")
+
+
+def test_lerobot_v3_interleaved_files_seek(tmp_path, eps):
+    """Episode 2 starts 0.6 s into a video file the reader already left: it reopens and seeks."""
+    from wmprobe.data.formats import import_dataset
+    src = write_lerobot_v3(tmp_path / "ds", eps, files=((0, 2), (1,)))
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "s", progress=False))
+    assert_store_matches(store, eps, exact=False)
+
+
+def test_splits_of_an_imported_dataset_never_share_episodes_or_tasks(tmp_path):
+    from wmprobe.data import make_split
+    from wmprobe.data.formats import import_dataset
+    tasks = {f"task number {k}": episodes_data((3, 4, 3), size=16, seed=k) for k in range(4)}
+    src = write_libero(tmp_path / "libero", tasks)
+    store = EpisodeStore.load(import_dataset(src, tmp_path / "s", progress=False))
+    assert store.n_episodes == 12 and len(store.meta["task_names"]) == 4
+    for seed in range(3):
+        ep = make_split(store, "episode", seed=seed)
+        assert not set(ep.train) & set(ep.test) and len(ep.train) + len(ep.test) == 12
+        ts = make_split(store, "task", seed=seed)
+        assert not set(ts.train) & set(ts.test)
+        assert not set(store.tasks[list(ts.train)].tolist()) & set(store.tasks[list(ts.test)].tolist())
+
+
+def test_store_as_a_source(tmp_path):
+    from helpers import moving_square_store
+    from wmprobe.data.formats import dataset_info, detect_format, import_dataset, validate_dataset
+    store = moving_square_store(episodes=3, steps=4, size=16, tasks=2)
+    store.save(tmp_path / "s")
+    assert detect_format(tmp_path / "s") == "store" and validate_dataset(tmp_path / "s") == []
+    info = dataset_info(tmp_path / "s")
+    assert info["format"] == "store" and info["episodes"] == 3 and info["frames"] == 12
+    small = EpisodeStore.load(import_dataset(tmp_path / "s", tmp_path / "t", size=8, max_episodes=2, progress=False))
+    assert small.frames.shape == (8, 8, 8, 3) and np.array_equal(small.actions, store.actions[:8])
+    (tmp_path / "s" / "actions.npy").write_bytes(b"junk")
+    problems = validate_dataset(tmp_path / "s")
+    assert len(problems) == 1 and "actions.npy" in problems[0]
+
+
+def test_detect_format_unknown(tmp_path):
+    from wmprobe.data.formats import detect_format, validate_dataset
+    (tmp_path / "x").mkdir()
+    with pytest.raises(StoreError, match="cannot detect"):
+        detect_format(tmp_path / "x")
+    assert "cannot detect" in validate_dataset(tmp_path / "x")[0]
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------------
+def cli(*args):
+    exe = shutil.which("wmprobe")
+    cmd = [exe] if exe else [sys.executable, "-m", "wmprobe.cli"]
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_data_import_info_validate_export(tmp_path, eps, v3_video):
+    r = cli("--quiet", "data", "info", v3_video)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["version"] == "v3.0"
+    r = cli("--quiet", "data", "validate", v3_video)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+    r = cli("--quiet", "data", "import", v3_video, tmp_path / "s", "--format", "lerobot", "--camera", CAM,
+            "--size", "16", "--max-episodes", "2")
+    assert r.returncode == 0, r.stderr
+    s = EpisodeStore.load(tmp_path / "s")
+    assert s.frames.shape == (11, 16, 16, 3)
+    r = cli("--quiet", "data", "export", tmp_path / "s", tmp_path / "lr", "--format", "lerobot")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "lr/meta/info.json").read_text())["codebase_version"] == "v3.0"
+
+
+def test_cli_bad_source_is_one_sentence(tmp_path, eps):
+    src = write_lerobot_v21(tmp_path / "ds", eps)
+    (src / f"videos/chunk-000/{CAM}/episode_000001.mp4").unlink()
+    (src / "data/chunk-000/episode_000002.parquet").write_bytes(b"PAR1 truncated")
+    r = cli("--quiet", "data", "import", src, tmp_path / "s")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "episode_000001.mp4" in r.stderr and not (tmp_path / "s").exists()
+    r = cli("--quiet", "data", "validate", src)
+    assert r.returncode == 1 and "2 problem(s)" in r.stdout, r.stdout
+    assert "episode 1" in r.stdout and "episode 2" in r.stdout
