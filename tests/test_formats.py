@@ -651,3 +651,14 @@ def test_cli_bad_source_is_one_sentence(tmp_path, eps):
     r = cli("--quiet", "data", "validate", src)
     assert r.returncode == 1 and "2 problem(s)" in r.stdout, r.stdout
     assert "episode 1" in r.stdout and "episode 2" in r.stdout
+
+
+def test_load_dataset_points_at_import(tmp_path, v3_video):
+    from helpers import moving_square_store
+    from wmprobe.data import load_dataset
+    with pytest.raises(StoreError, match="is a lerobot dataset.*wmprobe data import"):
+        load_dataset(v3_video)
+    moving_square_store(episodes=2, steps=3, size=8).save(tmp_path / "s")
+    (tmp_path / "s" / "meta.json").unlink()
+    with pytest.raises(StoreError, match="incomplete: missing meta.json"):
+        load_dataset(tmp_path / "s")

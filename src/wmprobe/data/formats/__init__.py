@@ -39,14 +39,23 @@ def detect_format(path: str | os.PathLike) -> str:
         return "calvin"
     if any(p.glob("*.hdf5")) or any(p.glob("*.h5")):
         return "libero"
-    if looks_like_store(p) or (p / "meta.json").is_file():
-        return "store"
+    if looks_like_store(p) or any((p / f).exists() for f in ("meta.json", "frames.npy", "actions.npy",
+                                                               "episode_ends.npy", "tasks.npy")):
+        return "store"  # possibly an incomplete one: EpisodeStore.load says what is missing
     raise StoreError(f"{p}: cannot detect the dataset format (no meta/info.json, ep_start_end_ids.npy, *.hdf5 "
                      "or EpisodeStore meta.json); pass --format")
 
 
 def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -> Source:
     fmt = detect_format(path) if format in (None, "auto") else format
+    try:
+        return _open(path, fmt, options)
+    except ImportError as exc:
+        raise StoreError(f"reading {fmt} data needs {exc.name or exc}: install the formats extra "
+                         "(`pip install -c constraints.txt -e '.[formats]'`)") from None
+
+
+def _open(path, fmt: str, options: dict[str, Any]) -> Source:
     if fmt == "lerobot":
         from wmprobe.data.formats.lerobot import LeRobotSource
         return LeRobotSource(path)

@@ -55,7 +55,11 @@ class VideoReader:
     """Sequential PyAV decoder that remembers its position, so consecutive episodes of one file decode once."""
 
     def __init__(self, path: Path, where: str, start: float = 0.0):
-        import av
+        try:
+            import av
+        except ImportError:
+            raise FormatError(f"{where}: decoding video needs PyAV: install the formats extra "
+                              "(`pip install -c constraints.txt -e '.[formats]'`)") from None
         self.path, self.where = path, where
         if not path.is_file():
             raise FormatError(f"{where}: video file {path} is missing")
