@@ -658,7 +658,7 @@ def test_load_dataset_points_at_import(tmp_path, v3_video):
     from wmprobe.data import load_dataset
     with pytest.raises(StoreError, match="is a lerobot dataset.*wmprobe data import"):
         load_dataset(v3_video)
-    moving_square_store(episodes=2, steps=3, size=8).save(tmp_path / "s")
+    moving_square_store(episodes=2, steps=3, size=16).save(tmp_path / "s")
     (tmp_path / "s" / "meta.json").unlink()
     with pytest.raises(StoreError, match="incomplete: missing meta.json"):
         load_dataset(tmp_path / "s")
