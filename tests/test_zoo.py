@@ -11,6 +11,10 @@ import torch
 
 from helpers import moving_square_store
 from wmprobe import zoo
+from wmprobe.data.splits import make_split
+from wmprobe.data.store import from_episodes
+from wmprobe.probes import evaluate
+from wmprobe.probes.api import build_probe_data
 from wmprobe.encoders.registry import load_encoder
 from wmprobe.errors import ConfigError, EncoderError
 from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES, lambda_sweep
@@ -74,8 +78,8 @@ def test_same_seed_same_weights_and_id_changes_them(store, tmp_path):
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))
 def test_each_objective_runs(objective, store, tmp_path):
-    ck = zoo.train("image-ssl", store, train_episodes=[0, 1], preset="tiny", id_weight=1.0, objective=objective,
-                   cache_dir=tmp_path, progress=False)
+    ck = zoo.train("vae", store, train_episodes=[0, 1], preset="tiny", id_weight=1.0, objective=objective,
+                   cache_dir=tmp_path, progress=False, overrides={"steps": 10})
     meta = json.loads((ck / "recipe.json").read_text())
     assert meta["recipe"]["objective"] == objective and meta["head_params"] > 0
     assert zoo.load(ck).spec.extra["objective"] == objective
@@ -89,6 +93,41 @@ def test_lambda_sweep_spans_five_orders_of_magnitude(store, tmp_path, monkeypatc
     assert calls == [0.0, *LAMBDA_SWEEP] and list(out) == calls
 
 
+def blob_store(episodes=16, steps=16, size=64, box=14, step=4, seed=0):
+    """A bright box moving by the commanded (dx, dy), up to +-``step`` px: the action is visible and large."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    eps = []
+    for _ in range(episodes):
+        p = rng.uniform(0, size - box, 2)
+        frames = np.full((steps, size, size, 3), 40, np.uint8)
+        actions = np.zeros((steps, 2), np.float32)
+        for t in range(steps):
+            frames[t][(xx >= p[0]) & (xx < p[0] + box) & (yy >= p[1]) & (yy < p[1] + box)] = (230, 180, 60)
+            d = rng.uniform(-step, step, 2)
+            actions[t] = d = np.where((p + d < 0) | (p + d > size - box), -d, d)
+            p = p + d
+        eps.append((frames, actions))
+    return from_episodes(eps, [e % 4 for e in range(episodes)], fps=10, action_names=["x", "y"],
+                         action_groups={"translation": [0, 1]}, task_names=[f"t{i}" for i in range(4)],
+                         source={"kind": "synthetic"}, name="blob")
+
+
+def test_id_makes_the_action_readable_by_the_probe(tmp_path):
+    """+ID (L1, lambda 10) vs its frozen twin, same recipe otherwise: the pooled ridge probe R2 rises."""
+    store = blob_store()
+    split = make_split(store, "episode", seed=0)
+    r2 = {}
+    for w in (0.0, 10.0):
+        ck = zoo.train("vae", store, train_episodes=split.train, forbid_episodes=split.test, preset="tiny",
+                       overrides={"steps": 150}, id_weight=w, cache_dir=tmp_path, progress=False)
+        feats = zoo.load(ck).encode(store.frames[:][None]).tokens["out"][0].mean(1).numpy()
+        train, test, groups = build_probe_data(feats, np.arange(store.n_frames), store.episode_of_frame(), store,
+                                               split, k=1)
+        r2[w] = evaluate("ridge", train, test, groups, n_boot=20)[0]["r2"]
+    assert r2[10.0] > r2[0.0] + 0.3 and r2[10.0] > 0.3, r2
+
+
 def test_training_refuses_test_episodes(store, tmp_path):
     for family in zoo.FAMILIES:
         with pytest.raises(ConfigError, match=r"overlaps the probe's test episodes \[2\]"):
@@ -98,5 +137,7 @@ def test_training_refuses_test_episodes(store, tmp_path):
         zoo.train("dino", store, train_episodes=[0], cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="unknown \\+ID objective"):
         zoo.train("vae", store, train_episodes=[0], objective="l3", cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="unknown zoo preset field"):
+        zoo.train("vae", store, train_episodes=[0], overrides={"stpes": 3}, cache_dir=tmp_path)
     with pytest.raises(EncoderError, match="missing or corrupt"):
         zoo.load(tmp_path / "nope")

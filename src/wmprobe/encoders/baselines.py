@@ -4,8 +4,10 @@
 flattened image (so mean pooling keeps every pixel); layer ``patches`` is a grid of 4x4-pixel patch tokens
 for token-level probes.
 
-``random-conv``: a seeded, never-trained conv net (3 stride-2 convs, GELU) giving an 8x8 token grid of
-width 64 at 64x64 input; layers ``conv1`` .. ``conv3``. Same weights for the same seed on every machine.
+``random-conv``: a seeded, never-trained copy of the mini-zoo trunk (``wmprobe.zoo.models.backbone``:
+CoordConv, 3 stride-2 convs + GELU, a 1x1 projection) giving an 8x8 token grid of width 64 at 64x64 input;
+layers ``conv1`` .. ``conv3`` (after each GELU) and ``out`` (the 1x1 projection, the layer the zoo probes).
+Same weights for the same seed on every machine.
 """
 from __future__ import annotations
 
@@ -45,26 +47,27 @@ def pixels(arg: str | None = None, *, size: int | None = None, device: str = "cp
 
 
 class RandomConvNet(nn.Module):
+    """The mini-zoo's CoordConv trunk (``wmprobe.zoo.models.backbone``) at its random init: the random floor
+    has exactly the architecture every zoo family trains, so "training" is the only difference."""
+
     def __init__(self, width: int = 64):
         super().__init__()
-        self.convs = nn.ModuleList([
-            nn.Conv2d(3, width // 2, 4, stride=2, padding=1),
-            nn.Conv2d(width // 2, width, 4, stride=2, padding=1),
-            nn.Conv2d(width, width, 4, stride=2, padding=1),
-        ])
+        from wmprobe.zoo.models import backbone
+        self.trunk = backbone(width)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         maps = []
-        for conv in self.convs:
-            x = nn.functional.gelu(conv(x))
-            maps.append(x)
-        return maps
+        for i, layer in enumerate(self.trunk):
+            x = layer(x)
+            if isinstance(layer, nn.GELU) or i == len(self.trunk) - 1:
+                maps.append(x)
+        return maps                              # conv1, conv2, conv3 (after GELU), out (1x1 projection)
 
 
 class RandomConv(TorchEncoder):
     def frame_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         maps = self.module(x)
-        return {l: conv_tokens(maps[int(l[-1]) - 1]) for l in layers}
+        return {l: conv_tokens(maps[3 if l == "out" else int(l[-1]) - 1]) for l in layers}
 
 
 def random_conv(arg: str | None = None, *, seed: int | None = None, width: int = 64, size: int = 64,
@@ -79,7 +82,7 @@ def random_conv(arg: str | None = None, *, seed: int | None = None, width: int =
     net = RandomConvNet(width)
     torch.random.set_rng_state(gen_state)
     spec = EncoderSpec(name=f"random-conv:{seed}", family="random", input_size=(size, size),
-                       mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), layers=("conv1", "conv2", "conv3"),
+                       mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), layers=("conv1", "conv2", "conv3", "out"),
                        default_layer="conv3", weights_hash=hash_state_dict(net.state_dict()),
                        extra={"seed": seed, "width": width})
     return RandomConv(spec, net, device)

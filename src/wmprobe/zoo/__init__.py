@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -114,12 +114,13 @@ def _threads(n: int | None):
 def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], preset: str = "demo",
           id_weight: float = 0.0, objective: str = "l1", seed: int = 0, cache_dir: str | os.PathLike | None = None,
           forbid_episodes: Sequence[int] | None = None, progress: bool = True, device: str = "cpu",
-          bf16: bool = False, threads: int | None = None) -> Path:
+          bf16: bool = False, threads: int | None = None, overrides: dict[str, Any] | None = None) -> Path:
     """Train (or reuse) one zoo model on ``train_episodes`` of ``store``; returns its checkpoint directory.
 
     ``forbid_episodes``: the probe's test episodes (and, for task-OOD, every episode of its held-out tasks);
     any overlap with ``train_episodes`` is refused. ``bf16``: autocast the forward pass to bfloat16 (CPU or
-    CUDA). ``threads``: torch CPU threads while training (restored after)."""
+    CUDA). ``threads``: torch CPU threads while training (restored after). ``overrides``: preset fields to
+    change (e.g. ``{"steps": 200}``); the recipe records the resulting values."""
     from wmprobe.zoo.objectives import OBJECTIVES
     if family not in FAMILIES:
         raise ConfigError(f"unknown zoo family '{family}': choose one of {sorted(FAMILIES)}")
@@ -133,6 +134,11 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
         raise ConfigError(f"zoo training data overlaps the probe's test episodes {overlap[:10]}: pretraining "
                           "must never see test episodes")
     cfg = PRESETS[preset]
+    if overrides:
+        unknown = sorted(set(overrides) - set(asdict(cfg)))
+        if unknown:
+            raise ConfigError(f"unknown zoo preset field(s) {unknown}: choose from {sorted(asdict(cfg))}")
+        cfg = replace(cfg, **overrides)
     recipe = {"family": family, "preset": preset, **asdict(cfg), "id_weight": float(id_weight),
               "objective": objective, "seed": int(seed), "data": store.fingerprint,
               "train_episodes": hashlib.sha256(json.dumps(train_episodes).encode()).hexdigest()[:12],

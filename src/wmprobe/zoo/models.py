@@ -22,20 +22,25 @@ from torch.nn import functional as F
 
 
 class AddCoords(nn.Module):
-    """``(B, C, H, W) -> (B, C + 2, H, W)`` with x and y in [-1, 1]."""
+    """``(B, C, H, W) -> (B, C + 4, H, W)``: x and y in [-1, 1], and x and y times the image intensity ``g``
+    (mean of the first 3 channels). Mean pooling a linear map of ``g*x, g*y`` gives the intensity's first
+    moments, so even a pooled feature of a barely trained trunk moves when something in the image moves."""
+
+    extra = 4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
         xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
-        return torch.cat([x, xs, ys], dim=1)
+        g = x[:, :3].mean(dim=1, keepdim=True)
+        return torch.cat([x, xs, ys, g * xs, g * ys], dim=1)
 
 
 def backbone(width: int, in_ch: int = 3, out_ch: int | None = None) -> nn.Sequential:
     out_ch = out_ch or width
     return nn.Sequential(
         AddCoords(),
-        nn.Conv2d(in_ch + 2, width // 2, 4, 2, 1), nn.GELU(),
+        nn.Conv2d(in_ch + AddCoords.extra, width // 2, 4, 2, 1), nn.GELU(),
         nn.Conv2d(width // 2, width, 4, 2, 1), nn.GELU(),
         nn.Conv2d(width, width, 4, 2, 1), nn.GELU(),
         nn.Conv2d(width, out_ch, 1),
@@ -128,12 +133,19 @@ def from_clip(h: torch.Tensor) -> torch.Tensor:
     return flat(h.transpose(1, 2))
 
 
+def standardise(d: int) -> nn.Module:
+    """Batch standardisation of pooled latents (no learned affine), as the probe standardises its inputs: pooled
+    latents of a fresh trunk vary by ~1e-4, and an unnormalised head would need ~1e4 weights to read them."""
+    return nn.BatchNorm1d(d, affine=False)
+
+
 class IDHead(nn.Module):
     """+ID: pooled latents of steps t and t+1 -> the action between them (discarded after training)."""
 
     def __init__(self, width: int, action_dim: int, hidden: int = 128):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * width, hidden), nn.GELU(), nn.Linear(hidden, action_dim))
+        self.net = nn.Sequential(standardise(2 * width), nn.Linear(2 * width, hidden), nn.GELU(),
+                                 nn.Linear(hidden, action_dim))
 
     def forward(self, z_t: torch.Tensor, z_t1: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z_t.mean(dim=(2, 3)), z_t1.mean(dim=(2, 3))], dim=1))

@@ -4,13 +4,14 @@
 loss. The auxiliary head is trained jointly and discarded; only the encoder is saved and probed. Every
 objective works on the MEAN-POOLED probed latents (layer ``out``) of consecutive frames ``t, t+1`` of the
 training clip (all ``L - 1`` pairs of a clip of ``L`` frames), with actions standardised per dimension on
-the training episodes (training tasks only: actions of test episodes never enter).
+the training episodes (training tasks only: actions of test episodes never enter). Every head starts with a
+batch standardisation of its pooled input (``models.standardise``), as the probe standardises its inputs.
 
 Objectives (``OBJECTIVES``), the paper's ablation on its diffusion model in brackets:
 - ``l1``  (default): inverse dynamics, MLP(z_t, z_t+1) -> a_t, L1 loss [0.629]
 - ``l2``: the same with an L2 (MSE) loss [0.578]
 - ``single``: single-frame action regression, MLP(z_t) -> a_t, L1 loss [0.523]
-- ``forward``: forward dynamics, MLP(z_t, a_t) -> z_t+1 (target layer-normalised, stop-gradient), MSE [0.408]
+- ``forward``: forward dynamics, MLP(z_t, a_t) -> z_t+1 (target standardised over the batch, stop-gradient), MSE [0.408]
 - ``contrastive``: temporal contrastive (InfoNCE, temperature 0.1): projections of z_t and z_t+1 of the
   same clip are positives, every other pair in the batch a negative; no action labels [0.073]
 
@@ -26,13 +27,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wmprobe.zoo.models import IDHead
+from wmprobe.zoo.models import IDHead, standardise
 
 OBJECTIVES = {
     "l1": "inverse dynamics (z_t, z_t+1) -> a_t, L1 (default)",
     "l2": "inverse dynamics (z_t, z_t+1) -> a_t, L2",
     "single": "single-frame action regression z_t -> a_t, L1",
-    "forward": "forward dynamics (z_t, a_t) -> z_t+1, MSE on layer-normalised stop-gradient target",
+    "forward": "forward dynamics (z_t, a_t) -> z_t+1, MSE on a batch-standardised stop-gradient target",
     "contrastive": "temporal contrastive InfoNCE between z_t and z_t+1 (no action labels)",
 }
 LAMBDA_SWEEP = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -40,7 +41,7 @@ TEMPERATURE = 0.1
 
 
 def _mlp(d_in: int, d_out: int, hidden: int = 128) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+    return nn.Sequential(standardise(d_in), nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
 
 
 class SingleHead(nn.Module):
@@ -78,7 +79,8 @@ def aux_loss(objective: str, head: nn.Module, z: torch.Tensor, a: torch.Tensor) 
         return F.l1_loss(head(z_t), a_t)
     p_t, p_t1 = z_t.mean(dim=(2, 3)), z_t1.mean(dim=(2, 3))
     if objective == "forward":
-        target = F.layer_norm(p_t1.detach(), p_t1.shape[-1:])
+        t1 = p_t1.detach()
+        target = (t1 - t1.mean(0)) / (t1.std(0) + 1e-6)        # standardised per dim over the batch
         return F.mse_loss(head(torch.cat([p_t, a_t], dim=1)), target)
     if objective == "contrastive":
         q = F.normalize(head(p_t), dim=1)
