@@ -122,12 +122,14 @@ class LeRobotSource(Source):
         self.chunks_size = int(info.get("chunks_size") or 1000)
         self.data_path = info.get("data_path") or (V3_DATA if self.v3 else V2_DATA)
         self.video_path = info.get("video_path") or (V3_VIDEO if self.v3 else V2_VIDEO)
-        self.cameras = [k for k, v in self.features.items() if isinstance(v, dict) and v.get("dtype") in ("video", "image")]
+        self.cameras = [k for k, v in self.features.items()
+                        if isinstance(v, dict) and v.get("dtype") in ("video", "image")]
         self.action_keys = [k for k, v in self.features.items() if isinstance(v, dict) and k not in INDEX_KEYS
                             and v.get("dtype") in NUMERIC and len(v.get("shape") or [1]) == 1]
         cams = [c for c in self.cameras if c.startswith("observation.images.")] or self.cameras
         self.camera = cams[0] if cams else None
-        self.action_key = "action" if "action" in self.action_keys else (self.action_keys[0] if self.action_keys else None)
+        self.action_key = ("action" if "action" in self.action_keys
+                           else (self.action_keys[0] if self.action_keys else None))
         self._data_cache: dict[Path, Any] = {}
         self._video: VideoReader | None = None
 

@@ -50,7 +50,8 @@ class LiberoSource(Source):
         self.fps = FPS
         self._open: tuple[Path, Any] | None = None
         self.cameras, self.action_keys = self._keys()
-        self.camera = "agentview_rgb" if "agentview_rgb" in self.cameras else (self.cameras[0] if self.cameras else None)
+        self.camera = ("agentview_rgb" if "agentview_rgb" in self.cameras
+                       else (self.cameras[0] if self.cameras else None))
         self.action_key = "actions"
         self.action_dim, self.action_names = None, None
 
@@ -141,7 +142,8 @@ class LiberoSource(Source):
             try:
                 block = ds[i:i + BLOCK]
             except OSError as exc:
-                raise FormatError(f"{ep.where}: cannot read obs/{self.camera} frames {i}.. ({exc}); truncated?") from None
+                raise FormatError(f"{ep.where}: cannot read obs/{self.camera} frames {i}.. ({exc}); "
+                                  "truncated?") from None
             if FLIP_ROWS:
                 block = block[:, ::-1]
             if FLIP_COLS:
