@@ -59,7 +59,7 @@ class Preset:
 
 
 PRESETS = {"tiny": Preset(width=16, steps=40, batch_size=16, lr=3e-3, warmup=10),
-           "demo": Preset(width=32, steps=300, batch_size=32, lr=2e-3),
+           "demo": Preset(width=32, steps=200, batch_size=24, lr=2e-3, warmup=30),
            "paper": Preset(width=128, steps=20000, batch_size=128, lr=1e-3, warmup=500)}
 
 
@@ -177,7 +177,7 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
     if not len(starts):
         raise ConfigError(f"zoo {family}: no training episode has the {L} consecutive frames a sample needs")
     n_clips = max(2, (2 * cfg.batch_size) // L)       # the same number of frames per step for every family
-    actions = torch.from_numpy(np.asarray(store.actions, np.float32))
+    actions = torch.from_numpy(np.array(store.actions, np.float32))  # a copy: stores are memory-mapped
     act_scale = actions[torch.from_numpy(starts)].std(0).clamp_min(1e-3)
     act_mean = actions[torch.from_numpy(starts)].mean(0)
     curve, t0 = [], time.perf_counter()
