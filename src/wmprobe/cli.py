@@ -170,6 +170,9 @@ def cmd_zoo(a: argparse.Namespace) -> int:
     if a.zoo_cmd == "ls":
         for name, desc in _api("wmprobe.zoo:FAMILIES").items():
             print(f"{name:16s} {desc}")
+        print("+ID objectives (--objective, with --id-weight > 0):")
+        for name, desc in _api("wmprobe.zoo.objectives:OBJECTIVES").items():
+            print(f"  {name:14s} {desc}")
         return 0
     from wmprobe.data import load_dataset, make_split
     store = load_dataset(a.data)
@@ -177,7 +180,7 @@ def cmd_zoo(a: argparse.Namespace) -> int:
     path = _api("wmprobe.zoo:train")(a.family, store, train_episodes=list(split.train), preset=a.preset,
                                      id_weight=a.id_weight, objective=a.objective, seed=a.seed,
                                      cache_dir=a.cache, forbid_episodes=list(split.test),
-                                     progress=not a.quiet, device=a.device)
+                                     progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads)
     print(f"checkpoint: {path}  (probe it as encoder 'zoo:{path}')")
     return 0
 
@@ -292,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--seed", type=int, default=0)
     zt.add_argument("--cache", default=None)
     zt.add_argument("--device", default="cpu")
+    zt.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU or CUDA)")
+    zt.add_argument("--threads", type=int, default=None, help="torch CPU threads while training")
     z.set_defaults(fn=cmd_zoo)
 
     c = sub.add_parser("cache", help="inspect or clean the latent / zoo / data cache")
