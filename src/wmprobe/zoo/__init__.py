@@ -33,7 +33,7 @@ from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import EncoderSpec, TorchEncoder, conv_tokens, hash_state_dict
 from wmprobe.errors import ConfigError, EncoderError
 
-CODE_VERSION = 2
+CODE_VERSION = 3
 FAMILIES = {
     "vae": "reconstruction: KL-regularised conv autoencoder (as SD/SDXL VAEs), latents = posterior mean",
     "image-ssl": "image SSL: VICReg on two augmented views of single frames, latents = trunk output",
@@ -59,7 +59,7 @@ class Preset:
 
 
 PRESETS = {"tiny": Preset(width=16, steps=40, batch_size=16, lr=3e-3, warmup=10),
-           "demo": Preset(width=32, steps=200, batch_size=24, lr=2e-3, warmup=30),
+           "demo": Preset(width=32, steps=160, batch_size=24, lr=2e-3, warmup=30),
            "paper": Preset(width=128, steps=20000, batch_size=128, lr=1e-3, warmup=500)}
 
 
@@ -194,7 +194,7 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
         b = starts[gen.integers(0, len(starts), n_clips)]
         idx = b[:, None] + np.arange(L)[None]
         x = _frames(store, idx.ravel()).reshape(n_clips, L, 3, 64, 64).to(device)
-        a = ((actions[torch.from_numpy(idx)] - act_mean) / act_scale).to(device)
+        a = ((actions[torch.from_numpy(idx)] - act_mean) / act_scale).clamp(-10, 10).to(device)
         with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
             loss, z = model.loss(x, a)
             total = loss
@@ -208,7 +208,7 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
         opt.step()
         model.after_step(step, cfg.steps)
         curve.append(float(loss.detach()))
-        if not np.isfinite(curve[-1]):
+        if not np.isfinite(curve[-1]) or curve[-1] > 1e6:
             raise EncoderError(f"zoo {family}: the loss diverged at step {step} (lr {lr:.2g})")
         if bar:
             bar.update(1)

@@ -13,7 +13,7 @@ For the smallest step (``d = 1/8``) the target is ``z_t+1`` itself (flow matchin
 target is the bootstrap of two half steps of the model itself (no gradient): ``v1`` from
 ``f(z_noisy, tau, d/2)``, ``v2`` from ``f(z_noisy + v1 d/2, tau + d/2, d/2)``, target velocity
 ``(v1 + v2) / 2``, compared in x-space (``z_noisy + (1 - tau) v``, i.e. the velocity loss weighted by
-``(1 - tau)^2``). Loss = reconstruction + dynamics MSE. Dreamer 4's causal transformer over long contexts,
+``(1 - tau)^2``), clamped to the tanh range [-1, 1]. Loss = reconstruction + dynamics MSE. Dreamer 4's causal transformer over long contexts,
 its loss ramp weights and its separate training phases are NOT implemented: both losses are trained
 jointly; the target ``z_t+1`` is stop-gradient, the context ``z_t`` passes gradient into the tokenizer.
 
@@ -95,6 +95,7 @@ class Dynamics(ZooModel):
             zm = zn + v1 * h[:, None, None, None]
             v2 = (self.predict(zm, tau + h, h, c, a0) - zm) / (one - h[:, None, None, None])
             boot = zn + one * 0.5 * (v1 + v2)
+            boot = boot.clamp(-1, 1)              # z lives in (-1, 1) (tanh): a self-bootstrap target may not leave it
             target = torch.where((k == K_MAX)[:, None, None, None], z1, boot)
         dyn = F.mse_loss(pred, target)
         return rec + dyn, (None if self.act_in else zc)
