@@ -149,7 +149,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     if a.dry_run:
-        print(_api("wmprobe.study.plan:describe_study")(a.study))
+        print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache))
         return 0
     out = a.out or Path(a.study).with_suffix("").name + "-results"
     _api("wmprobe.study.runner:run")(a.study, out=out, cache=a.cache, executor=a.executor,
@@ -188,8 +188,12 @@ def cmd_zoo(a: argparse.Namespace) -> int:
 def cmd_cache(a: argparse.Namespace) -> int:
     root = _api("wmprobe.study.cache:default_cache_dir")(a.cache)
     if a.cache_cmd == "ls":
-        for e in _api("wmprobe.study.cache:cache_ls")(root):
-            print("  ".join(f"{k}={v}" for k, v in e.items()))
+        entries = _api("wmprobe.study.cache:cache_ls")(root)
+        print(f"cache {root}")
+        print(f"  {'kind':8s} {'encoder':28s} {'dataset':28s} {'entries':>7s} {'size':>10s}  last used")
+        for e in entries:
+            print(f"  {e['kind']:8s} {e['encoder'][:28]:28s} {e['dataset'][:28]:28s} {e['entries']:7d} "
+                  f"{e['size']:>10s}  {e['last_used']}")
     else:
         removed = _api("wmprobe.study.cache:cache_gc")(root, keep_days=a.keep_days)
         print(f"removed {removed}")
@@ -301,10 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cache", help="inspect or clean the latent / zoo / data cache")
     csub = c.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
-    csub.add_parser("ls", help="size per encoder and dataset")
+    cls = csub.add_parser("ls", help="size per encoder and dataset")
     gc = csub.add_parser("gc", help="drop entries no recent study used")
     gc.add_argument("--keep-days", type=float, default=30)
     c.add_argument("--cache", default=None)
+    for sp in (cls, gc):  # `wmprobe cache ls --cache DIR` works too
+        sp.add_argument("--cache", default=argparse.SUPPRESS)
     c.set_defaults(fn=cmd_cache)
     return p
 

@@ -14,14 +14,13 @@ minutes on 2 cores). Everything is deterministic for a seed.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wmprobe.data.splits import Split, make_split
+from wmprobe.data.splits import Split
 from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
@@ -64,12 +63,6 @@ PRESETS = {
 }
 
 
-def cache_root(cache: str | os.PathLike | None = None) -> Path:
-    """``--cache`` > ``$WMPROBE_CACHE`` > ``~/.cache/wmprobe``."""
-    root = cache or os.environ.get("WMPROBE_CACHE") or Path.home() / ".cache" / "wmprobe"
-    return Path(root).expanduser()
-
-
 def pool_train_episodes(stores: dict[str, EpisodeStore], splits: dict[str, Split]) -> EpisodeStore:
     """The pretraining corpus: the TRAIN episodes of every suite in one store (test episodes never enter)."""
     eps, tasks, names = [], [], []
@@ -89,42 +82,15 @@ def pool_train_episodes(stores: dict[str, EpisodeStore], splits: dict[str, Split
 
 def run_demo(out: str | os.PathLike = "wmprobe-demo", seed: int = 0, preset: str = "demo",
              cache: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """The preset's study through the study runner (so the demo shares its latent cache, resume and records)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset '{preset}': choose one of {sorted(PRESETS)}")
-    from wmprobe.data.sim import cached_generate
-    from wmprobe.pipeline import EncoderEntry, run_cells, zoo_entries
-    from wmprobe.records import write_records
-    from wmprobe.report import build_report
-
+    from wmprobe.study.config import preset_dict
+    from wmprobe.study.runner import run
     p = PRESETS[preset]
-    root = cache_root(cache)
-    t0 = time.perf_counter()
-    say = (lambda msg: print(f"[wmprobe demo] {msg}", flush=True)) if progress else (lambda msg: None)
-    say(f"preset {p.name}: {p.describe()}")
-    stores = {s: cached_generate(s, root / "data", episodes=p.episodes, steps=p.steps, size=p.size, seed=seed,
-                                 progress=progress) for s in p.suites}
-    splits = {s: make_split(st, kind="task", seed=seed) for s, st in stores.items()}
-    say(f"data ready ({time.perf_counter() - t0:.0f}s): " + ", ".join(
-        f"{s} {st.n_episodes} episodes, {len(splits[s].test_tasks)} held-out tasks" for s, st in stores.items()))
-
-    from wmprobe.encoders.registry import load_encoder
-    entries = [EncoderEntry("pixels", load_encoder(p.extra.get("pixels", "pixels"))),
-               EncoderEntry("random-conv", load_encoder(f"random-conv:{seed}"))]
-    if p.families:
-        pool = pool_train_episodes(stores, splits)
-        entries += zoo_entries(p.families, pool, id_weights=(0.0, p.id_weight), preset=p.zoo_preset, seed=seed,
-                               cache_dir=root / "zoo", progress=progress)
-        say(f"zoo ready ({time.perf_counter() - t0:.0f}s): {len(entries) - 2} models")
-
-    rows = run_cells(entries, stores, splits, probes=p.probes, ks=p.ks, seeds=p.seeds,
-                     corruptions=p.corruptions, corrupt_suites=p.suites[:1], fidelity=p.fidelity,
-                     fidelity_preset=p.zoo_preset,
-                     probe_cfg={"steps": p.mlp_steps, **p.extra.get("mlp", {})}, n_boot=p.n_boot,
-                     progress=progress)
-    config = {"command": "demo", "preset": asdict(p), "seed": seed, "cache": str(root),
-              "datasets": {s: {"fingerprint": st.fingerprint, "split": splits[s].describe()} for s, st in stores.items()},
-              "seconds": round(time.perf_counter() - t0, 1)}
-    write_records(rows, out, config, merge_existing=False)
-    report = build_report(out)
-    say(f"done in {time.perf_counter() - t0:.0f}s")
+    if progress:
+        print(f"[wmprobe demo] preset {p.name}: {p.describe()}", flush=True)
+    study = {**preset_dict(preset), "name": f"demo-{preset}", "seed": seed}
+    run(study, out=out, cache=cache, progress=progress, merge=False,
+        extra_config={"command": "demo", "preset": asdict(p), "seed": seed})
     return Path(out)

@@ -135,7 +135,7 @@ def _pool_tokens(tokens: torch.Tensor, pool: int | None) -> torch.Tensor:
 
 
 def _episode_frames(store: EpisodeStore, e: int, corruption: Any, seed: int) -> torch.Tensor:
-    frames = torch.from_numpy(np.ascontiguousarray(store.frames[store.episode_slice(e)]))
+    frames = torch.from_numpy(np.array(store.frames[store.episode_slice(e)]))  # a writable copy
     if corruption is not None:
         frames = corruption.apply_clips(frames[None], [seed * 1_000_003 + e])[0]
     return frames

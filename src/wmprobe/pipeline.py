@@ -1,4 +1,4 @@
-"""The in-process engine shared by `wmprobe demo` and `wmprobe probe`: features -> probe cells -> rows.
+"""Features -> probe cells -> rows: the step shared by study tasks (wmprobe.study.tasks) and `wmprobe probe`.
 
 A cell is (encoder, dataset, split, corruption, layer, probe, k); each probe returns one row per seed.
 Rows carry everything ``records.RECORD_COLUMNS`` names. Fidelity (decoder probe PSNR/SSIM) is measured once
@@ -7,41 +7,14 @@ per (encoder, dataset) on clean frames and attached to that encoder's clean rows
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from wmprobe.data.splits import Split, make_split
 from wmprobe.data.store import EpisodeStore
-from wmprobe.encoders.base import Encoder
-from wmprobe.extract import StepFeatures, extract
-
-
-@dataclass
-class EncoderEntry:
-    name: str                 # as shown in records (e.g. "zoo:vae"), not a path
-    encoder: Encoder
-    id_weight: float = 0.0
-
-    @property
-    def family(self) -> str:
-        return self.encoder.spec.family
-
-
-def zoo_entries(families: Sequence[str], store: EpisodeStore, *, id_weights: Sequence[float], preset: str,
-                seed: int, cache_dir: Path, progress: bool, forbid_episodes: Sequence[int] = ()) -> list[EncoderEntry]:
-    """Train (or reuse) every family at every id_weight on all of ``store`` and wrap them as entries."""
-    from wmprobe import zoo
-    out = []
-    for fam in families:
-        for w in id_weights:
-            ckpt = zoo.train(fam, store, train_episodes=list(range(store.n_episodes)), preset=preset,
-                             id_weight=float(w), seed=seed, cache_dir=cache_dir,
-                             forbid_episodes=list(forbid_episodes), progress=progress)
-            out.append(EncoderEntry(f"zoo:{fam}", zoo.load(ckpt), float(w)))
-    return out
+from wmprobe.extract import StepFeatures
 
 
 def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, probes: Sequence[str],
@@ -82,8 +55,8 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
     return rows
 
 
-def fidelity_row(entry: EncoderEntry, feats: StepFeatures, store: EpisodeStore, split: Split,
-                 seed: int = 0, preset: str = "demo") -> dict[str, Any]:
+def fidelity_of(feats: StepFeatures, store: EpisodeStore, split: Split, seed: int = 0,
+                preset: str = "demo") -> dict[str, Any]:
     """Decoder-probe PSNR/SSIM on the test episodes (latents -> frame), same budget for every encoder."""
     from wmprobe.fidelity import decoder_fidelity
     layer = feats.layers[0]
@@ -92,36 +65,6 @@ def fidelity_row(entry: EncoderEntry, feats: StepFeatures, store: EpisodeStore, 
     frames = np.asarray(store.frames[feats.step_frame])
     return decoder_fidelity(z[~is_test], frames[~is_test], z[is_test], frames[is_test],
                             feats.step_episode[is_test], seed=seed, preset=preset, threads=1)
-
-
-def run_cells(entries: Iterable[EncoderEntry], stores: dict[str, EpisodeStore], splits: dict[str, Split], *,
-              probes: Sequence[str], ks: Sequence[int], seeds: Sequence[int], corruptions: Sequence[str],
-              corrupt_suites: Sequence[str], fidelity: bool, fidelity_preset: str = "demo",
-              probe_cfg: dict[str, Any] | None = None,
-              n_boot: int = 1000, progress: bool = False) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    entries = list(entries)
-    for suite, store in stores.items():
-        split = splits[suite]
-        for entry in entries:
-            clean_feats = extract(entry.encoder, store, keep_tokens=fidelity, progress=progress)
-            for corruption in corruptions if suite in corrupt_suites else ("clean",):
-                clean = corruption == "clean"
-                feats = clean_feats
-                test_feats = None if clean else extract(entry.encoder, store, corruption=corruption,
-                                                        progress=progress)
-                base = {"encoder": entry.name, "family": entry.family, "id_weight": entry.id_weight,
-                        "dataset": suite, "split": split.kind, "corruption": corruption,
-                        "encoder_key": entry.encoder.spec.key(), "dataset_fingerprint": store.fingerprint}
-                cell_rows = probe_features(feats, store, split, probes=probes, ks=ks, seeds=seeds,
-                                           n_boot=n_boot, probe_cfg=probe_cfg, base=base, test_feats=test_feats)
-                if fidelity and clean:
-                    fid = fidelity_row(entry, feats, store, split, preset=fidelity_preset)
-                    for r in cell_rows:
-                        r.update(psnr=fid["psnr"], ssim=fid["ssim"], psnr_ci_low=fid.get("psnr_ci_low"),
-                                 psnr_ci_high=fid.get("psnr_ci_high"), decoder_params=fid.get("decoder_params"))
-                rows.extend(cell_rows)
-    return rows
 
 
 def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLike, *, probes: Sequence[str],

@@ -1,0 +1,455 @@
+"""Study configs: one YAML names encoders, datasets, split, corruptions, layers, probes, k, seeds (docs/study.md).
+
+``load_config(path_or_dict) -> StudyConfig`` resolves a preset (``tiny`` / ``demo`` / ``paper``, the same
+sizes as ``wmprobe demo --preset``), overlays the file and checks every field; ``validate(path)`` returns
+every problem at once, each with its location (``study.yaml:12: encoders[2].name: ...``), instead of
+stopping at the first. A StudyConfig round-trips through ``to_dict()`` (it is saved with the records).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wmprobe.errors import ConfigError
+
+EXECUTORS = ("local", "submitit", "ray")
+SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str          # "encoders[2].name"
+    message: str
+    line: int | None = None
+    file: str | None = None
+
+    def __str__(self) -> str:
+        loc = f"{self.file}:{self.line}: " if self.file and self.line else (f"{self.file}: " if self.file else "")
+        return f"{loc}{self.where}: {self.message}" if self.where else f"{loc}{self.message}"
+
+
+@dataclass(frozen=True)
+class EncoderCfg:
+    name: str                                # registry name, e.g. "pixels:8", "dinov2:/ckpt/dir"
+    options: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[str, ...] | None = None    # None: the study's `layers`, else the encoder's default
+    label: str | None = None                 # name shown in records (default: ``name``)
+    id_weight: float = 0.0
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class DatasetCfg:
+    name: str
+    sim: str | None = None       # embedded simulator suite (generated into the cache)
+    path: str | None = None      # an EpisodeStore on disk (`wmprobe data import` makes one)
+    episodes: int = 48
+    steps: int | None = None
+    size: int = 64
+    camera: str = "front"
+
+
+@dataclass(frozen=True)
+class ZooCfg:
+    families: tuple[str, ...] = ()
+    id_weights: tuple[float, ...] = (0.0, 1.0)
+    preset: str = "demo"
+    objective: str = "l1"
+
+
+@dataclass(frozen=True)
+class ExecutorCfg:
+    kind: str = "local"
+    max_retries: int = 2
+    submitit: dict[str, Any] = field(default_factory=dict)   # cluster, folder, partition, gpus_per_node, ...
+    ray: dict[str, Any] = field(default_factory=dict)        # address, num_cpus, num_gpus_per_task, ...
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str = "study"
+    preset: str | None = None
+    seed: int = 0
+    datasets: tuple[DatasetCfg, ...] = ()
+    encoders: tuple[EncoderCfg, ...] = ()
+    zoo: ZooCfg = ZooCfg()
+    split: str = "task"
+    test_frac: float = 0.25
+    corruptions: tuple[str, ...] = ("clean",)
+    corrupt_datasets: tuple[str, ...] | None = None   # None: every dataset
+    layers: tuple[str, ...] | None = None
+    probes: tuple[str, ...] = ("mlp", "ridge", "mlp-shuffled")
+    ks: tuple[int, ...] = (1,)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    probe: dict[str, Any] = field(default_factory=dict)     # MLP probe options: steps, batch_size, lrs, ...
+    n_boot: int = 1000
+    fidelity: bool = False
+    fidelity_preset: str = "demo"
+    shard_episodes: int = 16
+    device: str = "cpu"
+    executor: ExecutorCfg = ExecutorCfg()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+# ---- presets: the same sizes as `wmprobe demo --preset` ------------------------------------------
+def preset_dict(name: str) -> dict[str, Any]:
+    from wmprobe.demo import PRESETS
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}': choose one of {sorted(PRESETS)}")
+    p = PRESETS[name]
+    encoders: list[Any] = [{"name": p.extra.get("pixels", "pixels"), "label": "pixels"},
+                           {"name": "random-conv:{seed}", "label": "random-conv"}]
+    return {
+        "name": name, "preset": name,
+        "datasets": [{"name": s, "sim": s, "episodes": p.episodes, "steps": p.steps, "size": p.size}
+                     for s in p.suites],
+        "encoders": encoders,
+        "zoo": {"families": list(p.families), "id_weights": [0.0, p.id_weight], "preset": p.zoo_preset},
+        "split": "task", "corruptions": list(p.corruptions), "corrupt_datasets": list(p.suites[:1]),
+        "probes": list(p.probes), "ks": list(p.ks), "seeds": list(p.seeds),
+        "probe": {"steps": p.mlp_steps, **p.extra.get("mlp", {})}, "n_boot": p.n_boot,
+        "fidelity": p.fidelity, "fidelity_preset": p.zoo_preset,
+    }
+
+
+# ---- loading and checking ------------------------------------------------------------------------
+_TOP = {f.name for f in StudyConfig.__dataclass_fields__.values()}
+_DATASET = {f.name for f in DatasetCfg.__dataclass_fields__.values()}
+_ENCODER = {f.name for f in EncoderCfg.__dataclass_fields__.values()}
+_ZOO = {f.name for f in ZooCfg.__dataclass_fields__.values()}
+_EXEC = {f.name for f in ExecutorCfg.__dataclass_fields__.values()}
+_SUBMITIT = {"cluster", "folder", "partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min",
+             "array_parallelism", "tasks_per_job", "account", "qos", "constraint", "additional_parameters"}
+_RAY = {"address", "num_cpus", "num_cpus_per_task", "num_gpus_per_task", "runtime_env"}
+
+
+class _Checker:
+    def __init__(self, file: str | None, lines: dict[str, int]):
+        self.file, self.lines, self.problems = file, lines, []
+
+    def bad(self, where: str, message: str) -> None:
+        line = self.lines.get(where)
+        probe = where
+        while line is None and probe:  # fall back to the closest enclosing node that has a line
+            probe = probe.rpartition(".")[0] if "." in probe else probe.rpartition("[")[0]
+            line = self.lines.get(probe)
+        self.problems.append(Problem(where, message, line, self.file))
+
+    def keys(self, d: dict, allowed: set[str], where: str) -> None:
+        for k in d:
+            if k not in allowed:
+                close = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(allowed))})"
+                self.bad(f"{where}.{k}" if where else str(k), f"unknown key{hint}")
+
+    def typed(self, value: Any, kind: type | tuple, where: str, what: str) -> bool:
+        ok = isinstance(value, kind) and not (kind in (int, float, (int, float)) and isinstance(value, bool))
+        if not ok:
+            self.bad(where, f"expected {what}, got {type(value).__name__} {value!r}")
+        return ok
+
+
+def _line_map(text: str) -> dict[str, int]:
+    """YAML path (``encoders[2].name``) -> 1-based line, from the composed node tree."""
+    out: dict[str, int] = {}
+
+    def walk(node: Any, path: str) -> None:
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = f"{path}.{k.value}" if path else str(k.value)
+                out[p] = k.start_mark.line + 1
+                walk(v, p)
+                out[p] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, f"{path}[{i}]")
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+    if root is not None:
+        walk(root, "")
+    return out
+
+
+def _read(src: str | os.PathLike | dict) -> tuple[dict[str, Any], str | None, dict[str, int], Path | None]:
+    if isinstance(src, dict):
+        return copy.deepcopy(src), None, {}, None
+    path = Path(src)
+    if not path.exists():
+        raise ConfigError(f"study config {path} does not exist")
+    text = path.read_text()
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a study config is a mapping of keys (name, encoders, datasets, ...), "
+                          f"got {type(doc).__name__}")
+    return doc, str(path), _line_map(text), path.parent
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Problem]]:
+    """Parse and check a study config; returns the config (None when unusable) and every problem found."""
+    try:
+        doc, file, lines, base_dir = _read(src)
+    except ConfigError as exc:
+        return None, [Problem("", str(exc))]
+    c = _Checker(file, lines)
+    preset = doc.get("preset")
+    if preset is not None:
+        try:
+            doc = _merge(preset_dict(str(preset)), doc)
+        except ConfigError as exc:
+            c.bad("preset", str(exc))
+    c.keys(doc, _TOP, "")
+    seed = doc.get("seed", 0)
+    c.typed(seed, int, "seed", "an integer")
+    name = str(doc.get("name", Path(file).stem if file else "study"))
+
+    # datasets
+    datasets = []
+    from wmprobe.data.sim import SUITES
+    raw = doc.get("datasets") or []
+    if not raw:
+        c.bad("datasets", "name at least one dataset (a simulator suite `sim: dynamic` or `path: STORE`)")
+    if c.typed(raw, list, "datasets", "a list"):
+        seen: set[str] = set()
+        for i, d in enumerate(raw):
+            w = f"datasets[{i}]"
+            if isinstance(d, str):
+                d = {"name": d, "sim": d} if d in SUITES else {"name": Path(d).name, "path": d}
+            if not c.typed(d, dict, w, "a mapping or a suite name / store path"):
+                continue
+            c.keys(d, _DATASET, w)
+            sim, path = d.get("sim"), d.get("path")
+            if (sim is None) == (path is None):
+                c.bad(w, "give exactly one of `sim: SUITE` or `path: STORE`")
+            if sim is not None and sim not in SUITES:
+                c.bad(f"{w}.sim", f"unknown simulator suite '{sim}' (known: {', '.join(sorted(SUITES))})")
+            if path is not None:
+                p = Path(path).expanduser()
+                if not p.is_absolute() and base_dir is not None:
+                    p = base_dir / p
+                if not (p / "meta.json").exists():
+                    c.bad(f"{w}.path", f"{p} is not an EpisodeStore (no meta.json); convert a LeRobot/CALVIN/"
+                                       "LIBERO dataset with `wmprobe data import SRC DEST`")
+                path = str(p)
+            for key in ("episodes", "size"):
+                if key in d and c.typed(d[key], int, f"{w}.{key}", "an integer") and d[key] < 1:
+                    c.bad(f"{w}.{key}", "must be >= 1")
+            if d.get("steps") is not None:
+                c.typed(d["steps"], int, f"{w}.steps", "an integer")
+            dname = str(d.get("name") or sim or Path(str(path)).name)
+            if dname in seen:
+                c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
+            seen.add(dname)
+            try:
+                datasets.append(DatasetCfg(name=dname, sim=sim, path=path,
+                                           **{k: d[k] for k in ("episodes", "steps", "size", "camera") if k in d}))
+            except TypeError as exc:
+                c.bad(w, str(exc))
+
+    # encoders
+    from wmprobe.encoders.registry import list_encoders, split_name
+    known = list_encoders()
+    encoders = []
+    raw = doc.get("encoders") or []
+    zoo_raw = doc.get("zoo") or {}
+    if not raw and not (isinstance(zoo_raw, dict) and zoo_raw.get("families")):
+        c.bad("encoders", "name at least one encoder (or zoo families)")
+    if c.typed(raw, list, "encoders", "a list"):
+        labels: set[str] = set()
+        for i, e in enumerate(raw):
+            w = f"encoders[{i}]"
+            if isinstance(e, str):
+                e = {"name": e}
+            if not c.typed(e, dict, w, "a registry name or a mapping with `name`"):
+                continue
+            c.keys(e, _ENCODER, w)
+            ename = e.get("name")
+            if not isinstance(ename, str) or not ename:
+                c.bad(f"{w}.name", "missing encoder name")
+                continue
+            ename = ename.replace("{seed}", str(seed))
+            base, arg = split_name(ename)
+            if base not in known and not ("." in base and arg):
+                close = difflib.get_close_matches(base, list(known), n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                c.bad(f"{w}.name", f"unknown encoder '{ename}'{hint} (`wmprobe ls encoders`)")
+            opts = e.get("options") or {}
+            c.typed(opts, dict, f"{w}.options", "a mapping of factory options")
+            layers = e.get("layers")
+            if layers is not None and c.typed(layers, list, f"{w}.layers", "a list of layer names"):
+                layers = tuple(str(x) for x in layers)
+            label = e.get("label") or ename
+            if label in labels:
+                c.bad(w, f"encoder '{label}' listed twice: give one of them a `label`")
+            labels.add(label)
+            encoders.append(EncoderCfg(ename, dict(opts) if isinstance(opts, dict) else {}, layers,
+                                       e.get("label"), float(e.get("id_weight", 0.0))))
+
+    # zoo
+    zoo = ZooCfg()
+    if c.typed(zoo_raw, dict, "zoo", "a mapping"):
+        c.keys(zoo_raw, _ZOO, "zoo")
+        from wmprobe import zoo as zoo_mod
+        fams = zoo_raw.get("families") or []
+        for i, f in enumerate(fams if isinstance(fams, list) else []):
+            if f not in zoo_mod.FAMILIES:
+                c.bad(f"zoo.families[{i}]", f"unknown zoo family '{f}' (known: {', '.join(zoo_mod.FAMILIES)})")
+        if not isinstance(fams, list):
+            c.bad("zoo.families", "expected a list of family names")
+        zp = zoo_raw.get("preset", "demo")
+        if zp not in zoo_mod.PRESETS:
+            c.bad("zoo.preset", f"unknown zoo preset '{zp}' (known: {', '.join(zoo_mod.PRESETS)})")
+        ws = zoo_raw.get("id_weights", [0.0, 1.0])
+        if c.typed(ws, list, "zoo.id_weights", "a list of numbers"):
+            for i, x in enumerate(ws):
+                if c.typed(x, (int, float), f"zoo.id_weights[{i}]", "a number") and x < 0:
+                    c.bad(f"zoo.id_weights[{i}]", "must be >= 0")
+        if isinstance(fams, list) and isinstance(ws, list):
+            zoo = ZooCfg(tuple(fams), tuple(float(x) for x in ws if isinstance(x, (int, float))), str(zp),
+                         str(zoo_raw.get("objective", "l1")))
+
+    # split, corruptions, probes, k, seeds
+    split = doc.get("split", "task")
+    from wmprobe.data.splits import SPLITS
+    if split not in SPLITS:
+        c.bad("split", f"unknown split '{split}' (known: {', '.join(SPLITS)})")
+    tf = doc.get("test_frac", 0.25)
+    if c.typed(tf, (int, float), "test_frac", "a number") and not 0 < tf < 1:
+        c.bad("test_frac", "must be in (0, 1)")
+    from wmprobe.data.corrupt import parse_corruption
+    corr = doc.get("corruptions", ["clean"])
+    if c.typed(corr, list, "corruptions", "a list"):
+        for i, s in enumerate(corr):
+            try:
+                parse_corruption(str(s))
+            except Exception as exc:  # noqa: BLE001 - parse errors are reported as problems
+                c.bad(f"corruptions[{i}]", str(exc))
+    cds = doc.get("corrupt_datasets")
+    if cds is not None and c.typed(cds, list, "corrupt_datasets", "a list of dataset names"):
+        for i, n in enumerate(cds):
+            if n not in {d.name for d in datasets}:
+                c.bad(f"corrupt_datasets[{i}]", f"'{n}' is not one of the study's datasets")
+    from wmprobe.probes import parse_probe_name
+    probes = doc.get("probes", ["mlp", "ridge", "mlp-shuffled"])
+    if c.typed(probes, list, "probes", "a list"):
+        for i, pr in enumerate(probes):
+            try:
+                parse_probe_name(pr)
+            except Exception as exc:  # noqa: BLE001
+                c.bad(f"probes[{i}]", str(exc))
+    for key, lo in (("ks", 1), ("seeds", 0)):
+        vals = doc.get(key, [1] if key == "ks" else [0, 1, 2])
+        if c.typed(vals, list, key, "a list of integers"):
+            if not vals:
+                c.bad(key, "must not be empty")
+            for i, v in enumerate(vals):
+                if c.typed(v, int, f"{key}[{i}]", "an integer") and v < lo:
+                    c.bad(f"{key}[{i}]", f"must be >= {lo}")
+    layers = doc.get("layers")
+    if layers is not None:
+        c.typed(layers, list, "layers", "a list of layer names")
+    probe_cfg = doc.get("probe", {}) or {}
+    if c.typed(probe_cfg, dict, "probe", "a mapping of MLP probe options (steps, batch_size, lrs, ...)"):
+        import inspect
+        from wmprobe.probes.mlp import MLPProbe
+        allowed = {n for n in inspect.signature(MLPProbe).parameters if n != "unknown"} | {"threads"}
+        c.keys(probe_cfg, allowed - {"seeds"}, "probe")
+    for key, lo in (("n_boot", 0), ("shard_episodes", 1)):
+        v = doc.get(key, 1000 if key == "n_boot" else 16)
+        if c.typed(v, int, key, "an integer") and v < lo:
+            c.bad(key, f"must be >= {lo}")
+    c.typed(doc.get("fidelity", False), bool, "fidelity", "true or false")
+
+    # executor
+    ex = doc.get("executor", {}) or {}
+    if isinstance(ex, str):
+        ex = {"kind": ex}
+    execfg = ExecutorCfg()
+    if c.typed(ex, dict, "executor", "a mapping (kind: local|submitit|ray, ...)"):
+        c.keys(ex, _EXEC, "executor")
+        kind = ex.get("kind", "local")
+        if kind not in EXECUTORS:
+            c.bad("executor.kind", f"unknown executor '{kind}' (known: {', '.join(EXECUTORS)})")
+        mr = ex.get("max_retries", 2)
+        if c.typed(mr, int, "executor.max_retries", "an integer") and mr < 0:
+            c.bad("executor.max_retries", "must be >= 0")
+        sub = ex.get("submitit", {}) or {}
+        if c.typed(sub, dict, "executor.submitit", "a mapping"):
+            c.keys(sub, _SUBMITIT, "executor.submitit")
+            if sub.get("cluster", "slurm") not in SUBMITIT_CLUSTERS:
+                c.bad("executor.submitit.cluster", f"choose one of {', '.join(SUBMITIT_CLUSTERS)}")
+        rc = ex.get("ray", {}) or {}
+        if c.typed(rc, dict, "executor.ray", "a mapping"):
+            c.keys(rc, _RAY, "executor.ray")
+        execfg = ExecutorCfg(str(kind), int(mr) if isinstance(mr, int) else 2,
+                             dict(sub) if isinstance(sub, dict) else {}, dict(rc) if isinstance(rc, dict) else {})
+
+    if c.problems:
+        return None, c.problems
+    cfg = StudyConfig(
+        name=name, preset=preset, seed=seed, datasets=tuple(datasets), encoders=tuple(encoders), zoo=zoo,
+        split=split, test_frac=float(tf), corruptions=tuple(str(s) for s in corr),
+        corrupt_datasets=tuple(cds) if cds is not None else None,
+        layers=tuple(str(x) for x in layers) if layers else None, probes=tuple(probes),
+        ks=tuple(int(k) for k in doc.get("ks", [1])), seeds=tuple(int(s) for s in doc.get("seeds", [0, 1, 2])),
+        probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
+        fidelity_preset=str(doc.get("fidelity_preset", "demo")), shard_episodes=int(doc.get("shard_episodes", 16)),
+        device=str(doc.get("device", "cpu")), executor=execfg)
+    return cfg, []
+
+
+def validate(src: str | os.PathLike | dict) -> list[Problem]:
+    """Every problem of a study config (empty when it is fine); `wmprobe validate` prints them."""
+    return check(src)[1]
+
+
+def load_config(src: str | os.PathLike | dict | StudyConfig) -> StudyConfig:
+    """A checked StudyConfig, or one ConfigError listing every problem."""
+    if isinstance(src, StudyConfig):
+        return src
+    cfg, problems = check(src)
+    if problems or cfg is None:
+        listing = "\n  ".join(str(p) for p in problems)
+        raise ConfigError(f"study config has {len(problems)} problem(s):\n  {listing}")
+    return cfg
+
+
+def dump_config(cfg: StudyConfig, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return path
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x

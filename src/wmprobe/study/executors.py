@@ -1,0 +1,209 @@
+"""Executors: run a list of study tasks here (local), on SLURM (submitit) or on Ray; same results everywhere.
+
+Every executor calls ``tasks.run_task(task, cache_root)`` and returns one ``Outcome`` per task, in task
+order. A task that raises is retried up to ``max_retries`` times; after that its Outcome carries the error and
+the runner writes it into the records (``error`` column): a failure is reported, never dropped.
+
+- ``local``: in this process, one task at a time, with a progress bar (memory bounded by one task).
+- ``submitit``: SLURM job arrays (``cluster: slurm``), or submitit's LocalExecutor (``cluster: local``, what
+  the tests use) or in-process debug executor (``cluster: debug``). ``tasks_per_job`` tasks share a job (default
+  1: one task per shard or cell). Jobs are checkpointable: on preemption or timeout submitit requeues them, and
+  since tasks are idempotent the requeued job skips what it already finished. Partition, GPUs, time, memory
+  come from the study's ``executor.submitit`` block.
+- ``ray``: Ray tasks on ``executor.ray.address`` (an existing cluster), or on a local Ray started here, bound
+  to 127.0.0.1 and shut down at the end. Ray retries failed tasks (``max_retries``, ``retry_exceptions``).
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from wmprobe.errors import ConfigError
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    value: Any = None
+    error: str = ""
+    attempts: int = 1
+
+
+def _attempt(task: Any, cache_root: str, max_retries: int) -> Outcome:
+    from wmprobe.study.tasks import run_task
+    err = ""
+    for attempt in range(1, max_retries + 2):
+        try:
+            return Outcome(True, run_task(task, cache_root), attempts=attempt)
+        except Exception as exc:  # noqa: BLE001 - reported in the records
+            err = f"{type(exc).__name__}: {exc}"
+            if os.environ.get("WMPROBE_DEBUG"):
+                err += "\n" + traceback.format_exc()
+            # a config or data error will not go away on retry
+            from wmprobe.errors import WmprobeError
+            if isinstance(exc, WmprobeError) and not isinstance(exc, OSError):
+                return Outcome(False, error=err, attempts=attempt)
+    return Outcome(False, error=err, attempts=max_retries + 1)
+
+
+def run_batch(tasks: Sequence[Any], cache_root: str, max_retries: int) -> list[Outcome]:
+    """A job's body: several tasks, each isolated (one failing does not stop the others)."""
+    return [_attempt(t, cache_root, max_retries) for t in tasks]
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from wmprobe.extract import _progress
+    bar = _progress(total, desc, enabled)
+    if hasattr(bar, "unit"):
+        bar.unit = "task"
+    return bar
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, max_retries: int = 2, progress: bool = True):
+        self.max_retries, self.progress = max_retries, progress
+
+    def map(self, tasks: Sequence[Any], cache_root: str, desc: str = "tasks") -> list[Outcome]:
+        bar = _bar(len(tasks), desc, self.progress)
+        out = []
+        for t in tasks:
+            out.append(_attempt(t, cache_root, self.max_retries))
+            bar.update(1)
+        bar.close()
+        return out
+
+
+class _CheckpointableBatch:
+    """submitit calls ``checkpoint`` on preemption/timeout; requeueing the same batch is safe (idempotent)."""
+
+    def __init__(self, tasks: Sequence[Any], cache_root: str, max_retries: int):
+        self.tasks, self.cache_root, self.max_retries = list(tasks), cache_root, max_retries
+
+    def __call__(self) -> list[Outcome]:
+        return run_batch(self.tasks, self.cache_root, self.max_retries)
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        import submitit
+        return submitit.helpers.DelayedSubmission(_CheckpointableBatch(self.tasks, self.cache_root,
+                                                                       self.max_retries))
+
+
+class SubmititExecutor:
+    name = "submitit"
+    _GENERIC = ("timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task", "nodes", "tasks_per_node")
+    _SLURM = ("partition", "account", "qos", "constraint", "array_parallelism", "additional_parameters")
+
+    def __init__(self, options: dict[str, Any], folder: Path, max_retries: int = 2, progress: bool = True):
+        try:
+            import submitit
+        except ImportError:
+            raise ConfigError("executor 'submitit' needs submitit: pip install -c constraints.txt "
+                              "'wmprobe[dist]'") from None
+        self.opts, self.max_retries, self.progress = dict(options), max_retries, progress
+        cluster = self.opts.get("cluster", "slurm")
+        self.folder = Path(self.opts.get("folder") or folder)
+        self.executor = submitit.AutoExecutor(folder=str(self.folder / "%j"),
+                                              cluster=None if cluster == "slurm" else cluster)
+        params: dict[str, Any] = {k: self.opts[k] for k in self._GENERIC if k in self.opts}
+        params.setdefault("timeout_min", 60)
+        params.update({f"slurm_{k}": self.opts[k] for k in self._SLURM if k in self.opts})
+        params["name"] = "wmprobe"
+        self.executor.update_parameters(**params)
+        self.tasks_per_job = int(self.opts.get("tasks_per_job", 1))
+
+    def map(self, tasks: Sequence[Any], cache_root: str, desc: str = "tasks") -> list[Outcome]:
+        if not tasks:
+            return []
+        n = self.tasks_per_job
+        batches = [list(range(i, min(i + n, len(tasks)))) for i in range(0, len(tasks), n)]
+        outcomes: list[Outcome | None] = [None] * len(tasks)
+        pending = batches
+        bar = _bar(len(tasks), desc, self.progress)
+        for attempt in range(self.max_retries + 1):
+            fns = [_CheckpointableBatch([tasks[i] for i in b], cache_root, self.max_retries) for b in pending]
+            jobs = self.executor.submit_array(fns) if len(fns) > 1 else [self.executor.submit(fns[0])]
+            failed = []
+            for b, job in zip(pending, jobs):
+                try:
+                    res = job.result()
+                    for i, o in zip(b, res):
+                        outcomes[i] = o
+                    bar.update(len(b))
+                except Exception as exc:  # noqa: BLE001 - the job died (node failure, OOM, cancelled)
+                    err = f"submitit job {job.job_id} failed: {type(exc).__name__}: {str(exc)[-2000:]}"
+                    for i in b:
+                        outcomes[i] = Outcome(False, error=err, attempts=attempt + 1)
+                    failed.append(b)
+            pending = failed
+            if not pending:
+                break
+        bar.update(sum(len(b) for b in pending))
+        bar.close()
+        return [o if o is not None else Outcome(False, error="not run") for o in outcomes]
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, options: dict[str, Any], max_retries: int = 2, progress: bool = True):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("executor 'ray' needs ray: pip install -c constraints.txt 'wmprobe[dist]'") from None
+        self.opts, self.max_retries, self.progress = dict(options), max_retries, progress
+
+    def map(self, tasks: Sequence[Any], cache_root: str, desc: str = "tasks") -> list[Outcome]:
+        import ray
+        if not tasks:
+            return []
+        started = False
+        if not ray.is_initialized():
+            if self.opts.get("address"):
+                ray.init(address=self.opts["address"], runtime_env=self.opts.get("runtime_env"),
+                         log_to_driver=False)
+            else:  # a private local cluster: loopback only, no dashboard, stopped below
+                ray.init(num_cpus=self.opts.get("num_cpus"), include_dashboard=False,
+                         _node_ip_address="127.0.0.1", log_to_driver=False,
+                         runtime_env=self.opts.get("runtime_env"))
+                started = True
+        try:
+            remote = ray.remote(num_cpus=self.opts.get("num_cpus_per_task", 1),
+                                num_gpus=self.opts.get("num_gpus_per_task", 0),
+                                max_retries=self.max_retries, retry_exceptions=True)(_ray_task)
+            refs = [remote.remote(t, cache_root) for t in tasks]
+            bar = _bar(len(tasks), desc, self.progress)
+            out = []
+            for ref in refs:
+                try:
+                    out.append(Outcome(True, ray.get(ref), attempts=1))
+                except Exception as exc:  # noqa: BLE001 - after Ray's retries
+                    cause = getattr(exc, "cause", None) or exc
+                    out.append(Outcome(False, error=f"{type(cause).__name__}: {cause}",
+                                       attempts=self.max_retries + 1))
+                bar.update(1)
+            bar.close()
+            return out
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _ray_task(task: Any, cache_root: str) -> Any:
+    from wmprobe.study.tasks import run_task
+    return run_task(task, cache_root)
+
+
+def make_executor(cfg: Any, cache_root: Path, study_name: str, progress: bool = True):
+    """The executor a study's ``executor`` block names."""
+    if cfg.kind == "local":
+        return LocalExecutor(cfg.max_retries, progress)
+    if cfg.kind == "submitit":
+        return SubmititExecutor(cfg.submitit, cache_root / "submitit" / study_name, cfg.max_retries, progress)
+    if cfg.kind == "ray":
+        return RayExecutor(cfg.ray, cfg.max_retries, progress)
+    raise ConfigError(f"unknown executor '{cfg.kind}': choose local, submitit or ray")

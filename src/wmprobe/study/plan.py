@@ -1,0 +1,226 @@
+"""The planner: a resolved study -> idempotent tasks, each named by the content key of what it computes.
+
+- ``ExtractTask``: one (encoder, dataset shard, corruption) -> a latent shard in the cache. Clean shards cover
+  every episode; corrupted shards cover only the test episodes (corruption is applied at test time: the probe
+  is fit on clean train features and scored on corrupted test features, as in the paper).
+- ``ProbeTask``: one cell (encoder, dataset, split, corruption, layer, probe, k) with all its seeds -> rows.
+- ``FidelityTask``: the decoder probe of one (encoder, dataset) on clean tokens -> PSNR/SSIM.
+
+A task's key hashes its inputs (encoder spec key incl. weights, dataset fingerprint, episodes, corruption,
+layers, probe config, code version), so re-running a study recomputes nothing that is in the cache, and a
+killed run resumes with only the unfinished tasks. ``describe_study`` prints the plan without running it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from wmprobe.study.cache import content_key
+
+TASK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EncoderRef:
+    """How a worker rebuilds the encoder: registry name + options (never a pickled model)."""
+    label: str                   # shown in records (e.g. "zoo:vae")
+    name: str                    # registry name (e.g. "zoo:/cache/zoo/vae-demo-id1-...")
+    options: tuple[tuple[str, Any], ...]
+    layers: tuple[str, ...]
+    family: str
+    id_weight: float
+    key: str                     # EncoderSpec.key(): weights hash + preprocessing
+    frames_per_step: int = 1
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    path: str
+    fingerprint: str
+    n_episodes: int
+    split_kind: str
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ExtractTask:
+    key: str
+    encoder: EncoderRef
+    dataset: DatasetRef
+    episodes: tuple[int, ...]
+    corruption: str
+    keep_tokens: bool
+    device: str = "cpu"
+    corruption_seed: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "extract"
+
+    def describe(self) -> str:
+        return (f"extract {self.encoder.label} on {self.dataset.name} episodes {self.episodes[0]}.."
+                f"{self.episodes[-1]} [{self.corruption}]")
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    key: str
+    encoder: EncoderRef
+    dataset: DatasetRef
+    corruption: str
+    layer: str
+    probe: str
+    k: int
+    seeds: tuple[int, ...]
+    probe_cfg: tuple[tuple[str, Any], ...]
+    n_boot: int
+    clean_shards: tuple[str, ...]
+    test_shards: tuple[str, ...] = ()      # corrupted test-episode shards (empty when clean)
+    threads: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return "probe"
+
+    def describe(self) -> str:
+        return (f"probe {self.probe} k={self.k} on {self.encoder.label}/{self.layer} {self.dataset.name} "
+                f"[{self.corruption}]")
+
+
+@dataclass(frozen=True)
+class FidelityTask:
+    key: str
+    encoder: EncoderRef
+    dataset: DatasetRef
+    shards: tuple[str, ...]
+    preset: str
+    seed: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "fidelity"
+
+    def describe(self) -> str:
+        return f"fidelity (decoder probe) of {self.encoder.label} on {self.dataset.name}"
+
+
+@dataclass
+class Plan:
+    extract: list[ExtractTask] = field(default_factory=list)
+    probe: list[ProbeTask] = field(default_factory=list)
+    fidelity: list[FidelityTask] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        return {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity)}
+
+
+def shards(episodes: Sequence[int], size: int) -> list[tuple[int, ...]]:
+    eps = list(episodes)
+    return [tuple(eps[i:i + size]) for i in range(0, len(eps), size)]
+
+
+def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corruption: str, keep_tokens: bool,
+                corruption_seed: int = 0) -> str:
+    return content_key({"task": "extract", "v": TASK_VERSION, "encoder": enc.key, "layers": list(enc.layers),
+                        "dataset": ds.fingerprint, "episodes": list(episodes), "corruption": corruption,
+                        "corruption_seed": corruption_seed, "tokens": keep_tokens})
+
+
+def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[DatasetRef]) -> Plan:
+    """Expand a resolved study (see runner.resolve) into its tasks, in a deterministic order."""
+    plan = Plan()
+    needs_tokens = cfg.fidelity or any(p.startswith("attentive") for p in cfg.probes)
+    corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
+    probe_cfg = tuple(sorted((k, v) for k, v in cfg.probe.items() if k != "threads"))  # threads: run option
+    for ds in datasets:
+        for enc in encoders:
+            clean = []
+            for eps in shards(range(ds.n_episodes), cfg.shard_episodes):
+                key = extract_key(enc, ds, eps, "clean", needs_tokens)
+                plan.extract.append(ExtractTask(key, enc, ds, eps, "clean", needs_tokens, cfg.device))
+                clean.append(key)
+            corruptions = cfg.corruptions if ds.name in corrupt_sets else ("clean",)
+            for corr in corruptions:
+                test_keys: list[str] = []
+                if corr != "clean":
+                    for eps in shards(ds.test, cfg.shard_episodes):
+                        key = extract_key(enc, ds, eps, corr, False)
+                        plan.extract.append(ExtractTask(key, enc, ds, eps, corr, False, cfg.device))
+                        test_keys.append(key)
+                for layer in enc.layers:
+                    for k in cfg.ks:
+                        for probe in cfg.probes:
+                            pcfg = probe_cfg if probe.startswith("mlp") else ()
+                            key = content_key({"task": "probe", "v": TASK_VERSION, "clean": clean,
+                                               "test": test_keys, "layer": layer, "k": k, "probe": probe,
+                                               "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
+                                               "split": [ds.split_kind, list(ds.train), list(ds.test)],
+                                               "label": [enc.label, enc.family, enc.id_weight, ds.name, corr]})
+                            plan.probe.append(ProbeTask(key, enc, ds, corr, layer, probe, int(k), tuple(cfg.seeds),
+                                                        pcfg, cfg.n_boot, tuple(clean), tuple(test_keys),
+                                                        cfg.probe.get("threads")))
+            if cfg.fidelity:
+                key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": clean,
+                                   "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
+                plan.fidelity.append(FidelityTask(key, enc, ds, tuple(clean), cfg.fidelity_preset))
+    return plan
+
+
+# ---- `wmprobe run --dry-run` -----------------------------------------------------------------------
+def estimate(cfg: Any) -> dict[str, Any]:
+    """Work of a study from its config alone (no data generated, no model loaded)."""
+    from wmprobe.data.store import EpisodeStore
+    encoders = len(cfg.encoders) + len(cfg.zoo.families) * len(cfg.zoo.id_weights)
+    rows = []
+    for d in cfg.datasets:
+        if d.path:
+            st = EpisodeStore.load(d.path)
+            n_eps, n_frames = st.n_episodes, st.n_frames
+        else:
+            from wmprobe.data.sim import DEFAULT_STEPS
+            n_eps, n_frames = d.episodes, d.episodes * ((d.steps or DEFAULT_STEPS) + 1)
+        corr = cfg.corruptions if cfg.corrupt_datasets is None or d.name in cfg.corrupt_datasets else ("clean",)
+        n_corr = len([c for c in corr if c != "clean"])
+        test_frac = cfg.test_frac
+        n_shards = -(-n_eps // cfg.shard_episodes)
+        n_test_shards = -(-max(1, round(n_eps * test_frac)) // cfg.shard_episodes)
+        layers = len(cfg.layers) if cfg.layers else 1
+        cells = encoders * len(corr) * layers * len(cfg.ks) * len(cfg.probes)
+        rows.append({"dataset": d.name, "episodes": n_eps, "frames": n_frames,
+                     "extract_tasks": encoders * (n_shards + n_corr * n_test_shards),
+                     "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac)),
+                     "probe_cells": cells,
+                     "probe_fits": cells // len(cfg.probes) * sum(
+                         1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes),
+                     "fidelity_tasks": encoders if cfg.fidelity else 0})
+    return {"encoders": encoders, "zoo_models": len(cfg.zoo.families) * len(cfg.zoo.id_weights), "datasets": rows}
+
+
+def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | None = None) -> str:
+    """The plan of a study config as text: what runs, how much, where results and cache go."""
+    from wmprobe.study.cache import default_cache_dir
+    from wmprobe.study.config import load_config
+    cfg = load_config(src)
+    est = estimate(cfg)
+    lines = [f"study '{cfg.name}'" + (f" (preset {cfg.preset})" if cfg.preset else ""),
+             f"  encoders: {', '.join(e.shown for e in cfg.encoders) or '-'}"
+             + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)} "
+                f"({est['zoo_models']} models, zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),
+             f"  split {cfg.split}; corruptions {', '.join(cfg.corruptions)}; probes {', '.join(cfg.probes)}; "
+             f"k {list(cfg.ks)}; seeds {list(cfg.seeds)}; fidelity {'on' if cfg.fidelity else 'off'}",
+             f"  executor {cfg.executor.kind} (max_retries {cfg.executor.max_retries}); "
+             f"cache {default_cache_dir(cache)}"]
+    tot = {"extract_tasks": 0, "frames_encoded": 0, "probe_cells": 0, "probe_fits": 0, "fidelity_tasks": 0}
+    for r in est["datasets"]:
+        lines.append(f"  dataset {r['dataset']}: {r['episodes']} episodes, {r['frames']} frames -> "
+                     f"{r['extract_tasks']} extract tasks ({r['frames_encoded']} frames encoded), "
+                     f"{r['probe_cells']} probe cells ({r['probe_fits']} fits), {r['fidelity_tasks']} fidelity")
+        for k in tot:
+            tot[k] += r[k]
+    lines.append(f"  total: {tot['extract_tasks']} extract tasks, {tot['frames_encoded']} frames encoded, "
+                 f"{tot['probe_cells']} probe cells, {tot['probe_fits']} probe fits, "
+                 f"{tot['fidelity_tasks']} decoder probes (tasks already in the cache are skipped)")
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""What a worker runs: one task in, its result in the cache, a small JSON-able value out.
+
+``run_task(task, cache_root)`` is the only entry point executors call, in-process (local), in a SLURM job
+(submitit) or in a Ray worker. Workers rebuild encoders from their registry name + options (never from a
+pickled model) and read data and latents from the shared cache directory, so tasks are cheap to ship and
+idempotent: a task whose result is already cached returns at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from wmprobe.study.cache import Cache
+from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask
+
+_ENCODERS: "OrderedDict[tuple, Any]" = OrderedDict()  # per-process memo, bounded (models can be large)
+_STORES: dict[str, Any] = {}
+_MAX_ENCODERS = 2
+
+
+def load_encoder_ref(ref: EncoderRef, device: str = "cpu"):
+    from wmprobe.encoders.registry import load_encoder
+    from wmprobe.errors import EncoderError
+    memo = (ref.name, ref.options, device)
+    if memo in _ENCODERS:
+        _ENCODERS.move_to_end(memo)
+        return _ENCODERS[memo]
+    enc = load_encoder(ref.name, device=device, **dict(ref.options))
+    if enc.spec.key() != ref.key:
+        raise EncoderError(f"encoder {ref.label} ({ref.name}) changed since the study was planned: spec key "
+                           f"{enc.spec.key()} != {ref.key} (weights or preprocessing differ); re-run the study")
+    _ENCODERS[memo] = enc
+    while len(_ENCODERS) > _MAX_ENCODERS:
+        _ENCODERS.popitem(last=False)
+    return enc
+
+
+def load_store(path: str):
+    from wmprobe.data.store import EpisodeStore
+    if path not in _STORES:
+        _STORES[path] = EpisodeStore.load(path)
+    return _STORES[path]
+
+
+def run_task(task: Any, cache_root: str) -> Any:
+    """Run one task; the value is what the driver needs (shard key or rows)."""
+    cache = Cache(cache_root)
+    if isinstance(task, ExtractTask):
+        return run_extract(task, cache)
+    if isinstance(task, ProbeTask):
+        return run_probe(task, cache)
+    if isinstance(task, FidelityTask):
+        return run_fidelity(task, cache)
+    raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
+
+
+def run_extract(task: ExtractTask, cache: Cache) -> str:
+    from wmprobe.extract import extract
+
+    def compute():
+        enc = load_encoder_ref(task.encoder, task.device)
+        store = load_store(task.dataset.path)
+        return extract(enc, store, layers=task.encoder.layers, episodes=task.episodes,
+                       corruption=task.corruption, corruption_seed=task.corruption_seed,
+                       keep_tokens=task.keep_tokens)
+    info = {"encoder": task.encoder.label, "encoder_key": task.encoder.key, "dataset": task.dataset.name,
+            "dataset_fingerprint": task.dataset.fingerprint, "episodes": [task.episodes[0], task.episodes[-1]],
+            "corruption": task.corruption, "host": os.uname().nodename}
+    cache.latents(task.key, compute, info)
+    return task.key
+
+
+def _shards(cache: Cache, keys: tuple[str, ...]):
+    from wmprobe.errors import StoreError
+    from wmprobe.extract import StepFeatures
+    parts = []
+    for k in keys:
+        f = cache.load_latents(k)
+        if f is None:
+            raise StoreError(f"latent shard {k} is missing from the cache {cache.root} (deleted or corrupt "
+                             "after extraction); re-run the study to recompute it")
+        parts.append(f)
+    return StepFeatures.concat(parts)
+
+
+def _with_corrupted_test(clean, corrupted, test_episodes: tuple[int, ...]):
+    """Clean features for train episodes, corrupted ones for test episodes, in step order."""
+    from wmprobe.extract import StepFeatures
+    keep = ~np.isin(clean.step_episode, np.asarray(test_episodes, np.int64))
+    merged = StepFeatures.concat([clean.select(np.flatnonzero(keep)), corrupted])
+    order = np.argsort(merged.step_frame, kind="stable")
+    return merged.select(order)
+
+
+def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
+    rows = cache.load_cell(task.key)
+    if rows is not None:
+        return rows
+    from wmprobe.data.splits import Split
+    from wmprobe.pipeline import probe_features
+    t0 = time.perf_counter()
+    threads = None
+    if task.threads:
+        import torch
+        threads = torch.get_num_threads()
+        torch.set_num_threads(int(task.threads))
+    try:
+        store = load_store(task.dataset.path)
+        split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
+        clean = _shards(cache, task.clean_shards)
+        test = _with_corrupted_test(clean, _shards(cache, task.test_shards), split.test) if task.test_shards else None
+        base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
+                "dataset": task.dataset.name, "split": split.kind, "corruption": task.corruption,
+                "encoder_key": task.encoder.key, "dataset_fingerprint": task.dataset.fingerprint}
+        rows = probe_features(clean, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
+                              layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
+                              base=base, test_feats=test)
+    finally:
+        if threads is not None:
+            import torch
+            torch.set_num_threads(threads)
+    rows = json.loads(json.dumps([_jsonable(r) for r in rows], default=str))  # exactly what the cache returns
+    cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
+                                    "seconds": round(time.perf_counter() - t0, 3)})
+    return rows
+
+
+def run_fidelity(task: FidelityTask, cache: Cache) -> list[dict[str, Any]]:
+    rows = cache.load_cell(task.key)
+    if rows is not None:
+        return rows
+    from wmprobe.data.splits import Split
+    from wmprobe.pipeline import fidelity_of
+    store = load_store(task.dataset.path)
+    split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
+    fid = fidelity_of(_shards(cache, task.shards), store, split, seed=task.seed, preset=task.preset)
+    rows = json.loads(json.dumps([_jsonable({"encoder": task.encoder.label, "id_weight": task.encoder.id_weight,
+                                             "dataset": task.dataset.name, **fid})], default=str))
+    cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
+                                    "kind": "fidelity"})
+    return rows
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        elif isinstance(v, np.ndarray):
+            v = v.tolist()
+        out[k] = v
+    return out

@@ -1,0 +1,268 @@
+"""Config-driven studies: validation with locations, the plan, the latent cache (resume, corruption, locking,
+disk full), failure reporting, and identical records from the local, submitit and Ray executors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import write_tiny_store
+from wmprobe.records import CELL_KEY
+from wmprobe.study.cache import Cache, CacheError
+from wmprobe.study.config import load_config, validate
+from wmprobe.study.runner import run
+
+TIMING = ["train_seconds"]
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "square"
+    write_tiny_store(path, episodes=8, steps=10, size=16, tasks=4)
+    return path
+
+
+def study(store_dir, **over):
+    doc = {"name": "micro", "datasets": [{"name": "square", "path": str(store_dir)}],
+           "encoders": [{"name": "pixels:4", "label": "pixels"}, "random-conv:0"],
+           "corruptions": ["clean", "noise:0.15"], "probes": ["ridge", "mlp"], "ks": [1], "seeds": [0],
+           "probe": {"steps": 60, "threads": 1}, "n_boot": 50, "shard_episodes": 3}
+    doc.update(over)
+    return doc
+
+
+def records(out):
+    return pd.read_parquet(Path(out) / "records.parquet")
+
+
+def same_records(a, b, ignore=TIMING):
+    a = a.drop(columns=ignore).sort_values(list(CELL_KEY)).reset_index(drop=True)
+    b = b.drop(columns=ignore).sort_values(list(CELL_KEY)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+# ---- config ---------------------------------------------------------------------------------------
+def test_validate_reports_every_problem_with_its_line(tmp_path, store_dir):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump({
+        "name": "bad",
+        "datasets": [{"name": "a", "sim": "nosuchsuite"}, {"name": "b", "path": str(tmp_path / "missing")}],
+        "encoders": ["pixels", {"name": "dinoo"}],
+        "probes": ["mlp", "lasso"], "ks": [0], "corruptions": ["clean", "snowstorm:3"],
+        "executor": {"kind": "slurmz"}, "shard_episode": 4,
+    }, sort_keys=False))
+    problems = validate(f)
+    text = "\n".join(map(str, problems))
+    for where in ("datasets[0].sim", "datasets[1].path", "encoders[1].name", "probes[1]", "ks[0]",
+                  "corruptions[1]", "executor.kind", "shard_episode"):
+        assert where in text, (where, text)
+    assert "did you mean dinov3, dinov2" in text and "did you mean 'shard_episodes'" in text
+    lines = f.read_text().splitlines()
+    enc = next(p for p in problems if p.where == "encoders[1].name")
+    assert "dinoo" in lines[enc.line - 1]                       # the location points at the offending line
+    r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "validate", str(f)], capture_output=True, text=True)
+    assert r.returncode == 1 and f"{len(problems)} problem(s)" in r.stdout
+
+
+def test_presets_resolve_and_round_trip():
+    for name in ("tiny", "demo"):
+        cfg = load_config({"preset": name})
+        assert cfg.datasets and cfg.encoders and cfg.zoo.families
+        assert load_config(cfg.to_dict()) == cfg
+
+
+def test_dry_run_prints_the_plan(tmp_path, store_dir):
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(study(store_dir)))
+    r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "run", str(f), "--dry-run"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "3 extract tasks" not in r.stdout and "probe cells" in r.stdout
+    # 2 encoders x (3 clean shards + 1 noise shard of the 2 test episodes), 2 enc x 2 corr x 2 probes
+    assert "8 extract tasks" in r.stdout and "8 probe cells" in r.stdout, r.stdout
+
+
+# ---- runs, cache, resume ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reference(store_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("ref")
+    df = run(study(store_dir), out=d / "out", cache=d / "cache", progress=False)
+    return d, df
+
+
+def test_run_writes_records_and_rerun_reuses_everything(reference, store_dir):
+    d, df = reference
+    assert set(df["encoder"]) == {"pixels", "random-conv:0"}
+    assert set(df["corruption"]) == {"clean", "noise:0.15"}
+    assert df["r2"].notna().all() and (df["error"].fillna("") == "").all()
+    before = (d / "out" / "records.parquet").read_bytes()
+    run(study(store_dir), out=d / "out", cache=d / "cache", progress=False)
+    assert (d / "out" / "records.parquet").read_bytes() == before        # bit-identical
+    cfg = yaml.safe_load((d / "out" / "config.yaml").read_text())
+    assert cfg["config"]["run"]["extract"]["computed"] == 0 and cfg["config"]["run"]["probe"]["computed"] == 0
+    assert cfg["provenance"]["versions"]["torch"]
+
+
+def test_corrupt_shard_is_recomputed_not_used(reference, store_dir, tmp_path):
+    d, df = reference
+    cache = tmp_path / "cache"
+    import shutil
+    shutil.copytree(d / "cache", cache)
+    shutil.rmtree(cache / "cells")                              # force the probes to read the shards again
+    shard = next((cache / "latents").iterdir())
+    victim = next(shard.glob("pooled.*.npy"))
+    victim.write_bytes(victim.read_bytes()[:-16])               # truncated on disk
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = run(study(store_dir), out=tmp_path / "out", cache=cache, progress=False)
+    same_records(df, again)
+    assert Cache(cache).verify_latents(shard.name)              # rewritten, checksums match again
+
+
+def test_disk_full_gives_a_clear_error_and_leaves_the_cache_consistent(store_dir, tmp_path, monkeypatch):
+    import errno
+    from wmprobe.extract import StepFeatures
+    real = StepFeatures.save
+    calls = {"n": 0}
+
+    def flaky(self, path):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path)
+    monkeypatch.setattr(StepFeatures, "save", flaky)
+    cfg = study(store_dir, executor={"kind": "local", "max_retries": 0})
+    df = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    errors = df["error"].fillna("")
+    assert errors.str.contains("disk full").any()               # reported in the records, not dropped
+    leftovers = [p for p in (tmp_path / "cache" / "latents").iterdir() if p.name.startswith(".")]
+    assert not leftovers
+    for p in (tmp_path / "cache" / "latents").iterdir():
+        assert Cache(tmp_path / "cache").verify_latents(p.name)
+    monkeypatch.setattr(StepFeatures, "save", real)
+    fixed = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    assert (fixed["error"].fillna("") == "").all()
+
+
+def test_cache_write_error_is_a_cache_error(tmp_path, monkeypatch):
+    c = Cache(tmp_path)
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(os, "replace", denied)
+    with pytest.raises(CacheError, match="cannot write cell k"):
+        c.put_cell("k", [{"r2": 1.0}], {})
+    assert not [p for p in (tmp_path / "cells").iterdir()]     # no temporary left behind
+
+
+def test_failed_tasks_are_retried_then_reported(store_dir, tmp_path, monkeypatch):
+    from wmprobe.study import tasks
+    real = tasks.run_probe
+    attempts = {"n": 0}
+
+    def broken(task, cache):
+        if task.probe == "mlp" and task.encoder.label == "pixels" and task.corruption == "clean":
+            attempts["n"] += 1
+            raise RuntimeError("worker lost")
+        return real(task, cache)
+    monkeypatch.setattr(tasks, "run_probe", broken)
+    df = run(study(store_dir, executor={"kind": "local", "max_retries": 2}), out=tmp_path / "out",
+             cache=tmp_path / "cache", progress=False)
+    bad = df[(df["probe"] == "mlp") & (df["encoder"] == "pixels") & (df["corruption"] == "clean")]
+    assert len(bad) == 1 and "worker lost" in bad["error"].iloc[0] and np.isnan(bad["r2"].iloc[0])
+    assert attempts["n"] == 3
+    assert (df.drop(bad.index)["error"].fillna("") == "").all()
+
+
+def _run_cli(cfg_path, out, cache, **kw):
+    env = {**os.environ, "WMPROBE_CACHE": str(cache)}
+    return subprocess.Popen([sys.executable, "-m", "wmprobe.cli", "--quiet", "run", str(cfg_path), "--out",
+                             str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_kill_9_during_extraction_then_resume(reference, store_dir, tmp_path):
+    d, df = reference
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(study(store_dir, shard_episodes=1)))
+    cache = tmp_path / "cache"
+    p = _run_cli(f, tmp_path / "out", cache)
+    deadline = time.time() + 120
+    latents = cache / "latents"
+    while time.time() < deadline and p.poll() is None:
+        if latents.is_dir() and len([x for x in latents.iterdir() if not x.name.startswith(".")]) >= 3:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    done_before = {x.name for x in latents.iterdir() if not x.name.startswith(".")}
+    assert done_before, "the run was killed before writing any shard"
+    assert not (tmp_path / "out" / "records.parquet").exists()
+    mtimes = {n: (latents / n / "entry.json").stat().st_mtime_ns for n in done_before}
+    p = _run_cli(f, tmp_path / "out", cache)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err.decode()[-2000:]
+    for n, m in mtimes.items():                                 # finished shards were not recomputed
+        assert (latents / n / "entry.json").stat().st_mtime_ns == m
+    same_records(df, records(tmp_path / "out"))
+
+
+def test_two_processes_share_one_cache(reference, store_dir, tmp_path):
+    d, df = reference
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(study(store_dir)))
+    ps = [_run_cli(f, tmp_path / f"out{i}", tmp_path / "cache") for i in range(2)]
+    for p in ps:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    for i in range(2):
+        same_records(df, records(tmp_path / f"out{i}"))
+    entries = [json.loads((p / "entry.json").read_text()) for p in (tmp_path / "cache" / "latents").iterdir()
+               if not p.name.startswith(".")]
+    assert len(entries) == 8                                    # each shard written once
+
+
+# ---- executors ------------------------------------------------------------------------------------------
+def test_submitit_local_executor_gives_identical_records(reference, store_dir, tmp_path):
+    pytest.importorskip("submitit")
+    d, df = reference
+    cfg = study(store_dir, executor={"kind": "submitit", "submitit": {"cluster": "local", "tasks_per_job": 8,
+                                                                      "timeout_min": 10}})
+    got = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    same_records(df, got)
+
+
+def test_ray_local_executor_gives_identical_records(reference, store_dir, tmp_path):
+    ray = pytest.importorskip("ray")
+    d, df = reference
+    cfg = study(store_dir, executor={"kind": "ray", "ray": {"num_cpus": 2}})
+    try:
+        got = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert not ray.is_initialized()
+    same_records(df, got)
+
+
+def test_cache_ls_and_gc(reference, tmp_path):
+    d, _ = reference
+    r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "cache", "ls", "--cache", str(d / "cache")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "latents" in r.stdout and "pixels" in r.stdout, r.stdout + r.stderr
+    import shutil
+    shutil.copytree(d / "cache", tmp_path / "c")
+    from wmprobe.study.cache import cache_gc
+    assert cache_gc(tmp_path / "c", keep_days=30).startswith("0 entries")
+    old = time.time() - 40 * 86400
+    for p in (tmp_path / "c" / "latents").rglob("*"):
+        os.utime(p, (old, old))
+    for p in (tmp_path / "c" / "latents").iterdir():
+        os.utime(p, (old, old))
+    assert cache_gc(tmp_path / "c", keep_days=30).startswith("8 entries")
+    assert not any((tmp_path / "c" / "latents").iterdir())
