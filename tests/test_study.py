@@ -33,7 +33,7 @@ def study(store_dir, **over):
     doc = {"name": "micro", "datasets": [{"name": "square", "path": str(store_dir)}],
            "encoders": [{"name": "pixels:4", "label": "pixels"}, "random-conv:0"],
            "corruptions": ["clean", "noise:0.15"], "probes": ["ridge", "mlp"], "ks": [1], "seeds": [0],
-           "probe": {"steps": 60, "threads": 1}, "n_boot": 50, "shard_episodes": 3}
+           "probe": {"steps": 60}, "n_boot": 50, "shard_episodes": 3, "executor": {"workers": 1}}
     doc.update(over)
     return doc
 
@@ -137,7 +137,7 @@ def test_disk_full_gives_a_clear_error_and_leaves_the_cache_consistent(store_dir
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, path)
     monkeypatch.setattr(StepFeatures, "save", flaky)
-    cfg = study(store_dir, executor={"kind": "local", "max_retries": 0})
+    cfg = study(store_dir, executor={"kind": "local", "max_retries": 0, "workers": 1})
     df = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
     errors = df["error"].fillna("")
     assert errors.str.contains("disk full").any()               # reported in the records, not dropped
@@ -172,7 +172,7 @@ def test_failed_tasks_are_retried_then_reported(store_dir, tmp_path, monkeypatch
             raise RuntimeError("worker lost")
         return real(task, cache)
     monkeypatch.setattr(tasks, "run_probe", broken)
-    df = run(study(store_dir, executor={"kind": "local", "max_retries": 2}), out=tmp_path / "out",
+    df = run(study(store_dir, executor={"kind": "local", "max_retries": 2, "workers": 1}), out=tmp_path / "out",
              cache=tmp_path / "cache", progress=False)
     bad = df[(df["probe"] == "mlp") & (df["encoder"] == "pixels") & (df["corruption"] == "clean")]
     assert len(bad) == 1 and "worker lost" in bad["error"].iloc[0] and np.isnan(bad["r2"].iloc[0])
@@ -228,6 +228,13 @@ def test_two_processes_share_one_cache(reference, store_dir, tmp_path):
 
 
 # ---- executors ------------------------------------------------------------------------------------------
+def test_local_worker_pool_gives_identical_records(reference, store_dir, tmp_path):
+    d, df = reference
+    got = run(study(store_dir, executor={"kind": "local", "workers": 2}), out=tmp_path / "out",
+              cache=tmp_path / "cache", progress=False)
+    same_records(df, got)
+
+
 def test_submitit_local_executor_gives_identical_records(reference, store_dir, tmp_path):
     pytest.importorskip("submitit")
     d, df = reference

@@ -18,10 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from wmprobe.data.splits import Split
-from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
 
@@ -50,7 +46,7 @@ class DemoPreset:
                 f"k {list(self.ks)}; {len(self.seeds)} seeds; corruptions {', '.join(self.corruptions)}")
 
 
-ALL_FAMILIES = ("vae",)  # the families wmprobe.zoo implements (see zoo.FAMILIES)
+ALL_FAMILIES = ("vae", "image-ssl", "diffusion", "videomae", "vjepa", "dynamics", "dynamics-actin")  # zoo.FAMILIES
 PRESETS = {
     "tiny": DemoPreset("tiny", episodes=12, steps=12, size=64, suites=("dynamic", "static"),
                        families=("vae",), zoo_preset="tiny", probes=("mlp", "ridge", "mlp-shuffled"),
@@ -61,23 +57,6 @@ PRESETS = {
     "demo": DemoPreset("demo", episodes=48, steps=40, families=ALL_FAMILIES, ks=(1, 4), fidelity=True,
                        mlp_steps=1000, extra={"pixels": "pixels:8", "mlp": {"batch_size": 128, "lrs": [1e-3]}}),
 }
-
-
-def pool_train_episodes(stores: dict[str, EpisodeStore], splits: dict[str, Split]) -> EpisodeStore:
-    """The pretraining corpus: the TRAIN episodes of every suite in one store (test episodes never enter)."""
-    eps, tasks, names = [], [], []
-    for suite, store in stores.items():
-        offset = len(names)
-        names += [f"{suite}/{t}" for t in store.meta["task_names"]]
-        for e in splits[suite].train:
-            sl = store.episode_slice(e)
-            eps.append((np.asarray(store.frames[sl]), np.asarray(store.actions[sl])))
-            tasks.append(offset + int(store.tasks[e]))
-    first = next(iter(stores.values()))
-    return from_episodes(eps, tasks, fps=first.meta["fps"], action_names=first.meta["action_names"],
-                         action_groups=first.meta["action_groups"], task_names=names,
-                         source={"kind": "pretraining-pool", "suites": {s: st.fingerprint for s, st in stores.items()}},
-                         name="pretrain-pool")
 
 
 def run_demo(out: str | os.PathLike = "wmprobe-demo", seed: int = 0, preset: str = "demo",

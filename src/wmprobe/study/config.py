@@ -70,6 +70,7 @@ class ZooCfg:
 class ExecutorCfg:
     kind: str = "local"
     max_retries: int = 2
+    workers: int = 0                                          # local: processes (0 = auto)
     submitit: dict[str, Any] = field(default_factory=dict)   # cluster, folder, partition, gpus_per_node, ...
     ray: dict[str, Any] = field(default_factory=dict)        # address, num_cpus, num_gpus_per_task, ...
 
@@ -96,6 +97,7 @@ class StudyConfig:
     fidelity_preset: str = "demo"
     shard_episodes: int = 16
     device: str = "cpu"
+    threads: int = 1                                          # torch CPU threads per task (results depend on it)
     executor: ExecutorCfg = ExecutorCfg()
 
     def to_dict(self) -> dict[str, Any]:
@@ -379,10 +381,10 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
     if c.typed(probe_cfg, dict, "probe", "a mapping of MLP probe options (steps, batch_size, lrs, ...)"):
         import inspect
         from wmprobe.probes.mlp import MLPProbe
-        allowed = {n for n in inspect.signature(MLPProbe).parameters if n != "unknown"} | {"threads"}
+        allowed = {n for n in inspect.signature(MLPProbe).parameters if n != "unknown"}
         c.keys(probe_cfg, allowed - {"seeds"}, "probe")
-    for key, lo in (("n_boot", 0), ("shard_episodes", 1)):
-        v = doc.get(key, 1000 if key == "n_boot" else 16)
+    for key, lo, default in (("n_boot", 0, 1000), ("shard_episodes", 1, 16), ("threads", 1, 1)):
+        v = doc.get(key, default)
         if c.typed(v, int, key, "an integer") and v < lo:
             c.bad(key, f"must be >= {lo}")
     c.typed(doc.get("fidelity", False), bool, "fidelity", "true or false")
@@ -397,6 +399,9 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         kind = ex.get("kind", "local")
         if kind not in EXECUTORS:
             c.bad("executor.kind", f"unknown executor '{kind}' (known: {', '.join(EXECUTORS)})")
+        wk = ex.get("workers", 0)
+        if c.typed(wk, int, "executor.workers", "an integer (0 = one per core)") and wk < 0:
+            c.bad("executor.workers", "must be >= 0")
         mr = ex.get("max_retries", 2)
         if c.typed(mr, int, "executor.max_retries", "an integer") and mr < 0:
             c.bad("executor.max_retries", "must be >= 0")
@@ -408,7 +413,7 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         rc = ex.get("ray", {}) or {}
         if c.typed(rc, dict, "executor.ray", "a mapping"):
             c.keys(rc, _RAY, "executor.ray")
-        execfg = ExecutorCfg(str(kind), int(mr) if isinstance(mr, int) else 2,
+        execfg = ExecutorCfg(str(kind), int(mr) if isinstance(mr, int) else 2, int(wk) if isinstance(wk, int) else 0,
                              dict(sub) if isinstance(sub, dict) else {}, dict(rc) if isinstance(rc, dict) else {})
 
     if c.problems:
@@ -421,7 +426,7 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         ks=tuple(int(k) for k in doc.get("ks", [1])), seeds=tuple(int(s) for s in doc.get("seeds", [0, 1, 2])),
         probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
         fidelity_preset=str(doc.get("fidelity_preset", "demo")), shard_episodes=int(doc.get("shard_episodes", 16)),
-        device=str(doc.get("device", "cpu")), executor=execfg)
+        device=str(doc.get("device", "cpu")), threads=int(doc.get("threads", 1)), executor=execfg)
     return cfg, []
 
 

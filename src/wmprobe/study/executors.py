@@ -4,7 +4,8 @@ Every executor calls ``tasks.run_task(task, cache_root)`` and returns one ``Outc
 order. A task that raises is retried up to ``max_retries`` times; after that its Outcome carries the error and
 the runner writes it into the records (``error`` column): a failure is reported, never dropped.
 
-- ``local``: in this process, one task at a time, with a progress bar (memory bounded by one task).
+- ``local``: on this machine with a progress bar: in this process (``workers: 1``) or in a pool of ``workers``
+  clean processes (default: one per core up to 4 on CPU, 1 on GPU); memory bounded by one task per worker.
 - ``submitit``: SLURM job arrays (``cluster: slurm``), or submitit's LocalExecutor (``cluster: local``, what
   the tests use) or in-process debug executor (``cluster: debug``). ``tasks_per_job`` tasks share a job (default
   1: one task per shard or cell). Jobs are checkpointable: on preemption or timeout submitit requeues them, and
@@ -32,12 +33,12 @@ class Outcome:
     attempts: int = 1
 
 
-def _attempt(task: Any, cache_root: str, max_retries: int) -> Outcome:
+def _attempt(task: Any, cache_root: str, max_retries: int, threads: int | None = 1) -> Outcome:
     from wmprobe.study.tasks import run_task
     err = ""
     for attempt in range(1, max_retries + 2):
         try:
-            return Outcome(True, run_task(task, cache_root), attempts=attempt)
+            return Outcome(True, run_task(task, cache_root, threads), attempts=attempt)
         except Exception as exc:  # noqa: BLE001 - reported in the records
             err = f"{type(exc).__name__}: {exc}"
             if os.environ.get("WMPROBE_DEBUG"):
@@ -49,9 +50,9 @@ def _attempt(task: Any, cache_root: str, max_retries: int) -> Outcome:
     return Outcome(False, error=err, attempts=max_retries + 1)
 
 
-def run_batch(tasks: Sequence[Any], cache_root: str, max_retries: int) -> list[Outcome]:
+def run_batch(tasks: Sequence[Any], cache_root: str, max_retries: int, threads: int | None = 1) -> list[Outcome]:
     """A job's body: several tasks, each isolated (one failing does not stop the others)."""
-    return [_attempt(t, cache_root, max_retries) for t in tasks]
+    return [_attempt(t, cache_root, max_retries, threads) for t in tasks]
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -63,34 +64,67 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 class LocalExecutor:
+    """Tasks on this machine: in this process (``workers=1``) or in a pool of clean worker processes.
+
+    Results never depend on ``workers``: every task runs with the study's fixed torch thread count."""
     name = "local"
 
-    def __init__(self, max_retries: int = 2, progress: bool = True):
-        self.max_retries, self.progress = max_retries, progress
+    def __init__(self, max_retries: int = 2, progress: bool = True, workers: int = 1, threads: int | None = 1):
+        self.max_retries, self.progress, self.threads = max_retries, progress, threads
+        self.workers = max(1, int(workers))
+        self._pool = None
 
     def map(self, tasks: Sequence[Any], cache_root: str, desc: str = "tasks") -> list[Outcome]:
         bar = _bar(len(tasks), desc, self.progress)
-        out = []
-        for t in tasks:
-            out.append(_attempt(t, cache_root, self.max_retries))
-            bar.update(1)
+        out: list[Outcome | None] = [None] * len(tasks)
+        if self.workers == 1 or len(tasks) == 1:
+            for i, t in enumerate(tasks):
+                out[i] = _attempt(t, cache_root, self.max_retries, self.threads)
+                bar.update(1)
+        else:
+            from concurrent.futures import as_completed
+            pool = self._get_pool()
+            futures = {pool.submit(_attempt, t, cache_root, self.max_retries, self.threads): i
+                       for i, t in enumerate(tasks)}
+            for f in as_completed(futures):
+                try:
+                    out[futures[f]] = f.result()
+                except Exception as exc:  # noqa: BLE001 - a worker process died (OOM kill, segfault)
+                    out[futures[f]] = Outcome(False, error=f"worker process died: {type(exc).__name__}: {exc}")
+                    self.close()
+                    pool = self._get_pool()
+                bar.update(1)
         bar.close()
-        return out
+        return [o for o in out if o is not None]
+
+    def _get_pool(self):
+        if self._pool is None:
+            from concurrent.futures import ProcessPoolExecutor
+            from wmprobe._mp import context, hidden_main
+            with hidden_main():
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context(["wmprobe.study.tasks"]))
+                self._pool.submit(int, 0).result()  # start the workers while __main__ is hidden
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class _CheckpointableBatch:
     """submitit calls ``checkpoint`` on preemption/timeout; requeueing the same batch is safe (idempotent)."""
 
-    def __init__(self, tasks: Sequence[Any], cache_root: str, max_retries: int):
-        self.tasks, self.cache_root, self.max_retries = list(tasks), cache_root, max_retries
+    def __init__(self, tasks: Sequence[Any], cache_root: str, max_retries: int, threads: int | None):
+        self.tasks, self.cache_root, self.max_retries, self.threads = list(tasks), cache_root, max_retries, threads
 
     def __call__(self) -> list[Outcome]:
-        return run_batch(self.tasks, self.cache_root, self.max_retries)
+        return run_batch(self.tasks, self.cache_root, self.max_retries, self.threads)
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         import submitit
         return submitit.helpers.DelayedSubmission(_CheckpointableBatch(self.tasks, self.cache_root,
-                                                                       self.max_retries))
+                                                                       self.max_retries, self.threads))
 
 
 class SubmititExecutor:
@@ -98,7 +132,9 @@ class SubmititExecutor:
     _GENERIC = ("timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task", "nodes", "tasks_per_node")
     _SLURM = ("partition", "account", "qos", "constraint", "array_parallelism", "additional_parameters")
 
-    def __init__(self, options: dict[str, Any], folder: Path, max_retries: int = 2, progress: bool = True):
+    def __init__(self, options: dict[str, Any], folder: Path, max_retries: int = 2, progress: bool = True,
+                 threads: int | None = 1):
+        self.threads = threads
         try:
             import submitit
         except ImportError:
@@ -125,7 +161,8 @@ class SubmititExecutor:
         pending = batches
         bar = _bar(len(tasks), desc, self.progress)
         for attempt in range(self.max_retries + 1):
-            fns = [_CheckpointableBatch([tasks[i] for i in b], cache_root, self.max_retries) for b in pending]
+            fns = [_CheckpointableBatch([tasks[i] for i in b], cache_root, self.max_retries, self.threads)
+                   for b in pending]
             jobs = self.executor.submit_array(fns) if len(fns) > 1 else [self.executor.submit(fns[0])]
             failed = []
             for b, job in zip(pending, jobs):
@@ -150,7 +187,9 @@ class SubmititExecutor:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, options: dict[str, Any], max_retries: int = 2, progress: bool = True):
+    def __init__(self, options: dict[str, Any], max_retries: int = 2, progress: bool = True,
+                 threads: int | None = 1):
+        self.threads = threads
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -175,7 +214,7 @@ class RayExecutor:
             remote = ray.remote(num_cpus=self.opts.get("num_cpus_per_task", 1),
                                 num_gpus=self.opts.get("num_gpus_per_task", 0),
                                 max_retries=self.max_retries, retry_exceptions=True)(_ray_task)
-            refs = [remote.remote(t, cache_root) for t in tasks]
+            refs = [remote.remote(t, cache_root, self.threads) for t in tasks]
             bar = _bar(len(tasks), desc, self.progress)
             out = []
             for ref in refs:
@@ -193,17 +232,29 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def _ray_task(task: Any, cache_root: str) -> Any:
+def _ray_task(task: Any, cache_root: str, threads: int | None) -> Any:
     from wmprobe.study.tasks import run_task
-    return run_task(task, cache_root)
+    return run_task(task, cache_root, threads)
 
 
-def make_executor(cfg: Any, cache_root: Path, study_name: str, progress: bool = True):
+def local_workers(requested: int | None, device: str) -> int:
+    """``workers: 0`` (auto): one process per CPU core up to 4 on CPU; one process when using a GPU."""
+    if requested:
+        return int(requested)
+    if not str(device).startswith("cpu"):
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                      4))
+
+
+def make_executor(cfg: Any, cache_root: Path, study_name: str, progress: bool = True, threads: int | None = 1,
+                  device: str = "cpu"):
     """The executor a study's ``executor`` block names."""
     if cfg.kind == "local":
-        return LocalExecutor(cfg.max_retries, progress)
+        return LocalExecutor(cfg.max_retries, progress, local_workers(cfg.workers, device), threads)
     if cfg.kind == "submitit":
-        return SubmititExecutor(cfg.submitit, cache_root / "submitit" / study_name, cfg.max_retries, progress)
+        return SubmititExecutor(cfg.submitit, cache_root / "submitit" / study_name, cfg.max_retries, progress,
+                                threads)
     if cfg.kind == "ray":
-        return RayExecutor(cfg.ray, cfg.max_retries, progress)
+        return RayExecutor(cfg.ray, cfg.max_retries, progress, threads)
     raise ConfigError(f"unknown executor '{cfg.kind}': choose local, submitit or ray")

@@ -66,6 +66,26 @@ class ExtractTask:
 
 
 @dataclass(frozen=True)
+class TrainTask:
+    """Train (or reuse) one mini-zoo model on the pretraining pool (train episodes of every dataset)."""
+    key: str
+    family: str
+    id_weight: float
+    preset: str
+    objective: str
+    seed: int
+    pool_path: str
+    device: str = "cpu"
+
+    @property
+    def kind(self) -> str:
+        return "train"
+
+    def describe(self) -> str:
+        return f"train zoo {self.family} (id_weight {self.id_weight:g}, preset {self.preset})"
+
+
+@dataclass(frozen=True)
 class ProbeTask:
     key: str
     encoder: EncoderRef
@@ -79,7 +99,6 @@ class ProbeTask:
     n_boot: int
     clean_shards: tuple[str, ...]
     test_shards: tuple[str, ...] = ()      # corrupted test-episode shards (empty when clean)
-    threads: int | None = None
 
     @property
     def kind(self) -> str:
@@ -134,7 +153,7 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
     plan = Plan()
     needs_tokens = cfg.fidelity or any(p.startswith("attentive") for p in cfg.probes)
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
-    probe_cfg = tuple(sorted((k, v) for k, v in cfg.probe.items() if k != "threads"))  # threads: run option
+    probe_cfg = tuple(sorted(cfg.probe.items()))
     for ds in datasets:
         for enc in encoders:
             clean = []
@@ -160,8 +179,7 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                                                "split": [ds.split_kind, list(ds.train), list(ds.test)],
                                                "label": [enc.label, enc.family, enc.id_weight, ds.name, corr]})
                             plan.probe.append(ProbeTask(key, enc, ds, corr, layer, probe, int(k), tuple(cfg.seeds),
-                                                        pcfg, cfg.n_boot, tuple(clean), tuple(test_keys),
-                                                        cfg.probe.get("threads")))
+                                                        pcfg, cfg.n_boot, tuple(clean), tuple(test_keys)))
             if cfg.fidelity:
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": clean,
                                    "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 
+import numpy as np
+
 from wmprobe.errors import ConfigError, EncoderError
 from wmprobe.study.cache import Cache
 from wmprobe.study.config import StudyConfig, load_config
@@ -44,25 +46,62 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
     return out
 
 
-def resolve_encoders(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache,
-                     progress: bool = True) -> list[EncoderRef]:
+def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
+    """The zoo's pretraining corpus: the TRAIN episodes of every dataset in one store, written once into the
+    cache (workers read it from there). Test episodes, and for task-OOD splits held-out tasks, never enter."""
+    from wmprobe.data.store import EpisodeStore, from_episodes
+    from wmprobe.study.cache import content_key
+    stores = {n: s for n, (s, _) in datasets.items()}
+    dims = {s.action_dim for s in stores.values()}
+    if len(dims) > 1:
+        raise ConfigError(f"zoo training pools the train episodes of every dataset, but their action dims "
+                          f"differ ({sorted(dims)}); run one study per action space")
+    key = content_key({"pool": [[n, s.fingerprint, list(map(int, sp.train))] for n, (s, sp) in datasets.items()]})
+    path = cache.data_dir / f"pool-{key}"
+    if (path / "meta.json").exists():
+        return EpisodeStore.load(path)
+    with cache.lock(f"pool-{key}"):
+        if not (path / "meta.json").exists():
+            eps, tasks, names = [], [], []
+            for name, (store, split) in datasets.items():
+                offset = len(names)
+                names += [f"{name}/{t}" for t in store.meta["task_names"]]
+                for e in split.train:
+                    sl = store.episode_slice(e)
+                    eps.append((np.asarray(store.frames[sl]), np.asarray(store.actions[sl])))
+                    tasks.append(offset + int(store.tasks[e]))
+            first = next(iter(stores.values()))
+            pool = from_episodes(eps, tasks, fps=first.meta["fps"], action_names=first.meta["action_names"],
+                                 action_groups=first.meta["action_groups"], task_names=names,
+                                 source={"kind": "pretraining-pool",
+                                         "datasets": {n: s.fingerprint for n, s in stores.items()}},
+                                 name="pretrain-pool")
+            pool.save(path)  # write_store is atomic: meta.json appears last
+    return EpisodeStore.load(path)
+
+
+def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
+              stats: dict[str, Any]) -> list[tuple[str, str, float, str | None]]:
+    """Train (or reuse) every zoo family x id_weight through the executor: [(family, ckpt, w, error)]."""
+    if not cfg.zoo.families:
+        return []
+    from wmprobe.study.plan import TrainTask
+    pool = pretraining_pool(datasets, cache)
+    tasks = [TrainTask(f"{fam}-{w:g}", fam, float(w), cfg.zoo.preset, cfg.zoo.objective, cfg.seed, str(pool.path),
+                       cfg.device) for fam in cfg.zoo.families for w in cfg.zoo.id_weights]
+    out = []
+    for t, o in zip(tasks, ex.map(tasks, str(cache.root), "train zoo")):
+        out.append((t.family, o.value if o.ok else "", t.id_weight, None if o.ok else o.error))
+        if not o.ok:
+            stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
+    stats["train"] = {"planned": len(tasks)}
+    return out
+
+
+def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, str | None]]) -> list[EncoderRef]:
     from wmprobe.encoders.registry import load_encoder
     entries = [(e.name, e.shown, dict(e.options), e.layers, e.id_weight) for e in cfg.encoders]
-    if cfg.zoo.families:
-        from wmprobe import zoo
-        from wmprobe.demo import pool_train_episodes
-        stores = {n: s for n, (s, _) in datasets.items()}
-        dims = {s.action_dim for s in stores.values()}
-        if len(dims) > 1:
-            raise ConfigError(f"zoo training pools the train episodes of every dataset, but their action dims "
-                              f"differ ({sorted(dims)}); run one study per action space")
-        pool = pool_train_episodes(stores, {n: sp for n, (_, sp) in datasets.items()})
-        for fam in cfg.zoo.families:
-            for w in cfg.zoo.id_weights:
-                ckpt = zoo.train(fam, pool, train_episodes=list(range(pool.n_episodes)), preset=cfg.zoo.preset,
-                                 id_weight=float(w), objective=cfg.zoo.objective, seed=cfg.seed,
-                                 cache_dir=cache.zoo_dir, progress=progress, device=cfg.device)
-                entries.append((f"zoo:{ckpt}", f"zoo:{fam}", {}, None, float(w)))
+    entries += [(f"zoo:{ckpt}", f"zoo:{fam}", {}, None, w) for fam, ckpt, w, err in zoo_models if err is None]
     refs = []
     for name, label, options, layers, id_weight in entries:
         enc = load_encoder(name, device=cfg.device, **options)
@@ -91,11 +130,9 @@ def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
     return [{**base, "seed": s, "r2": float("nan")} for s in seeds]
 
 
-def execute(plan: Plan, cfg: StudyConfig, cache: Cache, progress: bool = True) -> tuple[list[dict], dict]:
-    """Run the plan's tasks; returns rows and a summary of what was computed, reused and failed."""
-    ex = make_executor(cfg.executor, cache.root, cfg.name, progress)
+def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[dict]:
+    """Run the plan's tasks through ``ex``; returns rows; ``stats`` gets what was computed, reused, failed."""
     root = str(cache.root)
-    stats: dict[str, Any] = {"executor": ex.name, "failures": []}
 
     todo = [t for t in plan.extract if not (cache.has_latents(t.key) and cache.verify_latents(t.key))]
     for t in todo:
@@ -150,7 +187,7 @@ def execute(plan: Plan, cfg: StudyConfig, cache: Cache, progress: bool = True) -
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"
         rows.extend(cell_rows)
-    return rows, stats
+    return rows
 
 
 def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | None = None,
@@ -168,11 +205,20 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
     datasets = resolve_datasets(cfg, c, progress)
     say("data ready: " + ", ".join(f"{n} {s.n_episodes} episodes ({sp.kind} split, {len(sp.test)} test)"
                                    for n, (s, sp) in datasets.items()))
-    encoders = resolve_encoders(cfg, datasets, c, progress)
-    say(f"encoders ready: {', '.join(sorted({e.label for e in encoders}))}")
-    plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp) for n, (s, sp) in datasets.items()])
-    say(f"plan: {plan.summary()}")
-    rows, stats = execute(plan, cfg, c, progress)
+    ex = make_executor(cfg.executor, c.root, cfg.name, progress, cfg.threads, cfg.device)
+    stats: dict[str, Any] = {"executor": ex.name, "workers": getattr(ex, "workers", None), "failures": []}
+    try:
+        zoo_models = train_zoo(cfg, datasets, c, ex, stats)
+        encoders = resolve_encoders(cfg, zoo_models)
+        say(f"encoders ready: {', '.join(sorted({e.label for e in encoders}))}")
+        plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp) for n, (s, sp) in datasets.items()])
+        say(f"plan: {plan.summary()}")
+        rows = execute(plan, c, ex, stats)
+    finally:
+        getattr(ex, "close", lambda: None)()
+    rows += [{"encoder": f"zoo:{fam}", "family": fam, "id_weight": w, "dataset": n, "split": sp.kind,
+              "corruption": "clean", "probe": "-", "error": f"zoo training failed: {err}"}
+             for fam, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)
     config = {"command": "run", **(extra_config or {}), "study": cfg.to_dict(), "cache": str(c.root),
               "datasets": {n: {"fingerprint": s.fingerprint, "path": str(s.path), "split": sp.describe()}
@@ -198,4 +244,4 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-__all__ = ["run", "execute", "resolve_datasets", "resolve_encoders"]
+__all__ = ["run", "execute", "resolve_datasets", "resolve_encoders", "train_zoo", "pretraining_pool"]

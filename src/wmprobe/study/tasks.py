@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from wmprobe.study.cache import Cache
-from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask
+from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask, TrainTask
 
 _ENCODERS: "OrderedDict[tuple, Any]" = OrderedDict()  # per-process memo, bounded (models can be large)
 _STORES: dict[str, Any] = {}
@@ -47,16 +47,37 @@ def load_store(path: str):
     return _STORES[path]
 
 
-def run_task(task: Any, cache_root: str) -> Any:
-    """Run one task; the value is what the driver needs (shard key or rows)."""
+def run_task(task: Any, cache_root: str, threads: int | None = None) -> Any:
+    """Run one task; the value is what the driver needs (shard key, checkpoint path or rows).
+
+    ``threads``: torch CPU threads while the task runs (restored after). Studies fix it (default 1) so that
+    results do not depend on how many threads or worker processes an executor used."""
+    import torch
     cache = Cache(cache_root)
-    if isinstance(task, ExtractTask):
-        return run_extract(task, cache)
-    if isinstance(task, ProbeTask):
-        return run_probe(task, cache)
-    if isinstance(task, FidelityTask):
-        return run_fidelity(task, cache)
-    raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        if isinstance(task, ExtractTask):
+            return run_extract(task, cache)
+        if isinstance(task, ProbeTask):
+            return run_probe(task, cache)
+        if isinstance(task, FidelityTask):
+            return run_fidelity(task, cache)
+        if isinstance(task, TrainTask):
+            return run_train(task, cache)
+        raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_train(task: TrainTask, cache: Cache) -> str:
+    from wmprobe import zoo
+    store = load_store(task.pool_path)
+    ckpt = zoo.train(task.family, store, train_episodes=list(range(store.n_episodes)), preset=task.preset,
+                     id_weight=task.id_weight, objective=task.objective, seed=task.seed, cache_dir=cache.zoo_dir,
+                     progress=False, device=task.device)
+    return str(ckpt)
 
 
 def run_extract(task: ExtractTask, cache: Cache) -> str:
@@ -104,26 +125,16 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     from wmprobe.data.splits import Split
     from wmprobe.pipeline import probe_features
     t0 = time.perf_counter()
-    threads = None
-    if task.threads:
-        import torch
-        threads = torch.get_num_threads()
-        torch.set_num_threads(int(task.threads))
-    try:
-        store = load_store(task.dataset.path)
-        split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
-        clean = _shards(cache, task.clean_shards)
-        test = _with_corrupted_test(clean, _shards(cache, task.test_shards), split.test) if task.test_shards else None
-        base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
-                "dataset": task.dataset.name, "split": split.kind, "corruption": task.corruption,
-                "encoder_key": task.encoder.key, "dataset_fingerprint": task.dataset.fingerprint}
-        rows = probe_features(clean, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
-                              layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
-                              base=base, test_feats=test)
-    finally:
-        if threads is not None:
-            import torch
-            torch.set_num_threads(threads)
+    store = load_store(task.dataset.path)
+    split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
+    clean = _shards(cache, task.clean_shards)
+    test = _with_corrupted_test(clean, _shards(cache, task.test_shards), split.test) if task.test_shards else None
+    base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
+            "dataset": task.dataset.name, "split": split.kind, "corruption": task.corruption,
+            "encoder_key": task.encoder.key, "dataset_fingerprint": task.dataset.fingerprint}
+    rows = probe_features(clean, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
+                          layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
+                          base=base, test_feats=test)
     rows = json.loads(json.dumps([_jsonable(r) for r in rows], default=str))  # exactly what the cache returns
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3)})

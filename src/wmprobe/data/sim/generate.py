@@ -13,8 +13,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from wmprobe.data.store import EpisodeStore, from_episodes
+from wmprobe._mp import context, hidden_main
 from wmprobe.errors import ConfigError
 
 GENERATOR_VERSION = 3
@@ -122,26 +121,7 @@ def _job(args: tuple[dict[str, Any], int]) -> tuple[np.ndarray, np.ndarray, int]
 
 
 def _context() -> mp.context.BaseContext:
-    """forkserver (preloading this module) where available, else spawn: workers never inherit the caller's
-    threads or state (fork after torch or a GUI can hang)."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["wmprobe.data.sim.generate", "wmprobe.data.sim.scene", "pybullet"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-@contextlib.contextmanager
-def _hidden_main() -> Iterator[None]:
-    """While workers start, hide the caller's ``__main__``: the workers need only this package, and a
-    forkserver/spawn child would otherwise re-run a script that has no ``if __name__ == "__main__"`` guard."""
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
+    return context(["wmprobe.data.sim.generate", "wmprobe.data.sim.scene", "pybullet"])
 
 
 def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
@@ -166,7 +146,7 @@ def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps:
                 results.append(_job(job))
                 bar is not None and bar.update(1)
         else:
-            with _hidden_main():
+            with hidden_main():
                 pool = _context().Pool(n_workers)
             with pool:
                 for r in pool.imap(_job, jobs, chunksize=1):
