@@ -57,11 +57,12 @@ def test_validate_reports_every_problem_with_its_line(tmp_path, store_dir):
         "encoders": ["pixels", {"name": "dinoo"}],
         "probes": ["mlp", "lasso"], "ks": [0], "corruptions": ["clean", "snowstorm:3"],
         "executor": {"kind": "slurmz"}, "shard_episode": 4,
+        "zoo": {"families": ["vae", "vqvae"], "objectives": ["l1", "l3"]},
     }, sort_keys=False))
     problems = validate(f)
     text = "\n".join(map(str, problems))
     for where in ("datasets[0].sim", "datasets[1].path", "encoders[1].name", "probes[1]", "ks[0]",
-                  "corruptions[1]", "executor.kind", "shard_episode"):
+                  "corruptions[1]", "executor.kind", "shard_episode", "zoo.families[1]", "zoo.objectives[1]"):
         assert where in text, (where, text)
     assert "did you mean dinov3, dinov2" in text and "did you mean 'shard_episodes'" in text
     lines = f.read_text().splitlines()
@@ -71,8 +72,15 @@ def test_validate_reports_every_problem_with_its_line(tmp_path, store_dir):
     assert r.returncode == 1 and f"{len(problems)} problem(s)" in r.stdout
 
 
+def test_objective_ablation_plans_one_model_per_objective(tmp_path):
+    from wmprobe.study.plan import describe_study
+    text = describe_study({"preset": "tiny", "encoders": [], "zoo": {"families": ["diffusion"], "id_weights": [0, 1],
+                                                                    "objectives": ["l1", "l2", "forward"]}})
+    assert "(4 models" in text                                  # frozen twin + one +ID model per objective
+
+
 def test_presets_resolve_and_round_trip():
-    for name in ("tiny", "demo"):
+    for name in ("tiny", "demo", "paper"):
         cfg = load_config({"preset": name})
         assert cfg.datasets and cfg.encoders and cfg.zoo.families
         assert load_config(cfg.to_dict()) == cfg

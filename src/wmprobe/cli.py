@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the embedded study end to end, on a CPU, no downloads")
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--preset", default="demo", choices=["tiny", "demo"])
+    d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     d.set_defaults(fn=cmd_demo)
 

@@ -56,6 +56,15 @@ PRESETS = {
     # the probe config recorded with every row says exactly what ran
     "demo": DemoPreset("demo", episodes=48, steps=40, families=ALL_FAMILIES, ks=(1, 4), fidelity=True,
                        mlp_steps=1000, extra={"pixels": "pixels:8", "mlp": {"batch_size": 128, "lrs": [1e-3]}}),
+    # the paper's protocol at full budget (MLP 3000 steps, batch 256, 2 lrs; k in {1, 2, 4, 8}; ImageNet-C
+    # at three severities): hours on a CPU, meant for a GPU or a cluster (`wmprobe run` with `preset: paper`)
+    "paper": DemoPreset("paper", episodes=200, steps=60, families=ALL_FAMILIES, zoo_preset="paper",
+                        probes=("mlp", "ridge", "mlp-shuffled", "mlp-single"), ks=(1, 2, 4, 8),
+                        corruptions=("clean", "noise:0.15", "blur:11", "gaussian_noise:1", "gaussian_noise:3",
+                                     "gaussian_noise:5", "defocus_blur:1", "defocus_blur:3", "defocus_blur:5",
+                                     "jpeg_compression:3", "fog:3", "contrast:3"),
+                        mlp_steps=3000, extra={"pixels": "pixels:16", "mlp": {"batch_size": 256,
+                                                                               "lrs": [1e-3, 3e-4]}}),
 }
 
 

@@ -64,6 +64,11 @@ class ZooCfg:
     id_weights: tuple[float, ...] = (0.0, 1.0)
     preset: str = "demo"
     objective: str = "l1"
+    objectives: tuple[str, ...] = ()    # the objective ablation: one +ID model per objective (default: objective)
+
+    @property
+    def all_objectives(self) -> tuple[str, ...]:
+        return self.objectives or (self.objective,)
 
 
 @dataclass(frozen=True)
@@ -333,9 +338,15 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
             for i, x in enumerate(ws):
                 if c.typed(x, (int, float), f"zoo.id_weights[{i}]", "a number") and x < 0:
                     c.bad(f"zoo.id_weights[{i}]", "must be >= 0")
+        from wmprobe.zoo.objectives import OBJECTIVES
+        objs = [zoo_raw.get("objective", "l1")] + list(zoo_raw.get("objectives") or [])
+        for i, o in enumerate(objs):
+            if o not in OBJECTIVES:
+                where = "zoo.objective" if i == 0 else f"zoo.objectives[{i - 1}]"
+                c.bad(where, f"unknown +ID objective '{o}' (known: {', '.join(OBJECTIVES)})")
         if isinstance(fams, list) and isinstance(ws, list):
             zoo = ZooCfg(tuple(fams), tuple(float(x) for x in ws if isinstance(x, (int, float))), str(zp),
-                         str(zoo_raw.get("objective", "l1")))
+                         str(objs[0]), tuple(str(o) for o in objs[1:]))
 
     # split, corruptions, probes, k, seeds
     split = doc.get("split", "task")

@@ -191,7 +191,9 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
 def estimate(cfg: Any) -> dict[str, Any]:
     """Work of a study from its config alone (no data generated, no model loaded)."""
     from wmprobe.data.store import EpisodeStore
-    encoders = len(cfg.encoders) + len(cfg.zoo.families) * len(cfg.zoo.id_weights)
+    per_family = len({(w, o if w else "l1") for w in cfg.zoo.id_weights for o in cfg.zoo.all_objectives})
+    zoo_models = len(cfg.zoo.families) * per_family
+    encoders = len(cfg.encoders) + zoo_models
     rows = []
     for d in cfg.datasets:
         if d.path:
@@ -214,7 +216,7 @@ def estimate(cfg: Any) -> dict[str, Any]:
                      "probe_fits": cells // len(cfg.probes) * sum(
                          1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes),
                      "fidelity_tasks": encoders if cfg.fidelity else 0})
-    return {"encoders": encoders, "zoo_models": len(cfg.zoo.families) * len(cfg.zoo.id_weights), "datasets": rows}
+    return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}
 
 
 def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | None = None) -> str:
@@ -225,7 +227,9 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
     est = estimate(cfg)
     lines = [f"study '{cfg.name}'" + (f" (preset {cfg.preset})" if cfg.preset else ""),
              f"  encoders: {', '.join(e.shown for e in cfg.encoders) or '-'}"
-             + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)} "
+             + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)}"
+                + (f" x objectives {list(cfg.zoo.all_objectives)} " if cfg.zoo.objectives else " ")
+                + 
                 f"({est['zoo_models']} models, zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),
              f"  split {cfg.split}; corruptions {', '.join(cfg.corruptions)}; probes {', '.join(cfg.probes)}; "
              f"k {list(cfg.ks)}; seeds {list(cfg.seeds)}; fidelity {'on' if cfg.fidelity else 'off'}",

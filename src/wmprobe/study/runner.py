@@ -82,16 +82,21 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
 
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
               stats: dict[str, Any]) -> list[tuple[str, str, float, str | None]]:
-    """Train (or reuse) every zoo family x id_weight through the executor: [(family, ckpt, w, error)]."""
+    """Train (or reuse) every zoo family x id_weight (x objective) through the executor:
+    ``[(label, checkpoint, id_weight, error)]``; the label is ``zoo:FAMILY`` (``zoo:FAMILY[OBJECTIVE]`` for an
+    objective other than l1)."""
     if not cfg.zoo.families:
         return []
     from wmprobe.study.plan import TrainTask
     pool = pretraining_pool(datasets, cache)
-    tasks = [TrainTask(f"{fam}-{w:g}", fam, float(w), cfg.zoo.preset, cfg.zoo.objective, cfg.seed, str(pool.path),
-                       cfg.device) for fam in cfg.zoo.families for w in cfg.zoo.id_weights]
+    combos = dict.fromkeys((fam, float(w), obj if w else "l1")  # a frozen model has no +ID objective
+                           for fam in cfg.zoo.families for w in cfg.zoo.id_weights for obj in cfg.zoo.all_objectives)
+    tasks = [TrainTask(f"{fam}-{w:g}-{obj}", fam, w, cfg.zoo.preset, obj, cfg.seed, str(pool.path), cfg.device)
+             for fam, w, obj in combos]
     out = []
     for t, o in zip(tasks, ex.map(tasks, str(cache.root), "train zoo")):
-        out.append((t.family, o.value if o.ok else "", t.id_weight, None if o.ok else o.error))
+        label = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else "")
+        out.append((label, o.value if o.ok else "", t.id_weight, None if o.ok else o.error))
         if not o.ok:
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
     stats["train"] = {"planned": len(tasks)}
@@ -101,7 +106,7 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
 def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, str | None]]) -> list[EncoderRef]:
     from wmprobe.encoders.registry import load_encoder
     entries = [(e.name, e.shown, dict(e.options), e.layers, e.id_weight) for e in cfg.encoders]
-    entries += [(f"zoo:{ckpt}", f"zoo:{fam}", {}, None, w) for fam, ckpt, w, err in zoo_models if err is None]
+    entries += [(f"zoo:{ckpt}", label, {}, None, w) for label, ckpt, w, err in zoo_models if err is None]
     refs = []
     for name, label, options, layers, id_weight in entries:
         enc = load_encoder(name, device=cfg.device, **options)
@@ -216,9 +221,9 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         rows = execute(plan, c, ex, stats)
     finally:
         getattr(ex, "close", lambda: None)()
-    rows += [{"encoder": f"zoo:{fam}", "family": fam, "id_weight": w, "dataset": n, "split": sp.kind,
+    rows += [{"encoder": label, "family": label[4:].split("[")[0], "id_weight": w, "dataset": n, "split": sp.kind,
               "corruption": "clean", "probe": "-", "error": f"zoo training failed: {err}"}
-             for fam, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
+             for label, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)
     config = {"command": "run", **(extra_config or {}), "study": cfg.to_dict(), "cache": str(c.root),
               "datasets": {n: {"fingerprint": s.fingerprint, "path": str(s.path), "split": sp.describe()}
