@@ -118,6 +118,15 @@ def test_run_writes_records_and_rerun_reuses_everything(reference, store_dir):
     assert cfg["provenance"]["versions"]["torch"]
 
 
+def test_fidelity_attaches_to_clean_rows_beside_corrupted_cells(store_dir, tmp_path):
+    df = run(study(store_dir, encoders=[{"name": "pixels:4", "label": "pixels"}], probes=["ridge"],
+                   fidelity=True, fidelity_preset="tiny"), out=tmp_path / "out", cache=tmp_path / "cache",
+             progress=False)
+    assert (df["error"].fillna("") == "").all(), df["error"].tolist()
+    clean, noisy = df[df["corruption"] == "clean"], df[df["corruption"] != "clean"]
+    assert clean["psnr"].notna().all() and noisy["psnr"].isna().all() and noisy["r2"].notna().all()
+
+
 def test_corrupt_shard_is_recomputed_not_used(reference, store_dir, tmp_path):
     d, df = reference
     cache = tmp_path / "cache"

@@ -100,6 +100,7 @@ class StudyConfig:
     n_boot: int = 1000
     fidelity: bool = False
     fidelity_preset: str = "demo"
+    fidelity_datasets: tuple[str, ...] | None = None  # None: every dataset
     shard_episodes: int = 16
     device: str = "cpu"
     threads: int = 1                                          # torch CPU threads per task (results depend on it)
@@ -126,7 +127,7 @@ def preset_dict(name: str) -> dict[str, Any]:
         "split": "task", "corruptions": list(p.corruptions), "corrupt_datasets": list(p.suites[:1]),
         "probes": list(p.probes), "ks": list(p.ks), "seeds": list(p.seeds),
         "probe": {"steps": p.mlp_steps, **p.extra.get("mlp", {})}, "n_boot": p.n_boot,
-        "fidelity": p.fidelity, "fidelity_preset": p.zoo_preset,
+        "fidelity": p.fidelity, "fidelity_preset": p.zoo_preset, "fidelity_datasets": list(p.suites[:1]),
     }
 
 
@@ -364,11 +365,12 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
                 parse_corruption(str(s))
             except Exception as exc:  # noqa: BLE001 - parse errors are reported as problems
                 c.bad(f"corruptions[{i}]", str(exc))
-    cds = doc.get("corrupt_datasets")
-    if cds is not None and c.typed(cds, list, "corrupt_datasets", "a list of dataset names"):
-        for i, n in enumerate(cds):
-            if n not in {d.name for d in datasets}:
-                c.bad(f"corrupt_datasets[{i}]", f"'{n}' is not one of the study's datasets")
+    cds, fds = doc.get("corrupt_datasets"), doc.get("fidelity_datasets")
+    for key, val in (("corrupt_datasets", cds), ("fidelity_datasets", fds)):
+        if val is not None and c.typed(val, list, key, "a list of dataset names"):
+            for i, n in enumerate(val):
+                if n not in {d.name for d in datasets}:
+                    c.bad(f"{key}[{i}]", f"'{n}' is not one of the study's datasets")
     from wmprobe.probes import parse_probe_name
     probes = doc.get("probes", ["mlp", "ridge", "mlp-shuffled"])
     if c.typed(probes, list, "probes", "a list"):
@@ -399,6 +401,10 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         if c.typed(v, int, key, "an integer") and v < lo:
             c.bad(key, f"must be >= {lo}")
     c.typed(doc.get("fidelity", False), bool, "fidelity", "true or false")
+    from wmprobe.fidelity import PRESETS as DECODER_PRESETS
+    if doc.get("fidelity_preset", "demo") not in DECODER_PRESETS:
+        c.bad("fidelity_preset", f"unknown decoder-probe preset '{doc.get('fidelity_preset')}' "
+                                 f"(known: {', '.join(DECODER_PRESETS)})")
 
     # executor
     ex = doc.get("executor", {}) or {}
@@ -436,7 +442,8 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         layers=tuple(str(x) for x in layers) if layers else None, probes=tuple(probes),
         ks=tuple(int(k) for k in doc.get("ks", [1])), seeds=tuple(int(s) for s in doc.get("seeds", [0, 1, 2])),
         probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
-        fidelity_preset=str(doc.get("fidelity_preset", "demo")), shard_episodes=int(doc.get("shard_episodes", 16)),
+        fidelity_preset=str(doc.get("fidelity_preset", "demo")),
+        fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
         device=str(doc.get("device", "cpu")), threads=int(doc.get("threads", 1)), executor=execfg)
     return cfg, []
 

@@ -151,10 +151,12 @@ def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corrup
 def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[DatasetRef]) -> Plan:
     """Expand a resolved study (see runner.resolve) into its tasks, in a deterministic order."""
     plan = Plan()
-    needs_tokens = cfg.fidelity or any(p.startswith("attentive") for p in cfg.probes)
+    attentive = any(p.startswith("attentive") for p in cfg.probes)
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
     probe_cfg = tuple(sorted(cfg.probe.items()))
     for ds in datasets:
+        fidelity = cfg.fidelity and (cfg.fidelity_datasets is None or ds.name in cfg.fidelity_datasets)
+        needs_tokens = fidelity or attentive
         for enc in encoders:
             clean = []
             for eps in shards(range(ds.n_episodes), cfg.shard_episodes):
@@ -166,12 +168,14 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                 test_keys: list[str] = []
                 if corr != "clean":
                     for eps in shards(ds.test, cfg.shard_episodes):
-                        key = extract_key(enc, ds, eps, corr, False)
-                        plan.extract.append(ExtractTask(key, enc, ds, eps, corr, False, cfg.device))
+                        key = extract_key(enc, ds, eps, corr, attentive)  # attentive probes read tokens
+                        plan.extract.append(ExtractTask(key, enc, ds, eps, corr, attentive, cfg.device))
                         test_keys.append(key)
                 for layer in enc.layers:
                     for k in cfg.ks:
                         for probe in cfg.probes:
+                            if corr != "clean" and "-" in probe:
+                                continue  # controls (shuffled/single pairs) are measured on clean features only
                             pcfg = probe_cfg if probe.startswith("mlp") else ()
                             key = content_key({"task": "probe", "v": TASK_VERSION, "clean": clean,
                                                "test": test_keys, "layer": layer, "k": k, "probe": probe,
@@ -180,7 +184,7 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                                                "label": [enc.label, enc.family, enc.id_weight, ds.name, corr]})
                             plan.probe.append(ProbeTask(key, enc, ds, corr, layer, probe, int(k), tuple(cfg.seeds),
                                                         pcfg, cfg.n_boot, tuple(clean), tuple(test_keys)))
-            if cfg.fidelity:
+            if fidelity:
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": clean,
                                    "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
                 plan.fidelity.append(FidelityTask(key, enc, ds, tuple(clean), cfg.fidelity_preset))
@@ -208,14 +212,17 @@ def estimate(cfg: Any) -> dict[str, Any]:
         n_shards = -(-n_eps // cfg.shard_episodes)
         n_test_shards = -(-max(1, round(n_eps * test_frac)) // cfg.shard_episodes)
         layers = len(cfg.layers) if cfg.layers else 1
-        cells = encoders * len(corr) * layers * len(cfg.ks) * len(cfg.probes)
+        n_ctrl = len([p for p in cfg.probes if "-" in p])
+        cells = encoders * layers * len(cfg.ks) * (len(corr) * (len(cfg.probes) - n_ctrl) + n_ctrl)
         rows.append({"dataset": d.name, "episodes": n_eps, "frames": n_frames,
                      "extract_tasks": encoders * (n_shards + n_corr * n_test_shards),
                      "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac)),
                      "probe_cells": cells,
-                     "probe_fits": cells // len(cfg.probes) * sum(
-                         1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes),
-                     "fidelity_tasks": encoders if cfg.fidelity else 0})
+                     "probe_fits": encoders * layers * len(cfg.ks) * sum(
+                         (1 if p.startswith("ridge") else len(cfg.seeds)) * (1 if "-" in p else len(corr))
+                         for p in cfg.probes),
+                     "fidelity_tasks": encoders if cfg.fidelity and (cfg.fidelity_datasets is None
+                                                                     or d.name in cfg.fidelity_datasets) else 0})
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}
 
 

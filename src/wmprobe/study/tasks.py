@@ -113,7 +113,11 @@ def _with_corrupted_test(clean, corrupted, test_episodes: tuple[int, ...]):
     """Clean features for train episodes, corrupted ones for test episodes, in step order."""
     from wmprobe.extract import StepFeatures
     keep = ~np.isin(clean.step_episode, np.asarray(test_episodes, np.int64))
-    merged = StepFeatures.concat([clean.select(np.flatnonzero(keep)), corrupted])
+    train = clean.select(np.flatnonzero(keep))
+    if set(train.tokens) != set(corrupted.tokens):  # clean shards may carry tokens for fidelity only
+        train = StepFeatures(train.pooled, train.step_frame, train.step_episode, {}, train.spec)
+        corrupted = StepFeatures(corrupted.pooled, corrupted.step_frame, corrupted.step_episode, {}, corrupted.spec)
+    merged = StepFeatures.concat([train, corrupted])
     order = np.argsort(merged.step_frame, kind="stable")
     return merged.select(order)
 
