@@ -273,16 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("results")
     rp.set_defaults(fn=cmd_report)
 
-    r = sub.add_parser("run", help="run a config-driven study (local, SLURM or Ray)")
-    r.add_argument("study")
-    r.add_argument("--out", default=None)
-    r.add_argument("--cache", default=None)
-    r.add_argument("--executor", default=None, choices=[None, "local", "submitit", "ray"])
-    r.add_argument("--dry-run", action="store_true", help="print the plan and estimated work")
+    r = sub.add_parser("run", help="run a config-driven study (local, SLURM or Ray)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                           "examples:\n  wmprobe run studies/lambda-sweep.yaml --dry-run\n"
+                           "  wmprobe run study.yaml --out results/ --cache /shared/wmprobe-cache\n"
+                           "  wmprobe run study.yaml --executor submitit   # SLURM job arrays\n"
+                           "A killed run resumes where it stopped; a finished one recomputes nothing "
+                           "(docs/study.md)."))
+    r.add_argument("study", help="study YAML (docs/study.md; presets: `preset: tiny|demo|paper`)")
+    r.add_argument("--out", default=None, help="results directory (default: NAME-results); records merge")
+    r.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
+    r.add_argument("--executor", default=None, choices=["local", "submitit", "ray"],
+                   help="override the study's executor.kind")
+    r.add_argument("--dry-run", action="store_true", help="print the plan and estimated work; run nothing")
     r.set_defaults(fn=cmd_run)
 
-    v = sub.add_parser("validate", help="check a study config and report every problem")
-    v.add_argument("study")
+    v = sub.add_parser("validate", help="check a study config and report every problem",
+                       epilog="example: wmprobe validate study.yaml   (exit code 1 when there are problems)")
+    v.add_argument("study", help="study YAML")
     v.set_defaults(fn=cmd_validate)
 
     z = sub.add_parser("zoo", help="train or list the embedded mini-zoo")
