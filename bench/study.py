@@ -5,8 +5,8 @@ The last printed line is one JSON object with every figure and its ratio against
 (a) ``warm_over_cold``: wall time of a second `wmprobe demo` (same seed, same cache, same out dir) over the
     first, cold one (fresh cache: simulation, zoo training, extraction, probes, report). Goal <= 0.05.
     Reference: the cold run. Each run is a fresh `wmprobe` process (imports included).
-(b) ``rss_ratio``: peak RSS of a study (pixels + random-conv, clean + noise, ridge + mlp probes, local
-    executor, 1 worker, in-process) on 4N episodes over the same study on N episodes. Goal <= 1.10.
+(b) ``rss_ratio``: peak RSS of a study (pixels + random-conv, clean + noise, ridge + mlp probes, the
+    decoder probe for fidelity, local executor, 1 worker, in-process) on 4N episodes over the same study on N episodes. Goal <= 1.10.
     Reference: the N-episode run. Each run is a fresh process; ru_maxrss of that process.
 (c) ``extract_over_forward``: a study's extraction path (ExtractTask: memory-mapped frames, per-episode
     windows, encode, then the cache write: .npy files, BLAKE2 checksums, atomic rename) over the pure forward
@@ -53,7 +53,8 @@ def rss_runs(episodes: int, root: Path) -> dict:
         cfg = {"name": f"rss{n}", "datasets": [{"name": "dynamic", "sim": "dynamic", "episodes": n, "steps": 40}],
                "encoders": [{"name": "pixels:8", "label": "pixels"}, "random-conv:0"],
                "corruptions": ["clean", "noise:0.15"], "probes": ["ridge", "mlp"], "seeds": [0],
-               "probe": {"steps": 300}, "n_boot": 200, "executor": {"workers": 1}}
+               "probe": {"steps": 300}, "n_boot": 200, "fidelity": True, "fidelity_preset": "tiny",
+               "executor": {"workers": 1}}
         # the simulator's worker processes are not this process: generate first, then measure the study
         subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "data", "gen", "dynamic",
                         str(root / f"gen{n}"), "--episodes", str(n)], check=True, capture_output=True,

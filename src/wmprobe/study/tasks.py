@@ -153,12 +153,41 @@ def run_fidelity(task: FidelityTask, cache: Cache) -> list[dict[str, Any]]:
     from wmprobe.pipeline import fidelity_of
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
-    fid = fidelity_of(_shards(cache, task.shards), store, split, seed=task.seed, preset=task.preset)
+    feats = _fidelity_sample(cache, task.shards, split.test, task.seed)
+    fid = fidelity_of(feats, store, split, seed=task.seed, preset=task.preset)
     rows = json.loads(json.dumps([_jsonable({"encoder": task.encoder.label, "id_weight": task.encoder.id_weight,
                                              "dataset": task.dataset.name, **fid})], default=str))
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
                                     "kind": "fidelity"})
     return rows
+
+
+# the decoder probe trains on at most this many frames (its step budget sees ~10k samples anyway) and scores
+# at most this many test frames: memory stays flat as datasets grow, and every encoder gets the same sample
+FIDELITY_MAX_TRAIN, FIDELITY_MAX_TEST = 8192, 2048
+
+
+def _fidelity_sample(cache: Cache, keys: tuple[str, ...], test_episodes: tuple[int, ...], seed: int):
+    """The decoder probe's rows, chosen deterministically and read from the memory-mapped shards only."""
+    from wmprobe.extract import StepFeatures
+    parts = [cache.load_latents(k) for k in keys]
+    if any(p is None for p in parts):
+        return _shards(cache, keys)  # raises the clear "missing shard" error
+    episode = np.concatenate([p.step_episode for p in parts])
+    is_test = np.isin(episode, np.asarray(test_episodes, np.int64))
+    rng = np.random.default_rng(seed)
+    picked = []
+    for mask, cap in ((~is_test, FIDELITY_MAX_TRAIN), (is_test, FIDELITY_MAX_TEST)):
+        rows = np.flatnonzero(mask)
+        picked.append(np.sort(rng.choice(rows, cap, replace=False)) if len(rows) > cap else rows)
+    rows = np.sort(np.concatenate(picked))
+    starts = np.cumsum([0] + [p.n_steps for p in parts])
+    out = []
+    for p, a, b in zip(parts, starts[:-1], starts[1:]):
+        local = rows[(rows >= a) & (rows < b)] - a
+        if len(local):
+            out.append(p.select(local))
+    return StepFeatures.concat(out)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
