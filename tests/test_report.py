@@ -42,28 +42,72 @@ def fake_records():
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    write_records(fake_records(), out, {"preset": "test"})
+    rows = fake_records()
+    rows.append(dict(rows[0], seed=9, r2=np.nan, error="ProbeError: k=8 is longer than episode 3 (7 steps)"))
+    write_records(rows, out, {"preset": "test"})
     return build_report(out)
+
+
+FIGURES = ("pareto", "per_axis", "id_effect", "r2_vs_layer", "r2_vs_k", "robustness")
 
 
 def test_report_files(report):
     out = report.parent
-    for name in ("pareto", "per_axis", "r2_vs_layer", "r2_vs_k", "robustness", "transfer"):
+    for name in FIGURES + ("transfer",) + tuple(f"{f}-static" for f in FIGURES):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
         assert (out / "figures" / f"{name}.svg").exists()
     tex = (out / "tables" / "summary.tex").read_text()
     assert "\\begin{tabular}" in tex and "zoo:vjepa +ID" in tex
+    assert "\\begin{tabular}" in (out / "tables" / "robustness.tex").read_text()
     html = report.read_text()
     assert "http://" not in html and "https://" not in html  # self-contained
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 2 * len(FIGURES) + 1
 
 
 def test_summary_ranks_by_r2_and_reports_the_control(report):
     import pandas as pd
-    s = pd.read_csv(report.parent / "tables" / "summary.csv")
-    assert s["label"].iloc[0] == "zoo:vjepa +ID"
-    assert (s["r2"].diff().dropna() <= 0).all()
-    assert (s["shuffled_r2"] < 0.05).all()
+    for name in ("summary", "summary-static"):
+        s = pd.read_csv(report.parent / "tables" / f"{name}.csv")
+        assert s["label"].iloc[0] == "zoo:vjepa +ID"
+        assert (s["r2"].diff().dropna() <= 0).all()
+        assert (s["shuffled_r2"] < 0.05).all()
+        idr = s[s["label"].str.endswith("+ID")]
+        np.testing.assert_allclose(idr["id_gain"], idr["r2"] - idr["frozen_r2"])
+        assert (idr["id_gain"] > 0.1).all()          # the fake +ID adds 0.2
+
+
+def test_tables_and_findings_come_from_the_analysis(report):
+    import pandas as pd
+    from wmprobe import analysis as A
+    from wmprobe.records import read_records
+    out = report.parent
+    df = read_records(out)
+    p = pd.read_csv(out / "tables" / "pareto.csv")
+    ref = A.pareto(df)
+    assert sorted(p.loc[p["on_front"], "label"]) == sorted(ref.loc[ref["on_front"], "label"])
+    rob = pd.read_csv(out / "tables" / "robustness.csv")
+    assert {"clean", "noise:0.15", "blur:11"} <= set(rob.columns)
+    f = json.loads((out / "findings.json").read_text())
+    dyn = f["per_dataset"]["dynamic"]
+    assert dyn["best"]["label"] == "zoo:vjepa +ID"
+    assert dyn["id"]["raised"] == dyn["id"]["families"] == 5
+    assert dyn["id"]["mean_drop_id"] > dyn["id"]["mean_drop_frozen"]     # the fake +ID halves the drop
+    assert dyn["shuffled_max"] < 0.05
+    t = f["transfer"]["dynamic|static"]
+    assert t["rho"] == pytest.approx(A.transfer(df, "dynamic", "static")["rho"])
+    assert "static_gap" in f and (out / "tables" / "static_gap.csv").exists()
+    failed = pd.read_csv(out / "tables" / "failed.csv")
+    assert len(failed) == 1 and "longer than episode" in failed["error"].iloc[0]
+    html = report.read_text()
+    assert "Failed cells (1)" in html and "Findings" in html
+
+
+def test_report_refuses_records_where_every_cell_failed(tmp_path):
+    from wmprobe.errors import ProbeError
+    rows = [dict(r, r2=np.nan, error="boom") for r in fake_records()[:5]]
+    write_records(rows, tmp_path, {"preset": "test"})
+    with pytest.raises(ProbeError, match="every cell in the records failed"):
+        build_report(tmp_path)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
@@ -75,7 +119,7 @@ def test_report_in_headless_chromium(report, tmp_path):
     m = re.search(r'<pre id="selftest"[^>]*>(.*?)</pre>', dom.stdout, re.S)
     assert m, f"self-test did not run: {dom.stderr[-800:]}"
     verdict = json.loads(m.group(1).replace("&quot;", '"'))
-    assert verdict["errors"] == [] and verdict["broken"] == [] and verdict["figures"] == 6
+    assert verdict["errors"] == [] and verdict["broken"] == [] and verdict["figures"] == 2 * len(FIGURES) + 1
     assert verdict["sorted"] is True
     shot = tmp_path / "shot.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", url], capture_output=True,

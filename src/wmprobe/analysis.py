@@ -2,7 +2,8 @@
 
 Every function reads records only and returns a DataFrame (or a dict with one). The headline cell of an
 encoder follows the report's convention: probe ``mlp`` (else the first probe that is not a ``-shuffled`` /
-``-single`` control), the smallest k, and the encoder's most-measured layer; values are means over seeds and
+``-single`` control), the headline k (``HEADLINE_K`` = 4, the paper's best step size, when measured, else the
+smallest k), and the encoder's most-measured layer; values are means over seeds and
 CIs the mean of the per-seed bootstrap CIs over test episodes. An encoder is identified by
 ``(encoder, id_weight)``; its label is ``encoder`` plus `` +ID`` when ``id_weight > 0``.
 
@@ -27,6 +28,15 @@ AXES = ("translation", "rotation", "gripper")
 IMAGE_FAMILIES = ("image-ssl", "dinov2", "dinov3", "siglip", "siglip2", "webdino", "web-dino")
 VIDEO_FAMILIES = ("videomae", "video-mae", "vjepa", "vjepa2", "video-jepa")
 _CONTROL = ("-shuffled", "-single")
+HEADLINE_K = 4     # the paper's best step size (PAPER.md); used for the headline when a study measured it
+
+
+def headline_k(ks: Sequence[int] | pd.Series) -> int:
+    """``HEADLINE_K`` when among the measured ``ks``, else the smallest measured k."""
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise ProbeError("records hold no k")
+    return HEADLINE_K if HEADLINE_K in ks else ks[0]
 
 
 def _label(d: pd.DataFrame) -> pd.Series:
@@ -61,7 +71,7 @@ def headline_cells(df: pd.DataFrame, *, dataset: str | None = None, corruption: 
         d = d[d["corruption"] == corruption]
     if d.empty:
         return d.assign(label=pd.Series(dtype=str))
-    d = d[d["k"] == d["k"].min()].assign(label=_label(d))
+    d = d[d["k"] == headline_k(d["k"])].assign(label=_label(d))
     # most-measured layer per (dataset, encoder), decided on all its rows so corruptions share the layer
     layer = d.groupby(["dataset", "label"])["layer"].agg(lambda s: s.value_counts().sort_index().idxmax())
     return d[d["layer"] == pd.Series(list(zip(d["dataset"], d["label"])), index=d.index).map(layer)]
@@ -72,9 +82,10 @@ def _mean_cols(d: pd.DataFrame) -> list[str]:
     return [c for c in cols if c in d]
 
 
-def summary_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
-    """One row per (dataset, encoder, id_weight) on clean data, ranked by R2 within each dataset."""
-    d = headline_cells(df, dataset=dataset)
+def summary_table(df: pd.DataFrame, dataset: str | None = None, probe: str | None = None) -> pd.DataFrame:
+    """One row per (dataset, encoder, id_weight) on clean data, ranked by R2 within each dataset
+    (``probe``: another probe's cells, e.g. ``ridge`` or the ``mlp-shuffled`` control; default the headline)."""
+    d = headline_cells(df, dataset=dataset, probe=probe)
     if d.empty:
         return pd.DataFrame()
     keys = ["dataset", "encoder", "id_weight"]
@@ -82,7 +93,7 @@ def summary_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     out = g[_mean_cols(d)].mean()
     out["r2_seed_std"] = g["r2"].std(ddof=0)
     out["seeds"] = g["seed"].nunique()
-    out["label"], out["layer"] = g["label"].first(), g["layer"].first()
+    out["label"], out["layer"], out["k"] = g["label"].first(), g["layer"].first(), g["k"].first()
     out["family"] = g["family"].first() if "family" in d else ""
     clean = _ok(df)
     clean = clean[clean["corruption"] == "clean"]

@@ -1,19 +1,38 @@
 """`wmprobe report DIR`: report.html + figures/ (PNG and SVG) + tables/ (CSV and LaTeX), from records only.
 
-Layout written into the results directory:
-    report.html                 self-contained (figures inline), opens from disk, no network
-    figures/NAME.png|svg        pareto, per_axis, r2_vs_layer, r2_vs_k, robustness, transfer
-    tables/summary.csv|tex      the ranked summary table
+Every number in the report comes from ``wmprobe.analysis`` over DIR/records.parquet (or .csv); nothing is
+computed in the page. Layout written into the results directory (MAIN = the first dataset by name; other
+datasets get the same files with ``-DATASET`` appended to the stem):
+
+    report.html                     self-contained (figures inline), opens from disk, no network
+    figures/pareto.png|svg          fidelity (PSNR) vs action R2, frontier highlighted, per dataset
+    figures/per_axis.png|svg        R2 per axis group (translation / rotation / gripper), per dataset
+    figures/id_effect.png|svg       frozen -> +ID, clean and under corruption, per dataset
+    figures/r2_vs_layer.png|svg     R2 vs layer, per dataset (encoders with >= 2 layers)
+    figures/r2_vs_k.png|svg         R2 vs step size k, per dataset
+    figures/robustness.png|svg      R2 vs corruption severity, frozen vs +ID, per dataset
+    figures/transfer.png|svg        rankings on two benchmarks with Spearman rho
+    tables/summary.csv|tex          the ranked summary of MAIN (summary-DATASET.csv for the others)
+    tables/pareto.csv               every dataset: label, psnr, r2, on_front
+    tables/robustness.csv|tex       R2 per corruption, frozen vs +ID (wide); robustness_long.csv (with drops)
+    tables/transfer.csv             per-encoder R2 and ranks on each dataset pair, rho in transfer.json
+    tables/static_gap.csv           video minus image-SSL mean R2 on the dynamic and the static suite
+    tables/failed.csv               cells that failed, with their error (only when some did)
+    findings.json                   the numbers behind the "Findings" section
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from wmprobe import analysis as A
+from wmprobe.errors import ProbeError
 from wmprobe.records import read_config, read_records
 from wmprobe.report import figures as F
 from wmprobe.report.html import esc, figure_html, page, table_html
@@ -21,18 +40,24 @@ from wmprobe.report.html import esc, figure_html, page, table_html
 SUMMARY_COLUMNS = [("encoder", "label"), ("family", "family"), ("layer", "layer"), ("R2", "r2"),
                    ("CI low", "r2_ci_low"), ("CI high", "r2_ci_high"), ("seed sd", "r2_seed_std"),
                    ("R2 transl.", "r2_translation"), ("R2 rot.", "r2_rotation"), ("R2 grip.", "r2_gripper"),
-                   ("ridge R2", "ridge_r2"), ("shuffled R2", "shuffled_r2"), ("PSNR", "psnr"), ("SSIM", "ssim")]
+                   ("ridge R2", "ridge_r2"), ("shuffled R2", "shuffled_r2"), ("frozen R2", "frozen_r2"),
+                   ("+ID gain", "id_gain"), ("PSNR", "psnr"), ("SSIM", "ssim")]
+SHUFFLED_LIMIT = 0.05   # a shuffled-pairs control above this means the probe is leaking (docs/protocol.md)
 
 
 def summary(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The ranked table for one dataset: headline mlp cell + ridge + shuffled control, per encoder."""
-    h = F.headline(df, dataset=dataset)
-    if h.empty:
-        return h
-    for probe, col in (("ridge", "ridge_r2"), (f"{F.headline_probe(df)}-shuffled", "shuffled_r2")):
-        other = F.headline(df, dataset=dataset, probe=probe) if probe in set(df["probe"]) else pd.DataFrame()
-        h[col] = other["r2"].reindex(h.index) if not other.empty else np.nan
-    return h.reset_index()
+    """The ranked table for one dataset: the headline cell per encoder, plus the same encoder's ridge R2 and
+    shuffled-pairs control R2 (NaN where not measured)."""
+    s = A.summary_table(df, dataset)
+    if s.empty:
+        return s
+    keys = ["encoder", "id_weight"]
+    present = set(df["probe"].astype(str))
+    for probe, col in (("ridge", "ridge_r2"), (f"{A.headline_probe(A._ok(df))}-shuffled", "shuffled_r2")):
+        other = A.summary_table(df, dataset, probe=probe) if probe in present else pd.DataFrame()
+        s[col] = (s[keys].merge(other[keys + ["r2"]], on=keys, how="left")["r2"].to_numpy()
+                  if not other.empty else np.nan)
+    return s
 
 
 def _fmt(v: object, digits: int = 3) -> object:
@@ -49,84 +74,245 @@ def _save(fig, stem: Path) -> bytes:
     return png
 
 
+def _stem(name: str, dataset: str, main: str) -> str:
+    return name if dataset == main else f"{name}-{dataset}"
+
+
+def _latex(d: pd.DataFrame, path: Path) -> None:
+    path.write_text(d.to_latex(index=False, float_format="%.3f", na_rep="--"))
+
+
+def _try(fn, *args, **kw) -> Any:
+    """An analysis that needs what these records lack (e.g. transfer with one dataset) is skipped, not fatal."""
+    try:
+        return fn(*args, **kw)
+    except ProbeError:
+        return None
+
+
 def build_report(results_dir: str | os.PathLike) -> Path:
+    """Write report.html, figures/, tables/ and findings.json into ``results_dir`` (which holds records)."""
     out = Path(results_dir)
     df = read_records(out)
     cfg = read_config(out)
-    datasets = sorted(df["dataset"].unique())
+    ok = A._ok(df)
+    if ok.empty:
+        raise ProbeError(f"{out}: every cell in the records failed; nothing to report (see the 'error' column)")
+    datasets = sorted(ok["dataset"].astype(str).unique())
     main = datasets[0]
-    sections: list[tuple[str, str]] = []
-    figs: list[str] = []
-
-    summ = summary(df, main)
-    tables = out / "tables"
+    tables, figdir = out / "tables", out / "figures"
     tables.mkdir(parents=True, exist_ok=True)
-    cols = [(t, c) for t, c in SUMMARY_COLUMNS if c in summ.columns]
-    if not summ.empty:
-        summ[[c for _, c in cols]].to_csv(tables / "summary.csv", index=False)
-        (tables / "summary.tex").write_text(summ[[c for _, c in cols]].rename(columns=dict((c, t) for t, c in cols))
-                                            .to_latex(index=False, float_format="%.3f", na_rep="--"))
-    numeric = [summ[c].dtype.kind == "f" for _, c in cols] if not summ.empty else []
-    rows = [[_fmt(r[c], 2 if c in ("psnr",) else 3) for _, c in cols] for _, r in summ.iterrows()]
-    sections.append((f"Summary: {main}", table_html([t for t, _ in cols], rows, numeric) +
-                     "<p class='note'>Encoders ranked by action R2 of the headline probe (mean over seeds; CI: "
-                     "bootstrap over test episodes). 'shuffled R2' is the control pairing steps from different "
-                     "episodes: it must be near or below zero. Click a header to sort.</p>"))
+    findings: dict[str, Any] = {"datasets": datasets, "headline_probe": A.headline_probe(ok)}
+    sections: list[tuple[str, str]] = []
+    per_dataset: list[tuple[str, str]] = []
+    pareto_all, rob_all = [], []
 
-    h = F.headline(df, dataset=main)
-    if not h.empty and h["psnr"].notna().sum() >= 2:
-        from wmprobe.metrics import pareto_front
-        hh = h[h["psnr"].notna()]
-        front = np.asarray(pareto_front(hh["psnr"].to_numpy(), hh["r2"].to_numpy()), bool)
-        fig = F.pareto_figure(hh, front)
-        if fig is not None:
-            on = ", ".join(hh.index[front])
-            figs.append(figure_html(_save(fig, out / "figures" / "pareto"), "Fidelity vs action",
-                                    f"Decoder PSNR against action R2 on {main}; on the frontier: {on}."))
-    for name, fig, title, cap in (
-        ("per_axis", F.per_axis_figure(h) if not h.empty else None, "Per-axis R2",
-         "R2 of each action axis group (translation, rotation, gripper)."),
-        ("r2_vs_layer", F.sweep_figure(df[df["dataset"] == main], "layer", "layer"), "R2 vs layer",
-         "Which layer holds the action: the last one is often not the best."),
-        ("r2_vs_k", F.sweep_figure(df[df["dataset"] == main], "k", "step size k"), "R2 vs k",
-         "Probing steps s and s+k; the target sums the k actions in between."),
-        ("robustness", F.robustness_figure(df[df["dataset"] == main]), "Robustness",
-         "R2 under each corruption, frozen (solid) vs +ID (dashed)."),
-    ):
-        if fig is not None:
-            figs.append(figure_html(_save(fig, out / "figures" / name), title, cap))
-    if len(datasets) >= 2:
-        figs.extend(_transfer(df, datasets[0], datasets[1], out))
-    sections.append(("Figures", "\n".join(figs) if figs else "<p>No figures: too few cells.</p>"))
-    if "error" in df and (df["error"].fillna("") != "").any():
-        bad = df[df["error"].fillna("") != ""]
-        sections.append(("Failed cells", table_html(["encoder", "dataset", "probe", "error"],
-                                                    bad[["encoder", "dataset", "probe", "error"]].values.tolist(),
-                                                    [False] * 4, css_class="plain")))
+    for ds in datasets:
+        summ = summary(df, ds)
+        cols = [(t, c) for t, c in SUMMARY_COLUMNS if c in summ.columns]
+        if not summ.empty:
+            csv = summ[[c for _, c in cols]]
+            csv.to_csv(tables / f"{_stem('summary', ds, main)}.csv", index=False)
+            _latex(csv.rename(columns={c: t for t, c in cols}), tables / f"{_stem('summary', ds, main)}.tex")
+        numeric = [summ[c].dtype.kind == "f" for _, c in cols] if not summ.empty else []
+        rows = [[_fmt(r[c], 2 if c == "psnr" else 3) for _, c in cols] for _, r in summ.iterrows()]
+        body = [table_html([t for t, _ in cols], rows, numeric),
+                "<p class='note'>Encoders ranked by action R2 of the headline probe (mean over seeds; CI: "
+                "bootstrap over test episodes). 'shuffled R2' pairs steps from different episodes: it must be near "
+                "or below zero. '+ID gain' is R2 minus the frozen R2 of the same family. Click a header to "
+                "sort.</p>"]
+        figs = []
+        par = A.pareto(df, ds)
+        if not par.empty:
+            pareto_all.append(par)
+            fig = F.pareto_figure(par, ds)
+            if fig is not None:
+                on = ", ".join(par.loc[par["on_front"], "label"])
+                figs.append(figure_html(_save(fig, figdir / _stem("pareto", ds, main)), "Fidelity vs action",
+                                        f"Decoder-probe PSNR against action R2 on {ds}; on the frontier: {on}."))
+        rob = A.robustness_long(df, ds)
+        if not rob.empty:
+            rob_all.append(rob)
+        clean = ok[(ok["dataset"] == ds) & (ok["corruption"] == "clean") &
+                   (ok["probe"] == findings["headline_probe"])].assign(label=A._label)
+        for name, fig, title, cap in (
+            ("per_axis", F.per_axis_figure(summ), "Per-axis R2",
+             "R2 of each action axis group (translation, rotation, gripper), clipped at -1."),
+            ("id_effect", F.id_effect_figure(summ, rob if not rob.empty else None), "Frozen vs +ID",
+             "How inverse-dynamics supervision during pretraining moves each family: clean R2 (blue) and mean "
+             "R2 over the corruptions (red)."),
+            ("r2_vs_layer", F.sweep_figure(clean, "layer", "layer"), "R2 vs layer",
+             "Which layer holds the action: the last one is often not the best."),
+            ("r2_vs_k", F.sweep_figure(clean, "k", "step size k"), "R2 vs k",
+             "Probing steps s and s+k; the target sums the k actions in between."),
+            ("robustness", F.robustness_figure(A.robustness_curves(df, ds)), "Robustness",
+             "R2 vs corruption severity (severity 0 = clean), frozen (solid) vs +ID (dashed), per family."),
+        ):
+            if fig is not None:
+                figs.append(figure_html(_save(fig, figdir / _stem(name, ds, main)), title, cap))
+        body.append(f"<div class='grid'>{''.join(figs)}</div>" if figs else "")
+        per_dataset.append((f"{ds}", "\n".join(body)))
+        findings.setdefault("per_dataset", {})[ds] = _dataset_findings(summ, par, rob)
+
+    if pareto_all:
+        keep = ["dataset", "label", "family", "id_weight", "psnr", "ssim", "r2", "on_front"]
+        pd.concat(pareto_all)[lambda d: [c for c in keep if c in d]].to_csv(tables / "pareto.csv", index=False)
+    if rob_all:
+        pd.concat(rob_all).to_csv(tables / "robustness_long.csv", index=False)
+        wide = A.robustness_table(df)
+        wide.to_csv(tables / "robustness.csv", index=False)
+        _latex(wide.drop(columns=["encoder"]), tables / "robustness.tex")
+
+    across = _across(df, datasets, tables, figdir, findings)
+    sections.append(("Findings", _findings_html(findings)))
+    sections.extend(per_dataset)
+    if across:
+        sections.append(("Across benchmarks", across))
+    failed = df[df["error"].fillna("").astype(str) != ""] if "error" in df else df.iloc[:0]
+    if not failed.empty:
+        cols = [c for c in ("encoder", "id_weight", "dataset", "corruption", "layer", "probe", "k", "seed", "error")
+                if c in failed]
+        failed[cols].to_csv(tables / "failed.csv", index=False)
+        sections.append((f"Failed cells ({len(failed)})",
+                         "<p class='note bad'>These cells raised an error after their retries; they are kept in "
+                         "the records (column 'error') and left out of every number above.</p>" +
+                         table_html(cols, failed[cols].astype(str).values.tolist(), [False] * len(cols),
+                                    css_class="plain")))
     sections.append(("Protocol, config and provenance", _provenance(df, cfg)))
-    title = "wmprobe report"
-    sub = (f"{len(df)} records, {df['encoder'].nunique()} encoders, datasets: {', '.join(datasets)}. "
-           "Which representation knows what the robot did?")
+    (out / "findings.json").write_text(json.dumps(findings, indent=1, default=_json_default) + "\n")
+    n_enc = ok.assign(label=A._label)["label"].nunique()
+    sub = (f"{len(df)} records, {n_enc} encoders, datasets: {', '.join(datasets)}; headline probe "
+           f"{findings['headline_probe']}. Which representation knows what the robot did?")
     path = out / "report.html"
-    path.write_text(page(title, sub, sections))
+    path.write_text(page("wmprobe report", sub, sections))
     return path
 
 
-def _transfer(df: pd.DataFrame, a: str, b: str, out: Path) -> list[str]:
-    from wmprobe.metrics import spearman, spearman_ci
-    ha, hb = F.headline(df, dataset=a), F.headline(df, dataset=b)
-    common = ha.index.intersection(hb.index)
-    if len(common) < 3:
-        return []
-    rho = float(spearman(ha.loc[common, "r2"].to_numpy(), hb.loc[common, "r2"].to_numpy()))
-    lo, hi = spearman_ci(ha.loc[common, "r2"].to_numpy(), hb.loc[common, "r2"].to_numpy())
-    fig = F.transfer_figure(ha["r2"], hb["r2"], a, b, rho, (lo, hi), pd.concat([ha["family"], hb["family"]])
-                            .groupby(level=0).first())
-    if fig is None:
-        return []
-    return [figure_html(_save(fig, out / "figures" / "transfer"), "Transfer",
-                        f"Per-encoder R2 on {a} vs {b}; Spearman rho of the rankings {rho:.2f} "
-                        f"(95% bootstrap CI over encoders [{lo:.2f}, {hi:.2f}]).")]
+def _json_default(o: object) -> object:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return str(o)
+
+
+def _dataset_findings(summ: pd.DataFrame, par: pd.DataFrame, rob: pd.DataFrame) -> dict[str, Any]:
+    from wmprobe.metrics import spearman
+    f: dict[str, Any] = {}
+    if summ.empty:
+        return f
+    top = summ.iloc[0]
+    f["best"] = {"label": top["label"], "r2": top["r2"], "ci": [top.get("r2_ci_low"), top.get("r2_ci_high")]}
+    floors = summ[summ["family"].isin(["pixels", "random"])]
+    if not floors.empty:
+        fl = floors.sort_values("r2", ascending=False).iloc[0]
+        f["best_floor"] = {"label": fl["label"], "r2": fl["r2"], "ci_high": fl.get("r2_ci_high")}
+        f["above_floor"] = summ[summ["r2_ci_low"] > fl["r2"]]["label"].tolist() if "r2_ci_low" in summ else []
+    if "shuffled_r2" in summ and summ["shuffled_r2"].notna().any():
+        f["shuffled_max"] = float(summ["shuffled_r2"].max())
+    if not par.empty and "psnr" in par and par["psnr"].notna().sum() >= 3:
+        q = par[par["psnr"].notna()]
+        f["fidelity"] = {"spearman_psnr_r2": spearman(q["psnr"].to_numpy(float), q["r2"].to_numpy(float)),
+                         "n": int(len(q)), "on_front": q.loc[q["on_front"], "label"].tolist(),
+                         "highest_psnr": q.sort_values("psnr").iloc[-1]["label"],
+                         "highest_psnr_r2_rank": int(summ["label"].tolist().index(q.sort_values("psnr")
+                                                                                  .iloc[-1]["label"]) + 1)}
+    pairs = summ[(summ["id_weight"] > 0) & summ["frozen_r2"].notna()]
+    if not pairs.empty:
+        f["id"] = {"families": int(len(pairs)), "raised": int((pairs["id_gain"] > 0).sum()),
+                   "mean_gain": float(pairs["id_gain"].mean())}
+        if not rob.empty and (rob["corruption"] != "clean").any():
+            c = rob[rob["corruption"] != "clean"]
+            both = set(pairs["encoder"])
+            c = c[c["encoder"].isin(both)]
+            f["id"]["mean_drop_frozen"] = float(c[c["id_weight"] == 0]["drop"].mean())
+            f["id"]["mean_drop_id"] = float(c[c["id_weight"] > 0]["drop"].mean())
+    return f
+
+
+def _across(df: pd.DataFrame, datasets: list[str], tables: Path, figdir: Path, findings: dict) -> str:
+    parts, rows, out = [], [], {}
+    families = A.summary_table(df).drop_duplicates("label").set_index("label")["family"]
+    for i, (a, b) in enumerate(itertools.combinations(datasets, 2)):
+        t = _try(A.transfer, df, a, b)
+        if t is None:
+            continue
+        out[f"{a}|{b}"] = {k: v for k, v in t.items() if k != "table"}
+        rows.append(t["table"].reset_index(names="label").assign(dataset_a=a, dataset_b=b))
+        fig = F.transfer_figure(t, families)
+        if fig is not None:
+            name = "transfer" if i == 0 else f"transfer-{a}-{b}"
+            parts.append(figure_html(_save(fig, figdir / name), f"Transfer {a} vs {b}",
+                                     f"Per-encoder R2 on {a} vs {b}; Spearman rho of the rankings {t['rho']:.2f} "
+                                     f"(95% bootstrap CI over encoders [{t['rho_ci_low']:.2f}, "
+                                     f"{t['rho_ci_high']:.2f}], {t['n_encoders']} encoders)."))
+    if rows:
+        pd.concat(rows).to_csv(tables / "transfer.csv", index=False)
+        (tables / "transfer.json").write_text(json.dumps(out, indent=1, default=_json_default) + "\n")
+        findings["transfer"] = out
+    html = [f"<div class='grid'>{''.join(parts)}</div>"] if parts else []
+    if {"dynamic", "static"} <= set(datasets):
+        gap = _try(A.static_gap, df)
+        if gap is not None:
+            gap.to_csv(tables / "static_gap.csv", index=False)
+            findings["static_gap"] = {"table": gap.to_dict("records"), "gap_change": gap.attrs["gap_change"]}
+            num = [False] + [True] * (len(gap.columns) - 1)
+            html.append("<h3>Static-scene effect</h3>" + table_html(
+                list(gap.columns), [[_fmt(v) for v in r] for r in gap.itertuples(index=False)], num, "plain") +
+                "<p class='note'>Mean clean R2 of frozen video families minus image-SSL families on each suite. "
+                "The paper's finding is a smaller gap on the static, CALVIN-like suite: image priors suffice "
+                "when only what the robot touches moves.</p>")
+    return "\n".join(html)
+
+
+def _n(x: Any, d: int = 2) -> str:
+    try:
+        return f"{float(x):.{d}f}" if np.isfinite(float(x)) else "n/a"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def _findings_html(f: dict[str, Any]) -> str:
+    """Plain sentences over the computed numbers; each states what was measured, none is written in advance."""
+    items = []
+    for ds, d in f.get("per_dataset", {}).items():
+        if "best" in d:
+            b = d["best"]
+            s = f"<b>{esc(ds)}</b>: best {esc(b['label'])}, R2 {_n(b['r2'])} [{_n(b['ci'][0])}, {_n(b['ci'][1])}]"
+            if "best_floor" in d:
+                fl = d["best_floor"]
+                s += (f"; best floor {esc(fl['label'])} {_n(fl['r2'])}; {len(d['above_floor'])} encoder(s) with a "
+                      f"CI entirely above that floor")
+            items.append(s + ".")
+        if "fidelity" in d:
+            fi = d["fidelity"]
+            items.append(f"{esc(ds)}: fidelity vs action, Spearman rho(PSNR, R2) = {_n(fi['spearman_psnr_r2'])} "
+                         f"over {fi['n']} encoders; highest PSNR: {esc(fi['highest_psnr'])} (rank "
+                         f"{fi['highest_psnr_r2_rank']} by R2); Pareto frontier: {esc(', '.join(fi['on_front']))}.")
+        if "id" in d:
+            i = d["id"]
+            s = (f"{esc(ds)}: +ID raised clean R2 for {i['raised']} of {i['families']} families (mean change "
+                 f"{_n(i['mean_gain'], 3)})")
+            if "mean_drop_frozen" in i:
+                s += (f"; mean R2 drop under corruption {_n(i['mean_drop_frozen'])} frozen vs "
+                      f"{_n(i['mean_drop_id'])} +ID")
+            items.append(s + ".")
+        if "shuffled_max" in d:
+            bad = d["shuffled_max"] > SHUFFLED_LIMIT
+            items.append(f"<span class='{'bad' if bad else 'good'}'>{esc(ds)}: shuffled-pairs control at most "
+                         f"{_n(d['shuffled_max'], 3)}{' (above 0.05: the probe may be leaking)' if bad else ''}"
+                         f".</span>")
+    for key, t in f.get("transfer", {}).items():
+        items.append(f"Transfer {esc(t['dataset_a'])} vs {esc(t['dataset_b'])}: Spearman rho {_n(t['rho'])} "
+                     f"[{_n(t['rho_ci_low'])}, {_n(t['rho_ci_high'])}] over {t['n_encoders']} encoders.")
+    if "static_gap" in f:
+        g = {r["dataset"]: r["gap"] for r in f["static_gap"]["table"]}
+        items.append("Video minus image-SSL R2: " + ", ".join(f"{esc(k)} {_n(v, 3)}" for k, v in g.items()) + ".")
+    if not items:
+        return "<p>Too few cells for findings.</p>"
+    return ("<ul class='findings'>" + "".join(f"<li>{s}</li>" for s in items) + "</ul>"
+            "<p class='note'>Computed from the records below (findings.json holds the numbers). With the demo's "
+            "small data, read the CIs before the ranks.</p>")
 
 
 def _provenance(df: pd.DataFrame, cfg: dict) -> str:

@@ -16,14 +16,16 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 
      padding:24px;color:#1d1d1f}
 h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #ddd}
 .sub{color:#666;margin:0 0 16px} .note{color:#555;font-size:13px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}
+table{border-collapse:collapse;font-size:13px;margin:8px 0} .tablewrap{overflow-x:auto;max-width:100%}
 th,td{padding:4px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left} th{cursor:pointer;background:#f6f6f6;user-select:none}
 th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
 figure{margin:12px 0} figure img{max-width:100%;border:1px solid #eee} figcaption{color:#555;font-size:13px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:420px}
-.bad{color:#b00020} .good{color:#0a7d32}
+.bad{color:#b00020} .good{color:#0a7d32} h3{font-size:16px;margin:20px 0 6px}
+ul.findings{background:#f7f9fc;border:1px solid #dde5f0;border-radius:6px;padding:10px 10px 10px 30px}
+ul.findings li{margin:3px 0}
 """
 
 JS = r"""
@@ -91,7 +93,8 @@ def table_html(columns: Sequence[str], rows: Sequence[Sequence[object]], numeric
             else:
                 cells.append(f"<td>{esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (f'<div class="tablewrap"><table class="{css_class}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
