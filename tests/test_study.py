@@ -184,17 +184,45 @@ def test_failed_tasks_are_retried_then_reported(store_dir, tmp_path, monkeypatch
     attempts = {"n": 0}
 
     def broken(task, cache):
-        if task.probe == "mlp" and task.encoder.label == "pixels" and task.corruption == "clean":
+        if task.probe == "mlp" and task.encoder.label == "pixels":
             attempts["n"] += 1
             raise RuntimeError("worker lost")
         return real(task, cache)
     monkeypatch.setattr(tasks, "run_probe", broken)
     df = run(study(store_dir, executor={"kind": "local", "max_retries": 2, "workers": 1}), out=tmp_path / "out",
              cache=tmp_path / "cache", progress=False)
-    bad = df[(df["probe"] == "mlp") & (df["encoder"] == "pixels") & (df["corruption"] == "clean")]
-    assert len(bad) == 1 and "worker lost" in bad["error"].iloc[0] and np.isnan(bad["r2"].iloc[0])
+    bad = df[(df["probe"] == "mlp") & (df["encoder"] == "pixels")]
+    # one fit scores clean and noise:0.15: both rows of the failed task are reported, none dropped
+    assert sorted(bad["corruption"]) == ["clean", "noise:0.15"]
+    assert bad["error"].str.contains("worker lost").all() and bad["r2"].isna().all()
     assert attempts["n"] == 3
     assert (df.drop(bad.index)["error"].fillna("") == "").all()
+
+
+def test_a_failed_corrupted_extraction_keeps_the_clean_rows_of_its_cells(store_dir, tmp_path, monkeypatch):
+    from wmprobe.study import tasks
+    real = tasks.run_extract
+
+    def broken(task, cache):
+        if task.corruption != "clean" and task.encoder.label == "pixels":
+            raise RuntimeError("corrupted frames unreadable")
+        return real(task, cache)
+    monkeypatch.setattr(tasks, "run_extract", broken)
+    cfg = study(store_dir, executor={"kind": "local", "max_retries": 0, "workers": 1})
+    df = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    pix = df[df["encoder"] == "pixels"]
+    noisy, clean = pix[pix["corruption"] == "noise:0.15"], pix[pix["corruption"] == "clean"]
+    assert len(noisy) and noisy["error"].str.contains("corrupted frames unreadable").all()
+    assert len(clean) and (clean["error"].fillna("") == "").all() and clean["r2"].notna().all()
+    # the next run, with extraction fixed, fills the corrupted rows and leaves the clean ones identical
+    monkeypatch.setattr(tasks, "run_extract", real)
+    again = run(cfg, out=tmp_path / "out2", cache=tmp_path / "cache", progress=False)
+    pix2 = again[again["encoder"] == "pixels"]
+    assert (pix2["error"].fillna("") == "").all()
+    key = ["probe", "k", "seed", "layer"]
+    a = clean.sort_values(key)["r2"].to_numpy()
+    b = pix2[pix2["corruption"] == "clean"].sort_values(key)["r2"].to_numpy()
+    np.testing.assert_array_equal(a, b)
 
 
 def _run_cli(cfg_path, out, cache, **kw):

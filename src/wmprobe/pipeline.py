@@ -20,25 +20,31 @@ from wmprobe.extract import StepFeatures
 def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, probes: Sequence[str],
                    ks: Sequence[int], seeds: Sequence[int], layers: Sequence[str] | None = None,
                    n_boot: int = 1000, probe_cfg: dict[str, Any] | None = None,
-                   base: dict[str, Any] | None = None, test_feats: StepFeatures | None = None) -> list[dict[str, Any]]:
+                   base: dict[str, Any] | None = None, test_feats: StepFeatures | None = None,
+                   test_sets: Sequence[tuple[str, StepFeatures | None]] | None = None) -> list[dict[str, Any]]:
     """Every (layer, k, probe) cell on one set of features; one row per seed.
 
     ``test_feats`` (same steps, e.g. extracted from corrupted frames) replaces the TEST side only: the probe is
-    fit on ``feats`` (clean) and scored on ``test_feats``: test-time corruption, as in the paper."""
-    from wmprobe.probes import evaluate
-    from wmprobe.probes.api import build_probe_data
-    rows = []
+    fit on ``feats`` (clean) and scored on ``test_feats``: test-time corruption, as in the paper.
+    ``test_sets``: ``[(corruption, features or None for feats itself), ...]``: each probe is fit ONCE and
+    scored on every set; each row's ``corruption`` column names its set (controls: the clean set only)."""
     from wmprobe.errors import ProbeError
+    from wmprobe.probes import evaluate_many
+    from wmprobe.probes.api import build_probe_data
+    if test_sets is None:
+        test_sets = [((base or {}).get("corruption", "clean"), test_feats)]
+    rows = []
     for layer in layers or feats.layers:
         for k in ks:
             def data(kind: str):
                 src = getattr(feats, kind)
                 train, test, groups = build_probe_data(src[layer], feats.step_frame, feats.step_episode, store,
                                                        split, k=k)
-                if test_feats is not None:
-                    _, test, _ = build_probe_data(getattr(test_feats, kind)[layer], test_feats.step_frame,
-                                                  test_feats.step_episode, store, split, k=k)
-                return train, test, groups
+                tests = {}
+                for name, tf in test_sets:
+                    tests[name] = test if tf is None else build_probe_data(
+                        getattr(tf, kind)[layer], tf.step_frame, tf.step_episode, store, split, k=k)[1]
+                return train, tests, groups
 
             pooled = data("pooled")
             tokens = None
@@ -48,10 +54,14 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
                         raise ProbeError(f"probe {probe} needs patch tokens: extract with keep_tokens=True "
                                          "(`wmprobe extract --tokens`)")
                     tokens = tokens or data("tokens")
-                train, test, groups = tokens if probe.startswith("attentive") else pooled
+                train, tests, groups = tokens if probe.startswith("attentive") else pooled
+                if "-" in probe:   # controls (shuffled / single pairs) are measured on clean features only
+                    tests = {n: t for (n, tf), t in zip(test_sets, tests.values()) if tf is None} or tests
                 cfg = dict(probe_cfg or {}) if probe.startswith("mlp") else {}
-                for r in evaluate(probe, train, test, groups, seeds=tuple(seeds), n_boot=n_boot, **cfg):
-                    rows.append({**(base or {}), **r, "layer": layer, "k": int(k)})
+                res = evaluate_many(probe, train, tests, groups, seeds=tuple(seeds), n_boot=n_boot, **cfg)
+                for name, rs in res.items():
+                    rows.extend({**(base or {}), **r, "corruption": name, "layer": layer, "k": int(k)}
+                                for r in rs)
     return rows
 
 

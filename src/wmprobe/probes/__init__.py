@@ -61,34 +61,48 @@ def evaluate(probe_name: str, train: ProbeData, test: ProbeData, target_groups: 
              **probe_cfg: Any) -> list[dict[str, Any]]:
     """Fit ``probe_name`` on ``train``, score ``test``: one dict per seed (ridge: one) with r2, its CI over test
     episodes, per-group R2 (NaN when the group is absent), pearson, mse, counts, train_seconds, probe_config."""
+    return evaluate_many(probe_name, train, {"": test}, target_groups, seeds=seeds, n_boot=n_boot,
+                         boot_seed=boot_seed, **probe_cfg)[""]
+
+
+def evaluate_many(probe_name: str, train: ProbeData, tests: Mapping[str, ProbeData],
+                  target_groups: Mapping[str, Sequence[int]], *, seeds: Sequence[int] = (0, 1, 2),
+                  n_boot: int = 1000, boot_seed: int = 0, **probe_cfg: Any) -> dict[str, list[dict[str, Any]]]:
+    """``evaluate`` with ONE fit scored on several test sets (e.g. clean and each corruption of the same test
+    episodes): ``{name: rows}`` in the order of ``tests``. Identical to separate ``evaluate`` calls, since a
+    fit depends only on ``train``, seeds and config; ``train_seconds`` is that one fit's time in every row."""
     from wmprobe.metrics import bootstrap_ci, mse, pearson_r, r2_by_group, r2_score
     from wmprobe.probes.base import require_episodes
     base, control = parse_probe_name(probe_name)
     require_episodes(train, 2)
-    require_episodes(test, 2)
-    if test.y.shape[1] != train.y.shape[1]:
-        raise ProbeError(f"train targets have {train.y.shape[1]} dims but test targets {test.y.shape[1]}")
+    for test in tests.values():
+        require_episodes(test, 2)
+        if test.y.shape[1] != train.y.shape[1]:
+            raise ProbeError(f"train targets have {train.y.shape[1]} dims but test targets {test.y.shape[1]}")
     if control == "shuffled":
-        train, test = shuffle_partners(train, SHUFFLE_SEED), shuffle_partners(test, SHUFFLE_SEED + 1)
+        train = shuffle_partners(train, SHUFFLE_SEED)
+        tests = {n: shuffle_partners(t, SHUFFLE_SEED + 1) for n, t in tests.items()}
     elif control == "single":
-        train, test = single_frame_data(train), single_frame_data(test)
+        train, tests = single_frame_data(train), {n: single_frame_data(t) for n, t in tests.items()}
     probe = make_probe(base, seeds=tuple(seeds), **probe_cfg)
     t0 = time.perf_counter()
     probe.fit(train)
     train_seconds = time.perf_counter() - t0
-    preds = probe.predict(test)                                                  # (S, P, A)
     cfg = json.dumps(probe.config(), sort_keys=True, default=float)
-    rows = []
-    for seed, pred in zip(probe.seeds, preds):
-        lo, hi = bootstrap_ci(test.y, pred, test.episode, stat="r2", n_boot=n_boot, seed=boot_seed)
-        by_group = r2_by_group(test.y, pred, {g: target_groups.get(g, []) for g in GROUPS})
-        rows.append({"probe": probe_name, "seed": int(seed), "r2": r2_score(test.y, pred),
-                     "r2_ci_low": lo, "r2_ci_high": hi,
-                     **{f"r2_{g}": by_group[g] for g in GROUPS},
-                     "pearson": pearson_r(test.y, pred), "mse": mse(test.y, pred),
-                     "n_train": len(train), "n_test": len(test), "n_test_episodes": test.n_episodes,
-                     "train_seconds": train_seconds, "probe_config": cfg})
-    return rows
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, test in tests.items():
+        preds = probe.predict(test)                                              # (S, P, A)
+        rows = out[name] = []
+        for seed, pred in zip(probe.seeds, preds):
+            lo, hi = bootstrap_ci(test.y, pred, test.episode, stat="r2", n_boot=n_boot, seed=boot_seed)
+            by_group = r2_by_group(test.y, pred, {g: target_groups.get(g, []) for g in GROUPS})
+            rows.append({"probe": probe_name, "seed": int(seed), "r2": r2_score(test.y, pred),
+                         "r2_ci_low": lo, "r2_ci_high": hi,
+                         **{f"r2_{g}": by_group[g] for g in GROUPS},
+                         "pearson": pearson_r(test.y, pred), "mse": mse(test.y, pred),
+                         "n_train": len(train), "n_test": len(test), "n_test_episodes": test.n_episodes,
+                         "train_seconds": train_seconds, "probe_config": cfg})
+    return out
 
 
 def probe(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -97,5 +111,5 @@ def probe(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     return _probe(*args, **kwargs)
 
 
-__all__ = ["PROBES", "ProbeData", "Probe", "make_probe", "evaluate", "probe", "parse_probe_name",
+__all__ = ["PROBES", "ProbeData", "Probe", "make_probe", "evaluate", "evaluate_many", "probe", "parse_probe_name",
            "shuffle_partners", "single_frame_data"]

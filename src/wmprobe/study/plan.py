@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from wmprobe.study.cache import content_key
 
-TASK_VERSION = 1
+TASK_VERSION = 2     # 2: one probe task scores clean and every corruption
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,12 @@ class TrainTask:
 
 @dataclass(frozen=True)
 class ProbeTask:
+    """One probe fit (encoder, dataset, layer, probe, k, all seeds) on clean train features, scored on the clean
+    test episodes and on each corruption of them: ``tests = (("clean", ()), (corruption, test shard keys),
+    ...)``. Fitting once per corruption set would refit the same probe on the same clean train data."""
     key: str
     encoder: EncoderRef
     dataset: DatasetRef
-    corruption: str
     layer: str
     probe: str
     k: int
@@ -98,15 +100,24 @@ class ProbeTask:
     probe_cfg: tuple[tuple[str, Any], ...]
     n_boot: int
     clean_shards: tuple[str, ...]
-    test_shards: tuple[str, ...] = ()      # corrupted test-episode shards (empty when clean)
+    tests: tuple[tuple[str, tuple[str, ...]], ...] = (("clean", ()),)
 
     @property
     def kind(self) -> str:
         return "probe"
 
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.tests)
+
+    @property
+    def test_shards(self) -> tuple[str, ...]:
+        """Every corrupted test-episode shard this task reads (empty when it scores clean data only)."""
+        return tuple(k for _, keys in self.tests for k in keys)
+
     def describe(self) -> str:
         return (f"probe {self.probe} k={self.k} on {self.encoder.label}/{self.layer} {self.dataset.name} "
-                f"[{self.corruption}]")
+                f"[{', '.join(self.corruptions)}]")
 
 
 @dataclass(frozen=True)
@@ -164,26 +175,29 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                 plan.extract.append(ExtractTask(key, enc, ds, eps, "clean", needs_tokens, cfg.device))
                 clean.append(key)
             corruptions = cfg.corruptions if ds.name in corrupt_sets else ("clean",)
-            for corr in corruptions:
+            tests: list[tuple[str, tuple[str, ...]]] = []
+            for corr in dict.fromkeys(("clean", *corruptions)):
                 test_keys: list[str] = []
                 if corr != "clean":
                     for eps in shards(ds.test, cfg.shard_episodes):
                         key = extract_key(enc, ds, eps, corr, attentive)  # attentive probes read tokens
                         plan.extract.append(ExtractTask(key, enc, ds, eps, corr, attentive, cfg.device))
                         test_keys.append(key)
-                for layer in enc.layers:
-                    for k in cfg.ks:
-                        for probe in cfg.probes:
-                            if corr != "clean" and "-" in probe:
-                                continue  # controls (shuffled/single pairs) are measured on clean features only
-                            pcfg = probe_cfg if probe.startswith("mlp") else ()
-                            key = content_key({"task": "probe", "v": TASK_VERSION, "clean": clean,
-                                               "test": test_keys, "layer": layer, "k": k, "probe": probe,
-                                               "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
-                                               "split": [ds.split_kind, list(ds.train), list(ds.test)],
-                                               "label": [enc.label, enc.family, enc.id_weight, ds.name, corr]})
-                            plan.probe.append(ProbeTask(key, enc, ds, corr, layer, probe, int(k), tuple(cfg.seeds),
-                                                        pcfg, cfg.n_boot, tuple(clean), tuple(test_keys)))
+                tests.append((corr, tuple(test_keys)))
+            for layer in enc.layers:
+                for k in cfg.ks:
+                    for probe in cfg.probes:
+                        # controls (shuffled/single pairs) are measured on clean features only
+                        scored = tuple(tests) if "-" not in probe else (("clean", ()),)
+                        pcfg = probe_cfg if probe.startswith("mlp") else ()
+                        key = content_key({"task": "probe", "v": TASK_VERSION, "clean": clean,
+                                           "tests": [[c, list(t)] for c, t in scored], "layer": layer, "k": k,
+                                           "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg),
+                                           "n_boot": cfg.n_boot,
+                                           "split": [ds.split_kind, list(ds.train), list(ds.test)],
+                                           "label": [enc.label, enc.family, enc.id_weight, ds.name]})
+                        plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
+                                                    cfg.n_boot, tuple(clean), scored))
             if fidelity:
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": clean,
                                    "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
@@ -218,9 +232,8 @@ def estimate(cfg: Any) -> dict[str, Any]:
                      "extract_tasks": encoders * (n_shards + n_corr * n_test_shards),
                      "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac)),
                      "probe_cells": cells,
-                     "probe_fits": encoders * layers * len(cfg.ks) * sum(
-                         (1 if p.startswith("ridge") else len(cfg.seeds)) * (1 if "-" in p else len(corr))
-                         for p in cfg.probes),
+                     "probe_fits": encoders * layers * len(cfg.ks) * sum(   # one fit scores every corruption
+                         1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes),
                      "fidelity_tasks": encoders if cfg.fidelity and (cfg.fidelity_datasets is None
                                                                      or d.name in cfg.fidelity_datasets) else 0})
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from wmprobe.errors import ConfigError, EncoderError
-from wmprobe.study.cache import Cache
+from wmprobe.study.cache import Cache, content_key
 from wmprobe.study.config import StudyConfig, load_config
 from wmprobe.study.executors import Outcome, make_executor
 from wmprobe.study.plan import DatasetRef, EncoderRef, Plan, plan_study
@@ -127,12 +127,14 @@ def _dataset_ref(name: str, store: Any, split: Any) -> DatasetRef:
 
 
 def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
+    """The rows a failed probe task would have written (every corruption it scores, every seed), with NaN
+    metrics and the error: a failure is reported in the records, never dropped."""
     base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
-            "dataset": task.dataset.name, "split": task.dataset.split_kind, "corruption": task.corruption,
+            "dataset": task.dataset.name, "split": task.dataset.split_kind,
             "layer": task.layer, "probe": task.probe, "k": task.k, "encoder_key": task.encoder.key,
             "dataset_fingerprint": task.dataset.fingerprint, "error": error or "failed"}
     seeds = (task.seeds[0],) if task.probe.startswith("ridge") else task.seeds
-    return [{**base, "seed": s, "r2": float("nan")} for s in seeds]
+    return [{**base, "corruption": c, "seed": s, "r2": float("nan")} for c in task.corruptions for s in seeds]
 
 
 def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[dict]:
@@ -152,23 +154,36 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
 
     def cells(tasks: list[Any], desc: str) -> dict[str, list[dict] | Outcome]:
         done: dict[str, Any] = {}
-        runnable = []
+        runnable, partial = [], {}
         for t in tasks:
             rows = cache.load_cell(t.key)
             if rows is not None:
                 done[t.key] = rows
                 continue
-            deps = list(getattr(t, "clean_shards", ())) + list(getattr(t, "test_shards", ())) + \
-                list(getattr(t, "shards", ()))
+            deps = list(getattr(t, "clean_shards", ())) + list(getattr(t, "shards", ()))
             broken = [bad_shards[d] for d in deps if d in bad_shards]
+            lost = [(c, next(bad_shards[x] for x in keys if x in bad_shards))
+                    for c, keys in getattr(t, "tests", ()) if any(x in bad_shards for x in keys)]
             if broken:
                 done[t.key] = Outcome(False, error=broken[0], attempts=0)
+            elif lost:   # a corruption's shards failed: score the others, report that corruption as failed
+                keep = tuple((c, keys) for c, keys in t.tests if c not in dict(lost))
+                sub = dataclasses.replace(t, tests=keep, key=content_key({"partial": t.key, "tests": keep}))
+                partial[t.key] = (sub, lost)
+                runnable.append(sub)
             else:
                 runnable.append(t)
         for t, o in zip(runnable, ex.map(runnable, root, desc) if runnable else []):
             done[t.key] = o.value if o.ok else o
             if not o.ok:
                 stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
+        for key, (sub, lost) in partial.items():
+            r = done.pop(sub.key)
+            if isinstance(r, Outcome):
+                done[key] = r
+            else:
+                done[key] = list(r) + [x for c, err in lost
+                                       for x in _error_rows(dataclasses.replace(sub, tests=((c, ()),)), err)]
         stats[desc] = {"planned": len(tasks), "computed": len(runnable)}
         return done
 
@@ -186,8 +201,8 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
         r = probe_res[t.key]
         cell_rows = _error_rows(t, r.error) if isinstance(r, Outcome) else [dict(x) for x in r]
         f = fid.get((t.encoder.label, t.encoder.id_weight, t.dataset.name))
-        if f and t.corruption == "clean":
-            for x in cell_rows:
+        for x in cell_rows if f else ():
+            if x.get("corruption") == "clean":
                 x.update({k: f.get(k) for k in ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "decoder_params")})
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"

@@ -132,13 +132,14 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
     clean = _shards(cache, task.clean_shards)
-    test = _with_corrupted_test(clean, _shards(cache, task.test_shards), split.test) if task.test_shards else None
+    test_sets = [(corr, _with_corrupted_test(clean, _shards(cache, keys), split.test) if keys else None)
+                 for corr, keys in task.tests]
     base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
-            "dataset": task.dataset.name, "split": split.kind, "corruption": task.corruption,
-            "encoder_key": task.encoder.key, "dataset_fingerprint": task.dataset.fingerprint}
+            "dataset": task.dataset.name, "split": split.kind, "encoder_key": task.encoder.key,
+            "dataset_fingerprint": task.dataset.fingerprint}
     rows = probe_features(clean, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
                           layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
-                          base=base, test_feats=test)
+                          base=base, test_sets=test_sets)
     rows = json.loads(json.dumps([_jsonable(r) for r in rows], default=str))  # exactly what the cache returns
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3)})
