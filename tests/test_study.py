@@ -93,8 +93,9 @@ def test_dry_run_prints_the_plan(tmp_path, store_dir):
                        text=True)
     assert r.returncode == 0, r.stderr
     assert "3 extract tasks" not in r.stdout and "probe cells" in r.stdout
-    # 2 encoders x (3 clean shards + 1 noise shard of the 2 test episodes), 2 enc x 2 corr x 2 probes
-    assert "8 extract tasks" in r.stdout and "8 probe cells" in r.stdout, r.stdout
+    # 2 encoders x (3 clean shards + 1 noise shard of the 2 test episodes), 2 enc x 2 corr x 2 probes;
+    # one fit (1 seed) per (encoder, probe) scores both corruptions
+    assert "8 extract tasks" in r.stdout and "8 probe cells (4 fits)" in r.stdout, r.stdout
 
 
 # ---- runs, cache, resume ----------------------------------------------------------------------------
