@@ -3,6 +3,9 @@ reference), bytes per stored frame, and the time the demo's dataset (60 episodes
 
     .venv/bin/python bench/datagen.py [--episodes 8] [--steps 40] [--size 64] [--workers N]
 
+The pybullet suites are in ``per_suite`` (and ``ratio``); the metaworld suite, when metaworld is installed,
+is measured the same way under its own key ``metaworld`` (else ``{"skipped": reason}``).
+
 The last printed line is one JSON object.
 """
 from __future__ import annotations
@@ -39,7 +42,7 @@ def main() -> None:
     per_suite = {}
     print(f"{'suite':8s} {'workers':>7s} {'frames/s':>9s} {'1 worker':>9s} {'speed-up':>8s} {'bytes/frame':>11s}",
           file=sys.stderr)
-    for suite in SUITES:
+    for suite in [s for s in SUITES if s != "metaworld"]:
         fps_1, _ = measure(suite, a.episodes, a.steps, a.size, 1)
         fps_n, store = measure(suite, a.episodes, a.steps, a.size, a.workers)
         with tempfile.TemporaryDirectory() as tmp:
@@ -50,9 +53,29 @@ def main() -> None:
         r = per_suite[suite]
         print(f"{suite:8s} {a.workers:7d} {fps_n:9.1f} {fps_1:9.1f} {r['speedup']:8.2f} {bpf:11.1f}", file=sys.stderr)
     ratios = [r["speedup"] for r in per_suite.values()]
+    mw = measure_metaworld(a)
     print(json.dumps({"bench": "datagen", "reference": "the same generation with 1 worker process",
                       "episodes": a.episodes, "steps": a.steps, "size": a.size, "workers": a.workers,
-                      "cpus": os.cpu_count(), "ratio": round(min(ratios), 2), "per_suite": per_suite}))
+                      "cpus": os.cpu_count(), "ratio": round(min(ratios), 2), "per_suite": per_suite,
+                      "metaworld": mw}))
+
+
+def measure_metaworld(a: argparse.Namespace) -> dict:
+    """The metaworld suite's numbers (default tasks, camera 'corner'), or ``{"skipped": reason}``."""
+    from wmprobe.errors import ConfigError
+    try:
+        fps_1, _ = measure("metaworld", a.episodes, a.steps, a.size, 1)
+        fps_n, store = measure("metaworld", a.episodes, a.steps, a.size, a.workers)
+    except ConfigError as exc:
+        print(f"metaworld skipped: {exc}", file=sys.stderr)
+        return {"skipped": str(exc)}
+    with tempfile.TemporaryDirectory() as tmp:
+        bpf = _dir_bytes(store.save(Path(tmp) / "store")) / store.n_frames
+    r = {"frames_per_s": round(fps_n, 1), "frames_per_s_1_worker": round(fps_1, 1),
+         "speedup": round(fps_n / fps_1, 2), "bytes_per_frame": round(bpf, 1),
+         "demo_60x40_s": round(60 * 40 / fps_n, 1), "camera": store.meta["source"]["camera"]}
+    print(f"{'metaworld':8s} {a.workers:7d} {fps_n:9.1f} {fps_1:9.1f} {r['speedup']:8.2f} {bpf:11.1f}", file=sys.stderr)
+    return r
 
 
 if __name__ == "__main__":

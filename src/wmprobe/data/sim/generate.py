@@ -30,6 +30,7 @@ ACTION_GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]
 SUITES = {
     "static": "CALVIN-like table: only what the robot touches moves (reach, push, lift, pick-place, stack)",
     "dynamic": "the same table with a ball and a cube gliding across it on their own; adds follow-the-mover tasks",
+    "metaworld": "Meta-World on MuJoCo (Sawyer, 16 MT50 tasks, noisy experts, 4-dim xyz+gripper); wmprobe[metaworld]",
 }
 
 
@@ -54,6 +55,9 @@ def check_params(suite: str, episodes: int, size: int = 64, seed: int = 0, steps
     from wmprobe.data.sim.scene import CAMERAS
     if suite not in SUITES:
         raise ConfigError(f"unknown simulator suite '{suite}': choose one of {sorted(SUITES)}")
+    if suite == "metaworld":  # its own cameras (default 'corner'; 'front' is an alias), steps and tasks
+        from wmprobe.data.sim.metaworld import check_params as metaworld_params
+        return metaworld_params(episodes, size, seed, steps, camera)
     if camera not in CAMERAS:
         raise ConfigError(f"unknown camera '{camera}': choose one of {sorted(CAMERAS)}")
     if int(episodes) < 1 or int(size) < 16 or (steps is not None and int(steps) < 2):
@@ -130,7 +134,11 @@ def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps:
 
     frames ``(episodes * steps, size, size, 3) uint8``; actions ``(episodes * steps, 7) float32``.
     ``workers`` processes (default ``min(cpu count, 4)``) never change the result. A tqdm bar goes to stderr
-    when ``progress`` (and ``WMPROBE_QUIET`` is not ``1``)."""
+    when ``progress`` (and ``WMPROBE_QUIET`` is not ``1``). ``metaworld``: see ``wmprobe.data.sim.metaworld``."""
+    if suite == "metaworld":
+        from wmprobe.data.sim.metaworld import generate_metaworld
+        return generate_metaworld(episodes, size=size, seed=seed, steps=steps, camera=camera, workers=workers,
+                                  progress=progress)
     from wmprobe.data.sim.tasks import suite_tasks
     params = check_params(suite, episodes, size, seed, steps, camera)
     n_workers = max(1, min(int(workers or min(os.cpu_count() or 1, 4)), params["episodes"]))
