@@ -46,3 +46,31 @@ def write_tiny_store(path, **kw) -> EpisodeStore:
     store = moving_square_store(**kw)
     store.save(path)
     return EpisodeStore.load(path)
+
+
+# ---- headless Chromium ----------------------------------------------------------------------------------------------
+def chromium() -> str | None:
+    import shutil
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def chromium_check(report, tmp_path) -> dict:
+    """Open ``report`` (an HTML path) in headless Chromium with ``#selftest`` and return the page's verdict
+    (errors, figures, broken, blank, sorted) plus ``shot``: a full-page screenshot as an (H, W, 3) array."""
+    import json
+    import re
+    import subprocess
+
+    import matplotlib.image as mpimg
+    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000"]
+    url = report.resolve().as_uri()
+    dom = subprocess.run([*flags, "--dump-dom", url + "#selftest"], capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="selftest"[^>]*>(.*?)</pre>', dom.stdout, re.S)
+    assert m, f"self-test did not run: {dom.stderr[-800:]}"
+    verdict = json.loads(m.group(1).replace("&quot;", '"'))
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", url], capture_output=True,
+                   timeout=120)
+    verdict["shot"] = mpimg.imread(shot)[..., :3]
+    return verdict

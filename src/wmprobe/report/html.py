@@ -2,7 +2,8 @@
 
 The page carries a tiny self-test: opened with ``#selftest`` it records script errors (window ``error``
 events in the capture phase, so failed resources count too, and ``console.error`` calls), checks that every
-figure decoded, clicks a numeric column header twice and checks the order, and writes the verdict as JSON
+figure decoded and is not blank (grey-level spread of its pixels on a canvas), clicks a numeric column
+header twice and checks the order, and writes the verdict as JSON
 into ``<pre id="selftest">``. Headless Chromium's ``--dump-dom`` reads it back (tests/test_report.py).
 """
 from __future__ import annotations
@@ -54,6 +55,17 @@ JS = r"""
     window.addEventListener('load',function(){
       var imgs=Array.prototype.slice.call(document.querySelectorAll('figure img'));
       var broken=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0);}).map(function(i){return i.alt;});
+      var blank=[];  // pixel check: a figure whose grey levels barely vary is blank
+      imgs.forEach(function(i){
+        if(!(i.complete&&i.naturalWidth>0)){return;}
+        try{
+          var c=document.createElement('canvas'); c.width=i.naturalWidth; c.height=i.naturalHeight;
+          var g=c.getContext('2d'); g.drawImage(i,0,0);
+          var d=g.getImageData(0,0,c.width,c.height).data, n=0, s=0, s2=0;
+          for(var j=0;j<d.length;j+=28){var v=(d[j]+d[j+1]+d[j+2])/3; n++; s+=v; s2+=v*v;}
+          if(Math.sqrt(Math.max(0,s2/n-(s/n)*(s/n)))<5){blank.push(i.alt);}
+        }catch(err){errors.push('pixel check: '+err);}
+      });
       var sorted=null, table=document.querySelector('table.sortable');
       if(table){
         var th=table.querySelector('th[data-numeric]'), idx=Array.prototype.indexOf.call(th.parentNode.children,th);
@@ -63,7 +75,7 @@ JS = r"""
         sorted=vals.every(function(v,i){return i===0||vals[i-1]>=v;});
       }
       var out=document.getElementById('selftest');
-      out.textContent=JSON.stringify({errors:errors,figures:imgs.length,broken:broken,sorted:sorted});
+      out.textContent=JSON.stringify({errors:errors,figures:imgs.length,broken:broken,blank:blank,sorted:sorted});
     });
   }
 })();

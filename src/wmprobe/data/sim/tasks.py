@@ -53,8 +53,15 @@ BLOCK_COLOURS = ("red", "green", "blue", "yellow")
 
 
 def suite_tasks(suite: str) -> tuple[Task, ...]:
-    """The task variants of a suite (``static``: 12; ``dynamic``: the same 12 plus 2 follow-the-mover)."""
-    return DYNAMIC_TASKS if suite == "dynamic" else TASKS
+    """The task variants of a pybullet suite (``static``: 12; ``dynamic``: the same 12 plus 2 follow-the-mover).
+    The ``metaworld`` suite's tasks are Meta-World's (``wmprobe.data.sim.metaworld.resolve_tasks``)."""
+    if suite == "dynamic":
+        return DYNAMIC_TASKS
+    if suite == "static":
+        return TASKS
+    from wmprobe.errors import ConfigError
+    raise ConfigError(f"suite {suite!r} has no pybullet task list (the metaworld suite's tasks come from "
+                      "wmprobe.data.sim.metaworld.resolve_tasks)")
 
 
 def _wrap(a: float) -> float:
