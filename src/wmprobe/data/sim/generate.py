@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -128,6 +128,41 @@ def _context() -> mp.context.BaseContext:
     return context(["wmprobe.data.sim.generate", "wmprobe.data.sim.scene", "pybullet"])
 
 
+def run_episodes(job: Callable[[tuple[dict[str, Any], int]], Any], params: dict[str, Any], workers: int | None,
+                 ctx: Callable[[], mp.context.BaseContext], desc: str, progress: bool,
+                 on_serial_exit: Callable[[], None] | None = None) -> list[Any]:
+    """``[job((params, i)) for i in range(params["episodes"])]``, in order, on ``workers`` processes of the
+    context ``ctx()`` (default ``min(cpu count, 4)``; 1 runs in this process, then ``on_serial_exit``), with
+    a tqdm bar on stderr when ``progress`` and ``WMPROBE_QUIET`` is not ``1``."""
+    n_workers = max(1, min(int(workers or min(os.cpu_count() or 1, 4)), params["episodes"]))
+    jobs = [(params, i) for i in range(params["episodes"])]
+    bar = None
+    if progress and os.environ.get("WMPROBE_QUIET") != "1":
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(jobs), desc=desc, unit="ep", leave=False)
+    results = []
+    try:
+        if n_workers == 1:
+            try:
+                for j in jobs:
+                    results.append(job(j))
+                    bar is not None and bar.update(1)
+            finally:
+                if on_serial_exit is not None:
+                    on_serial_exit()
+        else:
+            with hidden_main():
+                pool = ctx().Pool(n_workers)
+            with pool:
+                for r in pool.imap(job, jobs, chunksize=1):
+                    results.append(r)
+                    bar is not None and bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
 def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
              camera: str = "front", workers: int | None = None, progress: bool = True) -> EpisodeStore:
     """Simulate ``episodes`` episodes of ``suite`` into an in-memory EpisodeStore.
@@ -141,28 +176,7 @@ def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps:
                                   progress=progress)
     from wmprobe.data.sim.tasks import suite_tasks
     params = check_params(suite, episodes, size, seed, steps, camera)
-    n_workers = max(1, min(int(workers or min(os.cpu_count() or 1, 4)), params["episodes"]))
-    jobs = [(params, i) for i in range(params["episodes"])]
-    bar = None
-    if progress and os.environ.get("WMPROBE_QUIET") != "1":
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(jobs), desc=f"simulate {suite}", unit="ep", leave=False)
-    results = []
-    try:
-        if n_workers == 1:
-            for job in jobs:
-                results.append(_job(job))
-                bar is not None and bar.update(1)
-        else:
-            with hidden_main():
-                pool = _context().Pool(n_workers)
-            with pool:
-                for r in pool.imap(_job, jobs, chunksize=1):
-                    results.append(r)
-                    bar is not None and bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    results = run_episodes(_job, params, workers, _context, f"simulate {suite}", progress)
     return from_episodes([(f, a) for f, a, _ in results], [t for _, _, t in results], fps=_fps(),
                          action_names=ACTION_NAMES, action_groups=ACTION_GROUPS,
                          task_names=[t.name for t in suite_tasks(suite)],

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from wmprobe._mp import context, hidden_main
+from wmprobe._mp import context
 from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
@@ -266,31 +266,8 @@ def generate_metaworld(episodes: int, *, size: int = 64, seed: int = 0, steps: i
     _import()  # fail here, with the install hint, rather than in every worker
     from metaworld.sawyer_xyz_env import SawyerXYZEnv
     fps = float(SawyerXYZEnv.metadata["render_fps"])  # 80 = 1 / (frame_skip 5 x timestep 2.5 ms)
-    n_workers = max(1, min(int(workers or min(os.cpu_count() or 1, 4)), params["episodes"]))
-    jobs = [(params, i) for i in range(params["episodes"])]
-    bar = None
-    if progress and os.environ.get("WMPROBE_QUIET") != "1":
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(jobs), desc="simulate metaworld", unit="ep", leave=False)
-    results = []
-    try:
-        if n_workers == 1:
-            try:
-                for job in jobs:
-                    results.append(_job(job))
-                    bar is not None and bar.update(1)
-            finally:
-                _free_gl()
-        else:
-            with hidden_main():
-                pool = _context().Pool(n_workers)
-            with pool:
-                for r in pool.imap(_job, jobs, chunksize=1):
-                    results.append(r)
-                    bar is not None and bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    from wmprobe.data.sim.generate import run_episodes
+    results = run_episodes(_job, params, workers, _context, "simulate metaworld", progress, on_serial_exit=_free_gl)
     from importlib.metadata import version
     return from_episodes([(f, a) for f, a, _ in results], [t for _, _, t in results], fps=fps,
                          action_names=ACTION_NAMES, action_groups=ACTION_GROUPS, task_names=params["tasks"],
