@@ -128,6 +128,30 @@ def test_fidelity_attaches_to_clean_rows_beside_corrupted_cells(store_dir, tmp_p
     assert clean["psnr"].notna().all() and noisy["psnr"].isna().all() and noisy["r2"].notna().all()
 
 
+def test_models_with_their_own_decoder_also_report_its_fidelity(store_dir, tmp_path):
+    """zoo:vae decodes its own latents: psnr_own / ssim_own beside the decoder probe's psnr (pixels has none),
+    equal to decoding the test episodes directly."""
+    from wmprobe.data.store import EpisodeStore
+    from wmprobe.encoders.registry import load_encoder
+    from wmprobe.fidelity import own_decoder_fidelity_clips
+    df = run(study(store_dir, encoders=[{"name": "pixels:4", "label": "pixels"}], probes=["ridge"],
+                   corruptions=["clean"], fidelity=True, fidelity_preset="tiny",
+                   zoo={"families": ["vae"], "id_weights": [0.0], "preset": "tiny"}),
+             out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    assert (df["error"].fillna("") == "").all(), df["error"].tolist()
+    vae, pix = df[df["encoder"] == "zoo:vae"], df[df["encoder"] == "pixels"]
+    assert vae["psnr"].notna().all() and vae["psnr_own"].notna().all() and pix["psnr_own"].isna().all()
+    assert 5 < vae["psnr_own"].iloc[0] < 60 and 0 < vae["ssim_own"].iloc[0] <= 1
+    cfg = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    ckpt = cfg["config"]["encoders"]["zoo:vae"]["name"]
+    store = EpisodeStore.load(store_dir)
+    test = cfg["config"]["datasets"]["square"]["split"]["test_episodes"]
+    order = np.random.default_rng(0).permutation(np.asarray(test, np.int64))
+    ref = own_decoder_fidelity_clips(load_encoder(ckpt), [np.asarray(store.frames[store.episode_slice(int(e))])
+                                                         for e in order], [int(e) for e in order], seed=0)
+    assert vae["psnr_own"].iloc[0] == pytest.approx(ref["psnr"], abs=1e-6)
+
+
 def test_corrupt_shard_is_recomputed_not_used(reference, store_dir, tmp_path):
     d, df = reference
     cache = tmp_path / "cache"

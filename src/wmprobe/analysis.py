@@ -78,7 +78,7 @@ def headline_cells(df: pd.DataFrame, *, dataset: str | None = None, corruption: 
 
 
 def _mean_cols(d: pd.DataFrame) -> list[str]:
-    cols = ["r2", "r2_ci_low", "r2_ci_high", *(f"r2_{a}" for a in AXES), "psnr", "ssim"]
+    cols = ["r2", "r2_ci_low", "r2_ci_high", *(f"r2_{a}" for a in AXES), "psnr", "ssim", "psnr_own", "ssim_own"]
     return [c for c in cols if c in d]
 
 
@@ -97,7 +97,7 @@ def summary_table(df: pd.DataFrame, dataset: str | None = None, probe: str | Non
     out["family"] = g["family"].first() if "family" in d else ""
     clean = _ok(df)
     clean = clean[clean["corruption"] == "clean"]
-    for c in ("psnr", "ssim"):       # fidelity is measured once per encoder: take it from any clean row with it
+    for c in ("psnr", "ssim", "psnr_own", "ssim_own"):   # measured once per encoder: any clean row with it
         if c in out:
             out[c] = out[c].fillna(clean.groupby(keys)[c].mean().reindex(out.index))
     out = out.reset_index()

@@ -26,7 +26,7 @@ class Split:
 
     def describe(self) -> dict:
         return {"kind": self.kind, "n_train": len(self.train), "n_test": len(self.test),
-                "test_tasks": list(self.test_tasks)}
+                "test_tasks": list(self.test_tasks), "test_episodes": [int(e) for e in self.test]}
 
 
 def make_split(store: EpisodeStore, kind: str = "task", test_frac: float = 0.25, seed: int = 0) -> Split:

@@ -41,7 +41,8 @@ SUMMARY_COLUMNS = [("encoder", "label"), ("family", "family"), ("layer", "layer"
                    ("CI low", "r2_ci_low"), ("CI high", "r2_ci_high"), ("seed sd", "r2_seed_std"),
                    ("R2 transl.", "r2_translation"), ("R2 rot.", "r2_rotation"), ("R2 grip.", "r2_gripper"),
                    ("ridge R2", "ridge_r2"), ("shuffled R2", "shuffled_r2"), ("frozen R2", "frozen_r2"),
-                   ("+ID gain", "id_gain"), ("PSNR", "psnr"), ("SSIM", "ssim")]
+                   ("+ID gain", "id_gain"), ("PSNR", "psnr"), ("SSIM", "ssim"),
+                   ("PSNR own dec.", "psnr_own"), ("SSIM own dec.", "ssim_own")]
 SHUFFLED_LIMIT = 0.05   # a shuffled-pairs control above this means the probe is leaking (docs/protocol.md)
 
 
@@ -115,7 +116,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
             csv.to_csv(tables / f"{_stem('summary', ds, main)}.csv", index=False)
             _latex(csv.rename(columns={c: t for t, c in cols}), tables / f"{_stem('summary', ds, main)}.tex")
         numeric = [summ[c].dtype.kind == "f" for _, c in cols] if not summ.empty else []
-        rows = [[_fmt(r[c], 2 if c == "psnr" else 3) for _, c in cols] for _, r in summ.iterrows()]
+        rows = [[_fmt(r[c], 2 if c.startswith("psnr") else 3) for _, c in cols] for _, r in summ.iterrows()]
         body = [table_html([t for t, _ in cols], rows, numeric),
                 "<p class='note'>Encoders ranked by action R2 of the headline probe (mean over seeds; CI: "
                 "bootstrap over test episodes). 'shuffled R2' pairs steps from different episodes: it must be near "
@@ -155,7 +156,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
         findings.setdefault("per_dataset", {})[ds] = _dataset_findings(summ, par, rob)
 
     if pareto_all:
-        keep = ["dataset", "label", "family", "id_weight", "psnr", "ssim", "r2", "on_front"]
+        keep = ["dataset", "label", "family", "id_weight", "psnr", "ssim", "psnr_own", "ssim_own", "r2", "on_front"]
         pd.concat(pareto_all)[lambda d: [c for c in keep if c in d]].to_csv(tables / "pareto.csv", index=False)
     if rob_all:
         pd.concat(rob_all).to_csv(tables / "robustness_long.csv", index=False)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from wmprobe.study.cache import content_key
 
-TASK_VERSION = 2     # 2: one probe task scores clean and every corruption
+TASK_VERSION = 3     # 2: one probe task scores clean and every corruption; 3: own-decoder fidelity
 
 
 @dataclass(frozen=True)

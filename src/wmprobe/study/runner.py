@@ -126,6 +126,10 @@ def _dataset_ref(name: str, store: Any, split: Any) -> DatasetRef:
                       tuple(int(e) for e in split.train), tuple(int(e) for e in split.test))
 
 
+FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "decoder_params", "psnr_own", "ssim_own",
+                    "psnr_own_ci_low", "psnr_own_ci_high", "ssim_own_ci_low", "ssim_own_ci_high")
+
+
 def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
     """The rows a failed probe task would have written (every corruption it scores, every seed), with NaN
     metrics and the error: a failure is reported in the records, never dropped."""
@@ -203,7 +207,7 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
         f = fid.get((t.encoder.label, t.encoder.id_weight, t.dataset.name))
         for x in cell_rows if f else ():
             if x.get("corruption") == "clean":
-                x.update({k: f.get(k) for k in ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "decoder_params")})
+                x.update({k: f.get(k) for k in FIDELITY_COLUMNS if k in f})
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"
         rows.extend(cell_rows)

@@ -156,11 +156,33 @@ def run_fidelity(task: FidelityTask, cache: Cache) -> list[dict[str, Any]]:
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
     feats = _fidelity_sample(cache, task.shards, split.test, task.seed)
     fid = fidelity_of(feats, store, split, seed=task.seed, preset=task.preset)
+    fid.update(_own_fidelity(task, store, split.test))
     rows = json.loads(json.dumps([_jsonable({"encoder": task.encoder.label, "id_weight": task.encoder.id_weight,
                                              "dataset": task.dataset.name, **fid})], default=str))
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
                                     "kind": "fidelity"})
     return rows
+
+
+def _own_fidelity(task: FidelityTask, store: Any, test_episodes: tuple[int, ...]) -> dict[str, Any]:
+    """``psnr_own`` / ``ssim_own`` (+ CIs) of the encoder's own decoder (VAE-like zoo models, diffusers
+    AutoencoderKL) on the test episodes (at most FIDELITY_MAX_TEST frames, whole episodes in a seeded order);
+    {} for encoders without one."""
+    from wmprobe.fidelity import has_own_decoder, own_decoder_fidelity_clips
+    enc = load_encoder_ref(task.encoder)
+    if not has_own_decoder(enc):
+        return {}
+    order = np.random.default_rng(task.seed).permutation(np.asarray(test_episodes, np.int64))
+    clips, eps, n = [], [], 0
+    for e in order:
+        sl = store.episode_slice(int(e))
+        if n and n + (sl.stop - sl.start) > FIDELITY_MAX_TEST:
+            break
+        clips.append(np.asarray(store.frames[sl]))
+        eps.append(int(e))
+        n += sl.stop - sl.start
+    own = own_decoder_fidelity_clips(enc, clips, eps, seed=task.seed)
+    return {f"{m}_own{suffix}": own[f"{m}{suffix}"] for m in ("psnr", "ssim") for suffix in ("", "_ci_low", "_ci_high")}
 
 
 # the decoder probe trains on at most this many frames (its step budget sees ~10k samples anyway) and scores
