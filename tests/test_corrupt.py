@@ -67,6 +67,7 @@ def test_shape_dtype_seed_and_batch_independence(clips, spec):
     assert a.shape == clips.shape and a.dtype == torch.uint8
     assert torch.equal(a, c.apply_clips(clips, [7, 8]))                            # same seed, same pixels
     assert torch.equal(a[1:], c.apply_clips(clips[1:], [8]))                       # alone == in a batch
+    assert torch.equal(a, c.apply_clips(clips, [7, 8], workers=2))                 # clip-parallel threads
     changed = (a.float() - clips.float()).abs().mean()
     assert (changed == 0) if spec == "clean" else (changed > 1)
     if c.name in RANDOM:

@@ -523,8 +523,12 @@ class Corruption:
         """ImageNet-C severity (1-5), or None for clean / the paper's noise and blur."""
         return None if self.name in ("clean", "noise", "blur") else int(self.param)
 
-    def apply_clips(self, frames: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        """``frames: (B, T, H, W, 3) uint8`` -> same; clip ``b`` draws from a generator seeded ``seeds[b]``."""
+    def apply_clips(self, frames: torch.Tensor, seeds: Sequence[int], workers: int = 1) -> torch.Tensor:
+        """``frames: (B, T, H, W, 3) uint8`` -> same; clip ``b`` draws from a generator seeded ``seeds[b]``.
+
+        ``workers`` > 1 corrupts clips on that many Python threads (torch ops release the GIL; each op stays
+        on one intra-op thread): every clip still has its own generator and output slice, so the result is
+        identical for any ``workers``. Keep 1 inside processes that already run in parallel (study workers)."""
         if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 5 \
                 or frames.shape[-1] != 3:
             got = f"{type(frames).__name__} {getattr(frames, 'dtype', '')} {tuple(getattr(frames, 'shape', ()))}"
@@ -536,19 +540,24 @@ class Corruption:
             return frames.clone()
         out = torch.empty_like(frames)
         step = max(1, CHUNK_ELEMENTS // (h * w * 3))          # depends on the frame size only, never on B
+        workers = max(1, min(int(workers), b))
         with _single_thread():
-            self._run(frames, out, seeds, step)
+            if workers == 1:
+                for i in range(b):
+                    self._clip(frames, out, seeds, step, i)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+                with ThreadPoolExecutor(workers) as pool:
+                    list(pool.map(lambda i: self._clip(frames, out, seeds, step, i), range(b)))
         return out
 
-    def _run(self, frames: torch.Tensor, out: torch.Tensor, seeds: Sequence[int], step: int) -> None:
-        b, t = frames.shape[:2]
-        for i in range(b):
-            gen = _generator(seeds[i])
-            for t0 in range(0, t, step):
-                seg = frames[i, t0:t0 + step]
-                x = seg.permute(0, 3, 1, 2).float().div_(255.0)
-                y = _OPS[self.name](x, self.param, ClipRng([gen], len(seg)))
-                out[i, t0:t0 + step] = y.clamp_(0.0, 1.0).mul_(255.0).round_().permute(0, 2, 3, 1)
+    def _clip(self, frames: torch.Tensor, out: torch.Tensor, seeds: Sequence[int], step: int, i: int) -> None:
+        gen = _generator(seeds[i])
+        for t0 in range(0, frames.shape[1], step):
+            seg = frames[i, t0:t0 + step]
+            x = seg.permute(0, 3, 1, 2).float().div_(255.0)
+            y = _OPS[self.name](x, self.param, ClipRng([gen], len(seg)))
+            out[i, t0:t0 + step] = y.clamp_(0.0, 1.0).mul_(255.0).round_().permute(0, 2, 3, 1)
 
     def apply(self, frames: torch.Tensor, seed: int) -> torch.Tensor:
         """``frames: (B, T, H, W, 3) uint8`` -> same, with per-clip seeds ``seed * 1_000_003 + b``."""
