@@ -12,7 +12,9 @@
   of the frame, then a 3x3 conv to ``3 * r * r`` channels and a pixel shuffle (bilinear resize for the
   remainder). Its linear path makes pixel-like tokens exactly decodable. Trained with Adam on MSE for the
   preset's step budget; the parameter count is reported (it varies with D and the grid only through the
-  first layer and the number of upsampling blocks).
+  first layer and the number of upsampling blocks). Tokens and frames may also be row sources
+  (``len(src)``, ``src[idx]``; ``RowGather`` over memory-mapped shards): only a minibatch is materialised at a
+  time, so the decoder probe's memory does not grow with the data.
 - ``own_decoder_fidelity(encoder, frames, episode)`` for encoders with ``decode_latents`` (zoo VAE, SD VAE).
 PSNR and SSIM are means of per-image values over the test set; CIs are percentile bootstraps over test
 EPISODES (``wmprobe.metrics.bootstrap_counts``).
@@ -53,29 +55,43 @@ PRESETS: dict[str, DecoderPreset] = {
 
 
 # ---- metrics ---------------------------------------------------------------------------------------------------
-def _pair(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    ta, tb = torch.as_tensor(np.asarray(a)), torch.as_tensor(np.asarray(b))
-    if ta.shape != tb.shape or ta.ndim != 4 or ta.shape[-1] != 3:
-        raise ProbeError(f"fidelity metrics need two (P, H, W, 3) uint8 batches of one shape, got "
-                         f"{tuple(ta.shape)} and {tuple(tb.shape)}")
-    return ta.double(), tb.double()
+def _pair(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(np.ascontiguousarray(a)).double(), torch.as_tensor(np.ascontiguousarray(b)).double()
+
+
+METRIC_CHUNK = 64   # images per metric pass: memory independent of the number of test images
 
 
 def psnr_per_image(a: Any, b: Any) -> np.ndarray:
     """``(P,)`` PSNR in dB of uint8 images (peak 255), capped at 100 dB for identical images."""
-    ta, tb = _pair(a, b)
-    mse = ((ta - tb) ** 2).mean((1, 2, 3)).clamp_min(255.0 ** 2 * 10 ** (-PSNR_CAP / 10))
-    return (10 * torch.log10(255.0 ** 2 / mse)).numpy()
+    a, b = _check_pair(a, b)
+    out = []
+    for i in range(0, len(a), METRIC_CHUNK):
+        ta, tb = _pair(a[i:i + METRIC_CHUNK], b[i:i + METRIC_CHUNK])
+        mse = ((ta - tb) ** 2).mean((1, 2, 3)).clamp_min(255.0 ** 2 * 10 ** (-PSNR_CAP / 10))
+        out.append((10 * torch.log10(255.0 ** 2 / mse)).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def ssim_per_image(a: Any, b: Any) -> np.ndarray:
     """``(P,)`` SSIM (pytorch_msssim, data range 255); images smaller than 11 px use a smaller odd window."""
     from pytorch_msssim import ssim as _ssim
-    ta, tb = _pair(a, b)
-    win = min(11, min(ta.shape[1:3]) - (1 - min(ta.shape[1:3]) % 2))
-    out = _ssim(ta.permute(0, 3, 1, 2).float(), tb.permute(0, 3, 1, 2).float(), data_range=255.0,
-                size_average=False, win_size=win)
-    return out.double().numpy()
+    a, b = _check_pair(a, b)
+    win = min(11, min(a.shape[1:3]) - (1 - min(a.shape[1:3]) % 2))
+    out = []
+    for i in range(0, len(a), METRIC_CHUNK):
+        ta, tb = _pair(a[i:i + METRIC_CHUNK], b[i:i + METRIC_CHUNK])
+        out.append(_ssim(ta.permute(0, 3, 1, 2).float(), tb.permute(0, 3, 1, 2).float(), data_range=255.0,
+                         size_average=False, win_size=win).double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _check_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 4 or a.shape[-1] != 3:
+        raise ProbeError(f"fidelity metrics need two (P, H, W, 3) uint8 batches of one shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
 
 
 def psnr(a: Any, b: Any) -> float:
@@ -203,42 +219,91 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _decoder_fidelity(train_tokens: np.ndarray, train_frames: np.ndarray, test_tokens: np.ndarray,
-                      test_frames: np.ndarray, test_episode: np.ndarray, *, preset: str, seed: int,
-                      grid: int | None, n_boot: int) -> dict[str, Any]:
+class RowGather:
+    """Rows ``rows`` (global ids into the concatenation of ``arrays``, e.g. memory-mapped shards) as one row
+    source: ``src[idx]`` copies only rows ``rows[idx]`` into memory, in the order of ``idx``."""
+
+    def __init__(self, arrays: Sequence[Any], rows: np.ndarray) -> None:
+        self.arrays = list(arrays)
+        self.starts = np.cumsum([0] + [len(a) for a in self.arrays])
+        self.rows = np.asarray(rows, np.int64)
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= self.starts[-1]):
+            raise ProbeError(f"fidelity: row ids outside the {self.starts[-1]} rows of the shards")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        g = self.rows[np.asarray(idx, np.int64)]
+        part = np.searchsorted(self.starts, g, side="right") - 1
+        out = np.empty((len(g), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
+        for q in np.unique(part):
+            m = part == q
+            out[m] = self.arrays[q][g[m] - self.starts[q]]
+        return out
+
+
+STATS_CHUNK = 512   # rows per pass when computing the token standardisation and the test predictions
+
+
+def _decoder_fidelity(train_tokens: Any, train_frames: Any, test_tokens: Any, test_frames: Any,
+                      test_episode: np.ndarray, *, preset: str, seed: int, grid: int | None,
+                      n_boot: int) -> dict[str, Any]:
+    """Tokens and frames are arrays or row sources (``len(src)``, ``src[idx] -> rows``, e.g. memory-mapped
+    shards): only a minibatch of rows is materialised at a time, so memory does not grow with the data."""
     if preset not in PRESETS:
         raise ProbeError(f"fidelity: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p, t0 = PRESETS[preset], time.perf_counter()
-    ztr, g = _layout(train_tokens, grid, "train_tokens")
-    zte, _ = _layout(test_tokens, g, "test_tokens")
-    ytr, yte = _frames01(train_frames, "train_frames"), _frames01(test_frames, "test_frames")
-    if len(ztr) != len(ytr) or len(zte) != len(yte) or len(ztr) < 2 or len(zte) < 1:
-        raise ProbeError(f"fidelity: {len(ztr)} train tokens for {len(ytr)} frames, {len(zte)} test tokens for "
-                         f"{len(yte)} frames (need >= 2 train and >= 1 test)")
-    if ztr.shape[1:] != zte.shape[1:] or ytr.shape[1:] != yte.shape[1:]:
-        raise ProbeError(f"fidelity: train/test shapes differ: tokens {tuple(ztr.shape[1:])} vs "
-                         f"{tuple(zte.shape[1:])}, frames {tuple(ytr.shape[1:])} vs {tuple(yte.shape[1:])}")
+    n_tr, n_te = len(train_tokens), len(test_tokens)
+    if len(train_frames) != n_tr or len(test_frames) != n_te or n_tr < 2 or n_te < 1:
+        raise ProbeError(f"fidelity: {n_tr} train tokens for {len(train_frames)} frames, {n_te} test tokens for "
+                         f"{len(test_frames)} frames (need >= 2 train and >= 1 test)")
+    first = np.arange(1)
+    z0, g = _layout(train_tokens[first], grid, "train_tokens")
+    zt0, _ = _layout(test_tokens[first], g, "test_tokens")
+    y0, yt0 = _frames01(train_frames[first], "train_frames"), _frames01(test_frames[first], "test_frames")
+    if z0.shape[1:] != zt0.shape[1:] or y0.shape[1:] != yt0.shape[1:]:
+        raise ProbeError(f"fidelity: train/test shapes differ: tokens {tuple(z0.shape[1:])} vs "
+                         f"{tuple(zt0.shape[1:])}, frames {tuple(y0.shape[1:])} vs {tuple(yt0.shape[1:])}")
     dims = (0, 2, 3) if g is not None else (0,)
-    mu, sd = ztr.mean(dims, keepdim=True), ztr.std(dims, keepdim=True).clamp_min(1e-6)
-    ztr, zte = (ztr - mu) / sd, (zte - mu) / sd
+    # per-channel mean / std (ddof 1) of the train tokens, in float64 over chunks of rows
+    s1 = torch.zeros(z0.shape[1], dtype=torch.float64)
+    s2, count = torch.zeros_like(s1), 0
+    for i in range(0, n_tr, STATS_CHUNK):
+        z = _layout(train_tokens[np.arange(i, min(n_tr, i + STATS_CHUNK))], g, "train_tokens")[0].double()
+        s1 += z.sum(dims).reshape(-1)
+        s2 += (z * z).sum(dims).reshape(-1)
+        count += z.numel() // z.shape[1]
+    mean = s1 / count
+    var = ((s2 - count * mean * mean) / max(1, count - 1)).clamp_min(0.0)
+    shape = (1, -1, 1, 1) if g is not None else (1, -1)
+    mu, sd = mean.float().view(shape), var.sqrt().float().clamp_min(1e-6).view(shape)
+
+    def tokens(src: Any, idx: np.ndarray, name: str) -> torch.Tensor:
+        return (_layout(src[idx], g, name)[0] - mu) / sd
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = DecoderProbe(ztr.shape[1], g, tuple(ytr.shape[-2:]), p)
+        net = DecoderProbe(z0.shape[1], g, tuple(y0.shape[-2:]), p)
         opt = torch.optim.Adam(net.parameters(), lr=p.lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.steps, pct_start=0.1)
         gen = torch.Generator().manual_seed(seed)
         for _ in range(p.steps):
-            idx = torch.randint(0, len(ztr), (min(p.batch, len(ztr)),), generator=gen)
-            loss = F.mse_loss(net(ztr[idx]), ytr[idx])
+            idx = torch.randint(0, n_tr, (min(p.batch, n_tr),), generator=gen).numpy()
+            loss = F.mse_loss(net(tokens(train_tokens, idx, "train_tokens")),
+                              _frames01(train_frames[idx], "train_frames"))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
     net.eval()
+    preds = []
     with torch.inference_mode():
-        pred = torch.cat([net(zte[i:i + 256]) for i in range(0, len(zte), 256)])
-    pred_u8 = (pred.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return summarise(pred_u8, np.asarray(test_frames), test_episode, decoder="probe",
+        for i in range(0, n_te, STATS_CHUNK):
+            pred = net(tokens(test_tokens, np.arange(i, min(n_te, i + STATS_CHUNK)), "test_tokens"))
+            preds.append((pred.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    target = np.asarray(test_frames[np.arange(n_te)])
+    return summarise(np.concatenate(preds), target, test_episode, decoder="probe",
                      params=sum(q.numel() for q in net.parameters()), seconds=time.perf_counter() - t0,
                      n_boot=n_boot, seed=seed)
 

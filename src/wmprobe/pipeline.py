@@ -2,15 +2,13 @@
 
 A cell is (encoder, dataset, split, corruption, layer, probe, k); each probe returns one row per seed.
 Rows carry everything ``records.RECORD_COLUMNS`` names. Fidelity (decoder probe PSNR/SSIM) is measured once
-per (encoder, dataset) on clean frames and attached to that encoder's clean rows.
+per (encoder, dataset) on clean frames by the study's fidelity task and attached to that encoder's clean rows.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any, Sequence
-
-import numpy as np
 
 from wmprobe.data.splits import Split, make_split
 from wmprobe.data.store import EpisodeStore
@@ -63,18 +61,6 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
                     rows.extend({**(base or {}), **r, "corruption": name, "layer": layer, "k": int(k)}
                                 for r in rs)
     return rows
-
-
-def fidelity_of(feats: StepFeatures, store: EpisodeStore, split: Split, seed: int = 0,
-                preset: str = "demo") -> dict[str, Any]:
-    """Decoder-probe PSNR/SSIM on the test episodes (latents -> frame), same budget for every encoder."""
-    from wmprobe.fidelity import decoder_fidelity
-    layer = feats.layers[0]
-    z = feats.tokens.get(layer, feats.pooled[layer][:, None, :])
-    is_test = np.isin(feats.step_episode, np.asarray(split.test))
-    frames = np.asarray(store.frames[feats.step_frame])
-    return decoder_fidelity(z[~is_test], frames[~is_test], z[is_test], frames[is_test],
-                            feats.step_episode[is_test], seed=seed, preset=preset, threads=1)
 
 
 def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLike, *, probes: Sequence[str],

@@ -96,7 +96,9 @@ def run_extract(task: ExtractTask, cache: Cache) -> str:
     return task.key
 
 
-def _shards(cache: Cache, keys: tuple[str, ...]):
+def _shards(cache: Cache, keys: tuple[str, ...], tokens: bool = True):
+    """The shards' features concatenated in memory; ``tokens=False`` leaves the patch tokens (kept for the
+    decoder probe or attentive probes) on disk, so a pooled-feature probe's memory is only the pooled rows."""
     from wmprobe.errors import StoreError
     from wmprobe.extract import StepFeatures
     parts = []
@@ -105,7 +107,7 @@ def _shards(cache: Cache, keys: tuple[str, ...]):
         if f is None:
             raise StoreError(f"latent shard {k} is missing from the cache {cache.root} (deleted or corrupt "
                              "after extraction); re-run the study to recompute it")
-        parts.append(f)
+        parts.append(f if tokens else StepFeatures(f.pooled, f.step_frame, f.step_episode, {}, f.spec))
     return StepFeatures.concat(parts)
 
 
@@ -131,8 +133,9 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
-    clean = _shards(cache, task.clean_shards)
-    test_sets = [(corr, _with_corrupted_test(clean, _shards(cache, keys), split.test) if keys else None)
+    tokens = task.probe.startswith("attentive")   # other probes read pooled features only
+    clean = _shards(cache, task.clean_shards, tokens)
+    test_sets = [(corr, _with_corrupted_test(clean, _shards(cache, keys, tokens), split.test) if keys else None)
                  for corr, keys in task.tests]
     base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
             "dataset": task.dataset.name, "split": split.kind, "encoder_key": task.encoder.key,
@@ -151,11 +154,9 @@ def run_fidelity(task: FidelityTask, cache: Cache) -> list[dict[str, Any]]:
     if rows is not None:
         return rows
     from wmprobe.data.splits import Split
-    from wmprobe.pipeline import fidelity_of
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
-    feats = _fidelity_sample(cache, task.shards, split.test, task.seed)
-    fid = fidelity_of(feats, store, split, seed=task.seed, preset=task.preset)
+    fid = _decoder_probe(cache, task, store, split.test)
     fid.update(_own_fidelity(task, store, split.test))
     rows = json.loads(json.dumps([_jsonable({"encoder": task.encoder.label, "id_weight": task.encoder.id_weight,
                                              "dataset": task.dataset.name, **fid})], default=str))
@@ -190,27 +191,27 @@ def _own_fidelity(task: FidelityTask, store: Any, test_episodes: tuple[int, ...]
 FIDELITY_MAX_TRAIN, FIDELITY_MAX_TEST = 8192, 2048
 
 
-def _fidelity_sample(cache: Cache, keys: tuple[str, ...], test_episodes: tuple[int, ...], seed: int):
-    """The decoder probe's rows, chosen deterministically and read from the memory-mapped shards only."""
-    from wmprobe.extract import StepFeatures
-    parts = [cache.load_latents(k) for k in keys]
+def _decoder_probe(cache: Cache, task: FidelityTask, store: Any, test_episodes: tuple[int, ...]) -> dict[str, Any]:
+    """The decoder probe on a capped, seeded sample of the shards' rows, gathered a minibatch at a time from the
+    memory-mapped shards and store (``RowGather``): memory stays flat as datasets grow."""
+    from wmprobe.fidelity import RowGather, decoder_fidelity
+    parts = [cache.load_latents(k) for k in task.shards]
     if any(p is None for p in parts):
-        return _shards(cache, keys)  # raises the clear "missing shard" error
+        _shards(cache, task.shards)  # raises the clear "missing shard" error
+    layer = parts[0].layers[0]
+    tokens = [p.tokens[layer] if layer in p.tokens else p.pooled[layer][:, None, :] for p in parts]
     episode = np.concatenate([p.step_episode for p in parts])
+    step_frame = np.concatenate([p.step_frame for p in parts])
     is_test = np.isin(episode, np.asarray(test_episodes, np.int64))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(task.seed)
     picked = []
     for mask, cap in ((~is_test, FIDELITY_MAX_TRAIN), (is_test, FIDELITY_MAX_TEST)):
         rows = np.flatnonzero(mask)
         picked.append(np.sort(rng.choice(rows, cap, replace=False)) if len(rows) > cap else rows)
-    rows = np.sort(np.concatenate(picked))
-    starts = np.cumsum([0] + [p.n_steps for p in parts])
-    out = []
-    for p, a, b in zip(parts, starts[:-1], starts[1:]):
-        local = rows[(rows >= a) & (rows < b)] - a
-        if len(local):
-            out.append(p.select(local))
-    return StepFeatures.concat(out)
+    tr, te = picked
+    return decoder_fidelity(RowGather(tokens, tr), RowGather([store.frames], step_frame[tr]),
+                            RowGather(tokens, te), RowGather([store.frames], step_frame[te]), episode[te],
+                            seed=task.seed, preset=task.preset, threads=1)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
