@@ -243,7 +243,7 @@ class RowGather:
         return out
 
 
-STATS_CHUNK = 512   # rows per pass when computing the token standardisation and the test predictions
+STATS_CHUNK = 128   # rows per pass when computing the token standardisation and the test predictions
 
 
 def _decoder_fidelity(train_tokens: Any, train_frames: Any, test_tokens: Any, test_frames: Any,
