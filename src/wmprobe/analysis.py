@@ -39,11 +39,13 @@ def headline_k(ks: Sequence[int] | pd.Series) -> int:
     return HEADLINE_K if HEADLINE_K in ks else ks[0]
 
 
-def _label(d: pd.DataFrame) -> pd.Series:
+def encoder_label(d: pd.DataFrame) -> pd.Series:
+    """``encoder`` plus `` +ID`` where ``id_weight > 0``: how tables and figures name an encoder."""
     return d["encoder"].astype(str) + np.where(d["id_weight"].astype(float) > 0, " +ID", "")
 
 
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
+def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows without an error (``id_weight`` NaN read as 0); ProbeError if a needed column is missing."""
     need = {"encoder", "id_weight", "dataset", "corruption", "layer", "probe", "k", "seed", "r2"}
     missing = sorted(need - set(df.columns))
     if missing:
@@ -63,7 +65,7 @@ def headline_probe(df: pd.DataFrame) -> str:
 def headline_cells(df: pd.DataFrame, *, dataset: str | None = None, corruption: str | None = "clean",
                    probe: str | None = None) -> pd.DataFrame:
     """Rows of each encoder's headline cell (all seeds); ``corruption=None`` keeps every corruption."""
-    d = _ok(df)
+    d = measured_rows(df)
     d = d[d["probe"] == (probe or headline_probe(d))]
     if dataset is not None:
         d = d[d["dataset"] == dataset]
@@ -71,7 +73,7 @@ def headline_cells(df: pd.DataFrame, *, dataset: str | None = None, corruption: 
         d = d[d["corruption"] == corruption]
     if d.empty:
         return d.assign(label=pd.Series(dtype=str))
-    d = d[d["k"] == headline_k(d["k"])].assign(label=_label(d))
+    d = d[d["k"] == headline_k(d["k"])].assign(label=encoder_label(d))
     # most-measured layer per (dataset, encoder), decided on all its rows so corruptions share the layer
     layer = d.groupby(["dataset", "label"])["layer"].agg(lambda s: s.value_counts().sort_index().idxmax())
     return d[d["layer"] == pd.Series(list(zip(d["dataset"], d["label"])), index=d.index).map(layer)]
@@ -95,7 +97,7 @@ def summary_table(df: pd.DataFrame, dataset: str | None = None, probe: str | Non
     out["seeds"] = g["seed"].nunique()
     out["label"], out["layer"], out["k"] = g["label"].first(), g["layer"].first(), g["k"].first()
     out["family"] = g["family"].first() if "family" in d else ""
-    clean = _ok(df)
+    clean = measured_rows(df)
     clean = clean[clean["corruption"] == "clean"]
     for c in ("psnr", "ssim", "psnr_own", "ssim_own"):   # measured once per encoder: any clean row with it
         if c in out:

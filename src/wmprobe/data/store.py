@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from wmprobe._fs import atomic_dir
 from wmprobe.errors import StoreError
 
 FORMAT = "wmprobe-episodes"
@@ -206,19 +205,12 @@ def write_store(path, frames, actions, episode_ends, tasks, meta) -> Path:
     problems = check_arrays(frames, actions, np.asarray(episode_ends), np.asarray(tasks), meta)
     if problems:
         raise StoreError(f"refusing to write invalid EpisodeStore to {path}: " + "; ".join(problems))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_dir(path, prefix=f".{path.name}.tmp-") as tmp:
         np.save(tmp / "frames.npy", np.ascontiguousarray(frames, dtype=np.uint8))
         np.save(tmp / "actions.npy", np.ascontiguousarray(actions, dtype=np.float32))
         np.save(tmp / "episode_ends.npy", np.asarray(episode_ends, dtype=np.int64))
         np.save(tmp / "tasks.npy", np.asarray(tasks, dtype=np.int64))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

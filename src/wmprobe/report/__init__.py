@@ -54,7 +54,7 @@ def summary(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
         return s
     keys = ["encoder", "id_weight"]
     present = set(df["probe"].astype(str))
-    for probe, col in (("ridge", "ridge_r2"), (f"{A.headline_probe(A._ok(df))}-shuffled", "shuffled_r2")):
+    for probe, col in (("ridge", "ridge_r2"), (f"{A.headline_probe(A.measured_rows(df))}-shuffled", "shuffled_r2")):
         other = A.summary_table(df, dataset, probe=probe) if probe in present else pd.DataFrame()
         s[col] = (s[keys].merge(other[keys + ["r2"]], on=keys, how="left")["r2"].to_numpy()
                   if not other.empty else np.nan)
@@ -96,7 +96,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
     out = Path(results_dir)
     df = read_records(out)
     cfg = read_config(out)
-    ok = A._ok(df)
+    ok = A.measured_rows(df)
     if ok.empty:
         raise ProbeError(f"{out}: every cell in the records failed; nothing to report (see the 'error' column)")
     datasets = sorted(ok["dataset"].astype(str).unique())
@@ -135,7 +135,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
         if not rob.empty:
             rob_all.append(rob)
         clean = ok[(ok["dataset"] == ds) & (ok["corruption"] == "clean") &
-                   (ok["probe"] == findings["headline_probe"])].assign(label=A._label)
+                   (ok["probe"] == findings["headline_probe"])].assign(label=A.encoder_label)
         for name, fig, title, cap in (
             ("per_axis", F.per_axis_figure(summ), "Per-axis R2",
              "R2 of each action axis group (translation, rotation, gripper), clipped at -1."),
@@ -181,7 +181,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
                                     css_class="plain")))
     sections.append(("Protocol, config and provenance", _provenance(df, cfg)))
     (out / "findings.json").write_text(json.dumps(findings, indent=1, default=_json_default) + "\n")
-    n_enc = ok.assign(label=A._label)["label"].nunique()
+    n_enc = ok.assign(label=A.encoder_label)["label"].nunique()
     sub = (f"{len(df)} records, {n_enc} encoders, datasets: {', '.join(datasets)}; headline probe "
            f"{findings['headline_probe']}. Which representation knows what the robot did?")
     path = out / "report.html"

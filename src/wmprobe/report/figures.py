@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from wmprobe.analysis import headline_k, headline_probe  # noqa: E402
+from wmprobe.analysis import headline_k  # noqa: E402
 
 FAMILY_ORDER = ("pixels", "random", "image-ssl", "vae", "autoencoder", "diffusion", "videomae", "video-mae",
                 "vjepa", "video-jepa", "dynamics", "dynamics-actin")
@@ -219,5 +219,5 @@ def transfer_figure(t: dict[str, Any], families: pd.Series):
     return fig
 
 
-__all__ = ["family_colours", "headline_probe", "id_effect_figure", "pareto_figure", "per_axis_figure",
+__all__ = ["family_colours", "id_effect_figure", "pareto_figure", "per_axis_figure",
            "robustness_figure", "sweep_figure", "to_png", "transfer_figure"]

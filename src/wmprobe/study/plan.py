@@ -32,6 +32,7 @@ class EncoderRef:
     id_weight: float
     key: str                     # EncoderSpec.key(): weights hash + preprocessing
     frames_per_step: int = 1
+    own_decoder: bool = False    # has decode_latents (fidelity also scores its own decoder)
 
 
 @dataclass(frozen=True)

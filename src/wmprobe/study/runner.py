@@ -115,8 +115,9 @@ def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, s
         missing = [l for l in want if l not in spec.layers]
         if missing:
             raise EncoderError(f"encoder {label}: no layer(s) {missing}; it has {list(spec.layers)}")
+        from wmprobe.fidelity import has_own_decoder
         refs.append(EncoderRef(label, name, tuple(sorted(options.items())), want, spec.family, id_weight,
-                               spec.key(), spec.frames_per_step))
+                               spec.key(), spec.frames_per_step, has_own_decoder(enc)))
         del enc
     return refs
 

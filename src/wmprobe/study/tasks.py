@@ -169,10 +169,10 @@ def _own_fidelity(task: FidelityTask, store: Any, test_episodes: tuple[int, ...]
     """``psnr_own`` / ``ssim_own`` (+ CIs) of the encoder's own decoder (VAE-like zoo models, diffusers
     AutoencoderKL) on the test episodes (at most FIDELITY_MAX_TEST frames, whole episodes in a seeded order);
     {} for encoders without one."""
-    from wmprobe.fidelity import has_own_decoder, own_decoder_fidelity_clips
-    enc = load_encoder_ref(task.encoder)
-    if not has_own_decoder(enc):
+    from wmprobe.fidelity import own_decoder_fidelity_clips
+    if not task.encoder.own_decoder:   # decided when the study resolved its encoders: no model load here
         return {}
+    enc = load_encoder_ref(task.encoder)
     order = np.random.default_rng(task.seed).permutation(np.asarray(test_episodes, np.int64))
     clips, eps, n = [], [], 0
     for e in order:

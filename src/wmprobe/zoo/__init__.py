@@ -19,8 +19,6 @@ import hashlib
 import importlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from wmprobe._fs import atomic_dir
 from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import EncoderSpec, TorchEncoder, conv_tokens, hash_state_dict
 from wmprobe.errors import ConfigError, EncoderError
@@ -220,18 +219,10 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
 
 def _save(dest: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
     from safetensors.torch import save_file
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
         (tmp / "recipe.json").write_text(json.dumps(meta, indent=1))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class ZooEncoder(TorchEncoder):

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +18,19 @@ from wmprobe.errors import StoreError
 
 DEFAULT_7D_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 DEFAULT_7D_GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+
+
+def stack_blocks(frames: Iterable[np.ndarray], size: int = 32) -> Iterator[np.ndarray]:
+    """Group single frames ``(H, W, 3)`` into stacked blocks ``(<= size, H, W, 3)``: readers stream an episode
+    with bounded memory."""
+    buf: list[np.ndarray] = []
+    for img in frames:
+        buf.append(img)
+        if len(buf) == size:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
 
 
 class FormatError(StoreError):

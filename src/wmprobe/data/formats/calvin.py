@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions
+from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions, stack_blocks
 
 FPS = 30.0  # CALVIN's play data is recorded at 30 Hz
 BLOCK = 32
@@ -127,7 +127,9 @@ class CalvinSource(Source):
         return check_actions(np.stack(rows), ep, dim=7)
 
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
-        buf: list[np.ndarray] = []
+        return stack_blocks(self._frames(ep), BLOCK)
+
+    def _frames(self, ep: Episode) -> Iterator[np.ndarray]:
         shape = None
         for fid in range(ep.extra["start"], ep.extra["end"] + 1):
             img = self._read(ep, fid, self.camera)
@@ -137,12 +139,7 @@ class CalvinSource(Source):
             if shape is not None and img.shape != shape:
                 raise FormatError(f"{where}: '{self.camera}' is {img.shape}, earlier steps are {shape}")
             shape = img.shape
-            buf.append(img)
-            if len(buf) == BLOCK:
-                yield np.stack(buf)
-                buf = []
-        if buf:
-            yield np.stack(buf)
+            yield img
 
     def info(self) -> dict[str, Any]:
         lengths = self.ids[:, 1] - self.ids[:, 0] + 1

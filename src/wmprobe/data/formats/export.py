@@ -7,15 +7,13 @@ videos/observation.images.<cam>/chunk-000/file-000.mp4. Written into a temp dire
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from wmprobe._fs import atomic_dir
 from wmprobe.data.store import EpisodeStore
 from wmprobe.errors import StoreError
 
@@ -44,9 +42,7 @@ def export_lerobot(store, dest) -> Path:
     key = f"observation.images.{_camera_name(store)}"
     names = list(store.meta["action_names"])
     tasks = list(store.meta["task_names"])
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
+    with atomic_dir(dest, prefix=f".{dest.name}.tmp-") as tmp:
         (tmp / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
         (tmp / "data" / "chunk-000").mkdir(parents=True)
         vdir = tmp / "videos" / key / "chunk-000"
@@ -119,12 +115,6 @@ def export_lerobot(store, dest) -> Path:
                         "source": store.meta.get("source")},
         }
         (tmp / "meta" / "info.json").write_text(json.dumps(info, indent=4, default=str))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

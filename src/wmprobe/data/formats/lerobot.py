@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from wmprobe.data.formats._common import Episode, FormatError, Source
+from wmprobe.data.formats._common import Episode, FormatError, Source, stack_blocks
 
 V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
@@ -339,10 +339,8 @@ class LeRobotSource(Source):
         return check_actions(acts, ep, dim=self.action_dim)
 
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
-        if self.features[self.camera].get("dtype") == "image":
-            yield from self._image_frames(ep)
-        else:
-            yield from self._video_frames(ep)
+        single = self._image_frames if self.features[self.camera].get("dtype") == "image" else self._video_frames
+        return stack_blocks(single(ep), BLOCK)
 
     def _image_frames(self, ep: Episode) -> Iterator[np.ndarray]:
         import pyarrow as pa
@@ -360,7 +358,6 @@ class LeRobotSource(Source):
                 if lo >= hi:
                     continue
                 col = pf.read_row_group(g, columns=[self.camera]).column(0).slice(lo - starts[g], hi - lo)
-                buf = []
                 for k, item in enumerate(col.to_pylist()):
                     frame = lo - a + k
                     data = item.get("bytes") if isinstance(item, dict) else item
@@ -378,12 +375,7 @@ class LeRobotSource(Source):
                     if self.frame_shape and img.shape[:2] != self.frame_shape:
                         raise FormatError(f"{ep.where}: frame {frame} is {img.shape[0]}x{img.shape[1]} but "
                                           f"info.json says {self.frame_shape[0]}x{self.frame_shape[1]}")
-                    buf.append(img)
-                    if len(buf) == BLOCK:
-                        yield np.stack(buf)
-                        buf = []
-                if buf:
-                    yield np.stack(buf)
+                    yield img
         except (pa.ArrowException, OSError) as exc:
             raise FormatError(f"{ep.where}: unreadable data file ({exc}); truncated?") from None
 
@@ -398,7 +390,7 @@ class LeRobotSource(Source):
                 r.close()
             r = self._video = VideoReader(vpath, where, start=a)
         r.where = where
-        k_next, buf = 0, []
+        k_next = 0
         while k_next < n:
             item = r.next()
             if item is None:
@@ -417,13 +409,8 @@ class LeRobotSource(Source):
             if self.frame_shape and img.shape[:2] != self.frame_shape:
                 raise FormatError(f"{where}: video frames are {img.shape[0]}x{img.shape[1]} but info.json says "
                                   f"{self.frame_shape[0]}x{self.frame_shape[1]}")
-            buf.append(img)
+            yield img
             k_next += 1
-            if len(buf) == BLOCK:
-                yield np.stack(buf)
-                buf = []
-        if buf:
-            yield np.stack(buf)
         if k_next < n:
             raise FormatError(f"{where}: the video has {k_next} of the episode's {n} frames (from {a:.3f} s); "
                               "truncated video or metadata that disagrees with it")
