@@ -142,3 +142,16 @@ def test_own_decoder_fidelity_ranks_a_lossy_decoder_lower():
     assert lossy["psnr"] < 30 and lossy["ssim"] < exact["ssim"]
     with pytest.raises(ProbeError, match="decode_latents"):
         own_decoder_fidelity(object(), frames, np.arange(4))
+
+
+def test_row_gather_reads_rows_of_several_shards_in_any_order():
+    from wmprobe.fidelity import RowGather
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(n, 4, 3)).astype(np.float32) for n in (5, 1, 7)]
+    whole = np.concatenate(parts)
+    rows = np.array([12, 0, 5, 6, 3])
+    src = RowGather(parts, rows)
+    assert len(src) == 5
+    np.testing.assert_array_equal(src[np.array([4, 0, 2, 2])], whole[rows[[4, 0, 2, 2]]])
+    with pytest.raises(ProbeError, match="outside"):
+        RowGather(parts, np.array([13]))

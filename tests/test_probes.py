@@ -194,3 +194,18 @@ def test_probe_api_rejects_bad_latents():
         probe(_state_latents(store), store, probe="ridge", k=10, split="episode")
     split = make_split(store, "episode")
     assert len(split.test) >= 2
+
+
+def test_one_fit_scored_on_several_test_sets_equals_separate_evaluations():
+    """evaluate_many (one fit, clean + corrupted test sets) gives the rows separate evaluate calls give."""
+    from wmprobe.probes import evaluate_many
+    tr, te = pooled_data(400, 0), pooled_data(160, 1)
+    noisy = ProbeData(te.z_t + 0.5, te.z_tk - 0.5, te.y, te.episode)
+    groups = {"translation": [0, 1], "rotation": [], "gripper": []}
+    for name in ("ridge", "mlp", "mlp-shuffled"):
+        cfg = {"steps": 40, "seeds": (0, 1)} if name.startswith("mlp") else {}
+        both = evaluate_many(name, tr, {"clean": te, "noise": noisy}, groups, n_boot=50, **cfg)
+        for key, test in (("clean", te), ("noise", noisy)):
+            alone = evaluate(name, tr, test, groups, n_boot=50, **cfg)
+            for a, b in zip(both[key], alone):
+                assert a["r2"] == pytest.approx(b["r2"], abs=1e-6) and a["r2_ci_low"] == pytest.approx(b["r2_ci_low"])
