@@ -282,6 +282,27 @@ def test_lerobot_metadata_length_disagrees(tmp_path, eps):
     _fails(src, "episode 1", "length 9")
 
 
+def test_lerobot_v3_validate_lists_every_bad_row(tmp_path, eps):
+    """Two bad episode rows in two metadata files and an unreadable third file: all three listed, the good
+    episode still read; an import stops at the first."""
+    from wmprobe.data.formats import import_dataset, validate_dataset
+    src = write_lerobot_v3(tmp_path / "ds", eps)
+    m = src / "meta/episodes/chunk-000/file-000.parquet"
+    rows = pq.read_table(m).to_pylist()
+    rows[0]["length"] = 9
+    rows[2][f"videos/{CAM}/to_timestamp"] += 1.0
+    pq.write_table(pa.Table.from_pylist(rows[:2]), m)
+    pq.write_table(pa.Table.from_pylist(rows[2:]), m.with_name("file-001.parquet"))
+    m.with_name("file-002.parquet").write_bytes(b"PAR1 not really")
+    problems = validate_dataset(src)
+    assert len(problems) == 3, problems
+    assert "file-000.parquet, episode 0" in problems[0] and "length 9" in problems[0]
+    assert "file-001.parquet, episode 2" in problems[1] and "video timestamps" in problems[1]
+    assert "file-002.parquet" in problems[2] and "unreadable" in problems[2]
+    with pytest.raises(StoreError, match="episode 0.*length 9"):
+        import_dataset(src, tmp_path / "s", progress=False)
+
+
 def test_lerobot_total_frames_disagree(tmp_path, eps):
     src = write_lerobot_v21(tmp_path / "ds", eps, image=True)
     info = json.loads((src / "meta/info.json").read_text())
@@ -384,6 +405,75 @@ def test_export_lerobot_round_trip(tmp_path):
     assert list(tasks.index) == store.meta["task_names"] and tasks["task_index"].tolist() == [0, 1]
 
 
+def _exported_files(root: Path, pattern: str) -> list[tuple[int, int, Path]]:
+    """(chunk, file, path) of every ``pattern`` file under ``root``, in order."""
+    out = []
+    for f in root.glob(pattern):
+        out.append((int(f.parent.name.split("-")[1]), int(f.stem.split("-")[1]), f))
+    return sorted(out)
+
+
+def test_export_lerobot_rolls_over_files_by_size(tmp_path):
+    """Tiny size limits: several data parquets and mp4s in several chunk directories, each holding whole
+    episodes; importing the export gives back the store."""
+    from helpers import moving_square_store
+    from wmprobe.data.formats import export_lerobot, import_dataset, validate_dataset
+    store = moving_square_store(episodes=16, steps=10, size=16, tasks=3)
+    store.save(tmp_path / "s")
+    data_mb, video_mb = 0.004, 0.002
+    out = export_lerobot(tmp_path / "s", tmp_path / "lr", data_files_size_in_mb=data_mb,
+                         video_files_size_in_mb=video_mb, chunks_size=2)
+    info = json.loads((out / "meta/info.json").read_text())
+    assert (info["data_files_size_in_mb"], info["video_files_size_in_mb"], info["chunks_size"]) == (data_mb, video_mb, 2)
+    key = "observation.images.main"
+    data_files = _exported_files(out, "data/chunk-*/file-*.parquet")
+    video_files = _exported_files(out, f"videos/{key}/chunk-*/file-*.mp4")
+    assert len(data_files) >= 3 and len(video_files) >= 2, (data_files, video_files)
+    for files, mb in ((data_files, data_mb), (video_files, video_mb)):
+        assert [(c, f) for c, f, _ in files] == [(k // 2, k % 2) for k in range(len(files))]  # 2 files a chunk
+        assert all(p.stat().st_size >= mb * 2 ** 20 for _, _, p in files[:-1])  # rolled over at the limit
+    assert len({c for c, _, _ in data_files}) >= 2
+
+    meta = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [m["episode_index"] for m in meta] == list(range(16))
+    for c, f, path in data_files:  # every row of an episode is in the file its metadata names, none elsewhere
+        mine = [m for m in meta if (m["data/chunk_index"], m["data/file_index"]) == (c, f)]
+        rows = pq.read_table(path, columns=["episode_index", "index"])
+        assert rows.column("episode_index").to_pylist() == [m["episode_index"] for m in mine for _ in range(m["length"])]
+        assert rows.column("index").to_pylist() == list(range(mine[0]["dataset_from_index"],
+                                                              mine[-1]["dataset_to_index"]))
+    assert max(len([m for m in meta if m["data/file_index"] == f and m["data/chunk_index"] == c])
+               for c, f, _ in data_files) >= 2
+    for c, f, path in video_files:  # timestamps from 0 in each file, one episode after another, all frames there
+        mine = [m for m in meta if (m[f"videos/{key}/chunk_index"], m[f"videos/{key}/file_index"]) == (c, f)]
+        t = 0.0
+        for m in mine:
+            assert m[f"videos/{key}/from_timestamp"] == pytest.approx(t)
+            t = m[f"videos/{key}/to_timestamp"]
+            assert t - m[f"videos/{key}/from_timestamp"] == pytest.approx(m["length"] / 10)
+        with av.open(str(path)) as v:
+            pts = [fr.pts for fr in v.decode(video=0)]
+        assert len(pts) == sum(m["length"] for m in mine) and min(pts) == 0
+
+    assert validate_dataset(out) == []
+    back = EpisodeStore.load(import_dataset(out, tmp_path / "back", progress=False))
+    assert back.episode_ends.tolist() == store.episode_ends.tolist() and back.tasks.tolist() == store.tasks.tolist()
+    assert np.array_equal(back.actions, store.actions)
+    err = np.abs(np.asarray(back.frames).astype(int) - store.frames).mean(axis=(1, 2, 3))
+    assert err.max() < 6, err
+
+
+def test_export_lerobot_bad_options(tmp_path):
+    from helpers import moving_square_store
+    from wmprobe.data.formats import export_lerobot
+    from wmprobe.errors import ConfigError
+    store = moving_square_store(episodes=2, steps=3, size=16)
+    for kw in ({"data_files_size_in_mb": 0}, {"video_files_size_in_mb": -1}, {"chunks_size": 0}):
+        with pytest.raises(ConfigError):
+            export_lerobot(store, tmp_path / "lr", **kw)
+    assert not (tmp_path / "lr").exists()
+
+
 # ---- CALVIN -------------------------------------------------------------------------------------------------
 def write_calvin(root: Path, eps, *, start=100, gap=3, split="training", size=32):
     """episode_XXXXXXX.npz per step and inclusive ep_start_end_ids.npy; ids start at ``start`` with gaps."""
@@ -461,6 +551,20 @@ def test_calvin_bad_ranges(tmp_path, eps):
     ids[1] = (ids[0, 1], ids[1, 1])  # overlaps episode 0
     np.save(src / "training" / "ep_start_end_ids.npy", ids)
     _fails(src, "ep_start_end_ids.npy", "episode 1", "overlaps")
+
+
+def test_calvin_validate_lists_every_bad_range(tmp_path):
+    from wmprobe.data.formats import validate_dataset
+    src = write_calvin(tmp_path / "calvin", episodes_data((6, 5, 7, 4)))
+    ids = np.load(src / "training" / "ep_start_end_ids.npy")
+    ids[1] = (ids[0, 1], ids[1, 1])  # overlaps episode 0
+    ids[2] = (ids[2, 1], ids[2, 0])  # end before start
+    np.save(src / "training" / "ep_start_end_ids.npy", ids)
+    problems = validate_dataset(src)
+    assert len(problems) == 2, problems
+    assert "episode 1" in problems[0] and "overlaps" in problems[0]
+    assert "episode 2" in problems[1] and "start <= end" in problems[1]
+    assert all("ep_start_end_ids.npy" in p for p in problems)
 
 
 def test_calvin_nan_action_and_wrong_shape(tmp_path):
@@ -567,6 +671,38 @@ def test_libero_num_samples_disagrees_and_nan(tmp_path):
     _fails(src, f.name, "demo_0", "NaN")
 
 
+def broken_libero(root: Path) -> Path:
+    """Three files: SCENE0 is garbage, SCENE1 has a demo without actions and one whose num_samples is wrong,
+    SCENE2 has NaN actions in demo_1 and an empty demo_2."""
+    h5py = pytest.importorskip("h5py")
+    src = write_libero(root, {f"task {k}": episodes_data((4, 3), size=16, seed=k) for k in range(3)})
+    files = sorted(src.glob("*.hdf5"))
+    files[0].write_bytes(b"not an hdf5 file " * 64)
+    with h5py.File(files[1], "a") as h:
+        del h["data/demo_0/actions"]
+        h["data/demo_1"].attrs["num_samples"] = 99
+    with h5py.File(files[2], "a") as h:
+        h["data/demo_1/actions"][1, 2] = np.nan
+        g = h["data"].create_group("demo_2")
+        g.attrs["num_samples"] = 0
+        g.create_dataset("actions", data=np.zeros((0, 7)))
+    return src
+
+
+def test_libero_validate_lists_every_problem(tmp_path):
+    from wmprobe.data.formats import import_dataset, validate_dataset
+    src = broken_libero(tmp_path / "libero")
+    f0, f1, f2 = (f.name for f in sorted(src.glob("*.hdf5")))
+    problems = validate_dataset(src)
+    expected = [(f0, "", "not a readable HDF5"), (f1, "demo_0", "no 'actions'"), (f1, "demo_1", "num_samples=99"),
+                (f2, "demo_2", "empty demo"), (f2, "demo_1", "NaN")]
+    assert len(problems) == len(expected), problems
+    for f, demo, what in expected:
+        assert any(f in p and demo in p and what in p for p in problems), (f, demo, what, problems)
+    with pytest.raises(StoreError, match="not a readable HDF5"):  # an import stops at the first problem
+        import_dataset(src, tmp_path / "s", progress=False)
+
+
 def test_libero_missing_camera(tmp_path):
     src = write_libero(tmp_path / "libero", libero_tasks((1, 1)))
     _fails(src, "camera 'frontview_rgb' not found", camera="frontview_rgb")
@@ -639,6 +775,44 @@ def test_cli_data_import_info_validate_export(tmp_path, eps, v3_video):
     r = cli("--quiet", "data", "export", tmp_path / "s", tmp_path / "lr", "--format", "lerobot")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "lr/meta/info.json").read_text())["codebase_version"] == "v3.0"
+
+
+def test_cli_validate_lists_every_problem(tmp_path):
+    src = broken_libero(tmp_path / "libero")
+    r = cli("--quiet", "data", "validate", src)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("problem: ")]
+    assert r.returncode == 1 and len(lines) == 5 and "5 problem(s)" in r.stdout, r.stdout + r.stderr
+    r = cli("--quiet", "data", "validate", src, "--format", "libero", "--camera", "frontview_rgb")
+    assert r.returncode == 1 and "camera 'frontview_rgb' not found" in r.stdout, r.stdout + r.stderr
+
+
+def test_cli_store_format_and_options(tmp_path, v3_video):
+    from helpers import moving_square_store
+    store = moving_square_store(episodes=3, steps=4, size=16, tasks=2)
+    store.save(tmp_path / "s")
+    r = cli("--quiet", "data", "info", tmp_path / "s", "--format", "store")
+    assert r.returncode == 0 and json.loads(r.stdout)["episodes"] == 3, r.stderr
+    r = cli("--quiet", "data", "import", tmp_path / "s", tmp_path / "t", "--format", "store", "--size", "8")
+    assert r.returncode == 0, r.stderr
+    t = EpisodeStore.load(tmp_path / "t")
+    assert t.frames.shape == (12, 8, 8, 3) and np.array_equal(t.actions, store.actions)
+    r = cli("--quiet", "data", "validate", tmp_path / "t", "--format", "store")
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+    r = cli("--quiet", "data", "info", v3_video, "--format", "calvin")
+    assert r.returncode == 2 and "not a CALVIN split" in r.stderr, r.stderr
+    r = cli("--quiet", "data", "validate", v3_video, "--action-key", "observation.state", "--camera", CAM)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+    r = cli("--quiet", "data", "validate", v3_video, "--action-key", "joint")
+    assert r.returncode == 1 and "action key 'joint' not found" in r.stdout, r.stdout + r.stderr
+    r = cli("--quiet", "data", "export", tmp_path / "s", tmp_path / "lr", "--data-file-mb", "0.0001",
+            "--video-file-mb", "0.5", "--chunks-size", "2")
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "lr/meta/info.json").read_text())
+    assert (info["data_files_size_in_mb"], info["video_files_size_in_mb"], info["chunks_size"]) == (0.0001, 0.5, 2)
+    data = sorted(str(p.relative_to(tmp_path / "lr")) for p in (tmp_path / "lr").rglob("file-*.*"))
+    assert data == ["data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet",  # one episode a file
+                    "data/chunk-001/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet",
+                    "videos/observation.images.main/chunk-000/file-000.mp4"]
 
 
 def test_cli_bad_source_is_one_sentence(tmp_path, eps):

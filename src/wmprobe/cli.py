@@ -103,15 +103,18 @@ def cmd_data(a: argparse.Namespace) -> int:
                                                            max_episodes=a.max_episodes, progress=not a.quiet)
         print(f"wrote {dest}")
     elif a.data_cmd == "info":
-        _print_json(_api("wmprobe.data.formats:dataset_info")(a.path))
+        _print_json(_api("wmprobe.data.formats:dataset_info")(a.path, format=a.format))
     elif a.data_cmd == "validate":
-        problems = _api("wmprobe.data.formats:validate_dataset")(a.path)
+        problems = _api("wmprobe.data.formats:validate_dataset")(a.path, format=a.format, camera=a.camera,
+                                                                 action_key=a.action_key)
         for p in problems:
             print(f"problem: {p}")
         print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
     elif a.data_cmd == "export":
-        dest = _api("wmprobe.data.formats:export_lerobot")(a.store, a.dest)
+        dest = _api("wmprobe.data.formats:export_lerobot")(a.store, a.dest, data_files_size_in_mb=a.data_file_mb,
+                                                           video_files_size_in_mb=a.video_file_mb,
+                                                           chunks_size=a.chunks_size)
         print(f"wrote {dest}")
     return 0
 
@@ -232,19 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, help="control steps per episode")
     g.add_argument("--camera", default="front")
     g.add_argument("--workers", type=int, default=None)
-    i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data into an EpisodeStore")
+    formats = ["auto", "lerobot", "calvin", "libero", "store"]  # wmprobe.data.formats.FORMATS
+    i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data (or a store) into an EpisodeStore")
     i.add_argument("src"), i.add_argument("dest")
-    i.add_argument("--format", default="auto", choices=["auto", "lerobot", "calvin", "libero"])
-    i.add_argument("--camera", default=None)
-    i.add_argument("--action-key", default=None)
+    x = dsub.add_parser("info", help="summarise a dataset or store")
+    x.add_argument("path")
+    v = dsub.add_parser("validate", help="list every problem")
+    v.add_argument("path")
+    for sp in (i, x, v):
+        sp.add_argument("--format", default="auto", choices=formats)
+    for sp in (i, v):
+        sp.add_argument("--camera", default=None)
+        sp.add_argument("--action-key", default=None)
     i.add_argument("--size", type=int, default=64)
     i.add_argument("--max-episodes", type=int, default=None)
-    for name, helptext in (("info", "summarise a dataset or store"), ("validate", "list every problem")):
-        x = dsub.add_parser(name, help=helptext)
-        x.add_argument("path")
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
     e.add_argument("store"), e.add_argument("dest")
     e.add_argument("--format", default="lerobot", choices=["lerobot"])
+    e.add_argument("--data-file-mb", type=float, default=100,
+                   help="a data parquet takes episodes until it holds this many MB (default 100)")
+    e.add_argument("--video-file-mb", type=float, default=500,
+                   help="an mp4 takes episodes until it holds this many MB (default 500)")
+    e.add_argument("--chunks-size", type=int, default=1000, help="files per chunk directory (default 1000)")
     data.set_defaults(fn=cmd_data)
 
     x = sub.add_parser("extract", help="encode a store with one encoder and save per-step features")

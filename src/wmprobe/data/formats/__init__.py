@@ -129,9 +129,9 @@ def _peek_shape(source: Source, ep: Episode) -> tuple[int, int]:
     raise FormatError(f"{ep.where}: no frames")
 
 
-def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
+def dataset_info(path: str | os.PathLike, format: str = "auto") -> dict[str, Any]:
     """JSON-able summary of a source dataset or an EpisodeStore (format, version, episodes, frames, ...)."""
-    source = open_source(path)
+    source = open_source(path, format)
     try:
         return source.info()
     finally:
@@ -142,7 +142,9 @@ def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: s
                      action_key: str | None = None) -> list[str]:
     """Every problem found in a source or store (each naming file and episode); empty when it reads cleanly.
 
-    Reads every episode's actions and frames (video is decoded), like an import that writes nothing.
+    A file or episode whose metadata is bad is reported and left out; the actions and frames of every other
+    episode are then read (video is decoded), like an import that writes nothing. Only a problem that stops
+    the whole source (no metadata at all, a missing camera or action key) ends the listing early.
     """
     try:
         fmt = detect_format(path) if format in (None, "auto") else format
@@ -158,10 +160,10 @@ def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: s
         return [str(exc)]
     try:
         source.select(camera, action_key)
-        eps = source.episodes()
+        eps = source.episodes(problems)
     except StoreError as exc:
         source.close()
-        return [str(exc)]
+        return [*problems, str(exc)]
     try:
         shape = None
         for e in eps:
@@ -188,7 +190,14 @@ def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: s
     return list(dict.fromkeys(problems))
 
 
-def export_lerobot(store, dest) -> Path:
-    """Write an EpisodeStore (path or object) as a LeRobot v3.0 dataset at ``dest``; returns ``dest``."""
+def export_lerobot(store, dest, *, data_files_size_in_mb: float = 100, video_files_size_in_mb: float = 500,
+                   chunks_size: int = 1000) -> Path:
+    """Write an EpisodeStore (path or object) as a LeRobot v3.0 dataset at ``dest``; returns ``dest``.
+
+    A data parquet (video mp4) takes whole episodes until one brings it to ``data_files_size_in_mb``
+    (``video_files_size_in_mb``); the next episode starts a new file, and every ``chunks_size`` files a new
+    chunk directory. The three values are recorded in ``meta/info.json``.
+    """
     from wmprobe.data.formats.export import export_lerobot as _export
-    return _export(store, dest)
+    return _export(store, dest, data_files_size_in_mb=data_files_size_in_mb,
+                   video_files_size_in_mb=video_files_size_in_mb, chunks_size=chunks_size)

@@ -75,7 +75,10 @@ class Source:
                                   f"dataset has {self.action_keys or 'no action keys'}")
             self.action_key = action_key
 
-    def episodes(self) -> list[Episode]:
+    def episodes(self, problems: list[str] | None = None) -> list[Episode]:
+        """The episodes the metadata lists, in order. A metadata problem of one file or episode raises one
+        FormatError; with a ``problems`` list it is appended there instead and that file or episode left out
+        (validation goes on reading the rest)."""
         raise NotImplementedError
 
     def actions(self, ep: Episode) -> np.ndarray:
@@ -94,6 +97,14 @@ class Source:
     def source_meta(self) -> dict[str, Any]:
         return {"kind": "import", "path": str(self.path), "format": self.format, "version": self.version,
                 "camera": self.camera, "action_key": self.action_key}
+
+
+def note(problems: list[str] | None, exc: FormatError) -> None:
+    """Raise ``exc`` (an import stops at the first problem) or, when validating, append it to ``problems``;
+    the caller then skips the file or episode it is about."""
+    if problems is None:
+        raise exc
+    problems.append(str(exc))
 
 
 # ---- checks -----------------------------------------------------------------------------------------

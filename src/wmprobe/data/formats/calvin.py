@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions, stack_blocks
+from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions, note, stack_blocks
 
 FPS = 30.0  # CALVIN's play data is recorded at 30 Hz
 BLOCK = 32
@@ -62,23 +62,27 @@ class CalvinSource(Source):
     def _name(self, fid: int) -> str:
         return f"{self.split.name}/episode_{fid:07d}.npz"
 
-    def episodes(self) -> list[Episode]:
+    def episodes(self, problems: list[str] | None = None) -> list[Episode]:
         f = self.split / "ep_start_end_ids.npy"
         order = np.argsort(self.ids[:, 0], kind="stable")
-        prev_end = -1
+        prev_end, bad = -1, set()
         for i in order:
             s, e = (int(x) for x in self.ids[i])
             if s < 0 or e < s:
-                raise FormatError(f"{f}: episode {i} has ids ({s}, {e}); expected 0 <= start <= end (inclusive)")
-            if s <= prev_end:
-                raise FormatError(f"{f}: episode {i} ({s}, {e}) overlaps the previous range ending at {prev_end}")
-            prev_end = e
+                exc = FormatError(f"{f}: episode {i} has ids ({s}, {e}); expected 0 <= start <= end (inclusive)")
+            elif s <= prev_end:
+                exc = FormatError(f"{f}: episode {i} ({s}, {e}) overlaps the previous range ending at {prev_end}")
+            else:
+                prev_end = e
+                continue
+            note(problems, exc)
+            bad.add(int(i))
         if self.allow_pickle and self.lang_file.is_file():
-            return self._lang_episodes()
+            return self._lang_episodes(problems)
         return [Episode(i, int(e - s + 1), "calvin", f"{self._name(int(s))}..{self._name(int(e))} (episode {i})",
-                        {"start": int(s), "end": int(e)}) for i, (s, e) in enumerate(self.ids)]
+                        {"start": int(s), "end": int(e)}) for i, (s, e) in enumerate(self.ids) if i not in bad]
 
-    def _lang_episodes(self) -> list[Episode]:
+    def _lang_episodes(self, problems: list[str] | None) -> list[Episode]:
         """Annotated windows as episodes (task = CALVIN task id); windows overlapping a kept one are dropped."""
         f = self.lang_file
         try:
@@ -95,7 +99,9 @@ class CalvinSource(Source):
                 continue
             inside = (self.ids[:, 0] <= s) & (e <= self.ids[:, 1])
             if e < s or not inside.any():
-                raise FormatError(f"{f}: annotation {k} ({s}, {e}) is not inside any ep_start_end_ids range")
+                note(problems, FormatError(f"{f}: annotation {k} ({s}, {e}) is not inside any ep_start_end_ids "
+                                           "range"))
+                continue
             eps.append(Episode(k, e - s + 1, str(tasks[k]), f"{self._name(s)}..{self._name(e)} (annotation {k})",
                                {"start": s, "end": e}))
             last = e

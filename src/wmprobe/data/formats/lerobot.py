@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from wmprobe.data.formats._common import Episode, FormatError, Source, stack_blocks
+from wmprobe.data.formats._common import Episode, FormatError, Source, note, stack_blocks
 
 V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
@@ -184,7 +184,7 @@ class LeRobotSource(Source):
             out[int(row.get("task_index", i))] = str(row.get("task"))
         return [out[k] for k in sorted(out)]
 
-    def _jsonl(self, f: Path, required: bool = True) -> list[dict]:
+    def _jsonl(self, f: Path, required: bool = True, problems: list[str] | None = None) -> list[dict]:
         if not f.is_file():
             if required:
                 raise FormatError(f"{f} is missing")
@@ -196,31 +196,42 @@ class LeRobotSource(Source):
             try:
                 rows.append(json.loads(line))
             except ValueError as exc:
-                raise FormatError(f"{f} line {n}: invalid JSON ({exc}); truncated file?") from None
+                note(problems, FormatError(f"{f} line {n}: invalid JSON ({exc}); truncated file?"))
         return rows
 
-    def episodes(self) -> list[Episode]:
-        eps = self._episodes_v3() if self.v3 else self._episodes_v2()
+    def episodes(self, problems: list[str] | None = None) -> list[Episode]:
+        found: list[str] = []  # this listing's problems: the totals are checked only against a complete one
+        eps = self._episodes_v3(found) if self.v3 else self._episodes_v2(found)
+        if found:
+            if problems is None:
+                raise FormatError(found[0])
+            problems.extend(found)
+            return eps
         total_e, total_f = self.info_json.get("total_episodes"), self.info_json.get("total_frames")
         info_f = self.path / "meta" / "info.json"
-        if total_e is not None and int(total_e) != len(eps):
-            raise FormatError(f"{info_f}: total_episodes is {total_e} but the episode metadata lists {len(eps)}")
-        if total_f is not None and int(total_f) != sum(e.length for e in eps):
-            raise FormatError(f"{info_f}: total_frames is {total_f} but the episodes hold "
-                              f"{sum(e.length for e in eps)} frames")
+        try:
+            if total_e is not None and int(total_e) != len(eps):
+                raise FormatError(f"{info_f}: total_episodes is {total_e} but the episode metadata lists {len(eps)}")
+            if total_f is not None and int(total_f) != sum(e.length for e in eps):
+                raise FormatError(f"{info_f}: total_frames is {total_f} but the episodes hold "
+                                  f"{sum(e.length for e in eps)} frames")
+        except FormatError as exc:
+            note(problems, exc)
         return eps
 
-    def _episodes_v2(self) -> list[Episode]:
+    def _episodes_v2(self, problems: list[str]) -> list[Episode]:
         f = self.path / "meta" / "episodes.jsonl"
         tasks = self.tasks()
         eps = []
-        for n, row in enumerate(self._jsonl(f)):
+        for n, row in enumerate(self._jsonl(f, problems=problems)):
             try:
                 idx, length = int(row["episode_index"]), int(row["length"])
             except (KeyError, TypeError, ValueError) as exc:
-                raise FormatError(f"{f} line {n + 1}: episode entry lacks {exc}") from None
+                problems.append(f"{f} line {n + 1}: episode entry lacks {exc}")
+                continue
             if length <= 0:
-                raise FormatError(f"{f}: episode {idx} has length {length}")
+                problems.append(f"{f}: episode {idx} has length {length}")
+                continue
             task = (row.get("tasks") or [None])[0]
             if task is None:
                 task = tasks[0] if len(tasks) == 1 else "task"
@@ -233,7 +244,7 @@ class LeRobotSource(Source):
                                {"data": data, "video": video, "from_ts": 0.0}))
         return eps
 
-    def _episodes_v3(self) -> list[Episode]:
+    def _episodes_v3(self, problems: list[str]) -> list[Episode]:
         import pyarrow as pa
         import pyarrow.parquet as pq
         files = sorted((self.path / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
@@ -251,34 +262,44 @@ class LeRobotSource(Source):
                 schema = pq.read_schema(f)
                 missing = [c for c in need if c not in schema.names]
                 if missing:
-                    raise FormatError(f"{f}: episode metadata lacks column(s) {missing}")
+                    problems.append(f"{f}: episode metadata lacks column(s) {missing}")
+                    continue
                 cols = need + (["tasks"] if "tasks" in schema.names else [])
                 rows = pq.read_table(f, columns=cols).to_pylist()
             except (pa.ArrowException, OSError) as exc:
-                raise FormatError(f"{f}: unreadable episode metadata ({exc}); truncated file?") from None
-            for r in rows:
-                idx, length = int(r["episode_index"]), int(r["length"])
-                fr, to = int(r["dataset_from_index"]), int(r["dataset_to_index"])
-                data = self.path / self.data_path.format(chunk_index=int(r["data/chunk_index"]),
-                                                         file_index=int(r["data/file_index"]))
-                where = f"{_rel(self.path, data)}, episode {idx}"
-                if to - fr != length:
-                    raise FormatError(f"{where}: {_rel(self.path, f)} says length {length} but index range "
-                                      f"{fr}:{to} ({to - fr} frames)")
-                extra: dict[str, Any] = {"data": data, "from_index": fr, "to_index": to}
-                if video:
-                    vpath = self.path / self.video_path.format(video_key=self.camera,
-                                                               chunk_index=int(r[vk + "chunk_index"]),
-                                                               file_index=int(r[vk + "file_index"]))
-                    a, b = float(r[vk + "from_timestamp"]), float(r[vk + "to_timestamp"])
-                    if abs((b - a) * self.fps - length) > 1.01:
-                        raise FormatError(f"{where}: {_rel(self.path, f)} gives video timestamps {a:.3f}-{b:.3f} s "
-                                          f"({(b - a) * self.fps:.1f} frames at {self.fps:g} fps) for {length} frames")
-                    extra.update(video=vpath, from_ts=a)
-                tasks = r.get("tasks") or ["task"]
-                eps.append(Episode(idx, length, str(tasks[0]), where, extra))
+                problems.append(f"{f}: unreadable episode metadata ({exc}); truncated file?")
+                continue
+            for k, r in enumerate(rows):
+                try:
+                    eps.append(self._episode_v3(r, _rel(self.path, f), vk if video else None))
+                except FormatError as exc:
+                    problems.append(str(exc))
+                except (TypeError, ValueError) as exc:  # a null or non-numeric entry
+                    problems.append(f"{f} row {k}: bad episode entry ({exc})")
         eps.sort(key=lambda e: e.index)
         return eps
+
+    def _episode_v3(self, r: dict, meta_file: str, vk: str | None) -> Episode:
+        """One row of meta/episodes (``vk``: the camera's ``videos/<key>/`` column prefix, None for images)."""
+        idx, length = int(r["episode_index"]), int(r["length"])
+        fr, to = int(r["dataset_from_index"]), int(r["dataset_to_index"])
+        data = self.path / self.data_path.format(chunk_index=int(r["data/chunk_index"]),
+                                                 file_index=int(r["data/file_index"]))
+        where = f"{_rel(self.path, data)}, episode {idx}"
+        if to - fr != length:
+            raise FormatError(f"{where}: {meta_file} says length {length} but index range {fr}:{to} "
+                              f"({to - fr} frames)")
+        extra: dict[str, Any] = {"data": data, "from_index": fr, "to_index": to}
+        if vk is not None:
+            vpath = self.path / self.video_path.format(video_key=self.camera, chunk_index=int(r[vk + "chunk_index"]),
+                                                       file_index=int(r[vk + "file_index"]))
+            a, b = float(r[vk + "from_timestamp"]), float(r[vk + "to_timestamp"])
+            if abs((b - a) * self.fps - length) > 1.01:
+                raise FormatError(f"{where}: {meta_file} gives video timestamps {a:.3f}-{b:.3f} s "
+                                  f"({(b - a) * self.fps:.1f} frames at {self.fps:g} fps) for {length} frames")
+            extra.update(video=vpath, from_ts=a)
+        tasks = r.get("tasks") or ["task"]
+        return Episode(idx, length, str(tasks[0]), where, extra)
 
     # ---- reading -------------------------------------------------------------------------------------
     def _rows(self, ep: Episode) -> tuple[int, int]:

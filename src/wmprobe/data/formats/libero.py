@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions
+from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions, note
 
 FPS = 20.0  # LIBERO's control frequency
 BLOCK = 32
@@ -70,15 +70,23 @@ class LiberoSource(Source):
         return h
 
     def _keys(self) -> tuple[list[str], list[str]]:
-        h = self._file(self.files[0])
-        data = h.get("data")
-        demos = sorted(data.keys(), key=_demo_key) if data is not None else []
-        if not demos:
-            raise FormatError(f"{self.files[0].name}: no data/demo_* groups")
-        g = data[demos[0]]
-        obs = g.get("obs")
-        cams = [k for k in obs.keys() if k.endswith("_rgb") or k.endswith("_image")] if obs is not None else []
-        return cams, ["actions"]
+        """Cameras of the first demo of the first readable file with demos (the first file's error if none)."""
+        first = None
+        for f in self.files:
+            try:
+                h = self._file(f)
+            except FormatError as exc:
+                first = first or exc
+                continue
+            data = h.get("data")
+            demos = sorted(data.keys(), key=_demo_key) if data is not None else []
+            if not demos:
+                first = first or FormatError(f"{f.name}: no data/demo_* groups")
+                continue
+            obs = data[demos[0]].get("obs")
+            cams = [k for k in obs.keys() if k.endswith("_rgb") or k.endswith("_image")] if obs is not None else []
+            return cams, ["actions"]
+        raise first
 
     def select(self, camera, action_key) -> None:
         super().select(ALIASES.get(camera, camera) if camera else None, action_key)
@@ -97,26 +105,38 @@ class LiberoSource(Source):
                 pass
         return task_from_filename(f)
 
-    def episodes(self) -> list[Episode]:
+    def episodes(self, problems: list[str] | None = None) -> list[Episode]:
         eps = []
         for f in self.files:
-            h = self._file(f)
-            if "data" not in h:
-                raise FormatError(f"{f.name}: no 'data' group (not a robomimic/LIBERO file)")
+            try:
+                h = self._file(f)
+                if "data" not in h:
+                    raise FormatError(f"{f.name}: no 'data' group (not a robomimic/LIBERO file)")
+                if not len(h["data"]):
+                    raise FormatError(f"{f.name}: no data/demo_* groups")
+            except FormatError as exc:
+                note(problems, exc)
+                continue
             task = self.task_name(f, h)
             for d in sorted(h["data"].keys(), key=_demo_key):
-                where = f"{f.name}, episode {d}"
-                g = h["data"][d]
-                if "actions" not in g:
-                    raise FormatError(f"{where}: no 'actions' dataset")
-                n = int(g["actions"].shape[0])
-                ns = g.attrs.get("num_samples")
-                if ns is not None and int(ns) != n:
-                    raise FormatError(f"{where}: attribute num_samples={int(ns)} but actions has {n} rows")
-                if n <= 0:
-                    raise FormatError(f"{where}: empty demo")
-                eps.append(Episode(len(eps), n, task, where, {"file": f, "demo": d}))
+                try:
+                    eps.append(self._episode(f, d, h["data"][d], task, len(eps)))
+                except FormatError as exc:
+                    note(problems, exc)
         return eps
+
+    @staticmethod
+    def _episode(f: Path, d: str, g, task: str, index: int) -> Episode:
+        where = f"{f.name}, episode {d}"
+        if "actions" not in g:
+            raise FormatError(f"{where}: no 'actions' dataset")
+        n = int(g["actions"].shape[0])
+        ns = g.attrs.get("num_samples")
+        if ns is not None and int(ns) != n:
+            raise FormatError(f"{where}: attribute num_samples={int(ns)} but actions has {n} rows")
+        if n <= 0:
+            raise FormatError(f"{where}: empty demo")
+        return Episode(index, n, task, where, {"file": f, "demo": d})
 
     def _group(self, ep: Episode):
         return self._file(ep.extra["file"])["data"][ep.extra["demo"]]
@@ -160,7 +180,10 @@ class LiberoSource(Source):
     def info(self) -> dict[str, Any]:
         tasks, n_eps, n_frames, shapes = [], 0, 0, {}
         for f in self.files:
-            h = self._file(f)
+            try:
+                h = self._file(f)
+            except FormatError:  # info stays cheap and never fails on a bad file; validate reports it
+                continue
             data = h.get("data")
             if data is None:
                 continue

@@ -25,7 +25,7 @@ class StoreSource(Source):
         self.action_dim = self.store.action_dim
         self.action_names = list(self.store.meta["action_names"])
 
-    def episodes(self) -> list[Episode]:
+    def episodes(self, problems: list[str] | None = None) -> list[Episode]:  # a loaded store is consistent
         names = self.store.meta["task_names"]
         return [Episode(e, int(self.store.episode_lengths[e]), str(names[int(self.store.tasks[e])]),
                         f"{self.path / 'frames.npy'}, episode {e}") for e in range(self.store.n_episodes)]
