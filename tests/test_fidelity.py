@@ -1,6 +1,8 @@
 """Fidelity: PSNR/SSIM against references, the decoder probe on decodable vs undecodable latents, own decoders."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +157,30 @@ def test_row_gather_reads_rows_of_several_shards_in_any_order():
     np.testing.assert_array_equal(src[np.array([4, 0, 2, 2])], whole[rows[[4, 0, 2, 2]]])
     with pytest.raises(ProbeError, match="outside"):
         RowGather(parts, np.array([13]))
+
+
+def _rss_file_kb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    return -1
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_row_gather_drops_the_mapped_pages_it_read_and_reads_them_back_the_same(tmp_path):
+    """Random minibatches touch every page of a memory-mapped shard in time; RowGather (like the extraction
+    and own-decoder passes) drops them after each gather, so RSS does not grow with the shard."""
+    from wmprobe.fidelity import RowGather
+    big = np.arange(64 * 1024 * 1024 // 4, dtype=np.float32).reshape(-1, 1024)   # 64 MiB
+    np.save(tmp_path / "t.npy", big)
+    m = np.load(tmp_path / "t.npy", mmap_mode="r")
+    base = _rss_file_kb()
+    assert float(m.sum()) == float(big.sum())          # reading every page maps them into this process
+    assert _rss_file_kb() - base > 32 * 1024
+    src = RowGather([m], np.arange(len(m)))
+    rows = src[np.arange(0, len(m), 7)]
+    assert _rss_file_kb() - base < 8 * 1024            # gone after the gather
+    np.testing.assert_array_equal(rows, big[::7])
+    np.testing.assert_array_equal(src[np.arange(len(m))], big)  # pages come back with the same bytes
+    in_memory = RowGather([big], np.arange(4))         # plain arrays are left alone
+    np.testing.assert_array_equal(in_memory[np.arange(4)], big[:4])

@@ -1,12 +1,14 @@
-"""Atomic directory writes: build in a temp dir beside the destination, then rename it into place."""
+"""File-system helpers: atomic directory writes (build in a temp dir beside the destination, then rename it
+into place) and dropping the pages of read-only memory maps from this process's resident set."""
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
@@ -24,3 +26,20 @@ def atomic_dir(dest: str | os.PathLike, prefix: str | None = None) -> Iterator[P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def drop_pages(*arrays: Any) -> None:
+    """Drop the resident pages of read-only memory-mapped arrays (``np.load(mmap_mode="r")``) from this process.
+
+    Pages of a mapping that were read count in the process's RSS until it is unmapped, so a pass over a large
+    store or shard grows RSS with the data even though nothing is kept. ``MADV_DONTNEED`` on a shared read-only
+    file mapping only forgets the page-table entries: the next read faults the page back from the page cache,
+    with the same bytes. Plain in-memory arrays (and copy-on-write maps, whose pages may hold changes) are
+    left alone.
+    """
+    for a in arrays:
+        m = getattr(a, "_mmap", None)  # np.memmap (and its views) keep the mmap.mmap object here
+        if m is None or getattr(a, "mode", None) != "r" or not hasattr(m, "madvise"):
+            continue
+        with contextlib.suppress(ValueError, OSError):  # closed map / platform without MADV_DONTNEED
+            m.madvise(mmap.MADV_DONTNEED)

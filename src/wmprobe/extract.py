@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wmprobe._fs import drop_pages
 from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import Encoder
 from wmprobe.errors import EncoderError, StoreError
@@ -136,6 +137,7 @@ def _pool_tokens(tokens: torch.Tensor, pool: int | None) -> torch.Tensor:
 
 def _episode_frames(store: EpisodeStore, e: int, corruption: Any, seed: int) -> torch.Tensor:
     frames = torch.from_numpy(np.array(store.frames[store.episode_slice(e)]))  # a writable copy
+    drop_pages(store.frames)  # the mapped pages just read would otherwise stay in RSS: it grew with the store
     if corruption is not None:
         frames = corruption.apply_clips(frames[None], [seed * 1_000_003 + e])[0]
     return frames

@@ -25,13 +25,14 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from wmprobe._fs import drop_pages
 from wmprobe.errors import ProbeError
 
 PSNR_CAP = 100.0
@@ -120,10 +121,36 @@ def _episode_ci(values: np.ndarray, episode: np.ndarray, n_boot: int, seed: int)
 def summarise(pred: np.ndarray, target: np.ndarray, episode: np.ndarray, *, decoder: str, params: int,
               seconds: float, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Record fields (psnr, ssim with episode CIs, decoder, decoder_params, fidelity_seconds)."""
-    episode = np.asarray(episode).reshape(-1)
-    if episode.shape[0] != len(target):
-        raise ProbeError(f"fidelity: {episode.shape[0]} episode ids for {len(target)} test frames")
-    p, s = psnr_per_image(pred, target), ssim_per_image(pred, target)
+    scores = _Scores()
+    scores.add(pred, target, episode)
+    return scores.summary(decoder=decoder, params=params, seconds=seconds, n_boot=n_boot, seed=seed)
+
+
+class _Scores:
+    """Per-image PSNR / SSIM accumulated chunk by chunk (only the scores are kept, never the images)."""
+
+    def __init__(self) -> None:
+        self.psnr: list[np.ndarray] = []
+        self.ssim: list[np.ndarray] = []
+        self.episode: list[np.ndarray] = []
+
+    def add(self, pred: Any, target: Any, episode: Any) -> None:
+        episode = np.asarray(episode).reshape(-1)
+        if episode.shape[0] != len(target):
+            raise ProbeError(f"fidelity: {episode.shape[0]} episode ids for {len(target)} test frames")
+        self.psnr.append(psnr_per_image(pred, target))
+        self.ssim.append(ssim_per_image(pred, target))
+        self.episode.append(episode)
+
+    def summary(self, *, decoder: str, params: int, seconds: float, n_boot: int, seed: int) -> dict[str, Any]:
+        if not self.psnr:
+            raise ProbeError("fidelity: no test frames to score")
+        p, s, episode = (np.concatenate(x) for x in (self.psnr, self.ssim, self.episode))
+        return _summary(p, s, episode, decoder=decoder, params=params, seconds=seconds, n_boot=n_boot, seed=seed)
+
+
+def _summary(p: np.ndarray, s: np.ndarray, episode: np.ndarray, *, decoder: str, params: int, seconds: float,
+             n_boot: int, seed: int) -> dict[str, Any]:
     pl, ph = _episode_ci(p, episode, n_boot, seed)
     sl, sh = _episode_ci(s, episode, n_boot, seed)
     return {"psnr": float(p.mean()), "psnr_ci_low": pl, "psnr_ci_high": ph, "ssim": float(s.mean()),
@@ -240,6 +267,7 @@ class RowGather:
         for q in np.unique(part):
             m = part == q
             out[m] = self.arrays[q][g[m] - self.starts[q]]
+        drop_pages(*self.arrays)  # random rows touch every page of a shard in time: keep RSS flat
         return out
 
 
@@ -297,15 +325,17 @@ def _decoder_fidelity(train_tokens: Any, train_frames: Any, test_tokens: Any, te
             opt.step()
             sched.step()
     net.eval()
-    preds = []
+    scores, test_episode = _Scores(), np.asarray(test_episode).reshape(-1)
+    if len(test_episode) != n_te:
+        raise ProbeError(f"fidelity: {len(test_episode)} episode ids for {n_te} test frames")
     with torch.inference_mode():
         for i in range(0, n_te, STATS_CHUNK):
-            pred = net(tokens(test_tokens, np.arange(i, min(n_te, i + STATS_CHUNK)), "test_tokens"))
-            preds.append((pred.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    target = np.asarray(test_frames[np.arange(n_te)])
-    return summarise(np.concatenate(preds), target, test_episode, decoder="probe",
-                     params=sum(q.numel() for q in net.parameters()), seconds=time.perf_counter() - t0,
-                     n_boot=n_boot, seed=seed)
+            idx = np.arange(i, min(n_te, i + STATS_CHUNK))
+            pred = net(tokens(test_tokens, idx, "test_tokens"))
+            pred = (pred.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            scores.add(pred, np.asarray(test_frames[idx]), test_episode[idx])
+    return scores.summary(decoder="probe", params=sum(q.numel() for q in net.parameters()),
+                          seconds=time.perf_counter() - t0, n_boot=n_boot, seed=seed)
 
 
 def own_decoder_fidelity(encoder: Any, frames: Any, episode: Any, *, layer: str | None = None,
@@ -325,21 +355,20 @@ def own_decoder_fidelity(encoder: Any, frames: Any, episode: Any, *, layer: str 
                      seconds=time.perf_counter() - t0, n_boot=n_boot, seed=seed)
 
 
-def own_decoder_fidelity_clips(encoder: Any, clips: Sequence[Any], episodes: Sequence[int], *,
+def own_decoder_fidelity_clips(encoder: Any, clips: Iterable[Any], episodes: Iterable[int], *,
                                layer: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """``own_decoder_fidelity`` over clips of different lengths (e.g. one per test episode): each clip
-    ``(T, H, W, 3) uint8`` is encoded and decoded on its own, the metrics pooled, CIs over ``episodes``."""
+    ``(T, H, W, 3) uint8`` is encoded, decoded and scored on its own (``clips`` may be a generator: one clip
+    in memory at a time), the metrics pooled, CIs over ``episodes``."""
     t0 = time.perf_counter()
-    preds, targets, eps = [], [], []
+    scores = _Scores()
     for clip, e in zip(clips, episodes):
         p, t = _own_decode(encoder, torch.from_numpy(np.array(clip, dtype=np.uint8))[None], layer)
-        preds.append(p)
-        targets.append(t)
-        eps.append(np.full(len(p), int(e)))
-    if not preds:
+        scores.add(p, t, np.full(len(p), int(e)))
+    if not scores.psnr:
         raise ProbeError("fidelity: no clips to decode")
-    return summarise(np.concatenate(preds), np.concatenate(targets), np.concatenate(eps), decoder="own",
-                     params=_own_params(encoder), seconds=time.perf_counter() - t0, n_boot=n_boot, seed=seed)
+    return scores.summary(decoder="own", params=_own_params(encoder), seconds=time.perf_counter() - t0,
+                          n_boot=n_boot, seed=seed)
 
 
 def has_own_decoder(encoder: Any) -> bool:

@@ -11,10 +11,11 @@ import json
 import os
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
+from wmprobe._fs import drop_pages
 from wmprobe.study.cache import Cache
 from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask, TrainTask
 
@@ -174,15 +175,20 @@ def _own_fidelity(task: FidelityTask, store: Any, test_episodes: tuple[int, ...]
         return {}
     enc = load_encoder_ref(task.encoder)
     order = np.random.default_rng(task.seed).permutation(np.asarray(test_episodes, np.int64))
-    clips, eps, n = [], [], 0
+    eps, n = [], 0
     for e in order:
         sl = store.episode_slice(int(e))
         if n and n + (sl.stop - sl.start) > FIDELITY_MAX_TEST:
             break
-        clips.append(np.asarray(store.frames[sl]))
         eps.append(int(e))
         n += sl.stop - sl.start
-    own = own_decoder_fidelity_clips(enc, clips, eps, seed=task.seed)
+
+    def clips() -> Iterator[np.ndarray]:  # one episode in memory at a time
+        for e in eps:
+            clip = np.array(store.frames[store.episode_slice(e)])
+            drop_pages(store.frames)
+            yield clip
+    own = own_decoder_fidelity_clips(enc, clips(), eps, seed=task.seed)
     return {f"{m}_own{suffix}": own[f"{m}{suffix}"] for m in ("psnr", "ssim") for suffix in ("", "_ci_low", "_ci_high")}
 
 
