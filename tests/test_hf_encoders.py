@@ -47,6 +47,11 @@ def _build(name: str, seed: int = 0) -> torch.nn.Module:
         return T.Siglip2VisionModel(T.Siglip2VisionConfig(num_patches=16, patch_size=8, intermediate_size=64, **VIT))
     if name == "sd-vae":
         return _vae()
+    if name == "cosmos":  # patch 2, no halving down block: 2 frames and 2x2 px per latent
+        return diffusers.AutoencoderKLCosmos(latent_channels=4, encoder_block_out_channels=(8, 16),
+                                             decode_block_out_channels=(8, 16), attention_resolutions=(),
+                                             resolution=32, num_layers=1, patch_size=2, spatial_compression_ratio=2,
+                                             temporal_compression_ratio=2, latents_mean=None, latents_std=None)
     if name == "diffusion-unet":
         return diffusers.UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(16, 32),
                                      layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
@@ -59,8 +64,10 @@ def _build(name: str, seed: int = 0) -> torch.nn.Module:
 EXPECT = {
     "vjepa2": (2, 3, 16, 32), "videomae": (2, 3, 16, 32), "dinov2": (1, 4, 16, 32), "dinov3": (1, 4, 16, 32),
     "siglip": (1, 4, 16, 32), "siglip2": (1, 4, 16, 32), "sd-vae": (1, 1, 256, 4), "diffusion-unet": (1, 5, None, None),
+    "cosmos": (2, 1, 16 * 16, 4),
 }
 ADAPTERS = list(EXPECT)
+OPTIONS = {"cosmos": {"size": 32}}  # its default input size (256) is slow on CPU for a test
 
 
 def save(name: str, path: Path, seed: int = 0) -> Path:
@@ -80,7 +87,7 @@ def frames(b: int = 2, t: int = 4, h: int = 40, w: int = 48, seed: int = 0) -> n
 
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_shapes_layers_and_time_alignment(name, ckpts):
-    enc = load_encoder(f"{name}:{ckpts[name]}", device="cpu")
+    enc = load_encoder(f"{name}:{ckpts[name]}", device="cpu", **OPTIONS.get(name, {}))
     fps, n_layers, n_tok, dim = EXPECT[name]
     assert enc.spec.frames_per_step == fps and len(enc.spec.layers) == n_layers
     lat = enc.encode(frames(), enc.spec.layers)
@@ -95,14 +102,14 @@ def test_shapes_layers_and_time_alignment(name, ckpts):
     # deterministic: same frames, same features; a fresh load of the same files gives the same key
     again = enc.encode(frames(), enc.spec.layers)
     assert all(torch.equal(lat.tokens[l], again.tokens[l]) for l in lat.tokens)
-    assert load_encoder(f"{name}:{ckpts[name]}", device="cpu").spec.key() == enc.spec.key()
+    assert load_encoder(f"{name}:{ckpts[name]}", device="cpu", **OPTIONS.get(name, {})).spec.key() == enc.spec.key()
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_weights_change_the_cache_key_but_location_does_not(name, ckpts, tmp_path):
-    key = load_encoder(f"{name}:{ckpts[name]}", device="cpu").spec.key()
-    moved = load_encoder(f"{name}:{save(name, tmp_path / 'copy', seed=0)}", device="cpu")
-    other = load_encoder(f"{name}:{save(name, tmp_path / 'other', seed=1)}", device="cpu")
+    key = load_encoder(f"{name}:{ckpts[name]}", device="cpu", **OPTIONS.get(name, {})).spec.key()
+    moved = load_encoder(f"{name}:{save(name, tmp_path / 'copy', seed=0)}", device="cpu", **OPTIONS.get(name, {}))
+    other = load_encoder(f"{name}:{save(name, tmp_path / 'other', seed=1)}", device="cpu", **OPTIONS.get(name, {}))
     assert moved.spec.key() == key
     assert other.spec.key() != key
 
@@ -269,3 +276,31 @@ def test_fast_uint8_resize_matches_the_float_reference(ckpts):
     fast, ref = enc.preprocess(f), Encoder.preprocess(enc, f)
     assert fast.shape == ref.shape == (2, 2, 3, 32, 32)
     assert (fast - ref).abs().max() < 1.5 / 255 / min(enc.spec.std)  # uint8 rounding only
+
+
+def test_cosmos_drops_the_repeated_first_frame_step_and_aligns_like_a_tubelet(ckpts):
+    """A clip of r*k frames goes in with frame 0 repeated in front; the model's own latent of that padded clip,
+    minus step 0, is what the adapter returns, and step i starts at frame r*i."""
+    enc = load_encoder(f"cosmos:{ckpts['cosmos']}", device="cpu", size=32)
+    assert enc.spec.frames_per_step == 2 and enc.spec.extra["downsample"] == 2 and enc.spec.extra["window"] == 4
+    clip = frames(1, 6, 32, 32)
+    x = enc.preprocess(torch.from_numpy(clip))                                   # (1, 6, 3, 32, 32)
+    with torch.no_grad():
+        padded = torch.cat([x[:, :1], x], dim=1).transpose(1, 2)                 # (1, 3, 7, 32, 32)
+        ref = enc.vae.encode(padded).latent_dist.mode()                          # (1, 4, 4, 16, 16)
+    lat = enc.encode(clip)
+    assert lat.tokens["out"].shape == (1, 3, 256, 4) and lat.frame_index.tolist() == [0, 2, 4]
+    torch.testing.assert_close(lat.tokens["out"], ref[:, :, 1:].permute(0, 2, 3, 4, 1).reshape(1, 3, 256, 4))
+    # causal: the latents of the first 4 frames do not depend on the frames after them
+    head = enc.encode(clip[:, :4]).tokens["out"]
+    torch.testing.assert_close(head, lat.tokens["out"][:, :2], atol=1e-5, rtol=1e-4)
+    with pytest.raises(EncoderError, match="multiple of its 2 frames"):
+        enc.encode(frames(1, 3, 32, 32))
+    with pytest.raises(EncoderError, match="window=3"):
+        load_encoder(f"cosmos:{ckpts['cosmos']}", device="cpu", window=3)
+    with pytest.raises(EncoderError, match="AutoencoderKLCosmos"):
+        load_encoder(f"cosmos:{ckpts['sd-vae']}", device="cpu")
+    from helpers import moving_square_store
+    from wmprobe.extract import extract
+    feats = extract(enc, moving_square_store(episodes=1, steps=11, size=32))
+    assert feats.step_frame.tolist() == [0, 2, 4, 6, 8]  # windows of 4 frames; the last one padded

@@ -11,7 +11,7 @@ def test_unknown_encoder_suggests_close_names():
 
 def test_builtin_families_are_listed():
     known = list_encoders()
-    for name in ("pixels", "random-conv", "zoo", "vjepa2", "videomae", "dinov2", "siglip", "sd-vae"):
+    for name in ("pixels", "random-conv", "zoo", "vjepa2", "videomae", "dinov2", "siglip", "sd-vae", "cosmos"):
         assert name in known
 
 

@@ -69,8 +69,6 @@ def cmd_ls(a: argparse.Namespace) -> int:
         print("encoders (NAME or NAME:ARG):")
         for name, reg in sorted(_api("wmprobe.encoders.registry:list_encoders")().items()):
             print(f"  {name:16s} {reg.family:12s} {reg.description}")
-        print("  (not wrapped: the Cosmos tokenizer; diffusers' AutoencoderKLCosmos maps 1 + 8k frames to 1 + k "
-              "latent steps, which the one-step-per-N-frames contract cannot express yet)")
     if what in ("families", "all"):
         print("zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):")
         for name, desc in _api("wmprobe.zoo:FAMILIES").items():

@@ -19,8 +19,16 @@ Layers are block outputs ``down_blocks.i``, ``mid_block``, ``up_blocks.i`` as to
 the default is ``up_blocks.1`` (the usual choice for diffusion features), else ``mid_block``. ``t``,
 ``seed`` and the conditioning are in ``spec.extra`` and therefore in ``spec.key()``.
 
-Cosmos: diffusers 0.42.1 ships ``AutoencoderKLCosmos`` (causal video tokenizer, first frame alone then
-``temporal_compression_ratio`` frames per latent); it is not wrapped yet (see docs/adding-an-encoder.md).
+``cosmos[:dir-or-hub-id]`` (``AutoencoderKLCosmos``, the Cosmos tokenizer: a causal video autoencoder whose
+first latent step holds the first frame alone and every later step ``r`` more frames, ``r`` = its temporal
+compression): a clip of ``r * k`` frames is encoded with its first frame repeated in front (``1 + r * k``
+frames in, ``1 + k`` latent steps out) and latent step 0, which only saw that repeated frame, is dropped.
+Step ``i`` then covers frames ``r*i .. r*i + r - 1`` of the clip, like a tubelet of ``r`` frames
+(``frames_per_step = r``, frame index ``r * i``). Extraction windows episodes into clips of ``window`` frames
+(default ``2 * r``: two steps per clip). The latent is deterministic (``latent_dist.mode()``); layer ``out``
+holds it as tokens ``(B, T', h*w, C)``. Spatial and temporal compression are read from the config (patch size
+and the number of down blocks that halve each axis, as the model builds them) and checked on every clip.
+No own-decoder fidelity: the decoder needs the dropped step 0, so the decoder probe measures it.
 """
 from __future__ import annotations
 
@@ -162,6 +170,74 @@ class UNetEncoder(FrameEncoder):
             for hd in handles:
                 hd.remove()
         return {l: captured[l] for l in layers}
+
+
+class CosmosEncoder(Encoder):
+    """Causal video tokenizer clips ``(B, r*k, 3, h, w)`` -> ``{"out": (B, k, h'*w', C)}`` (see the module doc)."""
+
+    def __init__(self, spec: EncoderSpec, vae: torch.nn.Module, device: torch.device, bf16: bool):
+        self.spec, self.device, self.bf16 = spec, device, bool(bf16)
+        self.vae = vae.to(device).eval().requires_grad_(False)
+        self.dtype = next(vae.parameters()).dtype
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        return preprocess_frames(frames, self.spec, self.device)
+
+    def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        b, t = x.shape[:2]
+        r, down = self.spec.frames_per_step, self.spec.extra["downsample"]
+        clip = torch.cat([x[:, :1], x], dim=1).transpose(1, 2).to(self.dtype)   # (B, 3, 1 + T, h, w)
+        out = []
+        with hub.autocast(self.device, self.bf16):
+            for i in range(b):  # one clip at a time: a video VAE's activations are large
+                out.append(self.vae.encode(clip[i:i + 1]).latent_dist.mode().float())
+        z = torch.cat(out)                                                        # (B, C, 1 + k, h', w')
+        want = (1 + t // r, *(s // down for s in self.spec.input_size))
+        if tuple(z.shape[2:]) != want:
+            raise EncoderError(f"{self.spec.name}: {1 + t} frames of {tuple(self.spec.input_size)} gave latents "
+                               f"{tuple(z.shape[2:])}, expected {want} from the config's compression "
+                               f"({r} frames, {down} px per latent); the checkpoint's config does not match its model")
+        z = z[:, :, 1:]                                                           # drop the repeated first frame
+        return {"out": z.permute(0, 2, 3, 4, 1).reshape(b, t // r, -1, z.shape[1])}
+
+
+def _cosmos_compression(cfg: dict[str, Any]) -> tuple[int, int]:
+    """(temporal, spatial) compression as AutoencoderKLCosmos builds its encoder: the patch size, times 2 for
+    each of the first ``len(blocks) - 2`` down blocks that halves that axis (``log2(ratio) - log2(patch)`` of them)."""
+    import math
+    patch = int(cfg.get("patch_size", 4))
+    n_down = max(0, len(cfg.get("encoder_block_out_channels", (128, 256, 512, 512))) - 2)
+
+    def axis(ratio: int) -> int:
+        return patch * 2 ** max(0, min(n_down, int(math.log2(ratio)) - int(math.log2(patch))))
+    return axis(int(cfg.get("temporal_compression_ratio", 8))), axis(int(cfg.get("spatial_compression_ratio", 8)))
+
+
+def cosmos_tokenizer(arg: str | None = None, *, device: str = "auto", dtype: str | None = None, bf16: bool = False,
+                     size: int | None = None, window: int | None = None,
+                     trust_remote_code: bool = False) -> CosmosEncoder:
+    """``cosmos[:dir-or-hub-id]``: Cosmos tokenizer latents (default nvidia/Cosmos-1.0-Tokenizer-CV8x8x8)."""
+    what = "cosmos"
+    ckpt, index, dev, dt = _common(arg, "nvidia/Cosmos-1.0-Tokenizer-CV8x8x8", what, device, dtype,
+                                   trust_remote_code)
+    if index or (ckpt.path / "vae" / "config.json").is_file():
+        ckpt = _sub(ckpt, "vae")
+    cfg = ckpt.read_json("config.json") or {}
+    if cfg.get("_class_name") not in (None, "AutoencoderKLCosmos"):
+        raise EncoderError(f"{what}: '{ckpt.source}' holds a {cfg['_class_name']}, not an AutoencoderKLCosmos")
+    files = hub.check_safetensors(ckpt, what)
+    vae = _load(_lib().AutoencoderKLCosmos, ckpt, ckpt.subfolder, what, dt)
+    r, down = _cosmos_compression(dict(vae.config))
+    window = int(window) if window else 2 * r
+    if window < r or window % r:
+        raise EncoderError(f"{what}: window={window} must be a positive multiple of the {r} frames per latent step")
+    spec = EncoderSpec(name=f"{what}:{ckpt.source}", family="autoencoder",
+                       input_size=_size(size, {"sample_size": 256}, what, down), mean=HALF, std=HALF,
+                       layers=("out",), default_layer="out", weights_hash=hub.files_hash(files, cfg),
+                       resize="bilinear", frames_per_step=r,
+                       extra={"downsample": down, "window": window, "first_step": "dropped (repeated frame 0)",
+                              "latent": "mode", "dtype": str(dt), "bf16": bool(bf16)})
+    return CosmosEncoder(spec, vae, dev, bf16)
 
 
 def _common(arg: str | None, default_id: str, what: str, device: str, dtype: str | None,

@@ -52,6 +52,8 @@ BUILTIN: dict[str, Registered] = {
                           "SigLIP 2 vision tower (transformers Siglip2VisionModel), per frame", "hf"),
     "sd-vae": Registered("wmprobe.encoders.diffusers:autoencoder_kl", "autoencoder",
                          "diffusers AutoencoderKL (SD / SDXL VAE) posterior-mean latents", "hf"),
+    "cosmos": Registered("wmprobe.encoders.diffusers:cosmos_tokenizer", "autoencoder",
+                         "Cosmos tokenizer (diffusers AutoencoderKLCosmos) causal video latents", "hf"),
     "diffusion-unet": Registered("wmprobe.encoders.diffusers:diffusion_unet", "diffusion",
                                  "diffusers UNet denoiser features at a fixed noise timestep", "hf"),
 }
