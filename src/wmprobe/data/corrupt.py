@@ -392,14 +392,13 @@ def pixelate(x: torch.Tensor, s: int, rng: ClipRng) -> torch.Tensor:
     oh, ow = max(1, int(h * c)), max(1, int(w * c))
     small = _box_matrix(h, oh) @ x @ _box_matrix(w, ow).T
     small = torch.round(small * 255) / 255                              # Pillow keeps 8-bit pixels
-    return _nearest_matrix(oh, h) @ small @ _nearest_matrix(ow, w).T
+    return small[..., _nearest_index(oh, h), :][..., _nearest_index(ow, w)]
 
 
 @functools.lru_cache(maxsize=32)
-def _nearest_matrix(n: int, o: int) -> torch.Tensor:
-    """``(o, n)`` 0/1 matrix of Pillow's NEAREST resize from ``n`` to ``o`` pixels (source ``(i + 0.5) n / o``)."""
-    src = ((torch.arange(o) + 0.5) * n / o).long().clamp(max=n - 1)
-    return F.one_hot(src, n).float()
+def _nearest_index(n: int, o: int) -> torch.Tensor:
+    """Source pixel of each of ``o`` outputs in Pillow's NEAREST resize from ``n`` pixels (``(i + 0.5) n / o``)."""
+    return ((torch.arange(o) + 0.5) * n / o).long().clamp(max=n - 1)
 
 
 _Q_LUMA = torch.tensor([
