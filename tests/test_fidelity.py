@@ -146,6 +146,20 @@ def test_own_decoder_fidelity_ranks_a_lossy_decoder_lower():
         own_decoder_fidelity(object(), frames, np.arange(4))
 
 
+
+def test_scores_pooled_clip_by_clip_equal_one_pass_over_all_frames():
+    """The own-decoder pass scores one clip at a time (a generator) and keeps only per-image scores; its
+    record equals scoring every frame at once."""
+    from wmprobe.fidelity import own_decoder_fidelity_clips
+    frames = torch.from_numpy(scene(12, 32, seed=3)).view(4, 3, 32, 32, 3)
+    enc = PatchAutoencoder(blur=True)
+    whole = own_decoder_fidelity(enc, frames, np.arange(4), n_boot=100, seed=1)
+    clips = own_decoder_fidelity_clips(enc, (c for c in frames.numpy()), range(4), n_boot=100, seed=1)
+    for k in ("psnr", "psnr_ci_low", "psnr_ci_high", "ssim", "ssim_ci_low", "ssim_ci_high"):
+        assert clips[k] == pytest.approx(whole[k], rel=1e-12), k
+    with pytest.raises(ProbeError, match="no clips"):
+        own_decoder_fidelity_clips(enc, iter(()), ())
+
 def test_row_gather_reads_rows_of_several_shards_in_any_order():
     from wmprobe.fidelity import RowGather
     rng = np.random.default_rng(0)

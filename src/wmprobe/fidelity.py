@@ -146,16 +146,11 @@ class _Scores:
         if not self.psnr:
             raise ProbeError("fidelity: no test frames to score")
         p, s, episode = (np.concatenate(x) for x in (self.psnr, self.ssim, self.episode))
-        return _summary(p, s, episode, decoder=decoder, params=params, seconds=seconds, n_boot=n_boot, seed=seed)
-
-
-def _summary(p: np.ndarray, s: np.ndarray, episode: np.ndarray, *, decoder: str, params: int, seconds: float,
-             n_boot: int, seed: int) -> dict[str, Any]:
-    pl, ph = _episode_ci(p, episode, n_boot, seed)
-    sl, sh = _episode_ci(s, episode, n_boot, seed)
-    return {"psnr": float(p.mean()), "psnr_ci_low": pl, "psnr_ci_high": ph, "ssim": float(s.mean()),
-            "ssim_ci_low": sl, "ssim_ci_high": sh, "decoder": decoder, "decoder_params": int(params),
-            "fidelity_seconds": float(seconds)}
+        pl, ph = _episode_ci(p, episode, n_boot, seed)
+        sl, sh = _episode_ci(s, episode, n_boot, seed)
+        return {"psnr": float(p.mean()), "psnr_ci_low": pl, "psnr_ci_high": ph, "ssim": float(s.mean()),
+                "ssim_ci_low": sl, "ssim_ci_high": sh, "decoder": decoder, "decoder_params": int(params),
+                "fidelity_seconds": float(seconds)}
 
 
 # ---- the decoder probe ------------------------------------------------------------------------------------------

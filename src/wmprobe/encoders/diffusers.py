@@ -33,6 +33,7 @@ No own-decoder fidelity: the decoder needs the dropped step 0, so the decoder pr
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any, Sequence
 
 import torch
@@ -204,7 +205,6 @@ class CosmosEncoder(Encoder):
 def _cosmos_compression(cfg: dict[str, Any]) -> tuple[int, int]:
     """(temporal, spatial) compression as AutoencoderKLCosmos builds its encoder: the patch size, times 2 for
     each of the first ``len(blocks) - 2`` down blocks that halves that axis (``log2(ratio) - log2(patch)`` of them)."""
-    import math
     patch = int(cfg.get("patch_size", 4))
     n_down = max(0, len(cfg.get("encoder_block_out_channels", (128, 256, 512, 512))) - 2)
 

@@ -209,14 +209,12 @@ class LeRobotSource(Source):
             return eps
         total_e, total_f = self.info_json.get("total_episodes"), self.info_json.get("total_frames")
         info_f = self.path / "meta" / "info.json"
-        try:
-            if total_e is not None and int(total_e) != len(eps):
-                raise FormatError(f"{info_f}: total_episodes is {total_e} but the episode metadata lists {len(eps)}")
-            if total_f is not None and int(total_f) != sum(e.length for e in eps):
-                raise FormatError(f"{info_f}: total_frames is {total_f} but the episodes hold "
-                                  f"{sum(e.length for e in eps)} frames")
-        except FormatError as exc:
-            note(problems, exc)
+        frames = sum(e.length for e in eps)
+        if total_e is not None and int(total_e) != len(eps):
+            note(problems, FormatError(f"{info_f}: total_episodes is {total_e} but the episode metadata lists "
+                                       f"{len(eps)}"))
+        elif total_f is not None and int(total_f) != frames:
+            note(problems, FormatError(f"{info_f}: total_frames is {total_f} but the episodes hold {frames} frames"))
         return eps
 
     def _episodes_v2(self, problems: list[str]) -> list[Episode]:
