@@ -111,9 +111,23 @@ def test_brightness_and_contrast_exact_properties(clips):
 
 
 # ---- statistical agreement with the reference package, where it installs and runs --------------------------
+def _shim_pkg_resources():
+    """imagecorruptions 1.1.2 imports ``pkg_resources.resource_filename``, gone from setuptools >= 81."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import os
+        import sys
+        import types
+        mod = types.ModuleType("pkg_resources")
+        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__), name)
+        sys.modules["pkg_resources"] = mod
+
+
 def _reference():
     pytest.importorskip("cv2")
     pytest.importorskip("skimage")
+    _shim_pkg_resources()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ic = pytest.importorskip("imagecorruptions")
