@@ -206,9 +206,7 @@ class RayExecutor:
                 ray.init(address=self.opts["address"], runtime_env=self.opts.get("runtime_env"),
                          log_to_driver=False)
             else:  # a private local cluster: loopback only, no dashboard, stopped below
-                ray.init(num_cpus=self.opts.get("num_cpus"), include_dashboard=False,
-                         _node_ip_address="127.0.0.1", log_to_driver=False,
-                         runtime_env=self.opts.get("runtime_env"))
+                start_local_ray(self.opts.get("num_cpus"), self.opts.get("runtime_env"))
                 started = True
         try:
             remote = ray.remote(num_cpus=self.opts.get("num_cpus_per_task", 1),
@@ -230,6 +228,27 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+
+
+def start_local_ray(num_cpus: int | None = None, runtime_env: dict | None = None) -> None:
+    """Start a private Ray cluster on this machine whose servers listen on 127.0.0.1 only (no dashboard).
+
+    Ray >= 2.4x rewrites a loopback ``_node_ip_address`` to the machine's outward address
+    (``services.resolve_ip_for_localhost``), and its gRPC servers then listen on every interface. Keeping the
+    loopback address while ``ray.init`` starts the processes makes GCS, raylet, workers and the runtime-env
+    agent bind 127.0.0.1 (tests/test_study.py checks the listening sockets). Stop it with ``ray.shutdown()``.
+    """
+    import ray
+    from ray._private import services
+    keep = getattr(services, "resolve_ip_for_localhost", None)
+    if keep is not None:
+        services.resolve_ip_for_localhost = lambda host: host if services.is_localhost(host) else keep(host)
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 runtime_env=runtime_env)
+    finally:
+        if keep is not None:
+            services.resolve_ip_for_localhost = keep
 
 
 def _ray_task(task: Any, cache_root: str, threads: int | None) -> Any:
