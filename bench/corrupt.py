@@ -31,6 +31,18 @@ from wmprobe.data.corrupt import CORRUPTIONS, parse_corruption
 REF_NAME = {"noise": "gaussian_noise", "blur": "gaussian_blur"}
 
 
+def _shim_pkg_resources() -> None:
+    """imagecorruptions imports ``pkg_resources.resource_filename``, gone from setuptools >= 81."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        import sys
+        import types
+        mod = types.ModuleType("pkg_resources")
+        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__), name)
+        sys.modules["pkg_resources"] = mod
+
+
 def reference():
     """``imagecorruptions`` with shims for numpy 2 / scikit-image >= 0.19, or None when it is not installed."""
     try:
@@ -38,6 +50,7 @@ def reference():
             warnings.simplefilter("ignore")
             if not hasattr(np, "float_"):
                 np.float_ = np.float64                                         # shim 1 (fog)
+            _shim_pkg_resources()                                              # shim 3 (import)
             import imagecorruptions
             import imagecorruptions.corruptions as C
             import skimage.filters
