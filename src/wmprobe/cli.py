@@ -13,7 +13,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from wmprobe.errors import WmprobeError
+from wmprobe.errors import ConfigError, WmprobeError
 
 EPILOG = """examples:
   wmprobe demo --out wmprobe-demo                 generate data, train the mini-zoo, probe, report
@@ -22,6 +22,7 @@ EPILOG = """examples:
   wmprobe data import ~/lerobot/pusht data/pusht --format lerobot --camera observation.image
   wmprobe extract dinov2:/ckpt/dinov2-base data/dyn --out feats/dino --layers layer_8 out
   wmprobe probe feats/dino data/dyn --probe ridge --k 1 4 --out results/
+  wmprobe probe --latents Z.npy --store data/dyn --probe ridge mlp --k 1 4 --out results/
   wmprobe run study.yaml --dry-run                the plan of a config-driven study
   wmprobe report results/                         HTML report, figures and tables
 """
@@ -131,10 +132,42 @@ def cmd_extract(a: argparse.Namespace) -> int:
     return 0
 
 
+def _probe_mode(a: argparse.Namespace) -> str:
+    """``"features"`` (FEATURES STORE) or ``"latents"`` (--latents Z.npy --store STORE_DIR); ConfigError otherwise."""
+    positional = a.features is not None or a.store is not None
+    latents = a.latents is not None or a.latents_store is not None
+    usage = "give either FEATURES STORE (saved by `wmprobe extract`) or --latents Z.npy --store STORE_DIR"
+    if positional and latents:
+        raise ConfigError(f"wmprobe probe: {usage}, not both")
+    if not positional and not latents:
+        raise ConfigError(f"wmprobe probe: {usage}")
+    if positional and (a.features is None or a.store is None):
+        raise ConfigError("wmprobe probe: the saved-features form needs both FEATURES and STORE")
+    if latents and (a.latents is None or a.latents_store is None):
+        raise ConfigError("wmprobe probe: --latents Z.npy and --store STORE_DIR go together; give both")
+    if positional and a.steps is not None:
+        raise ConfigError("wmprobe probe: --steps applies to the --latents form only")
+    return "latents" if latents else "features"
+
+
+def _probe_latents(a: argparse.Namespace) -> list[dict[str, Any]]:
+    """`wmprobe probe --latents Z.npy --store STORE_DIR`: latents ``(N, D) | (N, tokens, D)``, one row per frame."""
+    from wmprobe.data import load_dataset
+    from wmprobe.probes.api import load_latents, probe
+    z = load_latents(a.latents)
+    store = load_dataset(a.latents_store)
+    cfg = {} if a.steps is None else {"steps": a.steps}
+    return probe(z, store, probe=a.probe, k=a.k, split=a.split, seeds=a.seeds, out=a.out,
+                 encoder=Path(a.latents).stem, source=str(a.latents), **cfg)
+
+
 def cmd_probe(a: argparse.Namespace) -> int:
-    rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
-                                                       split=a.split, seeds=a.seeds, out=a.out,
-                                                       progress=not a.quiet)
+    if _probe_mode(a) == "latents":
+        rows = _probe_latents(a)
+    else:
+        rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
+                                                           split=a.split, seeds=a.seeds, out=a.out,
+                                                           progress=not a.quiet)
     for r in rows:
         print(f"{r['layer']:>10s} {r['probe']:>14s} k={r['k']} seed={r['seed']} "
               f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}]")
@@ -270,12 +303,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="passed to the encoder factory, e.g. t=200, bf16=true, window=8, trust_remote_code=true")
     x.set_defaults(fn=cmd_extract)
 
-    pr = sub.add_parser("probe", help="probe saved features for action recoverability")
-    pr.add_argument("features"), pr.add_argument("store")
+    pr = sub.add_parser("probe", help="probe saved features (or your own latents) for action recoverability",
+                        usage="wmprobe probe (FEATURES STORE | --latents Z.npy --store STORE_DIR) --out DIR "
+                              "[options]")
+    pr.add_argument("features", nargs="?", help="features directory written by `wmprobe extract`")
+    pr.add_argument("store", nargs="?", help="the EpisodeStore the features were extracted from")
+    pr.add_argument("--latents", metavar="Z.npy", default=None,
+                    help="your own latents, (N, D) pooled or (N, tokens, D), one row per store frame")
+    pr.add_argument("--store", dest="latents_store", metavar="STORE_DIR", default=None,
+                    help="the EpisodeStore whose frames --latents are aligned with")
     pr.add_argument("--probe", nargs="+", default=["mlp", "ridge", "mlp-shuffled"])
     pr.add_argument("--k", type=int, nargs="+", default=[1])
     pr.add_argument("--split", default="task", choices=["task", "episode"])
     pr.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    pr.add_argument("--steps", type=int, default=None,
+                    help="training steps of the mlp / attentive probes (--latents form; default: the probe's)")
     pr.add_argument("--out", required=True)
     pr.set_defaults(fn=cmd_probe)
 

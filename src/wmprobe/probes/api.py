@@ -6,10 +6,10 @@
 ``probe(latents, store, ...)`` takes latents aligned row by row with the store's frames
 (``(N, D)`` pooled or ``(N, T, D)`` tokens; with ``frames_per_step = f > 1`` one row per f frames of each
 episode), runs every requested probe and k, and returns (and optionally writes) one record per seed.
+``load_latents(path)`` opens such latents from a ``.npy`` file (memory-mapped), as `wmprobe probe --latents`.
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,30 +23,33 @@ from wmprobe.probes.base import ProbeData
 from wmprobe.probes.pairs import make_pairs, tubelet_steps
 
 
-def _check_features(features: np.ndarray, step_episode: np.ndarray, name: str) -> None:
+def _check_features(features: np.ndarray, step_episode: np.ndarray, name: str, what: str = "latents") -> None:
+    """``features: (S, D) | (S, N, D)`` finite, one row per step of ``step_episode: (S,)``; ``what`` names them."""
     if features.ndim not in (2, 3):
-        raise ProbeError(f"{name}: features must be (S, D) pooled or (S, N, D) tokens, got {features.shape}")
+        raise ProbeError(f"{name}: {what} must be (S, D) pooled or (S, N, D) tokens, got {features.shape}")
     if features.shape[0] != step_episode.shape[0]:
-        raise ProbeError(f"{name}: {features.shape[0]} feature rows but {step_episode.shape[0]} latent steps")
+        raise ProbeError(f"{name}: {features.shape[0]} rows of {what} but {step_episode.shape[0]} latent steps")
     for c in range(0, features.shape[0], 65536):
         block = np.asarray(features[c : c + 65536]).reshape(min(65536, features.shape[0] - c), -1)
         bad = ~np.isfinite(block).all(1)
         if bad.any():
             eps = np.unique(step_episode[c : c + 65536][bad])[:10].tolist()
-            raise ProbeError(f"{name}: NaN or inf latents in episode(s) {eps}")
+            raise ProbeError(f"{name}: NaN or inf {what} in episode(s) {eps}")
 
 
 def build_probe_data(features: np.ndarray, step_frame: np.ndarray, step_episode: np.ndarray,
                      store: EpisodeStore, split: Split, k: int = 1, *, agg: str = "sum", shuffle: bool = False,
-                     single: bool = False, seed: int = 0) -> tuple[ProbeData, ProbeData, dict[str, list[int]]]:
+                     single: bool = False, seed: int = 0,
+                     what: str = "latents") -> tuple[ProbeData, ProbeData, dict[str, list[int]]]:
     """``(train, test, target_groups)`` for ``features: (S, D) | (S, N, D)`` of the steps ``step_frame``.
 
-    ``shuffle`` / ``single`` apply the controls here already (``evaluate`` can also apply them by name)."""
+    ``shuffle`` / ``single`` apply the controls here already (``evaluate`` can also apply them by name);
+    ``what`` names the features in error messages (e.g. ``"latents (Z.npy)"``)."""
     from wmprobe.probes import shuffle_partners, single_frame_data
     name = store.name
     features = np.asarray(features)
     step_frame, step_episode = np.asarray(step_frame, np.int64), np.asarray(step_episode, np.int64)
-    _check_features(features, step_episode, name)
+    _check_features(features, step_episode, name, what)
     pairs = make_pairs(step_frame, step_episode, store.actions, store.episode_ends, k, store.action_groups,
                        agg, dataset=name)
     out = []
@@ -66,57 +69,87 @@ def build_probe_data(features: np.ndarray, step_frame: np.ndarray, step_episode:
     return out[0], out[1], pairs.target_groups
 
 
-def latent_steps(latents: np.ndarray, store: EpisodeStore, frames_per_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """``(step_frame, step_episode)`` of latents aligned with the store; ProbeError on a row-count mismatch."""
+def latent_steps(latents: np.ndarray, store: EpisodeStore, frames_per_step: int = 1,
+                 what: str = "latents") -> tuple[np.ndarray, np.ndarray]:
+    """``(step_frame, step_episode)``, each ``(N,)``, of ``latents: (N, ...)`` aligned with the store;
+    ProbeError naming ``what`` and both row counts on a mismatch."""
     step_frame, step_episode = tubelet_steps(store.episode_ends, frames_per_step)
     if latents.shape[0] != len(step_frame):
         per = "frame" if frames_per_step == 1 else f"{frames_per_step} frames of each episode"
-        raise ProbeError(f"{store.name}: latents have {latents.shape[0]} rows but the store needs {len(step_frame)} "
+        raise ProbeError(f"{store.name}: {what} have {latents.shape[0]} rows but the store needs {len(step_frame)} "
                          f"(one per {per}; the store has {store.n_frames} frames in {store.n_episodes} episodes)")
     return step_frame, step_episode
+
+
+def load_latents(path: str | os.PathLike) -> np.ndarray:
+    """``(N, D) | (N, T, D)`` latents from a ``.npy`` file, memory-mapped; ProbeError naming the file if it is
+    missing, an ``.npz`` archive, corrupt, or not a real-valued numeric array."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProbeError(f"latents file {path} does not exist")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if path.suffix == ".npz" or magic.startswith(b"PK"):
+        raise ProbeError(f"latents file {path} is an .npz archive; save one array with np.save('Z.npy', Z)")
+    if magic != b"\x93NUMPY":
+        raise ProbeError(f"latents file {path} is corrupt or not a .npy array (no NumPy header)")
+    try:
+        z = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise ProbeError(f"latents file {path} is corrupt or not a .npy array ({exc})") from None
+    if not (np.issubdtype(z.dtype, np.integer) or np.issubdtype(z.dtype, np.floating)):
+        raise ProbeError(f"latents file {path} holds {z.dtype} values; latents must be real numbers")
+    return z
+
+
+def _require_tokens(probes: Sequence[str], latents: np.ndarray, what: str) -> None:
+    """Attentive probes read ``(N, T, D)`` tokens; ProbeError before any fit if ``latents`` are pooled."""
+    for name in probes:
+        if name.partition("-")[0] == "attentive" and latents.ndim != 3:
+            raise ProbeError(f"probe {name} needs patch tokens (N, tokens, D) but {what} are pooled, shape "
+                             f"{tuple(latents.shape)}; pass un-pooled tokens or use mlp / ridge")
 
 
 def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe: str | Sequence[str] = "mlp",
           k: int | Sequence[int] = 1, split: str | Split = "task", out: str | os.PathLike | None = None,
           seeds: Sequence[int] = (0, 1, 2), frames_per_step: int = 1, agg: str = "sum", n_boot: int = 1000,
-          split_seed: int = 0, layer: str = "input", **probe_cfg: Any) -> list[dict[str, Any]]:
+          split_seed: int = 0, layer: str = "input", encoder: str = "latents", source: str | None = None,
+          **probe_cfg: Any) -> list[dict[str, Any]]:
     """Probe ``latents: (N, D) | (N, T, D)`` against ``store``'s actions; one record per (probe, k, seed).
 
-    If ``out`` is given, the records are also written to ``out/records.csv``."""
+    If ``out`` is given, the records are also written there by ``wmprobe.records.write_records``
+    (records.parquet, records.csv, config.yaml; rows of the same cell are replaced). ``encoder`` fills the
+    records' encoder column; ``source`` (e.g. the latents' file) is named in errors and in config.yaml."""
     from wmprobe.probes import evaluate
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
+    what = "latents" if source is None else f"latents from {source}"
     latents = np.asarray(latents) if not isinstance(latents, np.memmap) else latents
     if latents.ndim not in (2, 3):
-        raise ProbeError(f"latents must be (N, D) pooled or (N, T, D) tokens, got shape {latents.shape}")
-    sp = split if isinstance(split, Split) else make_split(store, kind=split, seed=split_seed)
-    step_frame, step_episode = latent_steps(latents, store, frames_per_step)
+        raise ProbeError(f"{what} must be (N, D) pooled or (N, T, D) tokens, got shape {latents.shape}")
     probes = [probe] if isinstance(probe, str) else list(probe)
     ks = [k] if isinstance(k, (int, np.integer)) else list(k)
+    _require_tokens(probes, latents, what)
+    step_frame, step_episode = latent_steps(latents, store, frames_per_step, what)
+    sp = split if isinstance(split, Split) else make_split(store, kind=split, seed=split_seed)
     rows: list[dict[str, Any]] = []
     for kk in ks:
-        train, test, groups = build_probe_data(latents, step_frame, step_episode, store, sp, int(kk), agg=agg)
+        train, test, groups = build_probe_data(latents, step_frame, step_episode, store, sp, int(kk), agg=agg,
+                                               what=what)
         for name in probes:
             base = name.partition("-")[0]
             tr, te = (train, test) if base == "attentive" or not train.is_tokens else (train.pooled(), test.pooled())
             cfg = probe_cfg if base != "ridge" else {}
             for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, **cfg):
-                rows.append({"encoder": "latents", "dataset": store.name, "split": sp.kind, "corruption": "clean",
+                rows.append({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",
                              "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
                              "dataset_fingerprint": store.fingerprint, **r})
     if out is not None:
-        write_csv(rows, Path(out) / "records.csv")
+        from wmprobe.records import write_records
+        write_records(rows, out, {"command": "probe", "latents": source, "latents_shape": list(latents.shape),
+                                  "store": str(store.path) if store.path else store.name, "probes": probes,
+                                  "ks": [int(x) for x in ks], "split": sp.kind, "seeds": list(seeds),
+                                  "frames_per_step": int(frames_per_step), "agg": agg,
+                                  "probe_cfg": {c: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+                                                for c, v in probe_cfg.items()}})
     return rows
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Plain CSV of records (columns: union of keys, first-seen order)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cols: list[str] = []
-    for r in rows:
-        cols.extend(c for c in r if c not in cols)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    return path
