@@ -45,12 +45,16 @@ def encoder_label(d: pd.DataFrame) -> pd.Series:
 
 
 def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows without an error (``id_weight`` NaN read as 0); ProbeError if a needed column is missing."""
+    """The rows without an error (``id_weight`` NaN read as 0) of the paper's protocol: probes fit on clean
+    train latents (rows of a ``corrupt_train`` study's augmented fits, ``train_corruption`` != clean, are left
+    out); ProbeError if a needed column is missing."""
     need = {"encoder", "id_weight", "dataset", "corruption", "layer", "probe", "k", "seed", "r2"}
     missing = sorted(need - set(df.columns))
     if missing:
         raise ProbeError(f"records table lacks column(s) {missing}; is it a wmprobe records file?")
     d = df[df["error"].fillna("").astype(str) == ""] if "error" in df else df
+    if "train_corruption" in d:
+        d = d[d["train_corruption"].fillna("clean").astype(str) == "clean"]
     return d.assign(id_weight=d["id_weight"].astype(float).fillna(0.0))
 
 

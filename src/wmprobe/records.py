@@ -5,7 +5,9 @@ Layout of a results directory (stable; scripts depend on it):
     DIR/records.csv       the same rows as CSV
     DIR/config.yaml       resolved config + provenance (versions, git hash, host, time)
 
-A cell is identified by ``CELL_KEY``; writing rows for a cell that is already present replaces it (so runs
+A cell is identified by ``CELL_KEY`` plus the ``OPTIONAL_KEY`` columns a table has (``train_corruption``: the
+corruption the probe was fit on, only written by studies with ``corrupt_train``; rows without it, and records
+that predate it, are ``clean``); writing rows for a cell that is already present replaces it (so runs
 merge and a re-run never duplicates). Rows are sorted by the cell key, so identical inputs give identical
 files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measured); extra columns are kept.
 """
@@ -28,6 +30,7 @@ import yaml
 from wmprobe.errors import WmprobeError
 
 CELL_KEY = ("encoder", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed")
+OPTIONAL_KEY = {"train_corruption": "clean"}   # key columns present only when some row sets them -> default
 RECORD_COLUMNS = (
     "encoder", "family", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed",
     "r2", "r2_ci_low", "r2_ci_high", "r2_translation", "r2_rotation", "r2_gripper", "pearson", "mse",
@@ -81,26 +84,44 @@ def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def cell_key(df) -> list[str]:
+    """The columns that identify a cell of ``df``: ``CELL_KEY`` plus the ``OPTIONAL_KEY`` columns it has."""
+    return list(CELL_KEY) + [c for c in OPTIONAL_KEY if c in df.columns]
+
+
+def _with_optional_key(df, columns):
+    """``df`` with every ``OPTIONAL_KEY`` column of ``columns``, missing values set to that column's default."""
+    for c, default in OPTIONAL_KEY.items():
+        if c in columns:
+            df = df.assign(**{c: df[c].fillna(default).astype(str) if c in df else default})
+    return df
+
+
 def _frame(rows: Iterable[dict[str, Any]]):
     import pandas as pd
     rows = [normalise_row(r) for r in rows]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=list(RECORD_COLUMNS))
+    df = _with_optional_key(df, df.columns)
     extra = sorted(c for c in df.columns if c not in RECORD_COLUMNS)
     return df[list(RECORD_COLUMNS) + extra]
 
 
 def merge(old, new):
-    """Rows of ``new`` replace rows of ``old`` with the same cell key; sorted by the key."""
+    """Rows of ``new`` replace rows of ``old`` with the same cell key; sorted by the key. An ``OPTIONAL_KEY``
+    column that only one side has is given its default on the other."""
     import pandas as pd
     if old is None or old.empty:
         df = new
     else:
-        keys = set(map(tuple, new[list(CELL_KEY)].astype(str).values))
-        keep = ~old[list(CELL_KEY)].astype(str).apply(tuple, axis=1).isin(keys)
+        cols = set(old.columns) | set(new.columns)
+        old, new = _with_optional_key(old, cols), _with_optional_key(new, cols)
+        key = cell_key(new)
+        keys = set(map(tuple, new[key].astype(str).values))
+        keep = ~old[key].astype(str).apply(tuple, axis=1).isin(keys)
         df = pd.concat([old[keep], new], ignore_index=True)
-    return df.sort_values(list(CELL_KEY), kind="stable").reset_index(drop=True)
+    return df.sort_values(cell_key(df), kind="stable").reset_index(drop=True)
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -92,6 +92,7 @@ class StudyConfig:
     test_frac: float = 0.25
     corruptions: tuple[str, ...] = ("clean",)
     corrupt_datasets: tuple[str, ...] | None = None   # None: every dataset
+    corrupt_train: bool = False   # also fit each probe on the train latents under each corruption (augmentation)
     layers: tuple[str, ...] | None = None
     probes: tuple[str, ...] = ("mlp", "ridge", "mlp-shuffled")
     ks: tuple[int, ...] = (1,)
@@ -371,6 +372,7 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
             for i, n in enumerate(val):
                 if n not in {d.name for d in datasets}:
                     c.bad(f"{key}[{i}]", f"'{n}' is not one of the study's datasets")
+    _check_corrupt_train(c, doc.get("corrupt_train", False), corr, cds)
     from wmprobe.probes import parse_probe_name
     probes = doc.get("probes", ["mlp", "ridge", "mlp-shuffled"])
     if c.typed(probes, list, "probes", "a list"):
@@ -439,6 +441,7 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         name=name, preset=preset, seed=seed, datasets=tuple(datasets), encoders=tuple(encoders), zoo=zoo,
         split=split, test_frac=float(tf), corruptions=tuple(str(s) for s in corr),
         corrupt_datasets=tuple(cds) if cds is not None else None,
+        corrupt_train=bool(doc.get("corrupt_train", False)),
         layers=tuple(str(x) for x in layers) if layers else None, probes=tuple(probes),
         ks=tuple(int(k) for k in doc.get("ks", [1])), seeds=tuple(int(s) for s in doc.get("seeds", [0, 1, 2])),
         probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
@@ -446,6 +449,18 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
         device=str(doc.get("device", "cpu")), threads=int(doc.get("threads", 1)), executor=execfg)
     return cfg, []
+
+
+def _check_corrupt_train(c: _Checker, value: Any, corruptions: Any, corrupt_datasets: Any) -> None:
+    """``corrupt_train`` is a bool, and when true there is a corruption other than clean on some dataset."""
+    if not c.typed(value, bool, "corrupt_train", "true or false") or not value:
+        return
+    if isinstance(corruptions, list) and all(str(s) == "clean" for s in corruptions):
+        c.bad("corrupt_train", "is true but `corruptions` names only clean: there is nothing to fit the probe "
+                               "on (add a corruption such as noise:0.15, or drop corrupt_train)")
+    elif corrupt_datasets == []:
+        c.bad("corrupt_train", "is true but `corrupt_datasets` is empty: no dataset is corrupted, so there is "
+                               "nothing to fit the probe on")
 
 
 def validate(src: str | os.PathLike | dict) -> list[Problem]:

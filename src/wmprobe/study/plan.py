@@ -2,8 +2,11 @@
 
 - ``ExtractTask``: one (encoder, dataset shard, corruption) -> a latent shard in the cache. Clean shards cover
   every episode; corrupted shards cover only the test episodes (corruption is applied at test time: the probe
-  is fit on clean train features and scored on corrupted test features, as in the paper).
+  is fit on clean train features and scored on corrupted test features, as in the paper). With
+  ``corrupt_train: true`` corrupted shards of the train episodes are extracted too.
 - ``ProbeTask``: one cell (encoder, dataset, split, corruption, layer, probe, k) with all its seeds -> rows.
+  With ``corrupt_train``, one more task per (cell, corruption c != clean) fits on the train latents under c
+  and scores the test latents under c (rows with ``train_corruption = c``).
 - ``FidelityTask``: the decoder probe of one (encoder, dataset) on clean tokens -> PSNR/SSIM.
 
 A task's key hashes its inputs (encoder spec key incl. weights, dataset fingerprint, episodes, corruption,
@@ -102,10 +105,23 @@ class ProbeTask:
     n_boot: int
     clean_shards: tuple[str, ...]
     tests: tuple[tuple[str, tuple[str, ...]], ...] = (("clean", ()),)
+    train_corruption: str = "clean"     # else: fit on ``train_shards`` (train episodes under it), no clean shard
+    train_shards: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
         return "probe"
+
+    @property
+    def augmented(self) -> bool:
+        """Fit on corrupted train latents (``corrupt_train``) instead of clean ones."""
+        return self.train_corruption != "clean"
+
+    @property
+    def required_shards(self) -> tuple[str, ...]:
+        """The shards without which no row of this task can be computed (a lost test shard of a clean-fit task
+        only costs that corruption's rows; an augmented task has one corruption, so it needs them all)."""
+        return self.clean_shards + self.train_shards + (self.test_shards if self.augmented else ())
 
     @property
     def corruptions(self) -> tuple[str, ...]:
@@ -117,8 +133,9 @@ class ProbeTask:
         return tuple(k for _, keys in self.tests for k in keys)
 
     def describe(self) -> str:
+        fit = f" fit on {self.train_corruption}" if self.augmented else ""
         return (f"probe {self.probe} k={self.k} on {self.encoder.label}/{self.layer} {self.dataset.name} "
-                f"[{', '.join(self.corruptions)}]")
+                f"[{', '.join(self.corruptions)}]{fit}")
 
 
 @dataclass(frozen=True)
@@ -160,49 +177,71 @@ def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corrup
                         "corruption_seed": corruption_seed, "tokens": keep_tokens})
 
 
+def _extract_shards(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int],
+                    corruption: str, tokens: bool) -> tuple[str, ...]:
+    """Append one ExtractTask per shard of ``episodes`` under ``corruption``; returns the shards' keys."""
+    keys = []
+    for eps in shards(episodes, cfg.shard_episodes):
+        key = extract_key(enc, ds, eps, corruption, tokens)
+        plan.extract.append(ExtractTask(key, enc, ds, eps, corruption, tokens, cfg.device))
+        keys.append(key)
+    return tuple(keys)
+
+
+def _probe_key(cfg: Any, enc: EncoderRef, ds: DatasetRef, layer: str, k: int, probe: str,
+               pcfg: tuple, fit: dict[str, Any], scored: Sequence[tuple[str, tuple[str, ...]]]) -> str:
+    """Content key of one probe task; ``fit``: what it is fit on (``{"clean": keys}`` for the paper's protocol,
+    whose keys predate ``corrupt_train`` and must not change)."""
+    return content_key({"task": "probe", "v": TASK_VERSION, **fit,
+                        "tests": [[c, list(t)] for c, t in scored], "layer": layer, "k": k,
+                        "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
+                        "split": [ds.split_kind, list(ds.train), list(ds.test)],
+                        "label": [enc.label, enc.family, enc.id_weight, ds.name]})
+
+
+def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: tuple[str, ...],
+                 tests: list[tuple[str, tuple[str, ...]]],
+                 augment: list[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None:
+    """Append the probe tasks of one (encoder, dataset): one clean fit per (layer, k, probe) scored on every
+    ``tests`` entry, and per ``augment`` entry ``(corruption, train keys, test keys)`` one fit on the corrupted
+    train latents scored on the corrupted test latents (never for the -shuffled / -single controls)."""
+    probe_cfg = tuple(sorted(cfg.probe.items()))
+    for layer in enc.layers:
+        for k in cfg.ks:
+            for probe in cfg.probes:
+                control = "-" in probe   # controls (shuffled/single pairs) are measured on clean features only
+                scored = tuple(tests) if not control else (("clean", ()),)
+                pcfg = probe_cfg if probe.startswith("mlp") else ()
+                key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg, {"clean": list(clean)}, scored)
+                plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
+                                            cfg.n_boot, clean, scored))
+                for corr, train_keys, test_keys in (augment if not control else ()):
+                    one = ((corr, test_keys),)
+                    key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg,
+                                     {"train_corruption": corr, "train": list(train_keys)}, one)
+                    plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
+                                                cfg.n_boot, (), one, corr, train_keys))
+
+
 def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[DatasetRef]) -> Plan:
     """Expand a resolved study (see runner.resolve) into its tasks, in a deterministic order."""
     plan = Plan()
-    attentive = any(p.startswith("attentive") for p in cfg.probes)
+    attentive = any(p.startswith("attentive") for p in cfg.probes)   # attentive probes read tokens
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
-    probe_cfg = tuple(sorted(cfg.probe.items()))
     for ds in datasets:
         fidelity = cfg.fidelity and (cfg.fidelity_datasets is None or ds.name in cfg.fidelity_datasets)
-        needs_tokens = fidelity or attentive
         for enc in encoders:
-            clean = []
-            for eps in shards(range(ds.n_episodes), cfg.shard_episodes):
-                key = extract_key(enc, ds, eps, "clean", needs_tokens)
-                plan.extract.append(ExtractTask(key, enc, ds, eps, "clean", needs_tokens, cfg.device))
-                clean.append(key)
+            clean = _extract_shards(plan, cfg, enc, ds, range(ds.n_episodes), "clean", fidelity or attentive)
             corruptions = cfg.corruptions if ds.name in corrupt_sets else ("clean",)
-            tests: list[tuple[str, tuple[str, ...]]] = []
-            for corr in dict.fromkeys(("clean", *corruptions)):
-                test_keys: list[str] = []
-                if corr != "clean":
-                    for eps in shards(ds.test, cfg.shard_episodes):
-                        key = extract_key(enc, ds, eps, corr, attentive)  # attentive probes read tokens
-                        plan.extract.append(ExtractTask(key, enc, ds, eps, corr, attentive, cfg.device))
-                        test_keys.append(key)
-                tests.append((corr, tuple(test_keys)))
-            for layer in enc.layers:
-                for k in cfg.ks:
-                    for probe in cfg.probes:
-                        # controls (shuffled/single pairs) are measured on clean features only
-                        scored = tuple(tests) if "-" not in probe else (("clean", ()),)
-                        pcfg = probe_cfg if probe.startswith("mlp") else ()
-                        key = content_key({"task": "probe", "v": TASK_VERSION, "clean": clean,
-                                           "tests": [[c, list(t)] for c, t in scored], "layer": layer, "k": k,
-                                           "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg),
-                                           "n_boot": cfg.n_boot,
-                                           "split": [ds.split_kind, list(ds.train), list(ds.test)],
-                                           "label": [enc.label, enc.family, enc.id_weight, ds.name]})
-                        plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
-                                                    cfg.n_boot, tuple(clean), scored))
+            tests = [(corr, _extract_shards(plan, cfg, enc, ds, ds.test, corr, attentive) if corr != "clean" else ())
+                     for corr in dict.fromkeys(("clean", *corruptions))]
+            augment = [(corr, _extract_shards(plan, cfg, enc, ds, ds.train, corr, attentive), keys)
+                       for corr, keys in tests if corr != "clean" and getattr(cfg, "corrupt_train", False)]
+            _probe_tasks(plan, cfg, enc, ds, clean, tests, augment)
             if fidelity:
-                key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": clean,
+                key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": list(clean),
                                    "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
-                plan.fidelity.append(FidelityTask(key, enc, ds, tuple(clean), cfg.fidelity_preset))
+                plan.fidelity.append(FidelityTask(key, enc, ds, clean, cfg.fidelity_preset))
     return plan
 
 
@@ -229,12 +268,15 @@ def estimate(cfg: Any) -> dict[str, Any]:
         layers = len(cfg.layers) if cfg.layers else 1
         n_ctrl = len([p for p in cfg.probes if "-" in p])
         cells = encoders * layers * len(cfg.ks) * (len(corr) * (len(cfg.probes) - n_ctrl) + n_ctrl)
+        fits = sum(1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes)  # one scores every corruption
+        n_aug = n_corr if cfg.corrupt_train else 0   # probe-train corruption: train shards + fits per corruption
+        n_train_shards = -(-max(0, n_eps - max(1, round(n_eps * test_frac))) // cfg.shard_episodes)
+        aug_fits = sum(1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes if "-" not in p)
         rows.append({"dataset": d.name, "episodes": n_eps, "frames": n_frames,
-                     "extract_tasks": encoders * (n_shards + n_corr * n_test_shards),
-                     "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac)),
-                     "probe_cells": cells,
-                     "probe_fits": encoders * layers * len(cfg.ks) * sum(   # one fit scores every corruption
-                         1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes),
+                     "extract_tasks": encoders * (n_shards + n_corr * n_test_shards + n_aug * n_train_shards),
+                     "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac + n_aug * (1 - test_frac))),
+                     "probe_cells": cells + encoders * layers * len(cfg.ks) * n_aug * (len(cfg.probes) - n_ctrl),
+                     "probe_fits": encoders * layers * len(cfg.ks) * (fits + n_aug * aug_fits),
                      "fidelity_tasks": encoders if cfg.fidelity and (cfg.fidelity_datasets is None
                                                                      or d.name in cfg.fidelity_datasets) else 0})
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}
@@ -253,7 +295,8 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
                 + 
                 f"({est['zoo_models']} models, zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),
              f"  split {cfg.split}; corruptions {', '.join(cfg.corruptions)}; probes {', '.join(cfg.probes)}; "
-             f"k {list(cfg.ks)}; seeds {list(cfg.seeds)}; fidelity {'on' if cfg.fidelity else 'off'}",
+             f"k {list(cfg.ks)}; seeds {list(cfg.seeds)}; fidelity {'on' if cfg.fidelity else 'off'}"
+             + ("; probes also fit on corrupted train latents (corrupt_train)" if cfg.corrupt_train else ""),
              f"  executor {cfg.executor.kind} (max_retries {cfg.executor.max_retries}); "
              f"cache {default_cache_dir(cache)}"]
     tot = {"extract_tasks": 0, "frames_encoded": 0, "probe_cells": 0, "probe_fits": 0, "fidelity_tasks": 0}

@@ -138,6 +138,8 @@ def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
             "dataset": task.dataset.name, "split": task.dataset.split_kind,
             "layer": task.layer, "probe": task.probe, "k": task.k, "encoder_key": task.encoder.key,
             "dataset_fingerprint": task.dataset.fingerprint, "error": error or "failed"}
+    if task.augmented:
+        base["train_corruption"] = task.train_corruption
     seeds = (task.seeds[0],) if task.probe.startswith("ridge") else task.seeds
     return [{**base, "corruption": c, "seed": s, "r2": float("nan")} for c in task.corruptions for s in seeds]
 
@@ -165,7 +167,7 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
             if rows is not None:
                 done[t.key] = rows
                 continue
-            deps = list(getattr(t, "clean_shards", ())) + list(getattr(t, "shards", ()))
+            deps = getattr(t, "required_shards", None) or getattr(t, "shards", ())
             broken = [bad_shards[d] for d in deps if d in bad_shards]
             lost = [(c, next(bad_shards[x] for x in keys if x in bad_shards))
                     for c, keys in getattr(t, "tests", ()) if any(x in bad_shards for x in keys)]

@@ -125,6 +125,21 @@ def _with_corrupted_test(clean, corrupted, test_episodes: tuple[int, ...]):
     return merged.select(order)
 
 
+def _probe_inputs(task: ProbeTask, cache: Cache, tokens: bool, test_episodes: tuple[int, ...]):
+    """``(features the probe is fit on, test_sets)`` for ``probe_features``.
+
+    Paper protocol: clean features of every episode, and per scored corruption the clean train rows with that
+    corruption's test rows (None for clean itself). Augmented (``task.train_corruption`` = c): the train and test
+    shards under c in step order, scored on their own test rows: ``[(c, None)]``."""
+    if task.augmented:
+        (corr, test_keys), = task.tests
+        both = _shards(cache, task.train_shards + test_keys, tokens)
+        return both.select(np.argsort(both.step_frame, kind="stable")), [(corr, None)]
+    clean = _shards(cache, task.clean_shards, tokens)
+    return clean, [(corr, _with_corrupted_test(clean, _shards(cache, keys, tokens), test_episodes) if keys else None)
+                   for corr, keys in task.tests]
+
+
 def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     rows = cache.load_cell(task.key)
     if rows is not None:
@@ -135,13 +150,13 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
     tokens = task.probe.startswith("attentive")   # other probes read pooled features only
-    clean = _shards(cache, task.clean_shards, tokens)
-    test_sets = [(corr, _with_corrupted_test(clean, _shards(cache, keys, tokens), split.test) if keys else None)
-                 for corr, keys in task.tests]
+    feats, test_sets = _probe_inputs(task, cache, tokens, split.test)
     base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
             "dataset": task.dataset.name, "split": split.kind, "encoder_key": task.encoder.key,
             "dataset_fingerprint": task.dataset.fingerprint}
-    rows = probe_features(clean, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
+    if task.augmented:   # only these rows carry the column: default records stay as they were
+        base["train_corruption"] = task.train_corruption
+    rows = probe_features(feats, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
                           layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
                           base=base, test_sets=test_sets)
     rows = json.loads(json.dumps([_jsonable(r) for r in rows], default=str))  # exactly what the cache returns
