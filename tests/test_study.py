@@ -126,6 +126,11 @@ def test_fidelity_attaches_to_clean_rows_beside_corrupted_cells(store_dir, tmp_p
     assert (df["error"].fillna("") == "").all(), df["error"].tolist()
     clean, noisy = df[df["corruption"] == "clean"], df[df["corruption"] != "clean"]
     assert clean["psnr"].notna().all() and noisy["psnr"].isna().all() and noisy["r2"].notna().all()
+    for m in ("psnr", "ssim"):   # the decoder probe's episode-bootstrap CIs travel with the clean rows
+        lo, hi = clean[f"{m}_ci_low"].to_numpy(float), clean[f"{m}_ci_high"].to_numpy(float)
+        assert np.isfinite(lo).all() and np.isfinite(hi).all(), (m, lo, hi)
+        assert (lo <= clean[m]).all() and (clean[m] <= hi).all() and (lo < hi).all(), (m, lo, hi)
+        assert noisy[f"{m}_ci_low"].isna().all()
 
 
 def test_models_with_their_own_decoder_also_report_its_fidelity(store_dir, tmp_path):

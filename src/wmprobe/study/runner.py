@@ -127,8 +127,9 @@ def _dataset_ref(name: str, store: Any, split: Any) -> DatasetRef:
                       tuple(int(e) for e in split.train), tuple(int(e) for e in split.test))
 
 
-FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "decoder_params", "psnr_own", "ssim_own",
-                    "psnr_own_ci_low", "psnr_own_ci_high", "ssim_own_ci_low", "ssim_own_ci_high")
+FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low", "ssim_ci_high", "decoder_params",
+                    "psnr_own", "ssim_own", "psnr_own_ci_low", "psnr_own_ci_high", "ssim_own_ci_low",
+                    "ssim_own_ci_high")
 
 
 def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
