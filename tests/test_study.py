@@ -86,6 +86,30 @@ def test_presets_resolve_and_round_trip():
         assert load_config(cfg.to_dict()) == cfg
 
 
+def test_demo_preset_plans_the_decoder_probe_and_corruptions_on_the_dynamic_suite():
+    """`wmprobe demo` (preset demo, not tiny): PSNR/SSIM by the decoder probe and noise:0.15 / blur:11 on the
+    dynamic suite, checked on the config and the plan only (running it takes minutes)."""
+    from wmprobe.fidelity import PRESETS as DECODER_PRESETS
+    from wmprobe.study.plan import DatasetRef, EncoderRef, describe_study, estimate, plan_study
+    cfg = load_config({"preset": "demo"})
+    dynamic = next(d for d in cfg.datasets if d.sim == "dynamic")
+    assert cfg.fidelity and cfg.fidelity_preset in DECODER_PRESETS and dynamic.name in cfg.fidelity_datasets
+    assert {"noise:0.15", "blur:11"} <= set(cfg.corruptions) and dynamic.name in cfg.corrupt_datasets
+    rows = {r["dataset"]: r for r in estimate(cfg)["datasets"]}
+    assert rows[dynamic.name]["fidelity_tasks"] == estimate(cfg)["encoders"] > 0
+    assert "fidelity on" in describe_study({"preset": "demo"})
+    enc = EncoderRef("pixels", "pixels:8", (), ("pooled",), "pixels", 0.0, "ekey")
+    refs = [DatasetRef(d.name, f"/d/{d.name}", f"fp-{d.name}", d.episodes, "task", tuple(range(36)),
+                       tuple(range(36, d.episodes))) for d in cfg.datasets]
+    plan = plan_study(cfg, [enc], refs)
+    assert [t.dataset.name for t in plan.fidelity] == [dynamic.name]
+    corrupted = {t.corruption for t in plan.extract if t.dataset.name == dynamic.name}
+    assert corrupted == {"clean", "noise:0.15", "blur:11"}
+    assert all(t.keep_tokens for t in plan.extract if t.dataset.name == dynamic.name and t.corruption == "clean")
+    scored = {t.probe: set(t.corruptions) for t in plan.probe if t.dataset.name == dynamic.name}
+    assert scored["mlp"] == scored["ridge"] == {"clean", "noise:0.15", "blur:11"} and scored["mlp-shuffled"] == {"clean"}
+
+
 def test_dry_run_prints_the_plan(tmp_path, store_dir):
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(study(store_dir)))
