@@ -141,3 +141,37 @@ def test_training_refuses_test_episodes(store, tmp_path):
         zoo.train("vae", store, train_episodes=[0], overrides={"stpes": 3}, cache_dir=tmp_path)
     with pytest.raises(EncoderError, match="missing or corrupt"):
         zoo.load(tmp_path / "nope")
+
+
+def test_concurrent_trainers_of_one_checkpoint_train_once_and_reuse_marks_it_used(store, tmp_path, monkeypatch):
+    import os
+    import threading
+    import time
+
+    from wmprobe.study.cache import cache_gc
+    fits, real_fit = [], zoo._fit
+
+    def slow_fit(*a, **k):
+        fits.append(1)
+        time.sleep(0.3)                        # the second trainer arrives while the first is still training
+        return real_fit(*a, **k)
+    monkeypatch.setattr(zoo, "_fit", slow_fit)
+    root = tmp_path / "cache" / "zoo"
+    kw = dict(train_episodes=[0, 1, 2], preset="tiny", progress=False, cache_dir=root)
+    out: list = []
+    threads = [threading.Thread(target=lambda: out.append(zoo.train("vae", store, **kw))) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(fits) == 1 and len(out) == 2 and out[0] == out[1]
+    dest = out[0]
+    old = time.time() - 90 * 86400                      # written 90 days ago ...
+    for p in dest.rglob("*"):
+        os.utime(p, (old, old))
+    os.utime(dest, (old, old))
+    assert zoo.train("vae", store, **kw) == dest and len(fits) == 1     # ... reused today (no training)
+    cache_gc(tmp_path / "cache", keep_days=30)
+    assert (dest / "recipe.json").exists(), "gc dropped a checkpoint a study just used"
+    for p in dest.rglob("*"):
+        os.utime(p, (old, old))
+    cache_gc(tmp_path / "cache", keep_days=30)
+    assert not dest.exists(), "gc keeps a checkpoint nothing used for 90 days"

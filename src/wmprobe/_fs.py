@@ -1,5 +1,6 @@
 """File-system helpers: atomic directory writes (build in a temp dir beside the destination, then rename it
-into place) and dropping the pages of read-only memory maps from this process's resident set."""
+into place), the ``used`` marker that ``wmprobe cache gc`` reads, and dropping the pages of read-only memory
+maps from this process's resident set."""
 from __future__ import annotations
 
 import contextlib
@@ -26,6 +27,13 @@ def atomic_dir(dest: str | os.PathLike, prefix: str | None = None) -> Iterator[P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def mark_used(entry: str | os.PathLike) -> None:
+    """Touch ``entry/used``: a cache entry (latent shard, zoo checkpoint, generated dataset) was just used, so
+    ``wmprobe cache gc`` keeps it. Best effort: a read-only cache is still usable."""
+    with contextlib.suppress(OSError):
+        (Path(entry) / "used").touch()
 
 
 def drop_pages(*arrays: Any) -> None:

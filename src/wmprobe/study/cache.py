@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from wmprobe._fs import mark_used
 from wmprobe.errors import WmprobeError
 
 CACHE_VERSION = 1
@@ -129,7 +130,7 @@ class Cache:
                           stacklevel=2)
             self._drop(path)
             return None
-        self._touch(path)
+        mark_used(path)
         return StepFeatures.load(path)
 
     def put_latents(self, key: str, feats: Any, info: dict[str, Any]) -> Path:
@@ -214,12 +215,6 @@ class Cache:
             return
         shutil.rmtree(trash, ignore_errors=True)
 
-    @staticmethod
-    def _touch(path: Path) -> None:
-        try:
-            (path / "used").touch()
-        except OSError:
-            pass
 
 
 # ---- `wmprobe cache ls / gc` ---------------------------------------------------------------------

@@ -26,8 +26,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from filelock import FileLock
 
-from wmprobe._fs import atomic_dir
+from wmprobe._fs import atomic_dir, mark_used
 from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import EncoderSpec, TorchEncoder, conv_tokens, hash_state_dict
 from wmprobe.errors import ConfigError, EncoderError
@@ -146,19 +147,23 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     suffix = f"-{objective}" if objective != "l1" and id_weight else ""
     dest = root / f"{family}-{preset}-id{id_weight:g}{suffix}-{key}"
-    if (dest / "recipe.json").exists():
-        return dest
-    with _threads(threads):
-        model, head, curve, seconds, clips = _fit(family, store, train_episodes, cfg, float(id_weight), objective,
-                                                  seed, progress, device, bf16)
-    meta = {"recipe": recipe, "key": key, "action_dim": store.action_dim,
-            "params": sum(p.numel() for p in model.parameters()),
-            "trunk_params": sum(p.numel() for p in model.trunk.parameters()),
-            "head_params": sum(p.numel() for p in head.parameters()) if id_weight > 0 else 0,
-            "clip_len": model.clip_len, "clips_per_step": clips, "probe_input": getattr(model, "probe_input", ""),
-            "seconds": round(seconds, 2), "loss_curve": curve[:: max(1, len(curve) // 100)],
-            "final_loss": float(np.mean(curve[-20:]))}
-    _save(dest, model, meta)
+    root.mkdir(parents=True, exist_ok=True)
+    # one trainer per checkpoint across processes: a second process waits, then reuses what the first saved
+    with FileLock(str(root / f"{dest.name}.lock")):
+        if (dest / "recipe.json").exists():
+            mark_used(dest)
+            return dest
+        with _threads(threads):
+            model, head, curve, seconds, clips = _fit(family, store, train_episodes, cfg, float(id_weight),
+                                                      objective, seed, progress, device, bf16)
+        meta = {"recipe": recipe, "key": key, "action_dim": store.action_dim,
+                "params": sum(p.numel() for p in model.parameters()),
+                "trunk_params": sum(p.numel() for p in model.trunk.parameters()),
+                "head_params": sum(p.numel() for p in head.parameters()) if id_weight > 0 else 0,
+                "clip_len": model.clip_len, "clips_per_step": clips,
+                "probe_input": getattr(model, "probe_input", ""), "seconds": round(seconds, 2),
+                "loss_curve": curve[:: max(1, len(curve) // 100)], "final_loss": float(np.mean(curve[-20:]))}
+        _save(dest, model, meta)
     return dest
 
 
