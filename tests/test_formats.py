@@ -508,6 +508,34 @@ def test_calvin_round_trip(tmp_path, eps):
     assert g.frames.shape[1:] == (16, 16, 3) and np.allclose(g.actions[:6], eps[0][1] * 10, atol=1e-5)
 
 
+def test_calvin_split_is_chosen(tmp_path):
+    """Both splits present: training by default, validation on request (reader, import, info, validate)."""
+    from wmprobe.data.formats import dataset_info, import_dataset, validate_dataset
+    from wmprobe.data.formats.calvin import CalvinSource
+    train, val = episodes_data((6, 5), seed=1), episodes_data((4, 3, 5), size=32, seed=2)
+    src = write_calvin(tmp_path / "calvin", train, split="training")
+    write_calvin(src, val, split="validation", start=7)
+    assert CalvinSource(src).split.name == "training"
+    assert CalvinSource(src, split="validation").split.name == "validation"
+    default = EpisodeStore.load(import_dataset(src, tmp_path / "t", progress=False))
+    assert_store_matches(default, train, exact=True)
+    assert default.meta["source"]["split"] == "training"
+    v = EpisodeStore.load(import_dataset(src, tmp_path / "v", split="validation", progress=False))
+    assert_store_matches(v, val, exact=True)
+    assert v.meta["source"]["split"] == "validation"
+    info = dataset_info(src, split="validation")
+    assert (info["split"], info["episodes"], info["frames"], info["splits"]) == ("validation", 3, 12,
+                                                                               ["training", "validation"])
+    assert validate_dataset(src, split="validation") == []
+    with pytest.raises(StoreError, match="no CALVIN split 'test'.*'training', 'validation'"):
+        import_dataset(src, tmp_path / "x", split="test", progress=False)
+    with pytest.raises(StoreError, match="is itself the CALVIN split 'training'; pass its parent"):
+        dataset_info(src / "training", split="validation")
+    assert dataset_info(src / "validation", split="validation")["episodes"] == 3
+    only_val = write_calvin(tmp_path / "c2", val, split="validation")  # no training/: validation is taken
+    assert dataset_info(only_val)["split"] == "validation"
+
+
 def test_calvin_language_annotations_need_opt_in(tmp_path, eps):
     from wmprobe.data.formats import import_dataset
     src = write_calvin(tmp_path / "calvin", eps, start=0, gap=0)
@@ -703,6 +731,22 @@ def test_libero_validate_lists_every_problem(tmp_path):
         import_dataset(src, tmp_path / "s", progress=False)
 
 
+def test_libero_demo_without_obs_is_named(tmp_path):
+    """A demo group without obs: the error names its file and demo; the other demos still read."""
+    h5py = pytest.importorskip("h5py")
+    from wmprobe.data.formats import validate_dataset
+    src = write_libero(tmp_path / "libero", {"open the drawer": episodes_data((4, 3, 5), seed=1)})
+    f = next(src.glob("*.hdf5"))
+    with h5py.File(f, "a") as h:
+        del h["data/demo_0/obs"]
+    _fails(src, f.name, "episode demo_0", "no 'obs' group")
+    assert validate_dataset(src) == [f"{f.name}, episode demo_0: no 'obs' group (camera 'obs/agentview_rgb' missing)"]
+    with h5py.File(f, "a") as h:  # no demo has images: the first one is named, not just the file
+        for d in ("demo_1", "demo_2"):
+            del h[f"data/{d}/obs"]
+    _fails(src, f.name, "episode demo_0", "no *_rgb image datasets under data/demo_0/obs", "no 'obs' group")
+
+
 def test_libero_missing_camera(tmp_path):
     src = write_libero(tmp_path / "libero", libero_tasks((1, 1)))
     _fails(src, "camera 'frontview_rgb' not found", camera="frontview_rgb")
@@ -813,6 +857,25 @@ def test_cli_store_format_and_options(tmp_path, v3_video):
     assert data == ["data/chunk-000/file-000.parquet", "data/chunk-000/file-001.parquet",  # one episode a file
                     "data/chunk-001/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet",
                     "videos/observation.images.main/chunk-000/file-000.mp4"]
+
+
+def test_cli_calvin_split(tmp_path):
+    train, val = episodes_data((6, 5), size=16, seed=1), episodes_data((4, 3, 5), size=16, seed=2)
+    src = write_calvin(tmp_path / "calvin", train, split="training")
+    write_calvin(src, val, split="validation")
+    r = cli("--quiet", "data", "import", src, tmp_path / "v", "--calvin-split", "validation", "--size", "16")
+    assert r.returncode == 0, r.stderr
+    v = EpisodeStore.load(tmp_path / "v")
+    assert v.episode_lengths.tolist() == [4, 3, 5] and np.allclose(v.actions, np.concatenate([a for _, a in val]))
+    r = cli("--quiet", "data", "info", src, "--calvin-split", "validation")
+    assert r.returncode == 0 and json.loads(r.stdout)["split"] == "validation", r.stderr
+    r = cli("--quiet", "data", "validate", src, "--calvin-split", "nope")
+    assert r.returncode == 1 and "no CALVIN split 'nope'" in r.stdout, r.stdout + r.stderr
+    moving = tmp_path / "s"
+    from helpers import moving_square_store
+    moving_square_store(episodes=2, steps=3, size=16).save(moving)
+    r = cli("--quiet", "data", "info", moving, "--calvin-split", "validation")
+    assert r.returncode == 2 and "only for CALVIN data" in r.stderr, r.stderr
 
 
 def test_cli_bad_source_is_one_sentence(tmp_path, eps):

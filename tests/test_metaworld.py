@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from wmprobe.data.sim import SUITES, cache_key, check_params, generate
-from wmprobe.data.sim.metaworld import ALL_TASKS, DEFAULT_TASKS, generate_metaworld
+from wmprobe.data.sim.metaworld import ALL_TASKS, DEFAULT_TASKS, generate_metaworld, resolve_tasks, task_order
 from wmprobe.data.splits import make_split
-from wmprobe.data.store import EpisodeStore
+from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
 PROBE = ("from wmprobe.data.sim.metaworld import generate_metaworld; "
@@ -71,6 +71,40 @@ def test_unknown_task_name_is_a_config_error():
         generate_metaworld(1, size=16, steps=2, tasks=["pick-place", "no-such-task"], progress=False)
     with pytest.raises(ConfigError, match="repeats"):
         generate_metaworld(1, size=16, steps=2, tasks=["push", "push-v3"], progress=False)
+    with pytest.raises(ConfigError, match="'pik-place' .did you mean pick-place-v3"):  # close matches listed
+        generate("metaworld", 1, size=16, steps=2, tasks="reach,pik-place", progress=False)
+    with pytest.raises(ConfigError, match="1..50, got 51"):
+        check_params("metaworld", 4, tasks=51)
+
+
+def test_tasks_key_the_cache():
+    """A count, 'all' or names; equal task lists share a cache key, different ones never do."""
+    keys = {t: cache_key("metaworld", 4, tasks=t) for t in (None, "all", 3, "reach,push", ("push", "reach"))}
+    assert len(set(keys.values())) == len(keys)
+    assert cache_key("metaworld", 4, tasks=16) == keys[None]          # the first 16 are DEFAULT_TASKS
+    assert cache_key("metaworld", 4, tasks="50") == keys["all"]       # a count of all 50 is 'all'
+    assert cache_key("metaworld", 4, tasks=["reach-v3", "push"]) == keys["reach,push"]
+    assert check_params("metaworld", 4, tasks="all")["tasks"] == list(ALL_TASKS)
+    twenty = resolve_tasks(20)
+    assert twenty[:16] == list(DEFAULT_TASKS) and len(set(twenty)) == 20 and set(twenty) <= set(ALL_TASKS)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_task_split_over_all_50_tasks_never_shares_tasks(seed):
+    """A store laid out as generate_metaworld(100, tasks='all') lays it out (no simulation): 2 episodes per
+    task, task ids in the generator's order; the task-OOD split holds out whole tasks."""
+    names = resolve_tasks("all")
+    order = task_order(len(names), seed)
+    ids = [int(order[i % len(names)]) for i in range(2 * len(names))]
+    eps = [(np.full((2, 4, 4, 3), i % 256, np.uint8), np.full((2, 4), i, np.float32)) for i in range(len(ids))]
+    store = from_episodes(eps, ids, fps=80, action_names=["x", "y", "z", "gripper"],
+                          action_groups={"translation": [0, 1, 2], "gripper": [3]}, task_names=names,
+                          source={"kind": "test"})
+    split = make_split(store, kind="task", seed=seed)
+    train_t, test_t = set(store.tasks[list(split.train)].tolist()), set(store.tasks[list(split.test)].tolist())
+    assert not train_t & test_t and train_t | test_t == set(range(50)) and test_t == set(split.test_tasks)
+    assert len(test_t) == 12 and len(split.test) == 24  # a quarter of the tasks, with both their episodes
+    assert {names[t] for t in test_t} <= set(ALL_TASKS) - {names[t] for t in train_t}
 
 
 # ---- simulating -----------------------------------------------------------------------------------
@@ -113,6 +147,18 @@ def test_task_split_holds_out_whole_metaworld_tasks(needs_metaworld):
     assert s.meta["task_names"] == ["reach-v3", "push-v3"] and sorted(s.tasks.tolist()) == [0, 0, 1, 1]
     split = make_split(s, kind="task", seed=0)
     assert len(split.test_tasks) == 1 and not set(s.tasks[list(split.train)]) & set(split.test_tasks)
+
+
+def test_cli_gen_tasks_option(needs_metaworld, tmp_path, monkeypatch):
+    from wmprobe.cli import main
+    monkeypatch.setenv("WMPROBE_QUIET", "1")
+    args = ["--quiet", "data", "gen", "metaworld", str(tmp_path / "mw"), "--episodes", "2", "--size", "16",
+            "--steps", "2", "--workers", "1", "--tasks", "reach,push"]
+    assert main(args) == 0
+    s = EpisodeStore.load(tmp_path / "mw")
+    assert s.meta["task_names"] == ["reach-v3", "push-v3"] and sorted(s.tasks.tolist()) == [0, 1]
+    assert s.meta["source"]["tasks"] == ["reach-v3", "push-v3"]
+    assert main([*args[:-1], "pick-plaec"]) == 2  # an unknown name: one-sentence error, exit 2
 
 
 def test_render_failure_names_the_fix(needs_metaworld, tmp_path):

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from wmprobe.data.sim import SUITES, cached_generate, check_params, episode_world, generate, run_episode
+from wmprobe.data.sim import (SUITES, cache_key, cached_generate, check_params, episode_world, generate,
+                              run_episode)
 from wmprobe.data.sim import scene as S
 from wmprobe.data.sim.tasks import Expert, suite_tasks
 from wmprobe.data.splits import make_split
@@ -137,3 +138,44 @@ def test_bad_parameters():
         generate("static", 2, camera="fisheye")
     with pytest.raises(ConfigError, match="episodes >= 1"):
         generate("static", 0)
+
+
+def test_tasks_option_of_the_pybullet_suites():
+    """tasks picks which of a suite's tasks a run uses; it changes the task an episode gets, never its scene."""
+    assert check_params("static", 2, tasks="all") == check_params("static", 2) == check_params("static", 2, tasks=12)
+    assert "tasks" not in check_params("static", 2)  # the default run keeps its cache key
+    keys = {cache_key("static", 2, tasks=t) for t in (None, 3, "reach-red,lift-blue", ["lift-blue", "reach-red"])}
+    assert len(keys) == 4
+    assert check_params("dynamic", 2, tasks=13)["tasks"][-1] == "follow-ball"
+    with pytest.raises(ConfigError, match="'reach-rde' .did you mean reach-red"):
+        check_params("static", 2, tasks="reach-rde")
+    with pytest.raises(ConfigError, match="1..12, got 13"):
+        check_params("static", 2, tasks=13)
+    picked = generate("static", 2, size=16, steps=2, workers=1, progress=False, tasks=["lift-blue", "reach-red"])
+    assert picked.meta["task_names"] == ["lift-blue", "reach-red"] and sorted(picked.tasks.tolist()) == [0, 1]
+    assert picked.meta["source"]["tasks"] == ["lift-blue", "reach-red"]
+    every = generate("static", 2, size=16, steps=2, workers=1, progress=False)
+    np.testing.assert_array_equal(picked.frames[[0, 2]], every.frames[[0, 2]])  # same scenes before acting
+
+
+def test_cli_data_gen_writes_a_store_then_reuses_it(tmp_path, monkeypatch, capsys):
+    import time
+    from wmprobe.cli import main
+    monkeypatch.setenv("WMPROBE_QUIET", "1")
+    dest = tmp_path / "dyn"
+    args = ["--quiet", "data", "gen", "dynamic", str(dest), "--episodes", "2", "--size", "16", "--steps", "3",
+            "--workers", "1", "--seed", "5"]
+    assert main(args) == 0 and "wrote" in capsys.readouterr().out
+    store = EpisodeStore.load(dest)
+    assert store.frames.shape == (6, 16, 16, 3) and store.actions.shape == (6, 7)
+    np.testing.assert_array_equal(store.episode_ends, [3, 6])
+    assert {k: store.meta["source"][k] for k in ("suite", "seed", "episodes", "steps", "size")} == {
+        "suite": "dynamic", "seed": 5, "episodes": 2, "steps": 3, "size": 16}
+    assert store.meta["task_names"] == [t.name for t in suite_tasks("dynamic")]
+    written = (dest / "frames.npy").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    assert main(args) == 0 and "up to date" in capsys.readouterr().out  # the same parameters: nothing to do
+    assert time.perf_counter() - t0 < 1.0 and (dest / "frames.npy").stat().st_mtime_ns == written
+    assert main([*args, "--tasks", "2"]) == 0 and "wrote" in capsys.readouterr().out  # other tasks: regenerated
+    assert EpisodeStore.load(dest).meta["task_names"] == ["reach-red", "reach-blue"]
+    assert main([*args, "--tasks", "nope"]) == 2 and "no task 'nope'" in capsys.readouterr().err

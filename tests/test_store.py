@@ -54,6 +54,35 @@ def test_truncated_and_missing_files_give_clear_errors(tmp_path):
     assert validate_store(tmp_path / "s")
 
 
+def test_validate_store_lists_every_problem(tmp_path):
+    store = moving_square_store(episodes=4, steps=6)
+    store.save(tmp_path / "s")
+    assert validate_store(tmp_path / "s") == []
+    (tmp_path / "s" / "actions.npy").write_bytes(b"junk")
+    f = tmp_path / "s" / "tasks.npy"
+    f.write_bytes(f.read_bytes()[:100])
+    problems = validate_store(tmp_path / "s")
+    assert len(problems) == 2, problems
+    assert "actions.npy is corrupt or truncated" in problems[0] and "tasks.npy is corrupt or truncated" in problems[1]
+    (tmp_path / "s" / "meta.json").write_text("{")
+    (tmp_path / "s" / "frames.npy").unlink()
+    problems = validate_store(tmp_path / "s")
+    assert len(problems) == 4 and "missing frames.npy" in problems[0] and "meta.json is not valid JSON" in problems[1]
+    # every file reads: each inconsistency and the NaN actions are listed, not only the first
+    store.save(tmp_path / "t")
+    acts = np.load(tmp_path / "t" / "actions.npy")
+    acts[3, 0] = np.inf  # episode 0
+    np.save(tmp_path / "t" / "actions.npy", acts)
+    np.save(tmp_path / "t" / "tasks.npy", np.array([0, 1, 0], np.int64))  # 3 entries for 4 episodes
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    del meta["fps"]
+    (tmp_path / "t" / "meta.json").write_text(json.dumps(meta))
+    problems = validate_store(tmp_path / "t")
+    assert len(problems) == 3, problems
+    assert "tasks.npy has 3 entries for 4 episodes" in problems[0] and "lacks 'fps'" in problems[1]
+    assert "NaN or inf actions in episode(s) [0]" in problems[2] and all(str(tmp_path / "t") in p for p in problems)
+
+
 def test_inconsistent_meta_is_refused_on_write(tmp_path):
     store = moving_square_store(episodes=4, steps=6)
     meta = dict(store.meta, action_names=["x", "y"])

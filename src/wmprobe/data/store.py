@@ -269,10 +269,64 @@ def nonfinite_episodes(actions: np.ndarray, episode_ends: np.ndarray) -> list[in
     return sorted(set(np.searchsorted(episode_ends, bad_rows, side="right").tolist()))
 
 
-def validate_store(path: str | os.PathLike) -> list[str]:
-    """Every problem found in the store at ``path`` (empty when it loads cleanly)."""
+ARRAYS = ("frames", "actions", "episode_ends", "tasks")
+
+
+def _load_meta(path: Path) -> dict[str, Any]:
+    """``path/meta.json`` as a dict, or a StoreError naming the file (as ``EpisodeStore.load`` reads it)."""
+    f = path / "meta.json"
     try:
-        EpisodeStore.load(path)
-    except StoreError as exc:
-        return [str(exc)]
-    return []
+        meta = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{f} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"{f} cannot be read: {exc}") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{f} must hold a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _load_array(path: Path, name: str, mmap: bool = True) -> np.ndarray:
+    """``path/NAME.npy`` (memory-mapped when ``mmap``), or a StoreError naming the file (as ``load``)."""
+    f = path / f"{name}.npy"
+    try:
+        return np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise StoreError(f"{f} is corrupt or truncated: {exc}") from None
+
+
+def _load_each(path: Path, problems: list[str]) -> dict[str, Any]:
+    """``{"meta": dict, "frames": array, ...}`` of the files present; each that does not read is left out and
+    its problem appended to ``problems``."""
+    readers = {"meta.json": ("meta", _load_meta), **{f"{n}.npy": (n, lambda p, n=n: _load_array(p, n))
+                                                     for n in ARRAYS}}
+    loaded: dict[str, Any] = {}
+    for file, (name, read) in readers.items():
+        if (path / file).is_file():
+            try:
+                loaded[name] = read(path)
+            except StoreError as exc:
+                problems.append(str(exc))
+    return loaded
+
+
+def validate_store(path: str | os.PathLike) -> list[str]:
+    """Every problem found in the store at ``path`` (empty when it loads cleanly), each naming its file.
+
+    Each file is checked on its own (missing, unreadable, truncated: one problem per file); when all of them
+    read, every consistency problem of ``check_arrays`` and the episodes with NaN/inf actions are listed."""
+    path = Path(path)
+    if not path.is_dir():
+        return [f"no EpisodeStore at {path}: directory does not exist"]
+    problems = [f"EpisodeStore {path} is incomplete: missing {f}" for f in FILES if not (path / f).is_file()]
+    loaded = _load_each(path, problems)
+    if problems:
+        return problems
+    ends, tasks = np.asarray(loaded["episode_ends"]), np.asarray(loaded["tasks"])
+    problems = [f"{path}: {p}" for p in check_arrays(loaded["frames"], loaded["actions"], ends, tasks, loaded["meta"])]
+    actions = loaded["actions"]
+    if actions.ndim == 2 and actions.dtype.kind in "fiu" and ends.ndim == 1 and len(ends):
+        bad = nonfinite_episodes(actions, ends)
+        if bad:
+            problems.append(f"{path / 'actions.npy'} has NaN or inf actions in episode(s) {bad[:10]}")
+    return problems

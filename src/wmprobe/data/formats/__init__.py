@@ -47,7 +47,12 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -> Source:
+    """The reader of ``path``. ``options``: ``allow_pickle`` and ``split`` (CALVIN only: a ``split`` for
+    another format is a StoreError)."""
     fmt = detect_format(path) if format in (None, "auto") else format
+    if options.get("split") is not None and fmt != "calvin":
+        raise StoreError(f"{path}: a split ('{options['split']}') can be chosen only for CALVIN data, and this "
+                         f"is {fmt} data")
     try:
         return _open(path, fmt, options)
     except ImportError as exc:
@@ -61,7 +66,7 @@ def _open(path, fmt: str, options: dict[str, Any]) -> Source:
         return LeRobotSource(path)
     if fmt == "calvin":
         from wmprobe.data.formats.calvin import CalvinSource
-        return CalvinSource(path, allow_pickle=bool(options.get("allow_pickle")))
+        return CalvinSource(path, allow_pickle=bool(options.get("allow_pickle")), split=options.get("split"))
     if fmt == "libero":
         from wmprobe.data.formats.libero import LiberoSource
         return LiberoSource(path)
@@ -73,15 +78,16 @@ def _open(path, fmt: str, options: dict[str, Any]) -> Source:
 
 def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None, action_key: str | None = None,
                    size: int | None = None, max_episodes: int | None = None, progress: bool = True,
-                   allow_pickle: bool | None = None) -> Path:
+                   allow_pickle: bool | None = None, split: str | None = None) -> Path:
     """Convert ``src`` into an EpisodeStore at ``dest`` and return ``dest``.
 
     ``camera`` / ``action_key`` pick the image stream and the action feature (defaults per format, see
     docs/data.md); ``size`` resizes frames to ``size x size`` (None keeps the native size);
     ``max_episodes`` keeps the first episodes. ``allow_pickle`` (CALVIN only, default from
     ``$WMPROBE_ALLOW_PICKLE``) lets the reader unpickle ``lang_annotations/auto_lang_ann.npy`` for task
-    labels: only for files you trust. A bad source raises one ``FormatError`` naming file and episode, and
-    ``dest`` is left untouched.
+    labels: only for files you trust. ``split`` (CALVIN only) picks the split directory under a CALVIN root
+    (``training``, the default, or ``validation``). A bad source raises one ``FormatError`` naming file and
+    episode, and ``dest`` is left untouched.
     """
     src, dest = Path(src), Path(dest)
     if size is not None and int(size) <= 0:
@@ -89,7 +95,7 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
     if allow_pickle is None:
         allow_pickle = os.environ.get("WMPROBE_ALLOW_PICKLE", "") in ("1", "true", "yes")
     prepare_dest(dest, src)
-    source = open_source(src, format, allow_pickle=allow_pickle)
+    source = open_source(src, format, allow_pickle=allow_pickle, split=split)
     try:
         source.select(camera, action_key)
         eps = source.episodes()
@@ -129,9 +135,10 @@ def _peek_shape(source: Source, ep: Episode) -> tuple[int, int]:
     raise FormatError(f"{ep.where}: no frames")
 
 
-def dataset_info(path: str | os.PathLike, format: str = "auto") -> dict[str, Any]:
-    """JSON-able summary of a source dataset or an EpisodeStore (format, version, episodes, frames, ...)."""
-    source = open_source(path, format)
+def dataset_info(path: str | os.PathLike, format: str = "auto", split: str | None = None) -> dict[str, Any]:
+    """JSON-able summary of a source dataset or an EpisodeStore (format, version, episodes, frames, ...);
+    ``split``: a CALVIN root's split to summarise (see ``import_dataset``)."""
+    source = open_source(path, format, split=split)
     try:
         return source.info()
     finally:
@@ -139,23 +146,24 @@ def dataset_info(path: str | os.PathLike, format: str = "auto") -> dict[str, Any
 
 
 def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: str | None = None,
-                     action_key: str | None = None) -> list[str]:
+                     action_key: str | None = None, split: str | None = None) -> list[str]:
     """Every problem found in a source or store (each naming file and episode); empty when it reads cleanly.
 
     A file or episode whose metadata is bad is reported and left out; the actions and frames of every other
     episode are then read (video is decoded), like an import that writes nothing. Only a problem that stops
     the whole source (no metadata at all, a missing camera or action key) ends the listing early.
+    ``split``: a CALVIN root's split to check (see ``import_dataset``).
     """
     try:
         fmt = detect_format(path) if format in (None, "auto") else format
     except StoreError as exc:
         return [str(exc)]
-    if fmt == "store":
+    if fmt == "store" and split is None:
         from wmprobe.data.store import validate_store
         return validate_store(path)
     problems: list[str] = []
     try:
-        source = open_source(path, fmt)
+        source = open_source(path, fmt, split=split)
     except StoreError as exc:
         return [str(exc)]
     try:

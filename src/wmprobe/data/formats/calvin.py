@@ -1,5 +1,6 @@
 """CALVIN (mees/calvin): one ``episode_XXXXXXX.npz`` per step, ``ep_start_end_ids.npy`` with INCLUSIVE
-(start, end) frame ids per play segment, in a split directory ``training/`` or ``validation/``.
+(start, end) frame ids per play segment, in a split directory ``training/`` or ``validation/``. Given the
+dataset root, the reader takes ``split`` (default ``training``, else ``validation`` when only that exists).
 
 Language annotations (``lang_annotations/auto_lang_ann.npy``) are a pickled dict; they are read only with
 an explicit opt-in (``allow_pickle=True`` / ``WMPROBE_ALLOW_PICKLE=1``), never by default.
@@ -19,22 +20,43 @@ FPS = 30.0  # CALVIN's play data is recorded at 30 Hz
 BLOCK = 32
 ACTION_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 ALIASES = {"static": "rgb_static", "gripper": "rgb_gripper"}
+SPLITS = ("training", "validation")
+
+
+def split_dirs(root: Path) -> list[str]:
+    """The split directories under a CALVIN root that hold an ``ep_start_end_ids.npy`` (CALVIN's first)."""
+    found = [d.name for d in root.iterdir() if (d / "ep_start_end_ids.npy").is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda n: (SPLITS.index(n) if n in SPLITS else len(SPLITS), n))
+
+
+def find_split(path: Path, split: str | None) -> Path:
+    """The split directory to read: ``path`` itself when it holds ``ep_start_end_ids.npy`` (then ``split``,
+    if given, must be its name), else ``path/split`` (``split`` None: ``training``, else ``validation``)."""
+    if (path / "ep_start_end_ids.npy").is_file():
+        if split is not None and split != path.name:
+            raise FormatError(f"{path} is itself the CALVIN split '{path.name}'; pass its parent directory to "
+                              f"read split '{split}'")
+        return path
+    found = split_dirs(path)
+    if not found:
+        raise FormatError(f"{path}: not a CALVIN split (no ep_start_end_ids.npy here or in training/, validation/)")
+    if split is None:
+        return path / ("training" if "training" in found else "validation" if "validation" in found else found[0])
+    if split not in found:
+        raise FormatError(f"{path}: no CALVIN split '{split}' (no {split}/ep_start_end_ids.npy); this dataset "
+                          f"has {found}")
+    return path / split
 
 
 class CalvinSource(Source):
+    """``split``: the split directory under ``path`` to read (``training``, ``validation``; None: training
+    if present, else validation). When ``path`` is a split directory itself, ``split`` must be None or its
+    name."""
     format = "calvin"
 
-    def __init__(self, path, allow_pickle: bool = False):
+    def __init__(self, path, allow_pickle: bool = False, split: str | None = None):
         self.path = p = Path(path)
-        if (p / "ep_start_end_ids.npy").is_file():
-            split = p
-        elif (p / "training" / "ep_start_end_ids.npy").is_file():
-            split = p / "training"
-        elif (p / "validation" / "ep_start_end_ids.npy").is_file():
-            split = p / "validation"
-        else:
-            raise FormatError(f"{p}: not a CALVIN split (no ep_start_end_ids.npy here or in training/, validation/)")
-        self.split = split
+        self.split = split = find_split(p, split)
         self.version = None
         self.fps = FPS
         self.allow_pickle = allow_pickle
@@ -157,7 +179,7 @@ class CalvinSource(Source):
                 shapes = {k: list(z[k].shape) for k in z.files if k in self.cameras + self.action_keys}
         except Exception:  # info stays cheap and never fails on a bad step; validate reports it
             shapes = {}
-        splits = [s for s in ("training", "validation") if (self.split.parent / s / "ep_start_end_ids.npy").is_file()]
+        splits = split_dirs(self.split.parent)
         return {
             "format": "calvin", "version": None, "path": str(self.path), "split": self.split.name,
             "splits": splits or [self.split.name], "episodes": int(len(self.ids)), "frames": int(lengths.sum()),

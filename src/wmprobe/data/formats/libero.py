@@ -27,6 +27,12 @@ def _demo_key(name: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else 1 << 30, name)
 
 
+def demo_cameras(g) -> list[str]:
+    """The image datasets (``*_rgb``, ``*_image``) under a demo group's ``obs``; [] without an ``obs`` group."""
+    obs = g.get("obs")
+    return [k for k in obs.keys() if k.endswith("_rgb") or k.endswith("_image")] if obs is not None else []
+
+
 def task_from_filename(path: Path) -> str:
     stem = re.sub(r"_demo$", "", path.stem)
     # LIBERO-90 / LIBERO-10 names start with the scene ("KITCHEN_SCENE3_..."); the rest is the instruction
@@ -49,6 +55,7 @@ class LiberoSource(Source):
         self.version = None
         self.fps = FPS
         self._open: tuple[Path, Any] | None = None
+        self._no_camera: FormatError | None = None  # set by _keys when no demo has image datasets
         self.cameras, self.action_keys = self._keys()
         self.camera = ("agentview_rgb" if "agentview_rgb" in self.cameras
                        else (self.cameras[0] if self.cameras else None))
@@ -70,7 +77,9 @@ class LiberoSource(Source):
         return h
 
     def _keys(self) -> tuple[list[str], list[str]]:
-        """Cameras of the first demo of the first readable file with demos (the first file's error if none)."""
+        """Cameras of the first demo that has image datasets, in file and demo order. If no demo has any,
+        ``([], ["actions"])`` and ``select`` raises the error naming the first such demo; if no readable file
+        has demos, the first file's error."""
         first = None
         for f in self.files:
             try:
@@ -83,15 +92,22 @@ class LiberoSource(Source):
             if not demos:
                 first = first or FormatError(f"{f.name}: no data/demo_* groups")
                 continue
-            obs = data[demos[0]].get("obs")
-            cams = [k for k in obs.keys() if k.endswith("_rgb") or k.endswith("_image")] if obs is not None else []
-            return cams, ["actions"]
+            for d in demos:
+                cams = demo_cameras(data[d])
+                if cams:
+                    return cams, ["actions"]
+                self._no_camera = self._no_camera or FormatError(
+                    f"{f.name}, episode {d}: no *_rgb image datasets under data/{d}/obs"
+                    + (" (the demo has no 'obs' group)" if data[d].get("obs") is None else ""))
+        if self._no_camera is not None:
+            return [], ["actions"]
         raise first
 
     def select(self, camera, action_key) -> None:
         super().select(ALIASES.get(camera, camera) if camera else None, action_key)
         if self.camera is None:
-            raise FormatError(f"{self.files[0].name}: no *_rgb image datasets under data/demo_*/obs")
+            raise self._no_camera or FormatError(f"{self.files[0].name}: no *_rgb image datasets under "
+                                                 "data/demo_*/obs")
         self.action_dim = 7
 
     def task_name(self, f: Path, h) -> str:
@@ -151,7 +167,9 @@ class LiberoSource(Source):
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
         g = self._group(ep)
         obs = g.get("obs")
-        if obs is None or self.camera not in obs:
+        if obs is None:
+            raise FormatError(f"{ep.where}: no 'obs' group (camera 'obs/{self.camera}' missing)")
+        if self.camera not in obs:
             raise FormatError(f"{ep.where}: camera 'obs/{self.camera}' missing")
         ds = obs[self.camera]
         if ds.ndim != 4 or ds.shape[-1] != 3 or ds.dtype != np.uint8:

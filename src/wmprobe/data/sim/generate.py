@@ -2,27 +2,30 @@
 
 Episode ``i`` depends only on ``(suite, seed, i)`` and the rendering parameters: its random generator is
 seeded from them, its task is ``order[i % n_tasks]`` with ``order`` a seed-shuffled permutation of the
-suite's tasks (so tasks stay balanced), and every episode runs in a fresh pybullet connection that is closed
-when it ends. So the arrays are identical with any number of workers, and the first ``n`` episodes of a run
-equal a run of ``n`` episodes.
+run's tasks (so tasks stay balanced), and every episode runs in a fresh pybullet connection that is closed
+when it ends. ``tasks`` (a count, ``"all"``, or names; ``select_tasks``) picks which of the suite's tasks a
+run uses; it changes only the task each episode gets, never its scene. So the arrays are identical with any
+number of workers, and the first ``n`` episodes of a run equal a run of ``n`` episodes.
 """
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
 from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe._mp import context, hidden_main
-from wmprobe.errors import ConfigError
+from wmprobe.errors import ConfigError, StoreError
 
+TaskSpec = Union[None, int, str, Sequence[str]]  # None (the suite's default), a count, "all", "a,b", or names
 GENERATOR_VERSION = 3
 DEFAULT_STEPS = 40
 ACTION_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
@@ -49,27 +52,95 @@ class Episode:
     bodies: dict[str, int]
 
 
+def select_tasks(tasks: TaskSpec, names: Sequence[str], default: Sequence[str], label: str,
+                 canon: Callable[[str], str] = str) -> list[str]:
+    """The task names a run asks for, from ``names`` (all the suite's tasks, in their canonical order).
+
+    ``None`` -> ``default``; ``"all"`` -> ``names``; a count ``N`` (an int or a string of digits) -> the first
+    N of ``default`` followed by the other ``names`` in order (``N = len(names)`` is ``names``); a list, or a
+    comma-separated string, of names -> those names in that order, each mapped by ``canon``. Unknown names,
+    repeats, an empty list and a count outside ``1..len(names)`` are ConfigErrors; an unknown name's error
+    lists the close matches."""
+    if tasks is None:
+        return list(default)
+    if isinstance(tasks, str):
+        text = tasks.strip()
+        if text == "all":
+            return list(names)
+        tasks = int(text) if text.isdigit() else [t.strip() for t in text.split(",") if t.strip()]
+    if isinstance(tasks, (int, np.integer)) and not isinstance(tasks, bool):
+        return _first_tasks(int(tasks), names, default, label)
+    given = [str(t) for t in tasks]
+    chosen = [canon(t) for t in given]
+    unknown = [(t, c) for t, c in zip(given, chosen) if c not in names]
+    if unknown:
+        raise ConfigError(f"{label} has no task " + "; no task ".join(_unknown(t, c, names) for t, c in unknown)
+                          + f"; choose among its {len(names)} tasks ({', '.join(names[:6])}, ...), 'all' or a count")
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise ConfigError(f"{label}: tasks must be a non-empty list without repeats, got {given}")
+    return chosen
+
+
+def _first_tasks(n: int, names: Sequence[str], default: Sequence[str], label: str) -> list[str]:
+    """The first ``n`` of ``default`` then the rest of ``names``; all of ``names`` (in order) for ``n = len``."""
+    if not 1 <= n <= len(names):
+        raise ConfigError(f"{label} has {len(names)} tasks: a task count must be 1..{len(names)}, got {n}")
+    if n == len(names):
+        return list(names)
+    return (list(default) + [t for t in names if t not in default])[:n]
+
+
+def _unknown(given: str, name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    return f"'{given}'" + (f" (did you mean {' or '.join(close)}?)" if close else "")
+
+
+def _pybullet_tasks(suite: str, tasks: TaskSpec) -> list[str] | None:
+    """The task names of a pybullet run, or None when it uses all the suite's tasks in their order (then
+    ``params`` carry no ``tasks`` key, so the default run keeps its cache key)."""
+    from wmprobe.data.sim.tasks import suite_tasks
+    names = [t.name for t in suite_tasks(suite)]
+    chosen = select_tasks(tasks, names, names, f"the {suite} suite")
+    return None if chosen == names else chosen
+
+
 def check_params(suite: str, episodes: int, size: int = 64, seed: int = 0, steps: int | None = None,
-                 camera: str = "front") -> dict[str, Any]:
-    """The resolved, validated parameters of a generation run (recorded as ``meta["source"]``)."""
+                 camera: str = "front", tasks: TaskSpec = None) -> dict[str, Any]:
+    """The resolved, validated parameters of a generation run (recorded as ``meta["source"]``; they key the
+    cache). ``tasks``: see ``select_tasks`` (pybullet suites: over ``tasks.suite_tasks``, default all;
+    metaworld: ``metaworld.resolve_tasks``, default its 16)."""
     from wmprobe.data.sim.scene import CAMERAS
     if suite not in SUITES:
         raise ConfigError(f"unknown simulator suite '{suite}': choose one of {sorted(SUITES)}")
     if suite == "metaworld":  # its own cameras (default 'corner'; 'front' is an alias), steps and tasks
         from wmprobe.data.sim.metaworld import check_params as metaworld_params
-        return metaworld_params(episodes, size, seed, steps, camera)
+        return metaworld_params(episodes, size, seed, steps, camera, tasks)
     if camera not in CAMERAS:
         raise ConfigError(f"unknown camera '{camera}': choose one of {sorted(CAMERAS)}")
     if int(episodes) < 1 or int(size) < 16 or (steps is not None and int(steps) < 2):
         raise ConfigError(f"simulator: need episodes >= 1, size >= 16, steps >= 2 (got {episodes}, {size}, {steps})")
-    return {"suite": suite, "episodes": int(episodes), "size": int(size), "seed": int(seed),
-            "steps": int(steps or DEFAULT_STEPS), "camera": camera, "version": GENERATOR_VERSION}
+    params = {"suite": suite, "episodes": int(episodes), "size": int(size), "seed": int(seed),
+              "steps": int(steps or DEFAULT_STEPS), "camera": camera, "version": GENERATOR_VERSION}
+    chosen = _pybullet_tasks(suite, tasks)
+    return params if chosen is None else {**params, "tasks": chosen}
 
 
-def task_order(suite: str, seed: int) -> np.ndarray:
-    """``(n_tasks,) int64``: the seed-shuffled task order; episode ``i`` gets ``order[i % n_tasks]``."""
+def run_tasks(params: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``tasks.Task`` objects of a pybullet run, in task-id order (``params["tasks"]`` or the suite's)."""
     from wmprobe.data.sim.tasks import suite_tasks
-    return np.random.default_rng([seed, 7]).permutation(len(suite_tasks(suite)))
+    every = suite_tasks(params["suite"])
+    if "tasks" not in params:
+        return every
+    by_name = {t.name: t for t in every}
+    return tuple(by_name[n] for n in params["tasks"])
+
+
+def task_order(suite: str, seed: int, n_tasks: int | None = None) -> np.ndarray:
+    """``(n_tasks,) int64``: the seed-shuffled task order; episode ``i`` gets ``order[i % n_tasks]``
+    (``n_tasks`` defaults to the number of the suite's tasks)."""
+    from wmprobe.data.sim.tasks import suite_tasks
+    n = len(suite_tasks(suite)) if n_tasks is None else int(n_tasks)
+    return np.random.default_rng([seed, 7]).permutation(n)
 
 
 @contextlib.contextmanager
@@ -77,10 +148,10 @@ def episode_world(params: dict[str, Any], index: int) -> Iterator[tuple[Any, Any
     """``(pybullet, world, task id, rng)`` of episode ``index``, settled before its first frame, in a fresh
     connection that is closed on exit."""
     from wmprobe.data.sim import scene as S
-    from wmprobe.data.sim.tasks import BLOCK, BLOCK_COLOURS, suite_tasks
-    suite = params["suite"]
+    from wmprobe.data.sim.tasks import BLOCK, BLOCK_COLOURS
+    suite, n_tasks = params["suite"], len(run_tasks(params))
     rng = np.random.default_rng([params["seed"], index, 1 if suite == "dynamic" else 0])
-    task_id = int(task_order(suite, params["seed"])[index % len(suite_tasks(suite))])
+    task_id = int(task_order(suite, params["seed"], n_tasks)[index % n_tasks])
     p, cid = S.connect()
     try:
         w = S.build(p, cid, params["size"], params["camera"])
@@ -93,14 +164,14 @@ def episode_world(params: dict[str, Any], index: int) -> Iterator[tuple[Any, Any
 def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episode:
     """Simulate episode ``index``: the suite's scripted expert acts for ``params["steps"]`` control steps."""
     from wmprobe.data.sim import scene as S
-    from wmprobe.data.sim.tasks import Expert, suite_tasks
+    from wmprobe.data.sim.tasks import Expert
     T, size = params["steps"], params["size"]
     frames = np.empty((T, size, size, 3), np.uint8)
     masks = np.empty((T, size, size), np.int32) if seg else None
     actions = np.empty((T, 7), np.float32)
     ee, ee_quat = np.empty((T + 1, 3)), np.empty((T + 1, 4))
     with episode_world(params, index) as (p, w, task_id, rng):
-        expert = Expert(suite_tasks(params["suite"])[task_id], S.snapshot(p, w), rng)
+        expert = Expert(run_tasks(params)[task_id], S.snapshot(p, w), rng)
         for t in range(T):
             if seg:
                 frames[t], masks[t] = S.render(p, w, seg=True)
@@ -164,22 +235,24 @@ def run_episodes(job: Callable[[tuple[dict[str, Any], int]], Any], params: dict[
 
 
 def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
-             camera: str = "front", workers: int | None = None, progress: bool = True) -> EpisodeStore:
+             camera: str = "front", workers: int | None = None, progress: bool = True,
+             tasks: TaskSpec = None) -> EpisodeStore:
     """Simulate ``episodes`` episodes of ``suite`` into an in-memory EpisodeStore.
 
     frames ``(episodes * steps, size, size, 3) uint8``; actions ``(episodes * steps, 7) float32``.
     ``workers`` processes (default ``min(cpu count, 4)``) never change the result. A tqdm bar goes to stderr
-    when ``progress`` (and ``WMPROBE_QUIET`` is not ``1``). ``metaworld``: see ``wmprobe.data.sim.metaworld``."""
+    when ``progress`` (and ``WMPROBE_QUIET`` is not ``1``). ``tasks``: a count, ``"all"`` or task names
+    (``select_tasks``; default: all of a pybullet suite's, the 16 ``DEFAULT_TASKS`` of ``metaworld``);
+    ``meta["task_names"]`` are the run's tasks. ``metaworld``: see ``wmprobe.data.sim.metaworld``."""
     if suite == "metaworld":
         from wmprobe.data.sim.metaworld import generate_metaworld
         return generate_metaworld(episodes, size=size, seed=seed, steps=steps, camera=camera, workers=workers,
-                                  progress=progress)
-    from wmprobe.data.sim.tasks import suite_tasks
-    params = check_params(suite, episodes, size, seed, steps, camera)
+                                  progress=progress, tasks=tasks)
+    params = check_params(suite, episodes, size, seed, steps, camera, tasks)
     results = run_episodes(_job, params, workers, _context, f"simulate {suite}", progress)
     return from_episodes([(f, a) for f, a, _ in results], [t for _, _, t in results], fps=_fps(),
                          action_names=ACTION_NAMES, action_groups=ACTION_GROUPS,
-                         task_names=[t.name for t in suite_tasks(suite)],
+                         task_names=[t.name for t in run_tasks(params)],
                          source={"kind": "wmprobe-sim", **params}, name=f"sim-{suite}")
 
 
@@ -193,18 +266,33 @@ def generate_to(suite: str, dest: str | os.PathLike, **kw: Any) -> Path:
     return generate(suite, **kw).save(dest)
 
 
+def up_to_date(suite: str, dest: str | os.PathLike, *, episodes: int, size: int = 64, seed: int = 0,
+               steps: int | None = None, camera: str = "front", tasks: TaskSpec = None) -> bool:
+    """Whether ``dest`` holds a valid store generated with these parameters (``meta["source"]`` equal to
+    ``check_params``, generator version included), so generating again would write the same arrays."""
+    params = check_params(suite, episodes, size, seed, steps, camera, tasks)
+    if not (Path(dest) / "meta.json").is_file():
+        return False
+    try:
+        src = EpisodeStore.load(dest).meta.get("source") or {}
+    except StoreError:
+        return False
+    return src.get("kind") == "wmprobe-sim" and {k: src.get(k) for k in params} == params and \
+        set(src) - {"kind", "packages"} == set(params)
+
+
 def cache_key(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
-              camera: str = "front") -> str:
-    """12 hex digits of sha256 over the resolved parameters, generator version included."""
-    params = check_params(suite, episodes, size, seed, steps, camera)
+              camera: str = "front", tasks: TaskSpec = None) -> str:
+    """12 hex digits of sha256 over the resolved parameters (task names and generator version included)."""
+    params = check_params(suite, episodes, size, seed, steps, camera, tasks)
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, size: int = 64, seed: int = 0,
                     steps: int | None = None, camera: str = "front", workers: int | None = None,
-                    progress: bool = True) -> EpisodeStore:
+                    progress: bool = True, tasks: TaskSpec = None) -> EpisodeStore:
     """Generate once per parameter set into ``cache_dir/sim-SUITE-KEY``; later calls memory-map that copy."""
-    key = cache_key(suite, episodes, size=size, seed=seed, steps=steps, camera=camera)
+    key = cache_key(suite, episodes, size=size, seed=seed, steps=steps, camera=camera, tasks=tasks)
     path = Path(cache_dir) / f"sim-{suite}-{key}"
     if not (path / "meta.json").exists():  # stores are written atomically: meta.json means complete
         from filelock import FileLock
@@ -212,5 +300,5 @@ def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, 
         with FileLock(str(path) + ".lock"):  # two processes asking at once generate it once
             if not (path / "meta.json").exists():
                 generate_to(suite, path, episodes=episodes, size=size, seed=seed, steps=steps, camera=camera,
-                            workers=workers, progress=progress)
+                            workers=workers, progress=progress, tasks=tasks)
     return EpisodeStore.load(path)

@@ -6,7 +6,8 @@ process; ``MUJOCO_GL`` is set to ``egl`` before mujoco is first imported unless 
 also works, slower).
 
 - Tasks: ``DEFAULT_TASKS`` (16 MT50 tasks whose experts succeed within ~100 steps with the noise below), or
-  any list of MT50 names (``"pick-place"`` or ``"pick-place-v3"``), or ``"all"`` for the 50 tasks.
+  any list of MT50 names (``"pick-place"`` or ``"pick-place-v3"``), or ``"all"`` for the 50 tasks, or a count
+  N (the first N of ``DEFAULT_TASKS`` then the other MT50 tasks in ``ALL_TASKS`` order; 50 is ``"all"``).
 - Episode ``i``: task ``order[i % n_tasks]`` (``order`` a permutation seeded by ``seed``, so tasks stay
   balanced); its random task variant (object and goal positions, Meta-World's ``rand_vec``) is drawn by the
   env's own generator seeded from ``(seed, i)``; a fresh env and render context are made and freed per episode.
@@ -30,11 +31,12 @@ import multiprocessing as mp
 import os
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from wmprobe._mp import context
+from wmprobe.data.sim.generate import TaskSpec, select_tasks
 from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
@@ -81,25 +83,20 @@ def _render_hint() -> str:
             "(apt-get install libegl1 libgl1-mesa-dri)")
 
 
-def resolve_tasks(tasks: str | Sequence[str] | None) -> list[str]:
-    """The task names of a run: ``None`` -> ``DEFAULT_TASKS``, ``"all"`` -> the 50, else the given names
-    (``-v3`` may be left off)."""
-    if tasks is None:
-        return list(DEFAULT_TASKS)
-    if isinstance(tasks, str):
-        tasks = list(ALL_TASKS) if tasks == "all" else [t.strip() for t in tasks.split(",") if t.strip()]
-    names = [t if t.endswith("-v3") else f"{t}-v3" for t in tasks]
-    unknown = [t for t, n in zip(tasks, names) if n not in ALL_TASKS]
-    if unknown:
-        raise ConfigError(f"unknown Meta-World task(s) {unknown}: choose among the 50 MT50 names, e.g. "
-                          f"{', '.join(DEFAULT_TASKS[:4])} (or tasks='all')")
-    if not names or len(set(names)) != len(names):
-        raise ConfigError(f"Meta-World tasks must be a non-empty list without repeats, got {list(tasks)}")
-    return names
+def resolve_tasks(tasks: TaskSpec) -> list[str]:
+    """The task names of a run: ``None`` -> ``DEFAULT_TASKS``, ``"all"`` -> the 50 ``ALL_TASKS``, a count N
+    (int or digits) -> the first N of ``DEFAULT_TASKS`` then the other MT50 tasks in ``ALL_TASKS`` order (50:
+    ``ALL_TASKS``), else the given names (a list or ``"a,b"``; ``-v3`` may be left off). An unknown name is a
+    ConfigError listing close matches."""
+    return select_tasks(tasks, ALL_TASKS, DEFAULT_TASKS, "the metaworld suite", _canon)
+
+
+def _canon(name: str) -> str:
+    return name if name.endswith("-v3") else f"{name}-v3"
 
 
 def check_params(episodes: int, size: int = 64, seed: int = 0, steps: int | None = None,
-                 camera: str | None = DEFAULT_CAMERA, tasks: str | Sequence[str] | None = None) -> dict[str, Any]:
+                 camera: str | None = DEFAULT_CAMERA, tasks: TaskSpec = None) -> dict[str, Any]:
     """The resolved, validated parameters of a metaworld run (recorded in ``meta["source"]``; they key the
     cache). Needs no metaworld install."""
     cam = CAMERA_ALIASES.get(camera or DEFAULT_CAMERA, camera or DEFAULT_CAMERA)
@@ -256,12 +253,13 @@ def _context() -> mp.context.BaseContext:
 
 def generate_metaworld(episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
                        camera: str | None = DEFAULT_CAMERA, workers: int | None = None, progress: bool = True,
-                       tasks: str | Sequence[str] | None = None) -> EpisodeStore:
+                       tasks: TaskSpec = None) -> EpisodeStore:
     """Simulate ``episodes`` Meta-World episodes into an in-memory EpisodeStore.
 
     frames ``(episodes * steps, size, size, 3) uint8``; actions ``(episodes * steps, 4) float32``; ``steps``
     defaults to 100 (most default experts succeed in 50-90). ``workers`` processes (default
-    ``min(cpu count, 4)``) never change the result. ``tasks``: None (``DEFAULT_TASKS``), ``"all"`` or names."""
+    ``min(cpu count, 4)``) never change the result. ``tasks``: None (``DEFAULT_TASKS``), ``"all"``, a count or
+    names (``resolve_tasks``)."""
     params = check_params(episodes, size, seed, steps, camera, tasks)
     _import()  # fail here, with the install hint, rather than in every worker
     from metaworld.sawyer_xyz_env import SawyerXYZEnv
