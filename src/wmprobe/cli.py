@@ -92,20 +92,24 @@ def cmd_ls(a: argparse.Namespace) -> int:
 
 def cmd_data(a: argparse.Namespace) -> int:
     if a.data_cmd == "gen":
-        dest = _api("wmprobe.data.sim:generate_to")(a.suite, a.dest, episodes=a.episodes, size=a.size,
-                                                    seed=a.seed, steps=a.steps, camera=a.camera,
-                                                    workers=a.workers, progress=not a.quiet)
+        params = dict(episodes=a.episodes, size=a.size, seed=a.seed, steps=a.steps, camera=a.camera, tasks=a.tasks)
+        if not a.force and _api("wmprobe.data.sim.generate:up_to_date")(a.suite, a.dest, **params):
+            print(f"{a.dest} is up to date (generated with these parameters; --force regenerates)")
+            return 0
+        dest = _api("wmprobe.data.sim:generate_to")(a.suite, a.dest, workers=a.workers, progress=not a.quiet,
+                                                    **params)
         print(f"wrote {dest}")
     elif a.data_cmd == "import":
         dest = _api("wmprobe.data.formats:import_dataset")(a.src, a.dest, format=a.format, camera=a.camera,
                                                            action_key=a.action_key, size=a.size,
-                                                           max_episodes=a.max_episodes, progress=not a.quiet)
+                                                           max_episodes=a.max_episodes, progress=not a.quiet,
+                                                           split=a.calvin_split)
         print(f"wrote {dest}")
     elif a.data_cmd == "info":
-        _print_json(_api("wmprobe.data.formats:dataset_info")(a.path, format=a.format))
+        _print_json(_api("wmprobe.data.formats:dataset_info")(a.path, format=a.format, split=a.calvin_split))
     elif a.data_cmd == "validate":
         problems = _api("wmprobe.data.formats:validate_dataset")(a.path, format=a.format, camera=a.camera,
-                                                                 action_key=a.action_key)
+                                                                 action_key=a.action_key, split=a.calvin_split)
         for p in problems:
             print(f"problem: {p}")
         print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
@@ -266,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, help="control steps per episode")
     g.add_argument("--camera", default="front")
     g.add_argument("--workers", type=int, default=None)
+    g.add_argument("--tasks", default=None, metavar="all|N|NAME,NAME,...",
+                   help="which of the suite's tasks: all, a count N, or comma-separated names (default: all of "
+                   "static/dynamic, the 16 DEFAULT_TASKS of metaworld; docs/data.md)")
+    g.add_argument("--force", action="store_true",
+                   help="regenerate even if DEST already holds a store generated with these parameters")
     formats = ["auto", "lerobot", "calvin", "libero", "store"]  # wmprobe.data.formats.FORMATS
     i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data (or a store) into an EpisodeStore")
     i.add_argument("src"), i.add_argument("dest")
@@ -275,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("path")
     for sp in (i, x, v):
         sp.add_argument("--format", default="auto", choices=formats)
+        sp.add_argument("--calvin-split", default=None, metavar="SPLIT",
+                        help="CALVIN only: the split directory to read, training (default) or validation")
     for sp in (i, v):
         sp.add_argument("--camera", default=None)
         sp.add_argument("--action-key", default=None)
