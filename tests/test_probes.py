@@ -34,16 +34,42 @@ def pooled_data(n, seed, fn="linear", d=8, independent=False):
     return ProbeData(np.c_[zt, ones], np.c_[zt + delta, ones], y, np.repeat(np.arange(n // 40), 40))
 
 
-def token_data(n, seed, N=16, D=8):
-    """A patch-level signal that mean pooling destroys: the action moves token 3 by +u and token 12 by -u."""
+def token_data(n, seed, N=16, D=8, moved=(3, 12), fn="linear", independent=False):
+    """A patch-level signal that mean pooling destroys: the action u moves token ``moved[0]`` by +u M and
+    ``moved[1]`` by -u M (tokens ``(n, N, D)``); the target is u (``fn="nonlinear"``: tanh(1.5u) + 0.5u^2),
+    or (``independent``) noise that no token carries."""
     rng = np.random.default_rng(seed)
     m = np.random.default_rng(99).normal(size=(3, D))
     zt = rng.normal(size=(n, N, D)).astype(np.float32)
     y = rng.normal(size=(n, 3))
     ztk = zt.copy()
-    ztk[:, 3] += y @ m
-    ztk[:, 12] -= y @ m
+    ztk[:, moved[0]] += y @ m
+    ztk[:, moved[1]] -= y @ m
+    if fn == "nonlinear":
+        y = np.tanh(1.5 * y) + 0.5 * y ** 2
+    if independent:
+        y = rng.normal(size=y.shape)
     return ProbeData(zt, ztk, y, np.repeat(np.arange(n // 50), 50))
+
+
+def grid_token_data(n, seed, side=8, block=4, D=8, within_block=False):
+    """Tokens ``(n, side^2, D)`` on a side x side grid. The action u moves every token of the top-left
+    block x block block by +u M and of the bottom-right block by -u M (a signal block x block mean pooling
+    keeps), or (``within_block``) two neighbouring tokens of the top-left block by +u M and -u M (a signal
+    that pooling cancels exactly)."""
+    rng = np.random.default_rng(seed)
+    m = np.random.default_rng(98).normal(size=(3, D))
+    zt = rng.normal(size=(n, side, side, D)).astype(np.float32)
+    y = rng.normal(size=(n, 3))
+    ztk, shift = zt.copy(), (y @ m)[:, None, None]
+    if within_block:
+        ztk[:, 0:1, 0:1] += shift
+        ztk[:, 0:1, 1:2] -= shift
+    else:
+        ztk[:, :block, :block] += shift
+        ztk[:, -block:, -block:] -= shift
+    flat = lambda z: z.reshape(n, side * side, D)  # noqa: E731
+    return ProbeData(flat(zt), flat(ztk), y, np.repeat(np.arange(n // 50), 50))
 
 
 def r2s(name, train, test, **cfg):
@@ -105,6 +131,30 @@ def test_patch_signal_found_by_attentive_but_destroyed_by_mean_pooling():
     # 2x2 token pooling merges token 3 with its grid neighbours but keeps the signal
     att4 = r2s("attentive", tr, te, steps=300, seeds=(0,), lrs=(1e-3,), dim=32, pool=2)[0]
     assert att4 > 0.9, att4
+
+
+ATT = dict(seeds=(0,), lrs=(3e-3,), dim=32)
+
+
+def test_attentive_recovers_a_nonlinear_patch_signal_and_nothing_from_independent_tokens():
+    tr, te = (token_data(n, seed, N=4, moved=(1, 2), fn="nonlinear") for n, seed in ((1500, 0), (400, 1)))
+    att = r2s("attentive", tr, te, steps=600, **ATT)[0]
+    assert att > 0.95, att
+    flat = lambda d: ProbeData(d.z_t.reshape(len(d), -1), d.z_tk.reshape(len(d), -1), d.y, d.episode)  # noqa: E731
+    assert r2s("ridge", flat(tr), flat(te))[0] < att - 0.1      # every token, but only linearly: not enough
+    tr, te = (token_data(n, seed, N=4, moved=(1, 2), independent=True) for n, seed in ((600, 0), (400, 1)))
+    assert r2s("attentive", tr, te, steps=150, **ATT)[0] < 0.05
+
+
+def test_attentive_4x4_pooling_on_an_8x8_grid_keeps_a_block_signal_and_cancels_a_within_block_one():
+    from wmprobe.probes.attentive import pool_tokens
+    tr, te = grid_token_data(1000, 0), grid_token_data(400, 1)
+    assert pool_tokens(tr.z_t, 4).shape == (1000, 4, 8)          # 8x8 tokens -> 2x2
+    rows = evaluate("attentive", tr, te, GROUPS, n_boot=50, steps=200, pool=4, **ATT)
+    assert rows[0]["r2"] > 0.9, rows[0]["r2"]
+    assert json.loads(rows[0]["probe_config"])["pool"] == 4
+    tr, te = grid_token_data(600, 0, within_block=True), grid_token_data(400, 1, within_block=True)
+    assert r2s("attentive", tr, te, steps=150, pool=4, **ATT)[0] < 0.05
 
 
 def test_heads_grid_equals_separate_fits_and_seeds_are_deterministic():
@@ -194,6 +244,57 @@ def test_probe_api_rejects_bad_latents():
         probe(_state_latents(store), store, probe="ridge", k=10, split="episode")
     split = make_split(store, "episode")
     assert len(split.test) >= 2
+
+
+def walk_store(episodes=40, steps=16, seed=0):
+    """A store of random walks: actions ``(steps, 3)`` N(0, 1) per episode, 4x4 blank frames."""
+    from wmprobe.data.store import from_episodes
+    rng = np.random.default_rng(seed)
+    eps = [(np.zeros((steps, 4, 4, 3), np.uint8), rng.normal(size=(steps, 3)).astype(np.float32))
+           for _ in range(episodes)]
+    return from_episodes(eps, [e % 4 for e in range(episodes)], fps=10, action_names=["x", "y", "z"],
+                         action_groups={"translation": [0, 1, 2]}, task_names=[f"t{i}" for i in range(4)],
+                         source={"kind": "synthetic"}, name="walk")
+
+
+def walk_tokens(store, seed=0):
+    """Tokens ``(N, 4, 8)`` of noise, except channels 0..2 of token 1 (+state) and token 2 (-state), the
+    state being the running sum of the episode's actions: the action is in the tokens, not in their mean."""
+    rng = np.random.default_rng(seed)
+    tok = rng.normal(size=(store.n_frames, 4, 8)).astype(np.float32)
+    for e in range(store.n_episodes):
+        sl = store.episode_slice(e)
+        state = np.concatenate([np.zeros((1, 3)), np.cumsum(store.actions[sl], 0)[:-1]])
+        tok[sl, 1, :3], tok[sl, 2, :3] = state, -state
+    return tok
+
+
+def test_probe_api_keeps_tokens_for_the_attentive_probe_and_pools_them_for_the_others():
+    store = walk_store()
+    rows = probe(walk_tokens(store), store, probe=["attentive", "ridge"], split="episode", n_boot=50, steps=300,
+                 **ATT)
+    got = {r["probe"]: r for r in rows}
+    assert got["attentive"]["r2"] > 0.9, got["attentive"]["r2"]
+    assert got["ridge"]["r2"] < 0.05                      # mean over tokens: +state and -state cancel
+    assert json.loads(got["attentive"]["probe_config"])["steps"] == 300
+    with pytest.raises(ProbeError, match=r"needs patch tokens \(N, tokens, D\)"):
+        probe(walk_tokens(store).mean(1), store, probe="attentive", split="episode")
+
+
+def test_probing_two_layers_gives_one_row_per_layer():
+    from wmprobe.extract import StepFeatures
+    from wmprobe.pipeline import probe_features
+    from wmprobe.probes.pairs import tubelet_steps
+    store = walk_store(episodes=12)
+    state = walk_tokens(store)[:, 1]                        # (N, 8): +state and 5 noise channels
+    noise = np.random.default_rng(5).normal(size=state.shape).astype(np.float32)
+    feats = StepFeatures({"deep": state, "shallow": noise}, *tubelet_steps(store.episode_ends, 1))
+    rows = probe_features(feats, store, make_split(store, "episode"), probes=["ridge"], ks=[1], seeds=[0],
+                          n_boot=50, base={"encoder": "toy"})
+    assert sorted(r["layer"] for r in rows) == ["deep", "shallow"]
+    by_layer = {r["layer"]: r for r in rows}
+    assert by_layer["deep"]["r2"] > 0.95 and by_layer["shallow"]["r2"] < 0.05
+    assert {r["encoder"] for r in rows} == {"toy"} and {r["k"] for r in rows} == {1}
 
 
 def test_one_fit_scored_on_several_test_sets_equals_separate_evaluations():
