@@ -1,4 +1,6 @@
 """Pairing: never across episodes, targets aggregated as documented, tubelets aligned to the right frames."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -20,11 +22,15 @@ def _frame_steps(ends):
     return tubelet_steps(ends, 1)
 
 
-@pytest.mark.parametrize("k", [1, 2, 4])
+@pytest.mark.parametrize("k", [1, 2, 4, 8])
 def test_pairs_stay_inside_episodes_and_sum_the_actions_between(k):
     actions, ends = _store_arrays()
     sf, se = _frame_steps(ends)
-    p = make_pairs(sf, se, actions, ends, k, GROUPS)
+    with warnings.catch_warnings(record=True) as caught:     # k=8: episodes 0 (7 steps) and 1 (5) give no pair
+        warnings.simplefilter("always")
+        p = make_pairs(sf, se, actions, ends, k, GROUPS)
+    assert p.skipped_episodes.tolist() == [e for e, L in enumerate((7, 5, 9)) if L <= k]
+    assert len(caught) == (k == 8)
     assert (se[p.i] == se[p.j]).all() and (p.episode == se[p.i]).all()
     assert (sf[p.j] - sf[p.i] == k).all()
     # every (t, t+k) inside an episode is there exactly once: sum over episodes of max(0, L - k)
@@ -59,7 +65,8 @@ def test_tubelet_steps_map_to_the_right_frames():
     n = int(np.nonzero(sf[p.i] == 14)[0][0])
     np.testing.assert_allclose(p.y[n, :6], actions[14:16, :6].sum(0), rtol=1e-5)
     assert p.y[n, 6] == actions[15, 6]
-    assert len(make_pairs(sf, se, actions, ends, 2, GROUPS)) == 1 + 0 + 2
+    with pytest.warns(UserWarning, match=r"k=2 is longer than 1 of 3 episodes .* episode\(s\) \[1\]"):
+        assert len(make_pairs(sf, se, actions, ends, 2, GROUPS)) == 1 + 0 + 2     # episode 1: 2 tubelet steps
 
 
 def test_unsorted_steps_pair_by_frame_not_by_position():
@@ -78,6 +85,29 @@ def test_shuffled_partner_always_comes_from_another_episode():
     assert (se[s.j] != se[s.i]).all()
     np.testing.assert_array_equal(s.i, p.i)
     np.testing.assert_array_equal(s.y, p.y)
+
+
+def test_k_longer_than_every_episode_names_the_dataset_and_the_longest_episode():
+    actions, ends = _store_arrays(lengths=(7, 5, 9))
+    sf, se = _frame_steps(ends)
+    with pytest.raises(ProbeError, match=r"toy: k=9 is longer than every episode: the longest, episode 2, has 9 "
+                                         r"latent steps and a pair needs k \+ 1 = 10; use k <= 8"):
+        make_pairs(sf, se, actions, ends, 9, GROUPS, dataset="toy")
+    with pytest.raises(ProbeError, match="toy: k=3 .* episode 0, has 3 latent steps"):   # 2-frame tubelets
+        make_pairs(*tubelet_steps(ends[:2], 2), actions[:12], ends[:2], 3, GROUPS, dataset="toy")
+
+
+def test_k_longer_than_some_episodes_warns_naming_them_and_counts_them():
+    actions, ends = _store_arrays(lengths=(3, 12, 2, 4, 3, 3, 2, 10, 3))
+    sf, se = _frame_steps(ends)
+    with pytest.warns(UserWarning, match=r"toy: k=4 is longer than 7 of 9 episodes .* episode\(s\) "
+                                         r"\[0, 2, 3, 4, 5\], \.\.\.; they are left out"):
+        p = make_pairs(sf, se, actions, ends, 4, GROUPS, dataset="toy")
+    assert p.skipped_episodes.tolist() == [0, 2, 3, 4, 5, 6, 8]
+    assert set(p.episode.tolist()) == {1, 7} and len(p) == (12 - 4) + (10 - 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # k=1: every episode pairs, no warning
+        assert len(make_pairs(sf, se, actions, ends, 1, GROUPS, dataset="toy").skipped_episodes) == 0
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -9,12 +9,15 @@ frame of step s to the first frame of step s'), aggregated:
 - ``agg="concat"``: the actions concatenated step-major, ``(L * A,)`` (needs one L for every pair).
 
 Per-frame encoders (one step per frame) get ``L = k`` actions; tubelet encoders with 2 frames per step get
-``L = 2k``. Pairs never cross an episode.
+``L = 2k``. Pairs never cross an episode: an episode with k or fewer latent steps gives none (a warning names
+the dataset and those episodes; ``Pairs.skipped_episodes`` lists them), and a k that leaves no pair at all is
+a ProbeError naming the longest episode.
 
 Shapes: ``step_frame, step_episode: (S,) int64``; ``actions: (N, A) float32``; ``episode_ends: (E,)``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
@@ -27,7 +30,8 @@ AGGS = ("sum", "concat")
 
 @dataclass
 class Pairs:
-    """``i, j: (P,) int64`` step indices (j is k steps after i), ``y: (P, A') float32``, ``episode: (P,)``."""
+    """``i, j: (P,) int64`` step indices (j is k steps after i), ``y: (P, A') float32``, ``episode: (P,)``;
+    ``skipped_episodes: (E',) int64`` the episodes with latent steps but too few (<= k) for a pair."""
 
     i: np.ndarray
     j: np.ndarray
@@ -36,6 +40,7 @@ class Pairs:
     target_groups: dict[str, list[int]] = field(default_factory=dict)
     k: int = 1
     agg: str = "sum"
+    skipped_episodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return int(self.i.shape[0])
@@ -74,17 +79,11 @@ def make_pairs(step_frame: np.ndarray, step_episode: np.ndarray, actions: np.nda
         raise ProbeError(f"{dataset}: latent step {s} says episode {int(step_episode[s])} but its frame row "
                          f"{int(step_frame[s])} lies in episode {int(frame_ep[s])}: features and store do not align")
 
+    skipped = episodes_too_short(step_episode, k, dataset)
     order = np.lexsort((step_frame, step_episode))
     ep_sorted = step_episode[order]
-    if len(order) > k:
-        same = ep_sorted[k:] == ep_sorted[:-k]
-        i, j = order[:-k][same], order[k:][same]
-    else:
-        i = j = np.zeros(0, np.int64)
-    if len(i) == 0:
-        counts = np.bincount(step_episode) if len(step_episode) else np.zeros(1, int)
-        raise ProbeError(f"{dataset}: k={k} is longer than every episode (the longest has {int(counts.max())} "
-                         "latent steps); use a smaller k")
+    same = ep_sorted[k:] == ep_sorted[:-k]
+    i, j = order[:-k][same], order[k:][same]
     fi, fj = step_frame[i], step_frame[j]
     ep = step_episode[i]
     used = np.unique(ep)
@@ -109,7 +108,27 @@ def make_pairs(step_frame: np.ndarray, step_episode: np.ndarray, actions: np.nda
         y = a[fi[:, None] + np.arange(L)[None, :]].reshape(len(fi), L * A)
         target_groups = {g: [r * A + d for r in range(L) for d in idx] for g, idx in groups.items()}
     return Pairs(i.astype(np.int64), j.astype(np.int64), y.astype(np.float32), ep.astype(np.int64),
-                 target_groups, k, agg)
+                 target_groups, k, agg, skipped)
+
+
+def episodes_too_short(step_episode: np.ndarray, k: int, dataset: str = "dataset") -> np.ndarray:
+    """``(E',) int64``: the episodes of ``step_episode: (S,)`` with k or fewer steps (no k-step pair), with a
+    warning naming them; ProbeError naming the longest episode when no episode is long enough."""
+    eps, counts = np.unique(np.asarray(step_episode, np.int64), return_counts=True)
+    if len(eps) == 0:
+        raise ProbeError(f"{dataset}: there are no latent steps to pair")
+    if counts.max() <= k:
+        longest, n = int(eps[np.argmax(counts)]), int(counts.max())
+        hint = f"use k <= {n - 1}" if n > 1 else "no pair can be formed from single-step episodes"
+        raise ProbeError(f"{dataset}: k={k} is longer than every episode: the longest, episode {longest}, has {n} "
+                         f"latent steps and a pair needs k + 1 = {k + 1}; {hint}")
+    short = eps[counts <= k]
+    if len(short):
+        more = ", ..." if len(short) > 5 else ""
+        warnings.warn(f"{dataset}: k={k} is longer than {len(short)} of {len(eps)} episodes (k or fewer latent "
+                      f"steps, no pair), e.g. episode(s) {short[:5].tolist()}{more}; they are left out of the "
+                      "probe", stacklevel=3)
+    return short.astype(np.int64)
 
 
 def other_episode_perm(episode: np.ndarray, rng: np.random.Generator, *, what: str = "pairs") -> np.ndarray:
