@@ -47,3 +47,17 @@ def test_missing_records_is_a_clear_error(tmp_path):
     (tmp_path / "records.parquet").write_bytes(b"garbage")
     with pytest.raises(WmprobeError, match="unreadable"):
         read_records(tmp_path)
+
+
+def test_every_row_says_where_and_with_what_code_it_was_computed(tmp_path):
+    import socket
+
+    from wmprobe.records import ROW_PROVENANCE
+    write_records([row(), {**row(seed=1), "host": "node-17", "git_commit": "abc123"}], tmp_path)
+    df = read_records(tmp_path).set_index("seed")
+    assert set(ROW_PROVENANCE) <= set(df.columns)
+    assert df.loc[0, "host"] == socket.gethostname() and df.loc[0, "torch_version"].startswith("2.13")
+    assert df.loc[0, "wmprobe_version"] != ""
+    assert (df.loc[1, "host"], df.loc[1, "git_commit"]) == ("node-17", "abc123")   # a worker's own stamp is kept
+    write_records([row(seed=2)], tmp_path)                                            # a later run merges in
+    assert read_records(tmp_path).set_index("seed").loc[1, "host"] == "node-17"

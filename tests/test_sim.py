@@ -123,6 +123,7 @@ def test_task_ood_split_of_a_generated_store(tmp_path):
     store = cached_generate("static", tmp_path, 24, steps=3, size=32, seed=0, workers=2, progress=False)
     again = cached_generate("static", tmp_path, 24, steps=3, size=32, seed=0, progress=False)
     assert again.path == store.path  # reused, not regenerated
+    assert (store.path / "used").exists()  # marked, so `wmprobe cache gc` keeps what studies use
     assert isinstance(EpisodeStore.load(store.path), EpisodeStore)
     assert np.bincount(store.tasks, minlength=12).min() >= 2  # balanced tasks
     sp = make_split(store, kind="task", seed=0)

@@ -3,6 +3,7 @@ disk full), failure reporting, and identical records from the local, submitit an
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,19 @@ def test_validate_reports_every_problem_with_its_line(tmp_path, store_dir):
     assert r.returncode == 1 and f"{len(problems)} problem(s)" in r.stdout
 
 
+def test_simulator_datasets_choose_their_tasks(tmp_path, store_dir):
+    cfg = load_config({"preset": "tiny", "datasets": [{"name": "mw", "sim": "metaworld", "tasks": "all"},
+                                                      {"name": "dynamic", "sim": "dynamic", "tasks": 3}]})
+    assert [d.tasks for d in cfg.datasets] == ["all", 3]
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump({"datasets": [{"name": "mw", "sim": "metaworld", "tasks": ["pik-place-v3"]},
+                                              {"name": "s", "path": str(store_dir), "tasks": 2}],
+                                 "encoders": ["pixels"]}, sort_keys=False))
+    text = "\n".join(map(str, validate(f)))
+    assert "datasets[0].tasks" in text and "pick-place" in text               # unknown name, close match named
+    assert "datasets[1].tasks" in text and "only simulator suites" in text
+
+
 def test_objective_ablation_plans_one_model_per_objective(tmp_path):
     from wmprobe.study.plan import describe_study
     text = describe_study({"preset": "tiny", "encoders": [], "zoo": {"families": ["diffusion"], "id_weights": [0, 1],
@@ -135,6 +149,7 @@ def test_run_writes_records_and_rerun_reuses_everything(reference, store_dir):
     assert set(df["encoder"]) == {"pixels", "random-conv:0"}
     assert set(df["corruption"]) == {"clean", "noise:0.15"}
     assert df["r2"].notna().all() and (df["error"].fillna("") == "").all()
+    assert (df["host"] == socket.gethostname()).all() and df["torch_version"].str.startswith("2.13").all()
     before = (d / "out" / "records.parquet").read_bytes()
     run(study(store_dir), out=d / "out", cache=d / "cache", progress=False)
     assert (d / "out" / "records.parquet").read_bytes() == before        # bit-identical
@@ -349,10 +364,10 @@ def test_ray_local_executor_gives_identical_records(reference, store_dir, tmp_pa
     cfg = study(store_dir, executor={"kind": "ray", "ray": {"num_cpus": 2}})
     try:
         got = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+        assert not ray.is_initialized(), "the executor left the Ray cluster it started running"
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    assert not ray.is_initialized()
     same_records(df, got)
 
 

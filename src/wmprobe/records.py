@@ -3,17 +3,20 @@
 Layout of a results directory (stable; scripts depend on it):
     DIR/records.parquet   all rows (typed)
     DIR/records.csv       the same rows as CSV
-    DIR/config.yaml       resolved config + provenance (versions, git hash, host, time)
+    DIR/config.yaml       resolved config + provenance (versions, git hash, host, time) of the latest run
 
 A cell is identified by ``CELL_KEY`` plus the ``OPTIONAL_KEY`` columns a table has (``train_corruption``: the
 corruption the probe was fit on, only written by studies with ``corrupt_train``; rows without it, and records
 that predate it, are ``clean``); writing rows for a cell that is already present replaces it (so runs
 merge and a re-run never duplicates). Rows are sorted by the cell key, so identical inputs give identical
 files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measured); extra columns are kept.
+Every row carries ``ROW_PROVENANCE`` (host, git commit, wmprobe and torch versions of the process that computed
+it), so rows merged from several runs, machines or cluster nodes each say where they came from.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -36,9 +39,13 @@ RECORD_COLUMNS = (
     "r2", "r2_ci_low", "r2_ci_high", "r2_translation", "r2_rotation", "r2_gripper", "pearson", "mse",
     "psnr", "ssim", "n_train", "n_test", "n_test_episodes", "train_seconds", "probe_config",
     "encoder_key", "dataset_fingerprint", "error",
+    "host", "git_commit", "wmprobe_version", "torch_version",
 )
+# where and with what code each row was computed (set when the cell is computed, so a study's cached rows
+# keep the provenance of the run that measured them; config.yaml has the full versions of the latest run)
+ROW_PROVENANCE = ("host", "git_commit", "wmprobe_version", "torch_version")
 _STR = {"encoder", "family", "dataset", "split", "corruption", "layer", "probe", "probe_config", "encoder_key",
-        "dataset_fingerprint", "error"}
+        "dataset_fingerprint", "error", *ROW_PROVENANCE}
 _INT = {"k", "seed", "n_train", "n_test", "n_test_episodes"}
 PACKAGES = ("wmprobe", "torch", "numpy", "scipy", "transformers", "diffusers", "pybullet", "pyarrow")
 
@@ -54,6 +61,24 @@ def provenance() -> dict[str, Any]:
     return {"versions": versions, "python": platform.python_version(), "git": git_commit(),
             "host": socket.gethostname(), "platform": platform.platform(),
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+@functools.lru_cache(maxsize=1)
+def row_provenance() -> dict[str, str]:
+    """The ``ROW_PROVENANCE`` values of this process (host, git commit, wmprobe and torch versions)."""
+    def version(p: str) -> str:
+        try:
+            return metadata.version(p)
+        except metadata.PackageNotFoundError:
+            return ""
+    return {"host": socket.gethostname(), "git_commit": git_commit() or "", "wmprobe_version": version("wmprobe"),
+            "torch_version": version("torch")}
+
+
+def stamp(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with this process's ``row_provenance()`` wherever a row does not carry its own yet."""
+    prov = row_provenance()
+    return [{**r, **{k: v for k, v in prov.items() if not r.get(k)}} for r in rows]
 
 
 def git_commit() -> str | None:
@@ -99,7 +124,7 @@ def _with_optional_key(df, columns):
 
 def _frame(rows: Iterable[dict[str, Any]]):
     import pandas as pd
-    rows = [normalise_row(r) for r in rows]
+    rows = [normalise_row(r) for r in stamp(rows)]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=list(RECORD_COLUMNS))

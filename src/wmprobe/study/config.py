@@ -56,6 +56,7 @@ class DatasetCfg:
     steps: int | None = None
     size: int = 64
     camera: str = "front"
+    tasks: str | int | tuple[str, ...] | None = None   # which of the suite's tasks (all | N | names; docs/data.md)
 
 
 @dataclass(frozen=True)
@@ -272,13 +273,24 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
                     c.bad(f"{w}.{key}", "must be >= 1")
             if d.get("steps") is not None:
                 c.typed(d["steps"], int, f"{w}.steps", "an integer")
+            if d.get("tasks") is not None:
+                if isinstance(d["tasks"], list):
+                    d = {**d, "tasks": tuple(str(t) for t in d["tasks"])}
+                if sim is None:
+                    c.bad(f"{w}.tasks", "only simulator suites (`sim:`) choose tasks; a store has its own")
+                elif sim in SUITES:
+                    from wmprobe.data.sim.generate import check_params
+                    try:
+                        check_params(sim, 1, tasks=d["tasks"])
+                    except ConfigError as exc:
+                        c.bad(f"{w}.tasks", str(exc))
             dname = str(d.get("name") or sim or Path(str(path)).name)
             if dname in seen:
                 c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
             seen.add(dname)
             try:
                 datasets.append(DatasetCfg(name=dname, sim=sim, path=path,
-                                           **{k: d[k] for k in ("episodes", "steps", "size", "camera") if k in d}))
+                                           **{k: d[k] for k in ("episodes", "steps", "size", "camera", "tasks") if k in d}))
             except TypeError as exc:
                 c.bad(w, str(exc))
 

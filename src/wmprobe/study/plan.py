@@ -259,7 +259,9 @@ def estimate(cfg: Any) -> dict[str, Any]:
             n_eps, n_frames = st.n_episodes, st.n_frames
         else:
             from wmprobe.data.sim import DEFAULT_STEPS
-            n_eps, n_frames = d.episodes, d.episodes * ((d.steps or DEFAULT_STEPS) + 1)
+            from wmprobe.data.sim.metaworld import DEFAULT_STEPS as METAWORLD_STEPS
+            default = METAWORLD_STEPS if d.sim == "metaworld" else DEFAULT_STEPS
+            n_eps, n_frames = d.episodes, d.episodes * (d.steps or default)   # one frame per control step
         corr = cfg.corruptions if cfg.corrupt_datasets is None or d.name in cfg.corrupt_datasets else ("clean",)
         n_corr = len([c for c in corr if c != "clean"])
         test_frac = cfg.test_frac

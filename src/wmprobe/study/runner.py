@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from wmprobe._fs import mark_used
 from wmprobe.errors import ConfigError, EncoderError
 from wmprobe.study.cache import Cache, content_key
 from wmprobe.study.config import StudyConfig, load_config
@@ -39,7 +40,7 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
     for d in cfg.datasets:
         if d.sim:
             store = cached_generate(d.sim, cache.data_dir, episodes=d.episodes, steps=d.steps, size=d.size,
-                                    seed=cfg.seed, camera=d.camera, progress=progress)
+                                    seed=cfg.seed, camera=d.camera, tasks=d.tasks, progress=progress)
         else:
             store = EpisodeStore.load(d.path)
         out[d.name] = (store, make_split(store, kind=cfg.split, test_frac=cfg.test_frac, seed=cfg.seed))
@@ -59,6 +60,7 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     key = content_key({"pool": [[n, s.fingerprint, list(map(int, sp.train))] for n, (s, sp) in datasets.items()]})
     path = cache.data_dir / f"pool-{key}"
     if (path / "meta.json").exists():
+        mark_used(path)
         return EpisodeStore.load(path)
     with cache.lock(f"pool-{key}"):
         if not (path / "meta.json").exists():

@@ -159,7 +159,8 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     rows = probe_features(feats, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
                           layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
                           base=base, test_sets=test_sets)
-    rows = json.loads(json.dumps([_jsonable(r) for r in rows], default=str))  # exactly what the cache returns
+    from wmprobe.records import stamp            # where and with what code this cell was measured
+    rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))  # what the cache returns
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3)})
     return rows

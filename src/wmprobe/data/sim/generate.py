@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
-from wmprobe.data.store import EpisodeStore, from_episodes
+from wmprobe._fs import mark_used
 from wmprobe._mp import context, hidden_main
+from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError, StoreError
 
 TaskSpec = Union[None, int, str, Sequence[str]]  # None (the suite's default), a count, "all", "a,b", or names
@@ -301,4 +302,5 @@ def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, 
             if not (path / "meta.json").exists():
                 generate_to(suite, path, episodes=episodes, size=size, seed=seed, steps=steps, camera=camera,
                             workers=workers, progress=progress, tasks=tasks)
+    mark_used(path)  # `wmprobe cache gc` keeps what studies use
     return EpisodeStore.load(path)
