@@ -31,16 +31,24 @@ from wmprobe.data.corrupt import CORRUPTIONS, parse_corruption
 REF_NAME = {"noise": "gaussian_noise", "blur": "gaussian_blur"}
 
 
-def _shim_pkg_resources() -> None:
-    """imagecorruptions imports ``pkg_resources.resource_filename``, gone from setuptools >= 81."""
+def _import_imagecorruptions():
+    """imagecorruptions imports ``pkg_resources.resource_filename``, gone from setuptools >= 81: a stand-in
+    for the import only, removed from ``sys.modules`` afterwards."""
+    import importlib
+    import sys
+    import types
     try:
         import pkg_resources  # noqa: F401
     except ImportError:
-        import sys
-        import types
         mod = types.ModuleType("pkg_resources")
-        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__), name)
+        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__),
+                                                                  name)
         sys.modules["pkg_resources"] = mod
+        try:
+            return importlib.import_module("imagecorruptions")
+        finally:
+            sys.modules.pop("pkg_resources", None)
+    return importlib.import_module("imagecorruptions")
 
 
 def reference():
@@ -50,8 +58,7 @@ def reference():
             warnings.simplefilter("ignore")
             if not hasattr(np, "float_"):
                 np.float_ = np.float64                                         # shim 1 (fog)
-            _shim_pkg_resources()                                              # shim 3 (import)
-            import imagecorruptions
+            imagecorruptions = _import_imagecorruptions()                      # shim 3 (import)
             import imagecorruptions.corruptions as C
             import skimage.filters
     except Exception as exc:                                                    # noqa: BLE001

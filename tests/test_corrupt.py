@@ -111,27 +111,32 @@ def test_brightness_and_contrast_exact_properties(clips):
 
 
 # ---- statistical agreement with the reference package, where it installs and runs --------------------------
-def _shim_pkg_resources():
-    """imagecorruptions 1.1.2 imports ``pkg_resources.resource_filename``, gone from setuptools >= 81."""
+def _import_imagecorruptions():
+    """imagecorruptions 1.1.2 imports ``pkg_resources.resource_filename`` (gone from setuptools >= 81): give it a
+    stand-in for the import only, then take it out of ``sys.modules`` again (pytest checks for pkg_resources)."""
+    import os
+    import sys
+    import types
     try:
         import pkg_resources  # noqa: F401
     except ImportError:
-        import os
-        import sys
-        import types
         mod = types.ModuleType("pkg_resources")
-        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__), name)
+        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__),
+                                                                  name)
         sys.modules["pkg_resources"] = mod
+        try:
+            return pytest.importorskip("imagecorruptions")
+        finally:
+            sys.modules.pop("pkg_resources", None)
+    return pytest.importorskip("imagecorruptions")
 
 
 def _reference():
     pytest.importorskip("cv2")
     pytest.importorskip("skimage")
-    _shim_pkg_resources()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ic = pytest.importorskip("imagecorruptions")
-    return ic
+        return _import_imagecorruptions()
 
 
 # types whose reference runs with current numpy / scikit-image (glass_blur and fog crash there)
