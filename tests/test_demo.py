@@ -9,6 +9,9 @@ import pytest
 from wmprobe.records import CELL_KEY, RECORD_COLUMNS
 
 
+_CACHE = {}
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
@@ -16,6 +19,7 @@ def demo(tmp_path_factory):
     r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "demo", "--preset", "tiny", "--out", str(out),
                         "--cache", str(cache)], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
+    _CACHE["demo"] = cache
     return out, r
 
 
@@ -57,3 +61,33 @@ def test_demo_report_opens_in_headless_chromium(demo, tmp_path):
     verdict = chromium_check(out / "report.html", tmp_path)
     assert verdict["errors"] == [] and verdict["broken"] == [] and verdict["blank"] == []
     assert verdict["figures"] >= 5 and verdict["sorted"] is True
+
+
+@pytest.mark.parametrize("executor", [{"kind": "submitit", "submitit": {"cluster": "local", "tasks_per_job": 16,
+                                                                          "timeout_min": 20}},
+                                      {"kind": "ray", "ray": {"num_cpus": 2}}], ids=["submitit-local", "ray-local"])
+def test_tiny_preset_gives_the_demos_records_on_every_executor(demo, tmp_path, executor):
+    """The tiny preset's study on submitit's LocalExecutor and on a local Ray gives the records the local
+    executor gave (the demo). The generated data and the zoo checkpoints are copied from the demo's cache (they
+    are deterministic, tested above); latents and probe cells are all recomputed under the executor."""
+    import shutil
+
+    pytest.importorskip(executor["kind"])
+    from wmprobe.study.runner import run
+    out, _ = demo
+    cache = tmp_path / "cache"
+    for sub in ("data", "zoo"):
+        shutil.copytree(_CACHE["demo"] / sub, cache / sub)
+    try:
+        got = run({"preset": "tiny", "name": "demo-tiny", "seed": 0, "executor": executor}, out=tmp_path / "out",
+                  cache=cache, progress=False, report=False)
+    finally:
+        if executor["kind"] == "ray":
+            import ray
+            ray.shutdown()
+    assert not (tmp_path / "out" / "config.yaml").read_text().count("computed: 0\n  extract")  # work was done
+    ref = pd.read_parquet(out / "records.parquet")
+    key = list(CELL_KEY)
+    a = ref.drop(columns=["train_seconds"]).sort_values(key).reset_index(drop=True)
+    b = got.drop(columns=["train_seconds"]).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)

@@ -7,6 +7,7 @@ idempotent: a task whose result is already cached returns at once.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -51,25 +52,34 @@ def load_store(path: str):
 def run_task(task: Any, cache_root: str, threads: int | None = None) -> Any:
     """Run one task; the value is what the driver needs (shard key, checkpoint path or rows).
 
-    ``threads``: torch CPU threads while the task runs (restored after). Studies fix it (default 1) so that
-    results do not depend on how many threads or worker processes an executor used."""
+    ``threads``: torch CPU threads and BLAS threads (numpy's OpenBLAS/MKL, through threadpoolctl) while the
+    task runs (restored after). Studies fix it (default 1) so that results do not depend on how many threads or
+    worker processes an executor used: a BLAS reduction split over a different number of threads sums in a
+    different order (Ray workers, for one, start with OMP_NUM_THREADS=1 while a local process uses every core).
+    """
     import torch
+    from threadpoolctl import threadpool_limits
     cache = Cache(cache_root)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        if isinstance(task, ExtractTask):
-            return run_extract(task, cache)
-        if isinstance(task, ProbeTask):
-            return run_probe(task, cache)
-        if isinstance(task, FidelityTask):
-            return run_fidelity(task, cache)
-        if isinstance(task, TrainTask):
-            return run_train(task, cache)
-        raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
+        with threadpool_limits(limits=int(threads), user_api="blas") if threads else contextlib.nullcontext():
+            return _dispatch(task, cache)
     finally:
         torch.set_num_threads(before)
+
+
+def _dispatch(task: Any, cache: Cache) -> Any:
+    if isinstance(task, ExtractTask):
+        return run_extract(task, cache)
+    if isinstance(task, ProbeTask):
+        return run_probe(task, cache)
+    if isinstance(task, FidelityTask):
+        return run_fidelity(task, cache)
+    if isinstance(task, TrainTask):
+        return run_train(task, cache)
+    raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
 
 
 def run_train(task: TrainTask, cache: Cache) -> str:
