@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from wmprobe.analysis import (corruption_order, pareto, robustness_curves, robustness_long, robustness_table,
-                              static_gap, summary_table, transfer)
+from wmprobe.analysis import (corruption_order, paper_robustness, pareto, robustness_curves, robustness_long,
+                              robustness_table, static_gap, summary_table, transfer)
 from wmprobe.errors import ProbeError
 from wmprobe.metrics import spearman
 
@@ -97,6 +97,18 @@ def test_robustness_table_orders_corruptions_and_shows_id_robustness(df):
     assert set(long.loc[long["corruption"] == "fog:3", "severity"]) == {3.0}
     assert corruption_order(["fog:3", "clean", "blur:11", "contrast:1", "fog:1", "noise:0.15"]) == \
         ["clean", "noise:0.15", "blur:11", "contrast:1", "fog:1", "fog:3"]
+
+
+def test_paper_robustness_pattern_is_computed_not_asserted(df):
+    (row,) = paper_robustness(df, "dynamic").to_dict("records")          # vjepa (family vjepa2) frozen vs +ID
+    assert row["encoder"] == "vjepa" and row["id_weight"] == 1.0
+    assert row["frozen_clean"] == pytest.approx(0.4) and row["frozen_blur:11"] == pytest.approx(0.4 - 0.9)
+    assert row["id_noise:0.15"] == pytest.approx(0.8 - 0.1) and row["id_drop_blur:11"] == pytest.approx(-0.15)
+    assert row["repeats"] is True
+    flipped = df.assign(id_weight=df["id_weight"].map({0.0: 1.0, 1.0: 0.0}))   # +ID now degrades more
+    assert paper_robustness(flipped, "dynamic")["repeats"].tolist() == [False]
+    assert paper_robustness(df, "static").empty                          # no corruptions measured there
+    assert paper_robustness(df[df["corruption"] != "blur:11"], "dynamic").empty   # needs both of the paper's
 
 
 def test_robustness_curves_start_at_clean_and_fall_with_severity(df):

@@ -91,6 +91,9 @@ def test_tables_and_findings_come_from_the_analysis(report):
     assert dyn["id"]["raised"] == dyn["id"]["families"] == 5
     assert dyn["id"]["mean_drop_id"] > dyn["id"]["mean_drop_frozen"]     # the fake +ID halves the drop
     assert dyn["shuffled_max"] < 0.05
+    (paper,) = dyn["paper_robustness"]                                   # zoo:vjepa, frozen vs +ID 0.1
+    assert paper["encoder"] == "zoo:vjepa" and paper["repeats"] is True
+    assert paper["id_drop_blur:11"] > paper["frozen_drop_blur:11"]
     t = f["transfer"]["dynamic|static"]
     assert t["rho"] == pytest.approx(A.transfer(df, "dynamic", "static")["rho"])
     assert "static_gap" in f and (out / "tables" / "static_gap.csv").exists()
@@ -98,6 +101,7 @@ def test_tables_and_findings_come_from_the_analysis(report):
     assert len(failed) == 1 and "longer than episode" in failed["error"].iloc[0]
     html = report.read_text()
     assert "Failed cells (1)" in html and "Findings" in html
+    assert "the paper's +ID robustness pattern on zoo:vjepa" in html and "Repeated:" in html
 
 
 def test_report_refuses_records_where_every_cell_failed(tmp_path):

@@ -192,6 +192,43 @@ def robustness_curves(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFr
             .reset_index())
 
 
+PAPER_CORRUPTIONS = ("noise:0.15", "blur:11")
+# PAPER.md, Table 1 / robustness: V-JEPA 2 L on LIBERO task-OOD, R2 clean / noise 0.15 / blur 11
+PAPER_VJEPA2_ROBUSTNESS = {"frozen": (0.40, -1.18, -4.66), "+ID": (0.85, 0.66, 0.56)}
+VJEPA_FAMILIES = ("vjepa", "vjepa2")   # the zoo's V-JEPA-style family and real V-JEPA 2 checkpoints
+
+
+def paper_robustness(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """This study's V-JEPA-style encoders against the paper's +ID robustness headline (PAPER_VJEPA2_ROBUSTNESS).
+
+    One row per (dataset, encoder, +ID id_weight) where the frozen version, that +ID version, clean and both of
+    the paper's corruptions were measured: R2 ``frozen_*`` / ``id_*`` for clean, noise:0.15 and blur:11, the
+    drops from clean, and ``repeats``: whether the paper's pattern holds here, i.e. the +ID latents lose less R2
+    than the frozen ones under BOTH corruptions (the paper: drops -1.58 / -5.06 frozen vs -0.19 / -0.29 +ID).
+    """
+    long = robustness_long(df, dataset)
+    if long.empty:
+        return pd.DataFrame()
+    cols = ("clean",) + PAPER_CORRUPTIONS
+    v = long[long["family"].isin(VJEPA_FAMILIES) & long["corruption"].isin(cols)]
+    rows = []
+    for (ds, enc), g in v.groupby(["dataset", "encoder"]):
+        w = g.pivot_table(index="id_weight", columns="corruption", values="r2", aggfunc="mean")
+        if 0.0 not in w.index or any(c not in w.columns for c in cols) or w.loc[0.0, list(cols)].isna().any():
+            continue
+        for idw in (i for i in w.index if i > 0 and not w.loc[i, list(cols)].isna().any()):
+            row: dict[str, Any] = {"dataset": ds, "encoder": enc, "family": g["family"].iloc[0],
+                                   "id_weight": float(idw)}
+            for c in cols:
+                row[f"frozen_{c}"], row[f"id_{c}"] = float(w.loc[0.0, c]), float(w.loc[idw, c])
+            for c in PAPER_CORRUPTIONS:
+                row[f"frozen_drop_{c}"] = row[f"frozen_{c}"] - row["frozen_clean"]
+                row[f"id_drop_{c}"] = row[f"id_{c}"] - row["id_clean"]
+            row["repeats"] = all(row[f"id_drop_{c}"] > row[f"frozen_drop_{c}"] for c in PAPER_CORRUPTIONS)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---- transfer and the static-scene effect ----------------------------------------------------------------------
 def transfer(df: pd.DataFrame, dataset_a: str, dataset_b: str, *, n_boot: int = 1000,
              seed: int = 0) -> dict[str, Any]:

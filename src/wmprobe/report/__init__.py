@@ -154,6 +154,9 @@ def build_report(results_dir: str | os.PathLike) -> Path:
         body.append(f"<div class='grid'>{''.join(figs)}</div>" if figs else "")
         per_dataset.append((f"{ds}", "\n".join(body)))
         findings.setdefault("per_dataset", {})[ds] = _dataset_findings(summ, par, rob)
+        paper = A.paper_robustness(df, ds)
+        if not paper.empty:
+            findings["per_dataset"][ds]["paper_robustness"] = paper.to_dict("records")
 
     if pareto_all:
         keep = ["dataset", "label", "family", "id_weight", "psnr", "ssim", "psnr_own", "ssim_own", "r2", "on_front"]
@@ -273,6 +276,9 @@ def _n(x: Any, d: int = 2) -> str:
         return "n/a"
 
 
+PAPER_CORRUPTIONS_SHOWN = "clean / noise 0.15 / blur 11"
+
+
 def _findings_html(f: dict[str, Any]) -> str:
     """Plain sentences over the computed numbers; each states what was measured, none is written in advance."""
     items = []
@@ -298,6 +304,17 @@ def _findings_html(f: dict[str, Any]) -> str:
                 s += (f"; mean R2 drop under corruption {_n(i['mean_drop_frozen'])} frozen vs "
                       f"{_n(i['mean_drop_id'])} +ID")
             items.append(s + ".")
+        for p in d.get("paper_robustness", []):
+            n, b = PAPER_CORRUPTIONS_SHOWN, A.PAPER_CORRUPTIONS
+            fro = " / ".join(_n(p[f"frozen_{c}"]) for c in ("clean",) + b)
+            idv = " / ".join(_n(p[f"id_{c}"]) for c in ("clean",) + b)
+            ref = A.PAPER_VJEPA2_ROBUSTNESS
+            items.append(f"{esc(ds)}: the paper's +ID robustness pattern on {esc(p['encoder'])} (R2 {n}): frozen "
+                         f"{fro} vs +ID (weight {p['id_weight']:g}) {idv}; the paper's V-JEPA 2: frozen "
+                         f"{' / '.join(f'{x:.2f}' for x in ref['frozen'])} vs +ID "
+                         f"{' / '.join(f'{x:.2f}' for x in ref['+ID'])}. "
+                         + ("Repeated: +ID loses less R2 under both corruptions." if p["repeats"] else
+                            "Not repeated: +ID does not lose less R2 under both corruptions."))
         if "shuffled_max" in d:
             bad = d["shuffled_max"] > SHUFFLED_LIMIT
             items.append(f"<span class='{'bad' if bad else 'good'}'>{esc(ds)}: shuffled-pairs control at most "
