@@ -175,3 +175,15 @@ def test_concurrent_trainers_of_one_checkpoint_train_once_and_reuse_marks_it_use
         os.utime(p, (old, old))
     cache_gc(tmp_path / "cache", keep_days=30)
     assert not dest.exists(), "gc keeps a checkpoint nothing used for 90 days"
+
+
+def test_cli_zoo_train_puts_the_checkpoint_where_studies_look(store, tmp_path, monkeypatch, capsys):
+    from wmprobe.cli import main
+    from wmprobe.study.cache import Cache
+    monkeypatch.setenv("WMPROBE_QUIET", "1")
+    store.save(tmp_path / "store")
+    rc = main(["--quiet", "zoo", "train", "vae", "--data", str(tmp_path / "store"), "--preset", "tiny",
+               "--split", "episode", "--cache", str(tmp_path / "cache")])
+    assert rc == 0
+    (ckpt,) = [p for p in Cache(tmp_path / "cache").zoo_dir.iterdir() if (p / "recipe.json").exists()]
+    assert str(ckpt) in capsys.readouterr().out

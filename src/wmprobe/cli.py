@@ -217,7 +217,8 @@ def cmd_zoo(a: argparse.Namespace) -> int:
     split = make_split(store, kind=a.split, seed=a.split_seed)
     path = _api("wmprobe.zoo:train")(a.family, store, train_episodes=list(split.train), preset=a.preset,
                                      id_weight=a.id_weight, objective=a.objective, seed=a.seed,
-                                     cache_dir=a.cache, forbid_episodes=list(split.test),
+                                     cache_dir=_api("wmprobe.study.cache:Cache")(a.cache).zoo_dir,
+                                     forbid_episodes=list(split.test),
                                      progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads)
     print(f"checkpoint: {path}  (probe it as encoder 'zoo:{path}')")
     return 0
@@ -368,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--split", default="task", choices=["task", "episode"])
     zt.add_argument("--split-seed", type=int, default=0)
     zt.add_argument("--seed", type=int, default=0)
-    zt.add_argument("--cache", default=None)
+    zt.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe); the "
+                    "checkpoint goes to CACHE/zoo/, where studies look for it")
     zt.add_argument("--device", default="cpu")
     zt.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU or CUDA)")
     zt.add_argument("--threads", type=int, default=None, help="torch CPU threads while training")

@@ -11,7 +11,8 @@ no ``scaling_factor``) as tokens ``(B, T, h*w, C)`` with ``h = input_size / 2**(
 ``diffusion-unet[:dir-or-hub-id]``: a ``UNet2DModel`` directory, or a pipeline directory (``model_index.json``
 with ``unet/``, ``scheduler/`` and, for latent models, ``vae/``). Frames in [-1, 1] (or their VAE latent
 times ``scaling_factor``) are noised to timestep ``t`` with the checkpoint's scheduler config
-(``DDPMScheduler.add_noise``; a default DDPM schedule when absent) using ONE fixed noise map drawn from
+(``sqrt(abar_t) x + sqrt(1 - abar_t) eps`` with the scheduler's ``alphas_cumprod``, i.e. what
+``DDPMScheduler.add_noise`` computes; a default DDPM schedule when absent) using ONE fixed noise map drawn from
 ``seed`` and shared by every frame, so features are deterministic and do not depend on batching. One
 denoiser forward; ``UNet2DConditionModel`` gets a zero text conditioning ``(M, 1, cross_attention_dim)``
 (not the CLIP embedding of an empty prompt: no text encoder is loaded) and zero SDXL ``text_time`` extras.
