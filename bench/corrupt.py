@@ -20,8 +20,10 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,26 +33,6 @@ from wmprobe.data.corrupt import CORRUPTIONS, parse_corruption
 REF_NAME = {"noise": "gaussian_noise", "blur": "gaussian_blur"}
 
 
-def _import_imagecorruptions():
-    """imagecorruptions imports ``pkg_resources.resource_filename``, gone from setuptools >= 81: a stand-in
-    for the import only, removed from ``sys.modules`` afterwards."""
-    import importlib
-    import sys
-    import types
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        mod = types.ModuleType("pkg_resources")
-        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__),
-                                                                  name)
-        sys.modules["pkg_resources"] = mod
-        try:
-            return importlib.import_module("imagecorruptions")
-        finally:
-            sys.modules.pop("pkg_resources", None)
-    return importlib.import_module("imagecorruptions")
-
-
 def reference():
     """``imagecorruptions`` with shims for numpy 2 / scikit-image >= 0.19, or None when it is not installed."""
     try:
@@ -58,7 +40,9 @@ def reference():
             warnings.simplefilter("ignore")
             if not hasattr(np, "float_"):
                 np.float_ = np.float64                                         # shim 1 (fog)
-            imagecorruptions = _import_imagecorruptions()                      # shim 3 (import)
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from helpers import import_imagecorruptions                        # shim 3 (pkg_resources)
+            imagecorruptions = import_imagecorruptions()
             import imagecorruptions.corruptions as C
             import skimage.filters
     except Exception as exc:                                                    # noqa: BLE001

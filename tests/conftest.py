@@ -13,3 +13,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never write into the user's ~/.cache from tests."""
     monkeypatch.setenv("WMPROBE_CACHE", str(tmp_path_factory.getbasetemp() / "wmprobe-cache"))
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    """A tiny moving-square EpisodeStore on disk (8 episodes x 10 steps, 16 px, 4 tasks), one per test module."""
+    from helpers import write_tiny_store
+    path = tmp_path_factory.mktemp("store") / "square"
+    write_tiny_store(path, episodes=8, steps=10, size=16, tasks=4)
+    return path

@@ -1,4 +1,5 @@
-"""Small synthetic stores shared by tests (no simulator, no network).
+"""Small synthetic stores shared by tests (no simulator, no network), headless Chromium, and the import of the
+imagecorruptions reference (also used by bench/corrupt.py).
 
 ``moving_square_store`` draws a coloured square that moves by the commanded translation, so the action
 is exactly recoverable from two consecutive frames; ``noise_store`` has targets independent of frames.
@@ -74,3 +75,26 @@ def chromium_check(report, tmp_path) -> dict:
                    timeout=120)
     verdict["shot"] = mpimg.imread(shot)[..., :3]
     return verdict
+
+
+# ---- the imagecorruptions reference ---------------------------------------------------------------------------
+def import_imagecorruptions():
+    """``import imagecorruptions`` (ImportError where it is not installed). Version 1.1.2 imports
+    ``pkg_resources.resource_filename``, gone from setuptools >= 81: a stand-in serves that import only and is
+    taken out of ``sys.modules`` again (pytest's monkeypatch treats a present pkg_resources as the real one)."""
+    import importlib
+    import os
+    import sys
+    import types
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        mod = types.ModuleType("pkg_resources")
+        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__),
+                                                                  name)
+        sys.modules["pkg_resources"] = mod
+        try:
+            return importlib.import_module("imagecorruptions")
+        finally:
+            sys.modules.pop("pkg_resources", None)
+    return importlib.import_module("imagecorruptions")

@@ -111,32 +111,16 @@ def test_brightness_and_contrast_exact_properties(clips):
 
 
 # ---- statistical agreement with the reference package, where it installs and runs --------------------------
-def _import_imagecorruptions():
-    """imagecorruptions 1.1.2 imports ``pkg_resources.resource_filename`` (gone from setuptools >= 81): give it a
-    stand-in for the import only, then take it out of ``sys.modules`` again (pytest checks for pkg_resources)."""
-    import os
-    import sys
-    import types
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        mod = types.ModuleType("pkg_resources")
-        mod.resource_filename = lambda module, name: os.path.join(os.path.dirname(sys.modules[module].__file__),
-                                                                  name)
-        sys.modules["pkg_resources"] = mod
-        try:
-            return pytest.importorskip("imagecorruptions")
-        finally:
-            sys.modules.pop("pkg_resources", None)
-    return pytest.importorskip("imagecorruptions")
-
-
 def _reference():
     pytest.importorskip("cv2")
     pytest.importorskip("skimage")
+    from helpers import import_imagecorruptions
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _import_imagecorruptions()
+        try:
+            return import_imagecorruptions()
+        except ImportError as exc:
+            pytest.skip(f"imagecorruptions unavailable: {exc}")
 
 
 # types whose reference runs with current numpy / scikit-image (glass_blur and fog crash there)

@@ -14,20 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import write_tiny_store
 from wmprobe.records import CELL_KEY
 from wmprobe.study.cache import Cache, CacheError
 from wmprobe.study.config import load_config, validate
 from wmprobe.study.runner import run
 
 TIMING = ["train_seconds"]
-
-
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("store") / "square"
-    write_tiny_store(path, episodes=8, steps=10, size=16, tasks=4)
-    return path
 
 
 def study(store_dir, **over):

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import write_tiny_store
 from wmprobe import analysis as A
 from wmprobe.records import CELL_KEY, cell_key
 from wmprobe.study.config import load_config, validate
@@ -16,13 +15,6 @@ from wmprobe.study.plan import DatasetRef, EncoderRef, describe_study, estimate,
 from wmprobe.study.runner import run
 
 NOISE = "noise:0.3"
-
-
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("store") / "square"
-    write_tiny_store(path, episodes=8, steps=10, size=16, tasks=4)
-    return path
 
 
 def study(store_dir, **over):
