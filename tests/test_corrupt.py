@@ -149,3 +149,30 @@ def test_statistically_matches_imagecorruptions(name):
             assert corr > 0.995 and np.abs(ref - ours).mean() < 1.5, (sev, corr)
         else:
             assert corr > 0.2, (sev, corr)                           # same image under independent draws
+
+
+@pytest.mark.parametrize("height,width", [(128, 128), (64, 67), (37, 40)])
+def test_pixelate_is_bit_exact_with_pillow(height, width):
+    """imagecorruptions' pixelate is Pillow's resize(BOX) then resize(NEAREST); ours reproduces it bit for bit
+    (Pillow ships with matplotlib, so this runs everywhere), including the window-edge ties of odd sizes."""
+    from PIL import Image
+    x = np.random.default_rng(height).integers(0, 256, (4, height, width, 3), dtype=np.uint8)
+    for sev, c in enumerate((0.6, 0.5, 0.4, 0.3, 0.25), start=1):
+        ref = np.stack([np.asarray(Image.fromarray(im).resize((int(width * c), int(height * c)), Image.BOX)
+                                   .resize((width, height), Image.NEAREST)) for im in x])
+        ours = parse_corruption(f"pixelate:{sev}").apply(torch.from_numpy(x)[:, None], 0)[:, 0].numpy()
+        assert np.array_equal(ours, ref), (sev, float((ours != ref).mean()))
+
+
+def test_a_changed_corruption_gets_new_cache_keys_and_the_others_keep_theirs():
+    from wmprobe.study.cache import content_key
+    from wmprobe.study.plan import TASK_VERSION, DatasetRef, EncoderRef, extract_key
+    enc = EncoderRef("pixels", "pixels:8", (), ("out",), "pixels", 0.0, "ekey")
+    ds = DatasetRef("d", "/d", "fp", 4, "task", (0, 1), (2, 3))
+    assert parse_corruption("pixelate:3").version == 2 and parse_corruption("fog:3").version == 1
+    pix, fog = (extract_key(enc, ds, (0, 1), c, False) for c in ("pixelate:3", "fog:3"))
+    assert fog == content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"], "dataset": "fp",
+                               "episodes": [0, 1], "corruption": "fog:3", "corruption_seed": 0, "tokens": False})
+    assert pix != content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"], "dataset": "fp",
+                               "episodes": [0, 1], "corruption": "pixelate:3", "corruption_seed": 0,
+                               "tokens": False})

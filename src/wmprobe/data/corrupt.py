@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from wmprobe.errors import ConfigError
 
 SEVERITY_DEFAULT = 3
+VERSIONS = {"pixelate": 2}  # 2: bit-exact with Pillow's BOX + NEAREST (v1 was within one grey level)
 CHUNK_ELEMENTS = 1 << 19   # frames are processed in cache-sized chunks of a clip (about 2 MB of float32)
 
 CORRUPTIONS: dict[str, str] = {
@@ -377,28 +378,47 @@ def elastic_transform(x: torch.Tensor, s: int, rng: ClipRng) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def _box_matrix(n: int, o: int) -> torch.Tensor:
-    """``(o, n)`` Pillow BOX resampling weights (input pixel j counts if its centre lies in output pixel i)."""
+@functools.lru_cache(maxsize=64)
+def _box_sum(n: int, o: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX resampling from ``n`` to ``o`` pixels as an ``(o, n)`` 0/1 matrix (input pixel j counts for
+    output i if its centre lies in i's span) and the ``(o,)`` number of inputs of each output."""
+    # Pillow's precompute_coeffs with the same float64 operations (ties at a window edge are common): a window
+    # [xmin, xmax) around each output centre, then the box filter evaluated at each input centre
     scale = n / o
-    centre = (torch.arange(o, dtype=torch.float64)[:, None] + 0.5) * scale
-    t = (torch.arange(n, dtype=torch.float64)[None] + 0.5 - centre) / scale
-    wgt = ((t > -0.5) & (t <= 0.5)).double()
-    return (wgt / wgt.sum(1, keepdim=True)).float()
+    support = 0.5 * max(scale, 1.0)
+    centre = (torch.arange(o, dtype=torch.float64) + 0.5) * scale
+    xmin = (centre - support + 0.5).floor().clamp(min=0)[:, None]
+    xmax = (centre + support + 0.5).floor().clamp(max=n)[:, None]
+    j = torch.arange(n, dtype=torch.float64)[None]
+    t = ((j - centre[:, None]) + 0.5) * (1.0 / max(scale, 1.0))
+    inside = ((j >= xmin) & (j < xmax) & (t > -0.5) & (t <= 0.5)).float()
+    return inside, inside.sum(1)
 
 
 def pixelate(x: torch.Tensor, s: int, rng: ClipRng) -> torch.Tensor:
+    """Pillow's ``resize(BOX)`` down then ``resize(NEAREST)`` up, bit for bit: like Pillow, the horizontal pass
+    runs first and rounds to 8 bits (half up) before the vertical one. The 0/1 box sums of 8-bit values are
+    exact in float32, so the only rounding is Pillow's own."""
     c = [0.6, 0.5, 0.4, 0.3, 0.25][s - 1]
     h, w = x.shape[-2:]
     oh, ow = max(1, int(h * c)), max(1, int(w * c))
-    small = _box_matrix(h, oh) @ x @ _box_matrix(w, ow).T
-    small = torch.round(small * 255) / 255                              # Pillow keeps 8-bit pixels
-    return small[..., _nearest_index(oh, h), :][..., _nearest_index(ow, w)]
+    (bw, cw), (bh, ch) = _box_sum(w, ow), _box_sum(h, oh)
+    v = (x * 255).round_()                                              # the frame's 8-bit values
+    v = (v @ bw.T).div_(cw).add_(0.5).floor_()                          # horizontal pass, 8-bit result
+    v = (bh @ v).div_(ch[:, None]).add_(0.5).floor_().div_(255)         # vertical pass
+    return v.index_select(-2, _nearest_index(oh, h)).index_select(-1, _nearest_index(ow, w))
 
 
 @functools.lru_cache(maxsize=32)
 def _nearest_index(n: int, o: int) -> torch.Tensor:
-    """Source pixel of each of ``o`` outputs in Pillow's NEAREST resize from ``n`` pixels (``(i + 0.5) n / o``)."""
-    return ((torch.arange(o) + 0.5) * n / o).long().clamp(max=n - 1)
+    """Source pixel of each of ``o`` outputs in Pillow's NEAREST resize from ``n`` pixels: ``(i + 0.5) n / o``
+    truncated, accumulated in float64 step by step as Pillow's ImagingScaleAffine does (the rounding of the
+    running sum decides ties)."""
+    step, pos, out = n / o, 0.5 * (n / o), []
+    for _ in range(o):
+        out.append(min(int(pos), n - 1))
+        pos += step
+    return torch.tensor(out, dtype=torch.long)
 
 
 _Q_LUMA = torch.tensor([
@@ -516,6 +536,11 @@ class Corruption:
         if self.name == "noise":
             return f"noise:{float(self.param):g}"
         return f"{self.name}:{int(self.param)}"
+
+    @property
+    def version(self) -> int:
+        """Bumped when this corruption's pixels change, so latent-cache keys never reuse stale shards."""
+        return VERSIONS.get(self.name, 1)
 
     @property
     def severity(self) -> int | None:

@@ -172,9 +172,14 @@ def shards(episodes: Sequence[int], size: int) -> list[tuple[int, ...]]:
 
 def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corruption: str, keep_tokens: bool,
                 corruption_seed: int = 0) -> str:
-    return content_key({"task": "extract", "v": TASK_VERSION, "encoder": enc.key, "layers": list(enc.layers),
-                        "dataset": ds.fingerprint, "episodes": list(episodes), "corruption": corruption,
-                        "corruption_seed": corruption_seed, "tokens": keep_tokens})
+    from wmprobe.data.corrupt import parse_corruption
+    key = {"task": "extract", "v": TASK_VERSION, "encoder": enc.key, "layers": list(enc.layers),
+           "dataset": ds.fingerprint, "episodes": list(episodes), "corruption": corruption,
+           "corruption_seed": corruption_seed, "tokens": keep_tokens}
+    version = parse_corruption(corruption).version
+    if version > 1:   # only a changed corruption changes its keys: every other shard stays valid
+        key["corruption_version"] = version
+    return content_key(key)
 
 
 def _extract_shards(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int],
