@@ -145,5 +145,8 @@ def test_features_form_end_to_end(tmp_path, store_dir, capsys):
     assert set(recs) == {"state", "noise"} and recs["state"]["encoder"] == "toy"
     assert float(recs["state"]["r2"]) > 0.9 and float(recs["noise"]["r2"]) < 0.05
     assert (tmp_path / "res" / "config.yaml").exists()
-    # --steps belongs to the --latents form
-    assert probe_cli(tmp_path / "feats", store_dir, "--steps", "5", "--out", tmp_path / "res") == 2
+    # --steps reaches the mlp probe in this form too, and is recorded
+    assert probe_cli(tmp_path / "feats", store_dir, "--probe", "mlp", "--split", "episode", "--seeds", "0",
+                     "--steps", "7", "--out", tmp_path / "res2") == 0
+    (mlp, _) = sorted(read_csv(tmp_path / "res2" / "records.csv"), key=lambda r: r["layer"])
+    assert '"steps": 7' in mlp["probe_config"]

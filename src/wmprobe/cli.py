@@ -149,8 +149,6 @@ def _probe_mode(a: argparse.Namespace) -> str:
         raise ConfigError("wmprobe probe: the saved-features form needs both FEATURES and STORE")
     if latents and (a.latents is None or a.latents_store is None):
         raise ConfigError("wmprobe probe: --latents Z.npy and --store STORE_DIR go together; give both")
-    if positional and a.steps is not None:
-        raise ConfigError("wmprobe probe: --steps applies to the --latents form only")
     return "latents" if latents else "features"
 
 
@@ -171,7 +169,8 @@ def cmd_probe(a: argparse.Namespace) -> int:
     else:
         rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
                                                            split=a.split, seeds=a.seeds, out=a.out,
-                                                           progress=not a.quiet)
+                                                           progress=not a.quiet,
+                                                           probe_cfg=None if a.steps is None else {"steps": a.steps})
     for r in rows:
         print(f"{r['layer']:>10s} {r['probe']:>14s} k={r['k']} seed={r['seed']} "
               f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}]")
@@ -329,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--split", default="task", choices=["task", "episode"])
     pr.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     pr.add_argument("--steps", type=int, default=None,
-                    help="training steps of the mlp / attentive probes (--latents form; default: the probe's)")
+                    help="training steps of the mlp probes (with --latents also of attentive; default: the "
+                    "probe's)")
     pr.add_argument("--out", required=True)
     pr.set_defaults(fn=cmd_probe)
 

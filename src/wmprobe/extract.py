@@ -196,9 +196,9 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
                          f"{fps} frames per step?)")
     spec = dict(encoder.spec.to_dict(), key=encoder.spec.key(), window=window,
                 corruption=getattr(corruption, "spec", "clean"), token_pool=token_pool)
-    return StepFeatures({l: np.concatenate(v).astype(np.float32) for l, v in pooled.items()},
+    return StepFeatures({l: np.concatenate(v).astype(np.float32, copy=False) for l, v in pooled.items()},
                         np.concatenate(step_frame), np.concatenate(step_episode),
-                        {l: np.concatenate(v).astype(np.float32) for l, v in toks.items()}, spec)
+                        {l: np.concatenate(v).astype(np.float32, copy=False) for l, v in toks.items()}, spec)
 
 
 class _NoBar:

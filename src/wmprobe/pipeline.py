@@ -65,8 +65,10 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
 
 def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLike, *, probes: Sequence[str],
                        ks: Sequence[int], split: str = "task", seeds: Sequence[int] = (0, 1, 2),
-                       out: str | os.PathLike, progress: bool = True) -> list[dict[str, Any]]:
-    """`wmprobe probe FEATURES STORE`: probe features saved by `wmprobe extract`, write records to ``out``."""
+                       out: str | os.PathLike, progress: bool = True,
+                       probe_cfg: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """`wmprobe probe FEATURES STORE`: probe features saved by `wmprobe extract`, write records to ``out``.
+    ``probe_cfg``: MLP probe options (e.g. ``{"steps": 500}``), as a study's ``probe:`` block."""
     from wmprobe.data import load_dataset
     from wmprobe.errors import ProbeError
     from wmprobe.records import write_records
@@ -80,7 +82,8 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
     base = {"encoder": feats.spec.get("encoder", feats.spec.get("name")), "family": feats.spec.get("family"),
             "dataset": store.name, "split": sp.kind, "corruption": feats.spec.get("corruption", "clean"),
             "encoder_key": feats.spec.get("key"), "dataset_fingerprint": store.fingerprint}
-    rows = probe_features(feats, store, sp, probes=probes, ks=ks, seeds=seeds, base=base)
+    rows = probe_features(feats, store, sp, probes=probes, ks=ks, seeds=seeds, base=base, probe_cfg=probe_cfg)
     write_records(rows, out, {"command": "probe", "features": str(features), "store": str(store_path),
-                              "probes": list(probes), "ks": list(ks), "split": split, "seeds": list(seeds)})
+                              "probes": list(probes), "ks": list(ks), "split": split, "seeds": list(seeds),
+                              "probe_cfg": dict(probe_cfg or {})})
     return rows
