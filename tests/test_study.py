@@ -201,6 +201,8 @@ def test_corrupt_shard_is_recomputed_not_used(reference, store_dir, tmp_path):
         again = run(study(store_dir), out=tmp_path / "out", cache=cache, progress=False)
     same_records(df, again)
     assert Cache(cache).verify_latents(shard.name)              # rewritten, checksums match again
+    feats = Cache(cache).load_latents(shard.name)
+    assert all(isinstance(v, np.memmap) for v in feats.pooled.values())   # reads are memory-mapped
 
 
 def test_disk_full_gives_a_clear_error_and_leaves_the_cache_consistent(store_dir, tmp_path, monkeypatch):
