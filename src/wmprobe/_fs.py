@@ -37,17 +37,19 @@ def mark_used(entry: str | os.PathLike) -> None:
 
 
 def drop_pages(*arrays: Any) -> None:
-    """Drop the resident pages of read-only memory-mapped arrays (``np.load(mmap_mode="r")``) from this process.
+    """Drop the resident pages of memory-mapped arrays (``np.load(mmap_mode="r")``, ``open_memmap(mode="w+")``)
+    from this process.
 
-    Pages of a mapping that were read count in the process's RSS until it is unmapped, so a pass over a large
-    store or shard grows RSS with the data even though nothing is kept. ``MADV_DONTNEED`` on a shared read-only
-    file mapping only forgets the page-table entries: the next read faults the page back from the page cache,
-    with the same bytes. Plain in-memory arrays (and copy-on-write maps, whose pages may hold changes) are
-    left alone.
+    Pages of a mapping that were read or written count in the process's RSS until it is unmapped, so a pass
+    over a large store or shard (or an import writing one) grows RSS with the data even though nothing is kept.
+    ``MADV_DONTNEED`` on a SHARED file mapping only forgets the page-table entries: the next access faults the
+    page back from the page cache, which holds the file's up-to-date contents (written pages included, still
+    dirty until written back). Plain in-memory arrays and copy-on-write maps (mode ``c``, whose pages hold
+    private changes that MADV_DONTNEED would discard) are left alone.
     """
     for a in arrays:
         m = getattr(a, "_mmap", None)  # np.memmap (and its views) keep the mmap.mmap object here
-        if m is None or getattr(a, "mode", None) != "r" or not hasattr(m, "madvise"):
+        if m is None or getattr(a, "mode", None) not in ("r", "r+", "w+") or not hasattr(m, "madvise"):
             continue
         with contextlib.suppress(ValueError, OSError):  # closed map / platform without MADV_DONTNEED
             m.madvise(mmap.MADV_DONTNEED)

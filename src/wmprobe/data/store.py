@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from wmprobe._fs import atomic_dir
+from wmprobe._fs import atomic_dir, drop_pages
 from wmprobe.errors import StoreError
 
 FORMAT = "wmprobe-episodes"
@@ -185,9 +185,10 @@ def compute_fingerprint(frames, actions, episode_ends, tasks, meta) -> str:
         h.update(a.tobytes())
     f = np.asarray(frames)
     h.update(str(f.shape).encode())
-    step = 4096  # frames hashed in chunks to bound memory on large stores
+    step = 256  # frames hashed in chunks (no copy of a contiguous chunk) to bound memory on large stores
     for i in range(0, f.shape[0], step):
-        h.update(np.ascontiguousarray(f[i : i + step]).tobytes())
+        h.update(np.ascontiguousarray(f[i : i + step]).reshape(-1))   # the same bytes as tobytes(), uncopied
+        drop_pages(frames)  # a memory-mapped store's pages would otherwise stay in RSS (it grew with the store)
     keep = {k: meta.get(k) for k in ("fps", "action_names", "action_groups", "task_names")}
     h.update(json.dumps(keep, sort_keys=True).encode())
     return h.hexdigest()[:16]

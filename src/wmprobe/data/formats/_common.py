@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from wmprobe._fs import drop_pages
 from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
                                 nonfinite_episodes)
 from wmprobe.errors import StoreError
@@ -245,6 +246,7 @@ class StoreWriter:
             if filled + len(block) > t:
                 raise FormatError(f"{where}: more than {t} frames for {t} actions")
             self.frames[start + filled:start + filled + len(block)] = block
+            drop_pages(self.frames)  # written pages would otherwise stay in RSS: it grew with the dataset
             filled += len(block)
             if bar is not None:
                 bar.update(len(block))
