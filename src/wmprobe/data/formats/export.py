@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wmprobe._fs import atomic_dir
+from wmprobe._fs import atomic_dir, drop_pages
 from wmprobe.data.store import EpisodeStore
 from wmprobe.errors import ConfigError, StoreError
 
@@ -195,6 +195,7 @@ def export_lerobot(store, dest, *, data_files_size_in_mb: float = 100, video_fil
                 dc, df = data.add(_episode_tables(store, e, schema, fps))
                 t0 = video.frame / fps if video.is_open else 0.0
                 vc, vf = video.add(store.frames[store.episode_slice(e)])
+                drop_pages(store.frames)  # the store's read pages would otherwise stay in RSS
                 t1 = t0 + int(store.episode_lengths[e]) / fps
                 for c, v in zip(cols, (dc, df, vc, vf, t0, t1)):
                     cols[c].append(v)
