@@ -15,7 +15,7 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[all,test]"
+	$(PIP) install -q -c constraints.txt -e ".[all]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,15 +23,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/wmprobe demo --out $(OUT)
 
-# the tests also exercise the metaworld suite (MuJoCo, offscreen EGL); they skip where it cannot render
+# the tests add pytest, the reference implementations they compare against (scikit-learn, imagecorruptions,
+# scikit-image) and the metaworld suite (MuJoCo, offscreen EGL; its tests skip where it cannot render)
 $(VENV)/.installed-test: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[all,test]"
 	$(PIP) install -q -c constraints.txt -e ".[metaworld]" || echo "warning: metaworld not installed; its tests skip" >&2
 	touch $@
 
 test: $(STAMP) $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(VENV)/.installed-test
 	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
 
 clean:
