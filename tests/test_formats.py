@@ -65,12 +65,17 @@ def png(img: np.ndarray) -> bytes:
     return b.getvalue()
 
 
-def features(size, dim, image: bool) -> dict:
+EE_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
+
+
+def features(size, dim, image: bool, names="ee") -> dict:
+    """``names="ee"``: a 7-dim action names its axes x y z roll pitch yaw gripper (other dims: no names)."""
+    names = (EE_NAMES if dim == 7 else None) if names == "ee" else names
     return {
         CAM: {"dtype": "image" if image else "video", "shape": [size, size, 3],
               "names": ["height", "width", "channels"]},
         "observation.state": {"dtype": "float32", "shape": [2], "names": None},
-        "action": {"dtype": "float32", "shape": [dim], "names": None},
+        "action": {"dtype": "float32", "shape": [dim], "names": names},
         "timestamp": {"dtype": "float32", "shape": [1], "names": None},
         "frame_index": {"dtype": "int64", "shape": [1], "names": None},
         "episode_index": {"dtype": "int64", "shape": [1], "names": None},
@@ -109,7 +114,8 @@ def data_table(eps, ep_ids, start_index, tasks, image: bool):
 TASK_NAMES = ["pick the cube", "open the drawer"]
 
 
-def write_lerobot_v3(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 1, 0), files=((0, 1), (2,))):
+def write_lerobot_v3(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 1, 0), files=((0, 1), (2,)),
+                     names="ee"):
     """LeRobot v3.0: episodes grouped into data/video files ``files``; one row group per 4 rows."""
     root.mkdir(parents=True)
     info = {"codebase_version": "v3.0", "robot_type": "test", "fps": FPS, "chunks_size": 1000,
@@ -117,7 +123,7 @@ def write_lerobot_v3(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 
             "data_files_size_in_mb": 100, "video_files_size_in_mb": 500, "splits": {"train": f"0:{len(eps)}"},
             "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
             "video_path": None if image else "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
-            "features": features(size, dim, image)}
+            "features": features(size, dim, image, names)}
     (root / "meta").mkdir()
     (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
     pq.write_table(pa.table({"task_index": pa.array([0, 1], pa.int64()),
@@ -227,7 +233,8 @@ def test_lerobot_v21_video_and_options(tmp_path, eps):
     store = EpisodeStore.load(import_dataset(src, tmp_path / "store", progress=False))
     assert_store_matches(store, eps, exact=False)
     small = EpisodeStore.load(import_dataset(src, tmp_path / "small", size=16, max_episodes=2,
-                                             action_key="observation.state", progress=False))
+                                             action_key="observation.state", action_groups="none",
+                                             progress=False))
     assert small.frames.shape == (11, 16, 16, 3) and small.action_dim == 2 and small.meta["action_groups"] == {}
 
 
@@ -899,3 +906,95 @@ def test_load_dataset_points_at_import(tmp_path, v3_video):
     (tmp_path / "s" / "meta.json").unlink()
     with pytest.raises(StoreError, match="incomplete: missing meta.json"):
         load_dataset(tmp_path / "s")
+
+
+# ---- sizes and action groups: imports never guess silently ---------------------------------------------------
+def striped_store(h=16, w=32):
+    """Frames whose left and right quarters are red and green and whose centre is blue: a centre crop to a
+    square keeps only the blue."""
+    from wmprobe.data.store import from_episodes
+    fr = np.zeros((3, h, w, 3), np.uint8)
+    fr[:, :, : w // 4, 0] = 255
+    fr[:, :, w // 4: w - w // 4, 2] = 255
+    fr[:, :, w - w // 4:, 1] = 255
+    acts = np.zeros((3, 7), np.float32)
+    return from_episodes([(fr, acts)], [0], fps=10, action_names=EE_NAMES,
+                         action_groups={"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]},
+                         task_names=["t"], source={"kind": "synthetic"})
+
+
+def test_import_keeps_native_size_and_size_centre_crops(tmp_path):
+    from wmprobe.data.formats import import_dataset
+    striped_store().save(tmp_path / "s")
+    native = EpisodeStore.load(import_dataset(tmp_path / "s", tmp_path / "native", progress=False))
+    assert native.frames.shape == (3, 16, 32, 3)  # the default keeps the native, non-square size
+    small = EpisodeStore.load(import_dataset(tmp_path / "s", tmp_path / "small", size=8, progress=False))
+    assert small.frames.shape == (3, 8, 8, 3)
+    f = np.asarray(small.frames).astype(int)
+    assert f[..., 2].min() == 255 and f[..., 0].max() == 0 and f[..., 1].max() == 0  # cropped, not squashed
+    assert "centre-cropped to 16x16" in small.meta["source"]["resize"]
+    r = cli("--quiet", "data", "import", tmp_path / "s", tmp_path / "c1")
+    assert r.returncode == 0 and "native size 16x32" in r.stdout, r.stdout + r.stderr
+    assert EpisodeStore.load(tmp_path / "c1").frames.shape == (3, 16, 32, 3)
+    r = cli("--quiet", "data", "import", tmp_path / "s", tmp_path / "c2", "--size", "8")
+    assert r.returncode == 0 and "centre-cropped to 16x16" in r.stdout and "resized to 8x8" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("names,groups", [
+    (EE_NAMES, {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}),
+    ([f"joint_{i}" for i in range(7)], {}),
+    ([f"joint_{i}" for i in range(6)] + ["gripper"], {"gripper": [6]}),
+    (["delta_x", "delta_y", "delta_z", "rx", "ry", "rz", "gripper_open"],
+     {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}),
+    (["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos",
+      "gripper.pos", "extra_joint"], {"gripper": [5]}),
+])
+def test_groups_come_from_the_action_names(names, groups):
+    from wmprobe.data.formats.groups import groups_from_names
+    assert groups_from_names(names) == groups
+    assert groups_from_names([f"a{i}" for i in range(7)]) is None  # names that say nothing
+
+
+def test_lerobot_action_groups_inferred_or_refused(tmp_path):
+    from wmprobe.data.formats import FormatError, dataset_info, import_dataset
+    eps = episodes_data((3, 4), size=16)
+    joints = write_lerobot_v3(tmp_path / "joints", eps, image=True, size=16, tasks=(0, 1), files=((0, 1),),
+                              names={"motors": [f"joint_{i}" for i in range(7)]})
+    store = EpisodeStore.load(import_dataset(joints, tmp_path / "j", progress=False))
+    assert store.meta["action_groups"] == {} and store.meta["action_names"][0] == "joint_0"
+    assert store.meta["source"]["action_groups_from"] == "the dataset's action names"
+    unnamed = write_lerobot_v3(tmp_path / "unnamed", eps, image=True, size=16, tasks=(0, 1), files=((0, 1),),
+                               names=None)
+    with pytest.raises(FormatError, match="cannot tell which of the 7 action dims.*--action-groups"):
+        import_dataset(unnamed, tmp_path / "u", progress=False)
+    assert not (tmp_path / "u").exists()
+    assert dataset_info(unnamed)["action_groups"].startswith("unknown")
+    given = EpisodeStore.load(import_dataset(unnamed, tmp_path / "g", progress=False,
+                                             action_groups="translation=0,1,2 rotation=3,4,5 gripper=6"))
+    assert given.action_groups == {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+    assert given.meta["source"]["action_groups_from"] == "--action-groups"
+    none = EpisodeStore.load(import_dataset(unnamed, tmp_path / "n", progress=False, action_groups="none"))
+    assert none.action_groups == {}
+    for bad, msg in (("translation=0,1,9", "outside 0..6"), ("wrist=0", "unknown action group 'wrist'"),
+                     ("translation=0,1 gripper=1", "axis 1 is in both")):
+        with pytest.raises(StoreError, match=msg):
+            import_dataset(unnamed, tmp_path / "b", progress=False, action_groups=bad)
+    r = cli("--quiet", "data", "import", unnamed, tmp_path / "c")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--action-groups" in r.stderr
+    r = cli("--quiet", "data", "import", unnamed, tmp_path / "c", "--action-groups", "translation=0,1,2",
+            "gripper=6")
+    assert r.returncode == 0 and "action groups: translation=0,1,2 gripper=6 (from --action-groups)" in r.stdout
+    assert EpisodeStore.load(tmp_path / "c").action_groups == {"translation": [0, 1, 2], "gripper": [6]}
+
+
+def test_calvin_and_libero_groups_follow_their_convention(tmp_path):
+    from wmprobe.data.formats import import_dataset
+    ee = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+    calvin = write_calvin(tmp_path / "calvin", episodes_data((4, 3), size=16, seed=1), size=16)
+    store = EpisodeStore.load(import_dataset(calvin, tmp_path / "c", progress=False))
+    assert store.action_groups == ee and store.meta["source"]["action_groups_from"] == "the calvin convention"
+    libero = write_libero(tmp_path / "libero", {"open the drawer": episodes_data((4, 3), size=16, seed=2)})
+    store = EpisodeStore.load(import_dataset(libero, tmp_path / "l", progress=False))
+    assert store.action_groups == ee and store.meta["action_names"] == EE_NAMES
+    over = EpisodeStore.load(import_dataset(libero, tmp_path / "o", progress=False, action_groups="none"))
+    assert over.action_groups == {}

@@ -78,6 +78,34 @@ def test_simulator_datasets_choose_their_tasks(tmp_path, store_dir):
     assert "datasets[1].tasks" in text and "only simulator suites" in text
 
 
+def test_dataset_action_groups_override_the_stores(tmp_path, store_dir):
+    """`action_groups:` on a study dataset is checked like the rest of the file and regroups the store (a new
+    fingerprint, so no cell of the original grouping is reused); `none` drops the groups."""
+    from wmprobe.data.store import EpisodeStore
+    from wmprobe.study.cache import Cache
+    from wmprobe.study.runner import resolve_datasets
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(study(store_dir, datasets=[
+        {"name": "square", "path": str(store_dir), "action_groups": {"translation": [0, 1, 9]}}])))
+    problems = validate(bad)
+    assert len(problems) == 1 and problems[0].where == "datasets[0].action_groups"
+    assert "outside 0..6" in problems[0].message
+    assert "action_groups" in bad.read_text().splitlines()[problems[0].line - 1]
+    cfg = load_config(study(store_dir, datasets=[
+        {"name": "square", "path": str(store_dir), "action_groups": "translation=0,1 gripper=6"},
+        {"name": "flat", "path": str(store_dir), "action_groups": "none"}]))
+    assert cfg.datasets[0].action_groups == {"translation": [0, 1], "gripper": [6]}
+    assert cfg.to_dict()["datasets"][1]["action_groups"] == {}
+    got = resolve_datasets(cfg, Cache(tmp_path / "cache"), progress=False)
+    orig = EpisodeStore.load(store_dir)
+    square, flat = got["square"][0], got["flat"][0]
+    assert square.action_groups == {"translation": [0, 1], "gripper": [6]} and flat.action_groups == {}
+    assert len({orig.fingerprint, square.fingerprint, flat.fingerprint}) == 3
+    assert np.array_equal(square.actions, orig.actions) and square.meta["parent_fingerprint"] == orig.fingerprint
+    again = resolve_datasets(cfg, Cache(tmp_path / "cache"), progress=False)
+    assert again["square"][0].path == square.path and EpisodeStore.load(store_dir).action_groups == orig.action_groups
+
+
 def test_objective_ablation_plans_one_model_per_objective(tmp_path):
     from wmprobe.study.plan import describe_study
     text = describe_study({"preset": "tiny", "encoders": [], "zoo": {"families": ["diffusion"], "id_weights": [0, 1],

@@ -103,7 +103,12 @@ def cmd_data(a: argparse.Namespace) -> int:
         dest = _api("wmprobe.data.formats:import_dataset")(a.src, a.dest, format=a.format, camera=a.camera,
                                                            action_key=a.action_key, size=a.size,
                                                            max_episodes=a.max_episodes, progress=not a.quiet,
-                                                           split=a.calvin_split)
+                                                           split=a.calvin_split, action_groups=a.action_groups)
+        src_meta = json.loads((Path(dest) / "meta.json").read_text())
+        how = src_meta.get("source", {})
+        print(f"{how.get('resize', '')}")
+        print(f"action groups: {_api('wmprobe.data.formats.groups:format_groups')(src_meta['action_groups'])} "
+              f"(from {how.get('action_groups_from', '?')})")
         print(f"wrote {dest}")
     elif a.data_cmd == "info":
         _print_json(_api("wmprobe.data.formats:dataset_info")(a.path, format=a.format, split=a.calvin_split))
@@ -289,8 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (i, v):
         sp.add_argument("--camera", default=None)
         sp.add_argument("--action-key", default=None)
-    i.add_argument("--size", type=int, default=64)
-    i.add_argument("--max-episodes", type=int, default=None)
+    i.add_argument("--size", type=int, default=None, metavar="N",
+                   help="centre-crop each frame to a square (aspect kept) and resize it to N x N (default: keep "
+                   "the native size)")
+    i.add_argument("--action-groups", nargs="+", default=None, metavar="GROUP=I,J",
+                   help="which action dims are translation / rotation / gripper, e.g. translation=0,1,2 "
+                   "rotation=3,4,5 gripper=6, or none (no groups: per-dimension targets). Default: the format's "
+                   "convention (CALVIN, LIBERO) or the dataset's action names; refused when neither says")
+    i.add_argument("--max-episodes", type=int, default=None, help="keep the first N episodes (default: all)")
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
     e.add_argument("store"), e.add_argument("dest")
     e.add_argument("--format", default="lerobot", choices=["lerobot"])

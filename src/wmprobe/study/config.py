@@ -57,6 +57,7 @@ class DatasetCfg:
     size: int = 64
     camera: str = "front"
     tasks: str | int | tuple[str, ...] | None = None   # which of the suite's tasks (all | N | names; docs/data.md)
+    action_groups: dict[str, list[int]] | None = None  # overrides the store's groups ({} = none; docs/study.md)
 
 
 @dataclass(frozen=True)
@@ -284,12 +285,14 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
                         check_params(sim, 1, tasks=d["tasks"])
                     except ConfigError as exc:
                         c.bad(f"{w}.tasks", str(exc))
+            groups = _check_groups(c, d, w, sim, path)
             dname = str(d.get("name") or sim or Path(str(path)).name)
             if dname in seen:
                 c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
             seen.add(dname)
             try:
                 datasets.append(DatasetCfg(name=dname, sim=sim, path=path,
+                                           action_groups=groups,
                                            **{k: d[k] for k in ("episodes", "steps", "size", "camera", "tasks") if k in d}))
             except TypeError as exc:
                 c.bad(w, str(exc))
@@ -461,6 +464,27 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
         fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
         device=str(doc.get("device", "cpu")), threads=int(doc.get("threads", 1)), executor=execfg)
     return cfg, []
+
+
+def _check_groups(c: _Checker, d: dict, w: str, sim: Any, path: Any) -> dict[str, list[int]] | None:
+    """A dataset's ``action_groups:`` (a mapping, ``GROUP=I,J`` items or ``none``), checked against the store's
+    action dim when the store is readable (a simulator suite has 7 dims)."""
+    if d.get("action_groups") is None:
+        return None
+    import json
+    from wmprobe.data.formats.groups import parse_groups
+    from wmprobe.errors import StoreError
+    dim = 7 if sim is not None else None
+    if path is not None:
+        try:
+            dim = len(json.loads((Path(path) / "meta.json").read_text())["action_names"])
+        except (OSError, ValueError, KeyError, TypeError):
+            dim = None
+    try:
+        return parse_groups(d["action_groups"], dim, where="action_groups")
+    except StoreError as exc:
+        c.bad(f"{w}.action_groups", str(exc).removeprefix("action_groups: "))
+        return None
 
 
 def _check_corrupt_train(c: _Checker, value: Any, corruptions: Any, corrupt_datasets: Any) -> None:

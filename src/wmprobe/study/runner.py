@@ -43,6 +43,9 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
                                     seed=cfg.seed, camera=d.camera, tasks=d.tasks, progress=progress)
         else:
             store = EpisodeStore.load(d.path)
+        if d.action_groups is not None:
+            from wmprobe.data.formats.groups import regroup
+            store = regroup(store, d.action_groups, cache.data_dir)
         out[d.name] = (store, make_split(store, kind=cfg.split, test_frac=cfg.test_frac, seed=cfg.seed))
     return out
 

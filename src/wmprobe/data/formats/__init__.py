@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wmprobe.data.formats._common import (Episode, FormatError, Source, StoreWriter, action_axes,
+from wmprobe.data.formats import groups as _groups
+from wmprobe.data.formats._common import (Episode, FormatError, Source, StoreWriter, describe_resize,
                                           looks_like_store, prepare_dest, progress_bar)
 from wmprobe.errors import StoreError
 
@@ -78,11 +79,15 @@ def _open(path, fmt: str, options: dict[str, Any]) -> Source:
 
 def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None, action_key: str | None = None,
                    size: int | None = None, max_episodes: int | None = None, progress: bool = True,
-                   allow_pickle: bool | None = None, split: str | None = None) -> Path:
+                   allow_pickle: bool | None = None, split: str | None = None, action_groups=None) -> Path:
     """Convert ``src`` into an EpisodeStore at ``dest`` and return ``dest``.
 
     ``camera`` / ``action_key`` pick the image stream and the action feature (defaults per format, see
-    docs/data.md); ``size`` resizes frames to ``size x size`` (None keeps the native size);
+    docs/data.md); ``size`` centre-crops each frame to a square (aspect kept) and resizes it to
+    ``size x size`` (None, the default, keeps the native size); ``action_groups`` (``"translation=0,1,2
+    rotation=3,4,5 gripper=6"``, a mapping, or ``"none"``) overrides the groups, which otherwise come from
+    the format's convention (CALVIN, LIBERO, a store) or the dataset's action names, and are never guessed from
+    positions (an import without either raises FormatError saying so; data/formats/groups.py);
     ``max_episodes`` keeps the first episodes. ``allow_pickle`` (CALVIN only, default from
     ``$WMPROBE_ALLOW_PICKLE``) lets the reader unpickle ``lang_annotations/auto_lang_ann.npy`` for task
     labels: only for files you trust. ``split`` (CALVIN only) picks the split directory under a CALVIN root
@@ -103,10 +108,13 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
             eps = eps[: max(0, int(max_episodes))]
         if not eps:
             raise FormatError(f"{src}: no episodes to import")
-        if size is None and source.frame_shape is None:
+        names, groups, how = _groups.resolve(
+            int(source.action_dim), source.action_names, convention=source.action_convention,
+            convention_names=source.convention_names, override=action_groups,
+            where=f"{src} ({source.format} action key '{source.action_key}')", fmt=source.format)
+        if source.frame_shape is None:
             source.frame_shape = _peek_shape(source, eps[0])
         h, w = (int(size), int(size)) if size is not None else source.frame_shape
-        names, groups = action_axes(int(source.action_dim), source.action_names)
         task_names: list[str] = []
         for e in eps:
             if e.task not in task_names:
@@ -120,7 +128,10 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
                     wr.add_episode(acts, source.frames(e), task_names.index(e.task), e.where, size, bar)
                 meta = {"name": dest.name, "fps": float(source.fps), "action_names": names,
                         "action_groups": groups, "task_names": task_names,
-                        "source": {**source.source_meta(), "size": size, "episodes": len(eps)}}
+                        "source": {**source.source_meta(), "size": size, "episodes": len(eps),
+                                   "native_shape": list(source.frame_shape),
+                                   "resize": describe_resize(tuple(source.frame_shape), size),
+                                   "action_groups_from": how}}
                 return wr.finish(meta)
         finally:
             if bar is not None:
@@ -140,9 +151,25 @@ def dataset_info(path: str | os.PathLike, format: str = "auto", split: str | Non
     ``split``: a CALVIN root's split to summarise (see ``import_dataset``)."""
     source = open_source(path, format, split=split)
     try:
-        return source.info()
+        info = source.info()
+        if "action_groups" not in info:
+            info["action_groups"] = _default_groups(source)
+        return info
     finally:
         source.close()
+
+
+def _default_groups(source: Source) -> str:
+    """What an import with the default action key would group, as ``"translation=0,1,2 ... (from ...)"``, or
+    why it would refuse."""
+    try:
+        source.select(None, None)
+        _, groups, how = _groups.resolve(int(source.action_dim or 0), source.action_names,
+                                         convention=source.action_convention,
+                                         convention_names=source.convention_names, fmt=source.format)
+        return f"{_groups.format_groups(groups)} (from {how})"
+    except StoreError:
+        return "unknown: the import needs --action-groups (the action names do not say)"
 
 
 def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: str | None = None,

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -16,10 +16,6 @@ from wmprobe._fs import drop_pages
 from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
                                 nonfinite_episodes)
 from wmprobe.errors import StoreError
-
-DEFAULT_7D_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
-DEFAULT_7D_GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
-
 
 def stack_blocks(frames: Iterable[np.ndarray], size: int = 32) -> Iterator[np.ndarray]:
     """Group single frames ``(H, W, 3)`` into stacked blocks ``(<= size, H, W, 3)``: readers stream an episode
@@ -63,6 +59,10 @@ class Source:
     frame_shape: tuple[int, int] | None = None   # native (H, W) of the selected camera, if known up front
     action_dim: int | None = None
     action_names: list[str] | None = None
+    # the format's documented action layout (CALVIN, LIBERO: 7-dim EE deltas; a store: its own groups), or None:
+    # then the groups come from action_names or --action-groups, never from positions (data/formats/groups.py)
+    action_convention: dict[str, list[int]] | None = None
+    convention_names: list[str] | None = None
 
     def select(self, camera: str | None, action_key: str | None) -> None:
         if camera is not None:
@@ -146,26 +146,32 @@ def check_frames(block: Any, where: str, shape: tuple[int, int] | None = None) -
     return arr
 
 
-def action_axes(dim: int, names: Sequence[str] | None = None) -> tuple[list[str], dict[str, list[int]]]:
-    """Axis names and groups: 7 dims are translation (3), rotation (3), gripper (1); other dims are left
-    ungrouped except axes whose name contains 'gripper'."""
-    good = names is not None and len(names) == dim and all(isinstance(n, str) and n for n in names)
-    if dim == 7:
-        return (list(names) if good else list(DEFAULT_7D_NAMES)), {g: list(v) for g, v in DEFAULT_7D_GROUPS.items()}
-    out = list(names) if good else [f"a{i}" for i in range(dim)]
-    grip = [i for i, n in enumerate(out) if "gripper" in n.lower()]
-    return out, ({"gripper": grip} if grip else {})
-
-
 def resize_block(block: np.ndarray, size: int | None) -> np.ndarray:
-    """Square ``size x size`` resize (aspect not kept; Pillow BILINEAR with its antialiasing filter)."""
+    """``(n, H, W, 3) -> (n, size, size, 3)``: the centred ``min(H, W)`` square is cropped out (the aspect ratio
+    is kept; the longer side loses ``(max - min) / 2`` pixels at each end), then resized with Pillow BILINEAR
+    (antialiased). ``size=None`` or an already square ``size x size`` block is returned as is."""
     if size is None or block.shape[1:3] == (size, size):
         return block
     from PIL import Image
+    h, w = block.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
     out = np.empty((block.shape[0], size, size, 3), np.uint8)
     for i, img in enumerate(block):
-        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BILINEAR))
+        sq = np.ascontiguousarray(img[top:top + side, left:left + side])
+        out[i] = np.asarray(Image.fromarray(sq).resize((size, size), Image.BILINEAR))
     return out
+
+
+def describe_resize(shape: tuple[int, int] | None, size: int | None) -> str:
+    """One line saying what ``resize_block`` does to frames of ``shape = (H, W)``."""
+    if size is None:
+        return f"frames kept at their native size{f' {shape[0]}x{shape[1]}' if shape else ''} (--size N resizes)"
+    if shape is None:
+        return f"frames centre-cropped to a square and resized to {size}x{size}"
+    h, w = shape
+    crop = "" if h == w else f", centre-cropped to {min(h, w)}x{min(h, w)} (aspect kept)"
+    return f"frames {h}x{w}{crop}, resized to {size}x{size}"
 
 
 def progress_bar(total: int, desc: str, enabled: bool):

@@ -76,6 +76,8 @@ class CalvinSource(Source):
         self.action_keys = ["rel_actions", "actions"]
         self.camera, self.action_key = "rgb_static", "rel_actions"
         self.action_dim, self.action_names = 7, list(ACTION_NAMES)
+        # CALVIN's rel_actions and actions are both 7-dim: tcp position (3), euler angles (3), gripper (1)
+        self.action_convention = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
         self.lang_file = split / "lang_annotations" / "auto_lang_ann.npy"
 
     def select(self, camera, action_key) -> None:

@@ -61,6 +61,9 @@ class LiberoSource(Source):
                        else (self.cameras[0] if self.cameras else None))
         self.action_key = "actions"
         self.action_dim, self.action_names = None, None
+        # LIBERO's actions are 7-dim end-effector deltas: xyz (3), axis-angle rotation (3), gripper (1)
+        self.action_convention = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+        self.convention_names = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 
     def _file(self, f: Path):
         import h5py

@@ -24,6 +24,7 @@ class StoreSource(Source):
         self.frame_shape = tuple(int(x) for x in self.store.frames.shape[1:3])
         self.action_dim = self.store.action_dim
         self.action_names = list(self.store.meta["action_names"])
+        self.action_convention = self.store.action_groups  # a store keeps its own groups
 
     def episodes(self, problems: list[str] | None = None) -> list[Episode]:  # a loaded store is consistent
         names = self.store.meta["task_names"]
