@@ -59,3 +59,47 @@ def test_encoder_options_reach_the_factory(tmp_path):
     assert np.load(tmp_path / "f" / "pooled.out.npy").shape == (6, 8 * 8 * 3)
     r = cli("extract", "pixels", tmp_path / "s", "--out", tmp_path / "g", "--encoder-option", "size")
     assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+
+
+# ---- dotted overrides on run / demo / validate ----------------------------------------------------------
+def _study_file(tmp_path, store_dir):
+    import yaml
+    f = tmp_path / "micro.yaml"
+    f.write_text(yaml.safe_dump({"name": "micro", "datasets": [{"name": "square", "path": str(store_dir)}],
+                                 "encoders": [{"name": "pixels:4", "label": "pixels"}], "probes": ["ridge"],
+                                 "ks": [1], "seeds": [0], "n_boot": 20, "shard_episodes": 4,
+                                 "executor": {"workers": 1}}))
+    return f
+
+
+def test_validate_reports_override_problems_at_their_override(tmp_path, store_dir):
+    f = _study_file(tmp_path, store_dir)
+    r = cli("validate", f, "probe.steps=200", "ks=[0,4]", "zoo.familes=[vae]", "seeds")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "override 2: ks[0]: must be >= 1" in r.stdout
+    assert "override 3: zoo.familes: unknown key (did you mean 'families'?)" in r.stdout
+    assert "override 4: 'seeds': expected KEY=VALUE" in r.stdout and "3 problem(s)" in r.stdout
+    r = cli("validate", f, "probe.steps=200", "ks=[1,4]")
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_run_applies_and_records_overrides(tmp_path, store_dir):
+    import pandas as pd
+    import yaml
+    f = _study_file(tmp_path, store_dir)
+    r = cli("--quiet", "run", f, "--out", tmp_path / "out", "ks=[1,2]", "probes=[ridge]", "n_boot=10",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = pd.read_csv(tmp_path / "out" / "records.csv")
+    assert sorted(set(rec["k"])) == [1, 2]
+    cfg = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["config"]
+    assert cfg["overrides"] == ["ks=[1,2]", "probes=[ridge]", "n_boot=10"]
+    assert cfg["study"]["ks"] == [1, 2] and cfg["study"]["n_boot"] == 10
+    r = cli("run", f, "--dry-run", "datasets[0].episodes=oops")
+    assert r.returncode == 2 and "override 1: datasets[0].episodes: expected an integer" in r.stderr, r.stderr
+
+
+def test_demo_takes_overrides_checked_before_anything_runs(tmp_path):
+    r = cli("demo", "--preset", "tiny", "--out", tmp_path / "d", "probe.stepz=5")
+    assert r.returncode == 2 and "override 1: probe.stepz: unknown key" in r.stderr, r.stderr
+    assert not (tmp_path / "d").exists()

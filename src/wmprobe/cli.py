@@ -28,6 +28,11 @@ EPILOG = """examples:
 """
 
 
+OVERRIDES_HELP = ("dotted overrides of the study config, values parsed as YAML, e.g. probe.steps=200 ks=[1,4] "
+                  "datasets[0].episodes=8; checked like the file (location 'override N') and recorded in "
+                  "config.yaml")
+
+
 def _api(target: str) -> Callable[..., Any]:
     module, _, attr = target.partition(":")
     try:
@@ -59,7 +64,7 @@ def encoder_options(pairs: Sequence[str] | None) -> dict[str, Any]:
 # ---- subcommands ----------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
     out = _api("wmprobe.demo:run_demo")(out=a.out, seed=a.seed, preset=a.preset, cache=a.cache,
-                                         progress=not a.quiet)
+                                         progress=not a.quiet, overrides=a.overrides)
     print(f"report: {Path(out) / 'report.html'}")
     return 0
 
@@ -191,17 +196,17 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     if a.dry_run:
-        print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache))
+        print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache, overrides=a.overrides))
         return 0
     out = a.out or Path(a.study).with_suffix("").name + "-results"
     _api("wmprobe.study.runner:run")(a.study, out=out, cache=a.cache, executor=a.executor,
-                                     progress=not a.quiet)
+                                     progress=not a.quiet, overrides=a.overrides)
     print(f"records: {Path(out) / 'records.csv'}")
     return 0
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    problems = _api("wmprobe.study.config:validate")(a.study)
+    problems = _api("wmprobe.study.config:validate")(a.study, a.overrides)
     for p in problems:
         print(str(p))
     print(f"{a.study}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
@@ -258,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
+    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     d.set_defaults(fn=cmd_demo)
 
     ls = sub.add_parser("ls", help="list encoders, families, datasets, corruptions, presets")
@@ -351,11 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a config-driven study (local, SLURM or Ray)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
                            "examples:\n  wmprobe run studies/lambda-sweep.yaml --dry-run\n"
+                           "  wmprobe run study.yaml probe.steps=200 ks=[1,4]   # dotted overrides\n"
                            "  wmprobe run study.yaml --out results/ --cache /shared/wmprobe-cache\n"
                            "  wmprobe run study.yaml --executor submitit   # SLURM job arrays\n"
                            "A killed run resumes where it stopped; a finished one recomputes nothing "
                            "(docs/study.md)."))
     r.add_argument("study", help="study YAML (docs/study.md; presets: `preset: tiny|demo|paper`)")
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     r.add_argument("--out", default=None, help="results directory (default: NAME-results); records merge")
     r.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     r.add_argument("--executor", default=None, choices=["local", "submitit", "ray"],
@@ -366,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a study config and report every problem",
                        epilog="example: wmprobe validate study.yaml   (exit code 1 when there are problems)")
     v.add_argument("study", help="study YAML")
+    v.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     v.set_defaults(fn=cmd_validate)
 
     z = sub.add_parser("zoo", help="train or list the embedded mini-zoo")
@@ -406,7 +415,12 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides after an option (`run s.yaml --dry-run ks=[1]`) land here; anything else is an error
+        if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.quiet:
         os.environ["WMPROBE_QUIET"] = "1"
     try:

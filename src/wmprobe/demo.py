@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from wmprobe.errors import ConfigError
 
@@ -70,8 +70,9 @@ PRESETS = {
 
 
 def run_demo(out: str | os.PathLike = "wmprobe-demo", seed: int = 0, preset: str = "demo",
-             cache: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """The preset's study through the study runner (so the demo shares its latent cache, resume and records)."""
+             cache: str | os.PathLike | None = None, progress: bool = True, overrides: Sequence[str] = ()) -> Path:
+    """The preset's study through the study runner (so the demo shares its latent cache, resume and records);
+    ``overrides``: dotted ``KEY=VALUE`` strings over the preset's study (``probe.steps=100``)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown demo preset '{preset}': choose one of {sorted(PRESETS)}")
     from wmprobe.study.config import preset_dict
@@ -80,6 +81,6 @@ def run_demo(out: str | os.PathLike = "wmprobe-demo", seed: int = 0, preset: str
     if progress:
         print(f"[wmprobe demo] preset {p.name}: {p.describe()}", flush=True)
     study = {**preset_dict(preset), "name": f"demo-{preset}", "seed": seed}
-    run(study, out=out, cache=cache, progress=progress, merge=False,
+    run(study, out=out, cache=cache, progress=progress, merge=False, overrides=overrides,
         extra_config={"command": "demo", "preset": asdict(p), "seed": seed})
     return Path(out)

@@ -12,7 +12,7 @@ import difflib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -146,10 +146,17 @@ _RAY = {"address", "num_cpus", "num_cpus_per_task", "num_gpus_per_task", "runtim
 
 
 class _Checker:
-    def __init__(self, file: str | None, lines: dict[str, int]):
+    def __init__(self, file: str | None, lines: dict[str, int], overrides: dict[str, int] | None = None):
         self.file, self.lines, self.problems = file, lines, []
+        self.overrides = overrides or {}   # config path -> command-line override number (study/overrides.py)
 
     def bad(self, where: str, message: str) -> None:
+        probe = where
+        while probe:  # a problem under an overridden path is the override's, not the file's
+            if probe in self.overrides:
+                self.problems.append(Problem(where, message, None, f"override {self.overrides[probe]}"))
+                return
+            probe = probe.rpartition(".")[0] if "." in probe else probe.rpartition("[")[0]
         line = self.lines.get(where)
         probe = where
         while line is None and probe:  # fall back to the closest enclosing node that has a line
@@ -223,12 +230,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Problem]]:
-    """Parse and check a study config; returns the config (None when unusable) and every problem found."""
+def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple[StudyConfig | None, list[Problem]]:
+    """Parse and check a study config; returns the config (None when unusable) and every problem found.
+    ``overrides``: dotted ``KEY=VALUE`` strings applied on top of the file and its preset (study/overrides.py);
+    their problems are located at ``override N``."""
     try:
         doc, file, lines, base_dir = _read(src)
     except ConfigError as exc:
         return None, [Problem("", str(exc))]
+    from wmprobe.study.overrides import apply_overrides
+    preset_over = [o for o in overrides if str(o).partition("=")[0].strip() == "preset"]
+    doc = apply_overrides(doc, preset_over)[0]
     c = _Checker(file, lines)
     preset = doc.get("preset")
     if preset is not None:
@@ -236,6 +248,10 @@ def check(src: str | os.PathLike | dict) -> tuple[StudyConfig | None, list[Probl
             doc = _merge(preset_dict(str(preset)), doc)
         except ConfigError as exc:
             c.bad("preset", str(exc))
+    if overrides:
+        doc, c.overrides, bad_overrides = apply_overrides(doc, overrides)
+        for n, where, message in bad_overrides:
+            c.problems.append(Problem(where, message, None, f"override {n}"))
     c.keys(doc, _TOP, "")
     seed = doc.get("seed", 0)
     c.typed(seed, int, "seed", "an integer")
@@ -499,16 +515,18 @@ def _check_corrupt_train(c: _Checker, value: Any, corruptions: Any, corrupt_data
                                "nothing to fit the probe on")
 
 
-def validate(src: str | os.PathLike | dict) -> list[Problem]:
+def validate(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> list[Problem]:
     """Every problem of a study config (empty when it is fine); `wmprobe validate` prints them."""
-    return check(src)[1]
+    return check(src, overrides)[1]
 
 
-def load_config(src: str | os.PathLike | dict | StudyConfig) -> StudyConfig:
+def load_config(src: str | os.PathLike | dict | StudyConfig, overrides: Sequence[str] = ()) -> StudyConfig:
     """A checked StudyConfig, or one ConfigError listing every problem."""
     if isinstance(src, StudyConfig):
+        if overrides:
+            return load_config(src.to_dict(), overrides)
         return src
-    cfg, problems = check(src)
+    cfg, problems = check(src, overrides)
     if problems or cfg is None:
         listing = "\n  ".join(str(p) for p in problems)
         raise ConfigError(f"study config has {len(problems)} problem(s):\n  {listing}")

@@ -289,11 +289,13 @@ def estimate(cfg: Any) -> dict[str, Any]:
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}
 
 
-def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | None = None) -> str:
-    """The plan of a study config as text: what runs, how much, where results and cache go."""
+def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | None = None,
+                   overrides: Sequence[str] = ()) -> str:
+    """The plan of a study config (with dotted ``overrides``) as text: what runs, how much, where results and
+    cache go."""
     from wmprobe.study.cache import default_cache_dir
     from wmprobe.study.config import load_config
-    cfg = load_config(src)
+    cfg = load_config(src, overrides)
     est = estimate(cfg)
     lines = [f"study '{cfg.name}'" + (f" (preset {cfg.preset})" if cfg.preset else ""),
              f"  encoders: {', '.join(e.shown for e in cfg.encoders) or '-'}"

@@ -18,7 +18,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 import numpy as np
@@ -225,11 +225,14 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
 
 def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | None = None,
         cache: str | os.PathLike | None = None, executor: str | None = None, progress: bool = True,
-        report: bool = True, merge: bool = True, extra_config: dict[str, Any] | None = None):
-    """Run a study; returns its records (a pandas DataFrame). See the module doc."""
+        report: bool = True, merge: bool = True, extra_config: dict[str, Any] | None = None,
+        overrides: Sequence[str] = ()):
+    """Run a study; returns its records (a pandas DataFrame). See the module doc. ``overrides``: dotted
+    ``KEY=VALUE`` strings over the config (``probe.steps=200``, ``ks=[1,4]``), checked like the file and
+    recorded in config.yaml (``overrides``)."""
     from wmprobe.records import read_records, write_records
     t0 = time.perf_counter()
-    cfg = load_config(study)
+    cfg = load_config(study, overrides)
     if executor:
         cfg = dataclasses.replace(cfg, executor=dataclasses.replace(cfg.executor, kind=executor))
     out = Path(out or f"{cfg.name}-results")
@@ -253,7 +256,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
               "corruption": "clean", "probe": "-", "error": f"zoo training failed: {err}"}
              for label, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)
-    config = {"command": "run", **(extra_config or {}), "study": cfg.to_dict(), "cache": str(c.root),
+    config = {"command": "run", **(extra_config or {}), "overrides": list(overrides), "study": cfg.to_dict(), "cache": str(c.root),
               "datasets": {n: {"fingerprint": s.fingerprint, "path": str(s.path), "split": sp.describe()}
                            for n, (s, sp) in datasets.items()},
               "encoders": {e.label + (f" +ID{e.id_weight:g}" if e.id_weight else ""):
