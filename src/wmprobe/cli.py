@@ -249,6 +249,29 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
+def at_least(lo: float, kind: type = int) -> Callable[[str], Any]:
+    """An argparse ``type``: a number ``>= lo`` (else exit 2 with one sentence naming the option)."""
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got '{text}'") from None
+        if not v >= lo:   # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text}")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse ``type``: cpu, cuda, cuda:N, mps or auto."""
+    from wmprobe.study.checks import DEVICE
+    if not DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"unknown device '{text}': use cpu, cuda, cuda:N, mps or auto")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wmprobe", description="Which representation knows what the robot did? "
                                 "Inverse-dynamics probing of visual encoders and world models.",
@@ -260,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the embedded study end to end, on a CPU, no downloads")
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=at_least(0), default=0)
     d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
@@ -275,12 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
     g = dsub.add_parser("gen", help="generate an embedded simulator suite into an EpisodeStore")
     g.add_argument("suite"), g.add_argument("dest")
-    g.add_argument("--episodes", type=int, default=60)
-    g.add_argument("--size", type=int, default=64)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--steps", type=int, default=None, help="control steps per episode")
+    g.add_argument("--episodes", type=at_least(1), default=60)
+    g.add_argument("--size", type=at_least(16), default=64)
+    g.add_argument("--seed", type=at_least(0), default=0)
+    g.add_argument("--steps", type=at_least(2), default=None, help="control steps per episode")
     g.add_argument("--camera", default="front")
-    g.add_argument("--workers", type=int, default=None)
+    g.add_argument("--workers", type=at_least(1), default=None)
     g.add_argument("--tasks", default=None, metavar="all|N|NAME,NAME,...",
                    help="which of the suite's tasks: all, a count N, or comma-separated names (default: all of "
                    "static/dynamic, the 16 DEFAULT_TASKS of metaworld; docs/data.md)")
@@ -300,22 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (i, v):
         sp.add_argument("--camera", default=None)
         sp.add_argument("--action-key", default=None)
-    i.add_argument("--size", type=int, default=None, metavar="N",
+    i.add_argument("--size", type=at_least(1), default=None, metavar="N",
                    help="centre-crop each frame to a square (aspect kept) and resize it to N x N (default: keep "
                    "the native size)")
     i.add_argument("--action-groups", nargs="+", default=None, metavar="GROUP=I,J",
                    help="which action dims are translation / rotation / gripper, e.g. translation=0,1,2 "
                    "rotation=3,4,5 gripper=6, or none (no groups: per-dimension targets). Default: the format's "
                    "convention (CALVIN, LIBERO) or the dataset's action names; refused when neither says")
-    i.add_argument("--max-episodes", type=int, default=None, help="keep the first N episodes (default: all)")
+    i.add_argument("--max-episodes", type=at_least(1), default=None, help="keep the first N episodes (default: all)")
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
     e.add_argument("store"), e.add_argument("dest")
     e.add_argument("--format", default="lerobot", choices=["lerobot"])
-    e.add_argument("--data-file-mb", type=float, default=100,
+    e.add_argument("--data-file-mb", type=at_least(1e-3, float), default=100,
                    help="a data parquet takes episodes until it holds this many MB (default 100)")
-    e.add_argument("--video-file-mb", type=float, default=500,
+    e.add_argument("--video-file-mb", type=at_least(1e-3, float), default=500,
                    help="an mp4 takes episodes until it holds this many MB (default 500)")
-    e.add_argument("--chunks-size", type=int, default=1000, help="files per chunk directory (default 1000)")
+    e.add_argument("--chunks-size", type=at_least(1), default=1000, help="files per chunk directory (default 1000)")
     data.set_defaults(fn=cmd_data)
 
     x = sub.add_parser("extract", help="encode a store with one encoder and save per-step features")
@@ -324,9 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--layers", nargs="*", default=None)
     x.add_argument("--corruption", default=None, help="e.g. noise:0.15, blur:11, fog:3")
     x.add_argument("--tokens", action="store_true", help="also keep patch tokens (for attentive probes)")
-    x.add_argument("--token-pool", type=int, default=None)
-    x.add_argument("--batch-size", type=int, default=32)
-    x.add_argument("--device", default="cpu")
+    x.add_argument("--token-pool", type=at_least(1), default=None)
+    x.add_argument("--batch-size", type=at_least(1), default=32)
+    x.add_argument("--device", default="cpu", type=device_name)
     x.add_argument("--encoder-option", action="append", metavar="KEY=VALUE",
                    help="passed to the encoder factory, e.g. t=200, bf16=true, window=8, trust_remote_code=true")
     x.set_defaults(fn=cmd_extract)
@@ -341,10 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--store", dest="latents_store", metavar="STORE_DIR", default=None,
                     help="the EpisodeStore whose frames --latents are aligned with")
     pr.add_argument("--probe", nargs="+", default=["mlp", "ridge", "mlp-shuffled"])
-    pr.add_argument("--k", type=int, nargs="+", default=[1])
+    pr.add_argument("--k", type=at_least(1), nargs="+", default=[1])
     pr.add_argument("--split", default="task", choices=["task", "episode"])
-    pr.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    pr.add_argument("--steps", type=int, default=None,
+    pr.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
+    pr.add_argument("--steps", type=at_least(1), default=None,
                     help="training steps of the mlp probes (with --latents also of attentive; default: the "
                     "probe's)")
     pr.add_argument("--out", required=True)
@@ -384,16 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("family")
     zt.add_argument("--data", required=True, help="EpisodeStore to train on")
     zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
-    zt.add_argument("--id-weight", type=float, default=0.0)
+    zt.add_argument("--id-weight", type=at_least(0, float), default=0.0)
     zt.add_argument("--objective", default="l1", choices=["l1", "l2", "single", "forward", "contrastive"])
     zt.add_argument("--split", default="task", choices=["task", "episode"])
-    zt.add_argument("--split-seed", type=int, default=0)
-    zt.add_argument("--seed", type=int, default=0)
+    zt.add_argument("--split-seed", type=at_least(0), default=0)
+    zt.add_argument("--seed", type=at_least(0), default=0)
     zt.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe); the "
                     "checkpoint goes to CACHE/zoo/, where studies look for it")
-    zt.add_argument("--device", default="cpu")
+    zt.add_argument("--device", default="cpu", type=device_name)
     zt.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU or CUDA)")
-    zt.add_argument("--threads", type=int, default=None, help="torch CPU threads while training")
+    zt.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads while training")
     z.set_defaults(fn=cmd_zoo)
 
     c = sub.add_parser("cache", help="inspect or clean the latent / zoo / data cache")

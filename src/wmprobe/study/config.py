@@ -17,6 +17,8 @@ from typing import Any, Sequence
 import yaml
 
 from wmprobe.errors import ConfigError
+from wmprobe.study.checks import (check_device, check_encoder, check_probe_options, check_unique, episode_length,
+                                  resolve_device, study_layers_apply)
 
 EXECUTORS = ("local", "submitit", "ray")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
@@ -208,19 +210,16 @@ def _read(src: str | os.PathLike | dict) -> tuple[dict[str, Any], str | None, di
     path = Path(src)
     if not path.exists():
         raise ConfigError(f"study config {path} does not exist")
-    text = path.read_text()
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not path.is_file():
+        raise ConfigError(f"study config {path} is not a file")
+    from wmprobe.study.checks import read_yaml
+    doc, lines = read_yaml(path)   # bounded size and alias expansion, duplicate keys refused
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: a study config is a mapping of keys (name, encoders, datasets, ...), "
                           f"got {type(doc).__name__}")
-    return doc, str(path), _line_map(text), path.parent
+    return doc, str(path), lines, path.parent
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +227,24 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def _preset_for(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """A preset's keys that name its own datasets (``corrupt_datasets``, ``fidelity_datasets``: its first
+    suite) follow the user's ``datasets`` when the user replaces them: they name the user's first dataset."""
+    base = dict(base)
+    raw = user.get("datasets")
+    if isinstance(raw, list) and raw:
+        first = raw[0]
+        if isinstance(first, dict):
+            name = first.get("name") or first.get("sim") or (Path(str(first["path"])).name if first.get("path") else None)
+        else:
+            from wmprobe.data.sim import SUITES
+            name = first if first in SUITES else Path(str(first)).name
+        for key in ("corrupt_datasets", "fidelity_datasets"):
+            if key not in user:
+                base[key] = [str(name)] if name else None
+    return base
 
 
 def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple[StudyConfig | None, list[Problem]]:
@@ -245,7 +262,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
     preset = doc.get("preset")
     if preset is not None:
         try:
-            doc = _merge(preset_dict(str(preset)), doc)
+            doc = _merge(_preset_for(preset_dict(str(preset)), doc), doc)
         except ConfigError as exc:
             c.bad("preset", str(exc))
     if overrides:
@@ -254,11 +271,13 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             c.problems.append(Problem(where, message, None, f"override {n}"))
     c.keys(doc, _TOP, "")
     seed = doc.get("seed", 0)
-    c.typed(seed, int, "seed", "an integer")
+    if c.typed(seed, int, "seed", "an integer") and seed < 0:
+        c.bad("seed", f"must be >= 0, got {seed}")
     name = str(doc.get("name", Path(file).stem if file else "study"))
 
     # datasets
     datasets = []
+    lengths: dict[str, int | None] = {}   # longest episode per dataset, where knowable (k is checked on it)
     from wmprobe.data.sim import SUITES
     raw = doc.get("datasets") or []
     if not raw:
@@ -302,6 +321,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                     except ConfigError as exc:
                         c.bad(f"{w}.tasks", str(exc))
             groups = _check_groups(c, d, w, sim, path)
+            params = _sim_params(c, w, sim, d, seed) if sim in SUITES else None
+            lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
             dname = str(d.get("name") or sim or Path(str(path)).name)
             if dname in seen:
                 c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
@@ -345,6 +366,14 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             layers = e.get("layers")
             if layers is not None and c.typed(layers, list, f"{w}.layers", "a list of layer names"):
                 layers = tuple(str(x) for x in layers)
+                check_unique(c.bad, list(layers), f"{w}.layers")
+            if isinstance(opts, dict) and (layers is None or isinstance(layers, tuple)):
+                check_encoder(c.bad, w, ename, opts, layers)
+            if "id_weight" in e and c.typed(e["id_weight"], (int, float), f"{w}.id_weight", "a number") \
+                    and e["id_weight"] < 0:
+                c.bad(f"{w}.id_weight", "must be >= 0")
+            if not isinstance(e.get("id_weight", 0.0), (int, float)):
+                continue
             label = e.get("label") or ename
             if label in labels:
                 c.bad(w, f"encoder '{label}' listed twice: give one of them a `label`")
@@ -392,6 +421,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
     from wmprobe.data.corrupt import parse_corruption
     corr = doc.get("corruptions", ["clean"])
     if c.typed(corr, list, "corruptions", "a list"):
+        check_unique(c.bad, corr, "corruptions")
         for i, s in enumerate(corr):
             try:
                 parse_corruption(str(s))
@@ -407,6 +437,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
     from wmprobe.probes import parse_probe_name
     probes = doc.get("probes", ["mlp", "ridge", "mlp-shuffled"])
     if c.typed(probes, list, "probes", "a list"):
+        check_unique(c.bad, probes, "probes")
         for i, pr in enumerate(probes):
             try:
                 parse_probe_name(pr)
@@ -417,23 +448,33 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         if c.typed(vals, list, key, "a list of integers"):
             if not vals:
                 c.bad(key, "must not be empty")
+            check_unique(c.bad, vals, key)
             for i, v in enumerate(vals):
                 if c.typed(v, int, f"{key}[{i}]", "an integer") and v < lo:
                     c.bad(f"{key}[{i}]", f"must be >= {lo}")
+                elif key == "ks" and isinstance(v, int):
+                    for dname, longest in lengths.items():
+                        if longest is not None and v >= longest:
+                            c.bad(f"ks[{i}]", f"k={v} needs episodes longer than {v} steps, but the longest "
+                                              f"episode of dataset '{dname}' has {longest}")
     layers = doc.get("layers")
-    if layers is not None:
-        c.typed(layers, list, "layers", "a list of layer names")
+    if layers is not None and c.typed(layers, list, "layers", "a list of layer names"):
+        check_unique(c.bad, layers, "layers")
+        study_layers_apply(c.bad, [e.name for e in encoders if e.layers is None], tuple(map(str, layers)))
     probe_cfg = doc.get("probe", {}) or {}
     if c.typed(probe_cfg, dict, "probe", "a mapping of MLP probe options (steps, batch_size, lrs, ...)"):
         import inspect
         from wmprobe.probes.mlp import MLPProbe
         allowed = {n for n in inspect.signature(MLPProbe).parameters if n != "unknown"}
         c.keys(probe_cfg, allowed - {"seeds"}, "probe")
+        check_probe_options(c.bad, probe_cfg)
     for key, lo, default in (("n_boot", 0, 1000), ("shard_episodes", 1, 16), ("threads", 1, 1)):
         v = doc.get(key, default)
         if c.typed(v, int, key, "an integer") and v < lo:
             c.bad(key, f"must be >= {lo}")
     c.typed(doc.get("fidelity", False), bool, "fidelity", "true or false")
+    ex_kind = doc.get("executor", {}).get("kind") if isinstance(doc.get("executor"), dict) else doc.get("executor")
+    check_device(c.bad, doc.get("device", "cpu"), here=ex_kind in (None, "local"))  # cluster nodes have their own
     from wmprobe.fidelity import PRESETS as DECODER_PRESETS
     if doc.get("fidelity_preset", "demo") not in DECODER_PRESETS:
         c.bad("fidelity_preset", f"unknown decoder-probe preset '{doc.get('fidelity_preset')}' "
@@ -478,7 +519,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
         fidelity_preset=str(doc.get("fidelity_preset", "demo")),
         fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
-        device=str(doc.get("device", "cpu")), threads=int(doc.get("threads", 1)), executor=execfg)
+        device=resolve_device(str(doc.get("device", "cpu"))), threads=int(doc.get("threads", 1)), executor=execfg)
     return cfg, []
 
 
@@ -500,6 +541,22 @@ def _check_groups(c: _Checker, d: dict, w: str, sim: Any, path: Any) -> dict[str
         return parse_groups(d["action_groups"], dim, where="action_groups")
     except StoreError as exc:
         c.bad(f"{w}.action_groups", str(exc).removeprefix("action_groups: "))
+        return None
+
+
+def _sim_params(c: _Checker, w: str, sim: str, d: dict[str, Any], seed: Any) -> dict[str, Any] | None:
+    """A simulator dataset's generation parameters checked as generation checks them (episodes, size, steps,
+    camera, tasks); None when they are unusable (the problem is reported)."""
+    from wmprobe.data.sim.generate import check_params
+    kw = {k: d[k] for k in ("episodes", "size", "steps", "camera", "tasks") if d.get(k) is not None}
+    if any(not isinstance(kw.get(k, 1), int) or isinstance(kw.get(k), bool) for k in ("episodes", "size", "steps")):
+        return None   # a type problem, reported above
+    try:
+        return check_params(sim, kw.pop("episodes", 48), seed=seed if isinstance(seed, int) else 0, **kw)
+    except ConfigError as exc:
+        key = "camera" if "camera" in str(exc) else ("tasks" if "task" in str(exc) else None)
+        if key != "tasks":   # task problems are reported above
+            c.bad(f"{w}.{key}" if key else w, str(exc))
         return None
 
 
