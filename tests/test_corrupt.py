@@ -164,12 +164,43 @@ def test_pixelate_is_bit_exact_with_pillow(height, width):
         assert np.array_equal(ours, ref), (sev, float((ours != ref).mean()))
 
 
+@pytest.mark.parametrize("height,width", [(128, 128), (37, 40)])
+def test_pixelate_torch_op_equals_the_pillow_path(height, width):
+    """The clip loop runs pixelate through Pillow on 8-bit frames; the float torch op (the documented maths,
+    usable on its own) gives the same 8-bit values."""
+    from wmprobe.data.corrupt import ClipRng, pixelate
+    x = np.random.default_rng(width).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+    for sev in range(1, 6):
+        fast = parse_corruption(f"pixelate:{sev}").apply(torch.from_numpy(x)[:, None], 0)[:, 0]
+        xf = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+        slow = (pixelate(xf, sev, ClipRng([], 1)).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        assert torch.equal(fast, slow), sev
+
+
+def test_jpeg_compression_is_bit_exact_with_pillows_codec():
+    """imagecorruptions' jpeg_compression is a Pillow JPEG save (quality 25..7) and reload; ours is the same."""
+    import io
+
+    from PIL import Image
+    x = np.random.default_rng(5).integers(0, 256, (3, 45, 50, 3), dtype=np.uint8)
+    x[0] = scene(1, 50)[0][:45]                                    # a natural-looking frame beside the noise
+    for sev, q in enumerate((25, 18, 15, 10, 7), start=1):
+        ref = []
+        for im in x:
+            buf = io.BytesIO()
+            Image.fromarray(im).save(buf, "JPEG", quality=q)
+            ref.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+        ours = parse_corruption(f"jpeg_compression:{sev}").apply(torch.from_numpy(x)[:, None], 0)[:, 0].numpy()
+        assert np.array_equal(ours, np.stack(ref)), sev
+
+
 def test_a_changed_corruption_gets_new_cache_keys_and_the_others_keep_theirs():
     from wmprobe.study.cache import content_key
     from wmprobe.study.plan import TASK_VERSION, DatasetRef, EncoderRef, extract_key
     enc = EncoderRef("pixels", "pixels:8", (), ("out",), "pixels", 0.0, "ekey")
     ds = DatasetRef("d", "/d", "fp", 4, "task", (0, 1), (2, 3))
     assert parse_corruption("pixelate:3").version == 2 and parse_corruption("fog:3").version == 1
+    assert parse_corruption("jpeg_compression:3").version == 2
     pix, fog = (extract_key(enc, ds, (0, 1), c, False) for c in ("pixelate:3", "fog:3"))
     assert fog == content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"], "dataset": "fp",
                                "episodes": [0, 1], "corruption": "fog:3", "corruption_seed": 0, "tokens": False})
