@@ -35,6 +35,12 @@ def test_demo_writes_records_config_and_report(demo):
     assert {"clean", "noise:0.15"} <= set(df["corruption"])
     assert df["r2"].notna().all() and (df["r2_ci_low"] <= df["r2_ci_high"]).all()
     assert "provenance" in (out / "config.yaml").read_text()
+    import yaml
+    cfg = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    leak = cfg["leakage"]                 # both suites hold out the same task names; the zoo never saw them
+    assert leak["ok"] and leak["checked"]["zoo_checkpoints"] >= 2 and leak["checked"]["pool"]["episodes"] > 0
+    held = [set(d["split"]["test_task_names"]) for d in cfg["datasets"].values()]
+    assert held[0] == held[1] == set(leak["checked"]["test_task_names"]) and held[0]
     assert (out / "report.html").stat().st_size > 10_000
 
 

@@ -409,3 +409,99 @@ def test_cache_ls_and_gc(reference, tmp_path):
         os.utime(p, (old, old))
     assert cache_gc(tmp_path / "c", keep_days=30).startswith("8 entries")
     assert not any((tmp_path / "c" / "latents").iterdir())
+
+
+# ---- task-OOD across suites, the pretraining pool and the leakage check ---------------------------------------------
+def _suites(tmp_path):
+    """Two stores sharing task names task0..task3; the second also has task4 and task5, and other task ids."""
+    from helpers import moving_square_store
+    from wmprobe.data.store import EpisodeStore, from_episodes
+    a = moving_square_store(episodes=16, steps=8, size=16, tasks=4, seed=1)
+    b0 = moving_square_store(episodes=18, steps=8, size=16, tasks=6, seed=2)
+    # b names its tasks in another order: ids differ, names are what a study holds out
+    names = ["task5", "task3", "task0", "task4", "task2", "task1"]
+    b = from_episodes([(np.asarray(b0.frames[b0.episode_slice(e)]), np.asarray(b0.actions[b0.episode_slice(e)]))
+                       for e in range(b0.n_episodes)], [int(t) for t in b0.tasks], fps=10,
+                      action_names=b0.meta["action_names"], action_groups=b0.meta["action_groups"],
+                      task_names=names, source={"kind": "synthetic"}, name="b")
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    return EpisodeStore.load(tmp_path / "a"), EpisodeStore.load(tmp_path / "b")
+
+
+def test_a_study_holds_out_the_same_task_names_in_every_dataset_and_the_pool_has_none(tmp_path):
+    from wmprobe.data.splits import make_split, study_splits, task_names_of
+    from wmprobe.study.leakage import check_leakage
+    from wmprobe.study.runner import pretraining_pool
+    a, b = _suites(tmp_path)
+    for seed in range(6):
+        sp = study_splits({"a": a, "b": b}, kind="task", test_frac=0.25, seed=seed)
+        held = set(sp["a"].test_task_names)
+        assert held == set(sp["b"].test_task_names) and held <= {"task0", "task1", "task2", "task3"}
+        for s, x in ((a, sp["a"]), (b, sp["b"])):
+            names = task_names_of(s)
+            assert {names[int(s.tasks[e])] for e in x.test} == held
+            assert not {names[int(s.tasks[e])] for e in x.train} & held
+        pool = pretraining_pool({"a": (a, sp["a"]), "b": (b, sp["b"])}, Cache(tmp_path / f"cache{seed}"))
+        assert pool.n_episodes == len(sp["a"].train) + len(sp["b"].train)
+        pool_names = {task_names_of(pool)[int(t)].split("/", 1)[1] for t in pool.tasks}
+        assert pool_names and not pool_names & held
+        assert check_leakage({"a": (a, sp["a"]), "b": (b, sp["b"])}, pool)["ok"]
+    assert len({tuple(study_splits({"a": a, "b": b}, seed=s)["a"].test_task_names) for s in range(6)}) > 1
+    assert study_splits({"a": a}, seed=3)["a"] == make_split(a, seed=3)          # one dataset: as before
+
+
+def test_the_leakage_check_fails_on_a_leaking_pool_and_on_a_leaking_checkpoint(tmp_path):
+    from wmprobe import zoo
+    from wmprobe.data.splits import make_split, study_splits
+    from wmprobe.errors import ConfigError
+    from wmprobe.study.leakage import assert_no_leak, check_leakage
+    from wmprobe.study.runner import pretraining_pool
+    a, b = _suites(tmp_path)
+    # the old way: each dataset holds out its own tasks and the pool takes every train episode -> a test task
+    # of one dataset reaches the pool through the other
+    own = {"a": (a, make_split(a, seed=0)), "b": (b, make_split(b, seed=0))}
+    assert set(own["a"][1].test_task_names) != set(own["b"][1].test_task_names)
+    leaky = _old_pool(own, tmp_path / "leaky")
+    res = check_leakage(own, leaky)
+    assert not res["ok"] and any("held-out task" in p for p in res["problems"])
+    assert any("test episode" in p for p in res["problems"])
+    with pytest.raises(ConfigError, match="leakage check failed"):
+        assert_no_leak(res)
+    # a zoo checkpoint trained on the leaky pool is caught from its recipe alone, even beside a clean pool
+    ck = zoo.train("vae", leaky, train_episodes=range(leaky.n_episodes), preset="tiny", progress=False,
+                   overrides={"steps": 2}, cache_dir=tmp_path / "zoo")
+    sp = study_splits({"a": a, "b": b}, seed=0)
+    good = {"a": (a, sp["a"]), "b": (b, sp["b"])}
+    pool = pretraining_pool(good, Cache(tmp_path / "cache"))
+    assert check_leakage(good, pool)["ok"]
+    res = check_leakage(own, pool, [ck])
+    assert not res["ok"] and any(ck.name in p for p in res["problems"])
+
+
+def _old_pool(datasets, path):
+    from wmprobe.data.store import from_episodes
+    eps, tasks, names = [], [], []
+    for name, (s, sp) in datasets.items():
+        off = len(names)
+        names += [f"{name}/{t}" for t in s.meta["task_names"]]
+        for e in sp.train:
+            eps.append((np.asarray(s.frames[s.episode_slice(e)]), np.asarray(s.actions[s.episode_slice(e)])))
+            tasks.append(off + int(s.tasks[e]))
+    # and one test episode copied in as if it were training data
+    s, sp = datasets["a"]
+    e = sp.test[0]
+    eps.append((np.asarray(s.frames[s.episode_slice(e)]), np.asarray(s.actions[s.episode_slice(e)])))
+    tasks.append(len(names))
+    names.append("copied")
+    pool = from_episodes(eps, tasks, fps=10, action_names=s.meta["action_names"],
+                         action_groups=s.meta["action_groups"], task_names=names, source={"kind": "test"}, name="p")
+    pool.save(path)
+    from wmprobe.data.store import EpisodeStore
+    return EpisodeStore.load(path)
+
+
+def test_every_study_records_its_leakage_check_in_config_yaml(reference):
+    d, _ = reference
+    leak = yaml.safe_load((d / "out" / "config.yaml").read_text())["config"]["leakage"]
+    assert leak["ok"] is True and leak["checked"]["test_episodes"] > 0 and leak["problems"] == []

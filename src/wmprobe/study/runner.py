@@ -34,25 +34,29 @@ from wmprobe.study.plan import DatasetRef, EncoderRef, Plan, plan_study
 def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> dict[str, tuple[Any, Any]]:
     """name -> (EpisodeStore, Split)."""
     from wmprobe.data.sim import cached_generate
-    from wmprobe.data.splits import make_split
+    from wmprobe.data.splits import study_splits
     from wmprobe.data.store import EpisodeStore
-    out = {}
+    stores = {}
     for d in cfg.datasets:
         if d.sim:
-            store = cached_generate(d.sim, cache.data_dir, episodes=d.episodes, steps=d.steps, size=d.size,
-                                    seed=cfg.seed, camera=d.camera, tasks=d.tasks, progress=progress)
+            stores[d.name] = cached_generate(d.sim, cache.data_dir, episodes=d.episodes, steps=d.steps, size=d.size,
+                                             seed=cfg.seed, camera=d.camera, tasks=d.tasks, progress=progress)
         else:
-            store = EpisodeStore.load(d.path)
+            stores[d.name] = EpisodeStore.load(d.path)
         if d.action_groups is not None:
             from wmprobe.data.formats.groups import regroup
-            store = regroup(store, d.action_groups, cache.data_dir)
-        out[d.name] = (store, make_split(store, kind=cfg.split, test_frac=cfg.test_frac, seed=cfg.seed))
-    return out
+            stores[d.name] = regroup(stores[d.name], d.action_groups, cache.data_dir)
+    # task-OOD: the same held-out task names in every dataset (chosen once from the names they share)
+    splits = study_splits(stores, kind=cfg.split, test_frac=cfg.test_frac, seed=cfg.seed)
+    return {n: (stores[n], splits[n]) for n in stores}
 
 
 def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     """The zoo's pretraining corpus: the TRAIN episodes of every dataset in one store, written once into the
-    cache (workers read it from there). Test episodes, and for task-OOD splits held-out tasks, never enter."""
+    cache (workers read it from there). Test episodes never enter, and no episode of a task that ANY
+    dataset holds out (by task name: the pool mixes datasets) enters either; ``leakage.check_leakage``
+    verifies both before any training."""
+    from wmprobe.data.splits import task_names_of
     from wmprobe.data.store import EpisodeStore, from_episodes
     from wmprobe.study.cache import content_key
     stores = {n: s for n, (s, _) in datasets.items()}
@@ -60,7 +64,12 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     if len(dims) > 1:
         raise ConfigError(f"zoo training pools the train episodes of every dataset, but their action dims "
                           f"differ ({sorted(dims)}); run one study per action space")
-    key = content_key({"pool": [[n, s.fingerprint, list(map(int, sp.train))] for n, (s, sp) in datasets.items()]})
+    held = {str(t) for _, sp in datasets.values() for t in getattr(sp, "test_task_names", ()) or ()}
+    keep = {}
+    for n, (s, sp) in datasets.items():
+        names, test = task_names_of(s), set(map(int, sp.test))
+        keep[n] = [int(e) for e in sp.train if int(e) not in test and names[int(s.tasks[int(e)])] not in held]
+    key = content_key({"pool": [[n, s.fingerprint, keep[n]] for n, s in stores.items()]})
     path = cache.data_dir / f"pool-{key}"
     if (path / "meta.json").exists():
         mark_used(path)
@@ -71,7 +80,7 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
             for name, (store, split) in datasets.items():
                 offset = len(names)
                 names += [f"{name}/{t}" for t in store.meta["task_names"]]
-                for e in split.train:
+                for e in keep[name]:
                     sl = store.episode_slice(e)
                     eps.append((np.asarray(store.frames[sl]), np.asarray(store.actions[sl])))
                     tasks.append(offset + int(store.tasks[e]))
@@ -244,7 +253,17 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
     ex = make_executor(cfg.executor, c.root, cfg.name, progress, cfg.threads, cfg.device)
     stats: dict[str, Any] = {"executor": ex.name, "workers": getattr(ex, "workers", None), "failures": []}
     try:
+        # the leakage check: before any training (split and pool), then again with every zoo checkpoint
+        from wmprobe.study.leakage import assert_no_leak, check_leakage
+        pool = pretraining_pool(datasets, c) if cfg.zoo.families else None
+        assert_no_leak(check_leakage(datasets, pool))
         zoo_models = train_zoo(cfg, datasets, c, ex, stats)
+        given = [e.name[4:] for e in cfg.encoders if e.name.startswith("zoo:")]
+        leakage = assert_no_leak(check_leakage(datasets, pool, [ck for _, ck, _, err in zoo_models if not err]
+                                               + given))
+        say(f"leakage check: ok ({leakage['checked']['test_episodes']} test episodes, "
+            f"{len(leakage['checked']['test_task_names'])} held-out task names, "
+            f"{leakage['checked']['zoo_checkpoints']} zoo checkpoints)")
         encoders = resolve_encoders(cfg, zoo_models)
         say(f"encoders ready: {', '.join(sorted({e.label for e in encoders}))}")
         plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp) for n, (s, sp) in datasets.items()])
@@ -261,7 +280,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
                            for n, (s, sp) in datasets.items()},
               "encoders": {e.label + (f" +ID{e.id_weight:g}" if e.id_weight else ""):
                            {"name": e.name, "key": e.key, "layers": list(e.layers)} for e in encoders},
-              "run": stats}
+              "leakage": leakage, "run": stats}
     before = _digest(out / "records.parquet")
     write_records(rows, out, config, merge_existing=merge)
     if report and (before != _digest(out / "records.parquet") or not (out / "report.html").exists()):

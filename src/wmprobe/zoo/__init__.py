@@ -90,6 +90,13 @@ def _pairs(store: EpisodeStore, episodes: Sequence[int]) -> np.ndarray:
     return _clip_starts(store, episodes, 2)
 
 
+def _task_names(store: EpisodeStore, episodes: Sequence[int]) -> list[str]:
+    """Sorted names of the tasks of ``episodes`` (what the leakage check compares with held-out tasks)."""
+    from wmprobe.data.splits import task_names_of
+    names = task_names_of(store)
+    return sorted({names[int(store.tasks[int(e)])] for e in episodes})
+
+
 def _frames(store: EpisodeStore, rows: np.ndarray, size: int = 64) -> torch.Tensor:
     order = np.argsort(rows, kind="stable")
     x = np.empty((len(rows), *store.frames.shape[1:]), np.uint8)
@@ -142,6 +149,7 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
     recipe = {"family": family, "preset": preset, **asdict(cfg), "id_weight": float(id_weight),
               "objective": objective, "seed": int(seed), "data": store.fingerprint,
               "train_episodes": hashlib.sha256(json.dumps(train_episodes).encode()).hexdigest()[:12],
+              "train_tasks": _task_names(store, train_episodes),
               "bf16": bool(bf16), "code_version": CODE_VERSION}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -156,7 +164,9 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
         with _threads(threads):
             model, head, curve, seconds, clips = _fit(family, store, train_episodes, cfg, float(id_weight),
                                                       objective, seed, progress, device, bf16)
+        from wmprobe.data.splits import episode_hashes
         meta = {"recipe": recipe, "key": key, "action_dim": store.action_dim,
+                "train_episode_hashes": episode_hashes(store, train_episodes),
                 "params": sum(p.numel() for p in model.parameters()),
                 "trunk_params": sum(p.numel() for p in model.trunk.parameters()),
                 "head_params": sum(p.numel() for p in head.parameters()) if id_weight > 0 else 0,
