@@ -249,16 +249,17 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
-def at_least(lo: float, kind: type = int) -> Callable[[str], Any]:
-    """An argparse ``type``: a number ``>= lo`` (else exit 2 with one sentence naming the option)."""
+def at_least(lo: float, kind: type = int, strict: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type``: a number ``>= lo`` (``> lo`` when ``strict``), else exit 2 with one sentence naming
+    the option."""
     def parse(text: str) -> Any:
         try:
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got '{text}'") from None
-        if not v >= lo:   # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text}")
+        if not (v > lo if strict else v >= lo) or v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {lo:g}, got {text}")
         return v
     parse.__name__ = kind.__name__
     return parse
@@ -334,9 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
     e.add_argument("store"), e.add_argument("dest")
     e.add_argument("--format", default="lerobot", choices=["lerobot"])
-    e.add_argument("--data-file-mb", type=at_least(1e-3, float), default=100,
+    e.add_argument("--data-file-mb", type=at_least(0, float, strict=True), default=100,
                    help="a data parquet takes episodes until it holds this many MB (default 100)")
-    e.add_argument("--video-file-mb", type=at_least(1e-3, float), default=500,
+    e.add_argument("--video-file-mb", type=at_least(0, float, strict=True), default=500,
                    help="an mp4 takes episodes until it holds this many MB (default 500)")
     e.add_argument("--chunks-size", type=at_least(1), default=1000, help="files per chunk directory (default 1000)")
     data.set_defaults(fn=cmd_data)

@@ -108,7 +108,10 @@ class EpisodeStore:
 
     # ---- io -----------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike, mmap: bool = True) -> "EpisodeStore":
+    def load(cls, path: str | os.PathLike, mmap: bool = True, verify: bool = True) -> "EpisodeStore":
+        """Open a store (memory-mapped). ``verify``: its files must match the sizes and checksums recorded when
+        it was written (``checksums.json``; size and mtime first, a full BLAKE2 pass only when they changed),
+        else StoreError naming the file."""
         path = Path(path)
         if not path.is_dir():
             raise StoreError(f"no EpisodeStore at {path}: directory does not exist")
@@ -131,6 +134,10 @@ class EpisodeStore:
         bad = nonfinite_episodes(store.actions, store.episode_ends)
         if bad:
             raise StoreError(f"{path / 'actions.npy'} has NaN or inf actions in episode(s) {bad[:10]}")
+        changed = check_checksums(path) if verify else []   # after the checks that say more about what is wrong
+        if changed:
+            raise StoreError(f"{changed[0]}; if you changed it on purpose, re-import the store (`wmprobe data import "
+                             f"{path} NEW_DIR --format store` fingerprints it anew), else restore it")
         return store
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -211,8 +218,104 @@ def write_store(path, frames, actions, episode_ends, tasks, meta) -> Path:
         np.save(tmp / "actions.npy", np.ascontiguousarray(actions, dtype=np.float32))
         np.save(tmp / "episode_ends.npy", np.asarray(episode_ends, dtype=np.int64))
         np.save(tmp / "tasks.npy", np.asarray(tasks, dtype=np.int64))
+        stamp_store(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     return path
+
+
+# ---- integrity: checksums.json ----------------------------------------------------------------
+CHECKSUMS = "checksums.json"
+_CHUNK = 1 << 22
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """BLAKE2b-128 of a file's bytes, read in 4 MiB chunks (bounded memory, nothing mapped)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stamp_store(directory: str | os.PathLike) -> None:
+    """Record size, mtime and BLAKE2b digest of every array file of a store being written (``checksums.json``).
+    ``EpisodeStore.load`` compares size and mtime on every open and re-hashes a file whose mtime changed."""
+    directory = Path(directory)
+    files = {}
+    for f in sorted(directory.glob("*.npy")):
+        st = f.stat()
+        files[f.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": file_digest(f)}
+    (directory / CHECKSUMS).write_text(json.dumps({"algorithm": "blake2b-128", "files": files}, indent=1,
+                                                  sort_keys=True))
+
+
+def check_checksums(path: str | os.PathLike, full: bool = False) -> list[str]:
+    """Files of the store at ``path`` that differ from ``checksums.json`` (empty when they match, or for a store
+    written before checksums were recorded). A file whose size and mtime are as recorded is taken as unchanged
+    unless ``full`` (``wmprobe data validate``); one whose mtime alone changed (a copy) is re-hashed, and when it
+    still matches the record is updated (best effort) so the next open is fast again."""
+    path = Path(path)
+    rec = path / CHECKSUMS
+    if not rec.is_file():
+        return []
+    try:
+        doc = json.loads(rec.read_text())
+        files = doc["files"]
+        if not isinstance(files, dict) or not all(isinstance(r, dict) for r in files.values()):
+            raise ValueError("files is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        return [f"{rec} is unreadable or not what wmprobe wrote ({exc})"]
+    problems, restamp = [], False
+    for name, r in files.items():
+        f = path / str(name)
+        if "/" in str(name) or "\\" in str(name) or str(name).startswith("."):
+            problems.append(f"{rec} names a file outside the store ('{name}')")
+            continue
+        try:
+            st = f.stat()
+            if st.st_size != r.get("size"):
+                problems.append(f"{f} has {st.st_size} bytes but had {r.get('size')} when the store was written "
+                                "(truncated or edited since)")
+            elif full or st.st_mtime_ns != r.get("mtime_ns"):
+                if file_digest(f) != r.get("blake2b"):
+                    problems.append(f"{f} does not match the checksum recorded when the store was written "
+                                    "(edited or corrupted since)")
+                elif st.st_mtime_ns != r.get("mtime_ns"):
+                    r["mtime_ns"], restamp = st.st_mtime_ns, True
+        except OSError as exc:
+            problems.append(f"{f} cannot be read ({exc.strerror or exc})")
+    if restamp and not problems:
+        tmp = rec.with_name(f".{CHECKSUMS}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+            os.replace(tmp, rec)
+        except OSError:   # a read-only store stays usable; it is re-hashed on each open
+            tmp.unlink(missing_ok=True)
+    return problems
+
+
+def open_cached(path: str | os.PathLike) -> "EpisodeStore | None":
+    """A store the CACHE holds at ``path`` (generated data, the pretraining pool), or None when it is absent
+    or unusable (truncated, checksum mismatch, garbage meta.json): a bad entry is moved aside and deleted with
+    a warning, so the caller regenerates it. A user's own store is opened with ``EpisodeStore.load`` instead,
+    where the same problems are errors naming the file."""
+    import shutil
+    import warnings
+    path = Path(path)
+    if not (path / "meta.json").exists():
+        return None
+    try:
+        return EpisodeStore.load(path)
+    except StoreError as exc:
+        warnings.warn(f"cached store {path} is corrupt ({str(exc).split('; if you')[0]}): regenerating it",
+                      stacklevel=2)
+        trash = path.with_name(f".{path.name}.{os.getpid()}.corrupt")
+        try:
+            os.rename(path, trash)
+        except OSError:
+            return None
+        shutil.rmtree(trash, ignore_errors=True)
+        return None
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -330,4 +433,14 @@ def validate_store(path: str | os.PathLike) -> list[str]:
         bad = nonfinite_episodes(actions, ends)
         if bad:
             problems.append(f"{path / 'actions.npy'} has NaN or inf actions in episode(s) {bad[:10]}")
+    if not problems:   # a store that reads cleanly: are its bytes still those it was written with?
+        problems += check_checksums(path, full=True)   # every byte, not just size and mtime
+    if not problems:
+        meta = loaded["meta"]
+        fp = compute_fingerprint(loaded["frames"], actions, ends, tasks, meta)
+        if fp != meta.get("fingerprint"):
+            problems.append(f"{path / 'meta.json'}: fingerprint {meta.get('fingerprint')} does not match the arrays "
+                            f"({fp}): they were edited after the store was written, and results cached under the "
+                            "old fingerprint would be reused; re-import it (`wmprobe data import STORE NEW_DIR "
+                            "--format store`)")
     return problems

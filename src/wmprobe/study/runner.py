@@ -57,7 +57,7 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     dataset holds out (by task name: the pool mixes datasets) enters either; ``leakage.check_leakage``
     verifies both before any training."""
     from wmprobe.data.splits import task_names_of
-    from wmprobe.data.store import EpisodeStore, from_episodes
+    from wmprobe.data.store import EpisodeStore, from_episodes, open_cached
     from wmprobe.study.cache import content_key
     stores = {n: s for n, (s, _) in datasets.items()}
     dims = {s.action_dim for s in stores.values()}
@@ -71,11 +71,11 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
         keep[n] = [int(e) for e in sp.train if int(e) not in test and names[int(s.tasks[int(e)])] not in held]
     key = content_key({"pool": [[n, s.fingerprint, keep[n]] for n, s in stores.items()]})
     path = cache.data_dir / f"pool-{key}"
-    if (path / "meta.json").exists():
+    if open_cached(path) is not None:   # a corrupt pool is moved aside with a warning and rebuilt
         mark_used(path)
         return EpisodeStore.load(path)
     with cache.lock(f"pool-{key}"):
-        if not (path / "meta.json").exists():
+        if open_cached(path) is None:
             eps, tasks, names = [], [], []
             for name, (store, split) in datasets.items():
                 offset = len(names)

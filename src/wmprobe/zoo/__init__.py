@@ -158,7 +158,7 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
     root.mkdir(parents=True, exist_ok=True)
     # one trainer per checkpoint across processes: a second process waits, then reuses what the first saved
     with FileLock(str(root / f"{dest.name}.lock")):
-        if (dest / "recipe.json").exists():
+        if intact(dest):   # a corrupt checkpoint (truncated, bit flips, garbage recipe) is retrained
             mark_used(dest)
             return dest
         with _threads(threads):
@@ -233,11 +233,66 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
 
 
 def _save(dest: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
+    """``model.safetensors`` + ``recipe.json`` (with the weights file's size and BLAKE2b checksum), atomically."""
     from safetensors.torch import save_file
+    from wmprobe.data.store import file_digest
     with atomic_dir(dest) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
+        f = tmp / "model.safetensors"
+        meta = {**meta, "checksums": {f.name: {"size": f.stat().st_size, "blake2b": file_digest(f)}}}
         (tmp / "recipe.json").write_text(json.dumps(meta, indent=1))
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(recipe.json, state dict)`` of a checkpoint whose weights match their recorded checksum; EncoderError
+    naming the file otherwise (missing, truncated, bit flips, garbage recipe)."""
+    from safetensors.torch import load_file
+    from wmprobe.data.store import file_digest
+    rfile, wfile = path / "recipe.json", path / "model.safetensors"
+    hint = "train it again (`wmprobe zoo train FAMILY --data STORE`; a study retrains its cached models itself)"
+    try:
+        meta = json.loads(rfile.read_text())
+        r = meta["recipe"]
+        for key in ("family", "width", "id_weight", "objective", "preset"):
+            r[key]
+        meta["params"]
+    except FileNotFoundError:
+        raise EncoderError(f"zoo checkpoint {path} is missing or corrupt (no recipe.json); {hint}") from None
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise EncoderError(f"zoo checkpoint {rfile} is corrupt ({type(exc).__name__}: {exc}); {hint}") from None
+    want = (meta.get("checksums") or {}).get(wfile.name)   # absent in checkpoints saved before checksums
+    try:
+        if want is not None and (wfile.stat().st_size != want.get("size") or file_digest(wfile) != want.get("blake2b")):
+            raise EncoderError(f"zoo checkpoint {wfile} does not match the checksum in its recipe.json (truncated "
+                               f"or corrupted since it was saved); {hint}")
+        state = load_file(str(wfile))
+    except EncoderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - OSError, or safetensors' own error for a truncated header
+        raise EncoderError(f"zoo checkpoint {wfile} is missing or corrupt ({type(exc).__name__}: {exc}); "
+                           f"{hint}") from None
+    return meta, state
+
+
+def intact(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds a checkpoint that loads (weights matching their checksum); a cached one that
+    does not is moved aside with a warning so that ``train`` fits it again."""
+    import shutil
+    import warnings
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        _read_checkpoint(path)
+        return True
+    except EncoderError as exc:
+        warnings.warn(f"{exc}: retraining it", stacklevel=2)
+        trash = path.with_name(f".{path.name}.{os.getpid()}.corrupt")
+        with contextlib.suppress(OSError):
+            os.rename(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return False
 
 
 class ZooEncoder(TorchEncoder):
@@ -261,22 +316,17 @@ class ZooDecodingEncoder(ZooEncoder):
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> ZooEncoder:
-    from safetensors.torch import load_file
+    """A checkpoint as an encoder; EncoderError naming the file when it is missing, corrupt or stale."""
     path = Path(path)
-    try:
-        meta = json.loads((path / "recipe.json").read_text())
-        state = load_file(str(path / "model.safetensors"))
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise EncoderError(f"zoo checkpoint {path} is missing or corrupt ({exc}); train it with "
-                           "`wmprobe zoo train FAMILY --data STORE`") from None
+    meta, state = _read_checkpoint(path)
     r = meta["recipe"]
     if r.get("code_version", 1) != CODE_VERSION:
         raise EncoderError(f"zoo checkpoint {path} was trained by zoo code version {r.get('code_version', 1)}, "
                            f"this is {CODE_VERSION}: train it again")
-    model = build(r["family"], r["width"], int(meta.get("action_dim", 7)))
     try:
+        model = build(r["family"], int(r["width"]), int(meta.get("action_dim", 7)))
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError, ConfigError) as exc:
         raise EncoderError(f"zoo checkpoint {path} does not match the {r['family']} model: {exc}") from None
     spec = EncoderSpec(name=f"zoo:{r['family']}", family=r["family"], input_size=(64, 64),
                        weights_hash=hash_state_dict(state), layers=("out",), default_layer="out",

@@ -284,6 +284,8 @@ class StoreWriter:
             np.save(self.tmp / "tasks.npy", self.tasks)
             (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
             del self.frames, self.actions  # close the memmaps before the rename
+            from wmprobe.data.store import stamp_store
+            stamp_store(self.tmp)          # sizes, mtimes and checksums (after the last write to the arrays)
             assert all((self.tmp / f).is_file() for f in FILES)
             if self.dest.exists():
                 shutil.rmtree(self.dest)

@@ -23,7 +23,7 @@ import numpy as np
 
 from wmprobe._fs import mark_used
 from wmprobe._mp import context, hidden_main
-from wmprobe.data.store import EpisodeStore, from_episodes
+from wmprobe.data.store import EpisodeStore, from_episodes, open_cached
 from wmprobe.errors import ConfigError, StoreError
 
 TaskSpec = Union[None, int, str, Sequence[str]]  # None (the suite's default), a count, "all", "a,b", or names
@@ -295,12 +295,15 @@ def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, 
     """Generate once per parameter set into ``cache_dir/sim-SUITE-KEY``; later calls memory-map that copy."""
     key = cache_key(suite, episodes, size=size, seed=seed, steps=steps, camera=camera, tasks=tasks)
     path = Path(cache_dir) / f"sim-{suite}-{key}"
-    if not (path / "meta.json").exists():  # stores are written atomically: meta.json means complete
+    store = open_cached(path)  # None when absent, or corrupt (then moved aside with a warning): regenerate
+    if store is None:
         from filelock import FileLock
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):  # two processes asking at once generate it once
-            if not (path / "meta.json").exists():
+            store = open_cached(path)
+            if store is None:
                 generate_to(suite, path, episodes=episodes, size=size, seed=seed, steps=steps, camera=camera,
                             workers=workers, progress=progress, tasks=tasks)
+                store = EpisodeStore.load(path)
     mark_used(path)  # `wmprobe cache gc` keeps what studies use
-    return EpisodeStore.load(path)
+    return store
