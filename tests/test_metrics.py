@@ -107,3 +107,51 @@ def test_mean_and_spread():
     s = M.mean_and_spread([0.5, 0.7, np.nan])
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert s["n"] == 2 and M.mean_and_spread([0.3])["std"] == 0.0
+
+
+GROUPS7 = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
+
+
+def test_r2_over_groups_counts_each_group_once(data):
+    y, pred, _ = data
+    per_dim = sk_r2(y, pred, multioutput="raw_values")
+    two = {"translation": [0, 1, 2], "gripper": [6]}
+    assert M.r2_over_groups(y, pred, two) == pytest.approx((per_dim[:3].mean() + per_dim[6]) / 2, rel=1e-12)
+    assert M.r2_over_groups(y, pred, GROUPS7) == pytest.approx(
+        np.mean([per_dim[:3].mean(), per_dim[3:6].mean(), per_dim[6]]), rel=1e-12)
+    assert M.r2_over_groups(y, pred, {"gripper": [6]}) == pytest.approx(per_dim[6], rel=1e-12)
+    with pytest.raises(ValueError, match="no dims"):
+        M.r2_over_groups(y, pred, {"rotation": []})
+
+
+@pytest.mark.parametrize("groups", [{"translation": [0, 1, 2], "gripper": [6]}, GROUPS7, {"rotation": [3, 4, 5]}])
+def test_bootstrap_of_the_headline_statistic_equals_a_direct_computation(data, groups):
+    y, pred, episode = data
+    fast = M.bootstrap_stats(y, pred, episode, "r2", n_boot=60, seed=5, groups=groups)
+    slow = M.bootstrap_stats(y, pred, episode, lambda a, b: M.r2_over_groups(a, b, groups), n_boot=60, seed=5)
+    np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9)
+    lo, hi = M.bootstrap_ci(y, pred, episode, n_boot=300, groups=groups)
+    assert lo < M.r2_over_groups(y, pred, groups) < hi
+    assert (lo, hi) != M.bootstrap_ci(y, pred, episode, n_boot=300)          # not the all-dims CI
+    with pytest.raises(ValueError, match="stat='r2' only"):
+        M.bootstrap_stats(y, pred, episode, "mse", n_boot=5, groups=groups)
+
+
+@pytest.mark.parametrize("levels", [(0.0, 1.0), (-1.0, 1.0)])
+def test_binary_accuracy_and_balanced_accuracy_match_sklearn(levels):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    rng = np.random.default_rng(1)
+    lo, hi = levels
+    y = np.where(rng.random(500) < 0.85, hi, lo)                         # imbalanced: 85 % high
+    pred = y + rng.normal(scale=0.6 * (hi - lo), size=500)
+    guess = np.where(pred >= (lo + hi) / 2, hi, lo)
+    acc, bacc = M.binary_accuracy(y, pred, levels)
+    assert acc == pytest.approx(accuracy_score(y, guess)) and bacc == pytest.approx(balanced_accuracy_score(y, guess))
+    if levels == (-1.0, 1.0):                                           # the sign of the prediction
+        assert acc == pytest.approx(np.mean(np.sign(pred) == y))
+    # always guessing the majority: accuracy is its share, balanced accuracy 0.5
+    acc, bacc = M.binary_accuracy(y, np.full(500, hi), levels)
+    assert acc == pytest.approx(np.mean(y == hi)) and bacc == pytest.approx(0.5)
+    assert M.binary_levels(y) == levels and M.binary_levels(pred) is None
+    with pytest.raises(ValueError, match="levels"):
+        M.binary_accuracy(y + 0.5, pred, levels)

@@ -221,7 +221,12 @@ def test_probe_api_end_to_end_writes_records(tmp_path):
     z = _state_latents(store)
     rows = probe(z, store, probe=["ridge", "ridge-shuffled"], k=[1, 2], split="episode", out=tmp_path, n_boot=50)
     got = {(r["probe"], r["k"]): r["r2"] for r in rows}
-    assert got[("ridge", 1)] > 0.95 and got[("ridge", 2)] > 0.95
+    by = {(r["probe"], r["k"]): r for r in rows}
+    assert got[("ridge", 1)] > 0.95 and by[("ridge", 2)]["r2_translation"] > 0.95
+    # at k = 2 the gripper target (the last of two 0/1 commands) is ambiguous from a sum of two: R2 < 1, and
+    # it counts one third of the headline (translation, rotation, gripper each once)
+    assert 0.85 < got[("ridge", 2)] < 0.99 and by[("ridge", 2)]["headline_groups"] == "translation+rotation+gripper"
+    assert by[("ridge", 1)]["acc_gripper"] == 1.0 and by[("ridge", 1)]["bacc_gripper"] == 1.0
     assert got[("ridge-shuffled", 1)] < 0.05
     with open(tmp_path / "records.csv") as fh:
         recs = list(csv.DictReader(fh))
@@ -310,3 +315,50 @@ def test_one_fit_scored_on_several_test_sets_equals_separate_evaluations():
             alone = evaluate(name, tr, test, groups, n_boot=50, **cfg)
             for a, b in zip(both[key], alone):
                 assert a["r2"] == pytest.approx(b["r2"], abs=1e-6) and a["r2_ci_low"] == pytest.approx(b["r2_ci_low"])
+
+
+def split_signal_data(n, seed, binary=False):
+    """Translation (2 dims) is a linear function of z_tk - z_t; the gripper (1 dim) is independent noise
+    (``binary``: a 0/1 label, 80 % ones)."""
+    d = pooled_data(n, seed)
+    rng = np.random.default_rng(1000 + seed)
+    grip = (rng.random(n) < 0.8).astype(np.float32) if binary else rng.normal(size=n)
+    return ProbeData(d.z_t, d.z_tk, np.c_[d.y[:, :2], grip], d.episode)
+
+
+def test_r2_is_the_mean_of_the_headline_groups_r2():
+    tr, te = split_signal_data(1200, 0), split_signal_data(400, 1)
+    row, = evaluate("ridge", tr, te, GROUPS, n_boot=100)
+    assert row["r2_translation"] > 0.99 and row["r2_gripper"] < 0.05           # one recoverable, one noise
+    assert row["headline_groups"] == "translation+gripper"                     # default: every group, once each
+    assert row["r2"] == pytest.approx((row["r2_translation"] + row["r2_gripper"]) / 2, abs=1e-12)
+    assert row["r2_rotation"] != row["r2_rotation"]                            # absent group: NaN
+    only, = evaluate("ridge", tr, te, GROUPS, n_boot=100, headline=["translation"])
+    assert only["headline_groups"] == "translation" and only["r2"] == pytest.approx(only["r2_translation"])
+    assert only["r2_ci_low"] > 0.98 and only["r2_ci_low"] <= only["r2"] <= only["r2_ci_high"]
+    assert row["r2_ci_high"] < only["r2_ci_low"]                               # its own CI, not the old one
+    assert only["r2_gripper"] == row["r2_gripper"]                             # every group keeps its column
+    # the order a user names groups in does not change the label
+    assert evaluate("ridge", tr, te, GROUPS, n_boot=0, headline=["gripper", "translation"])[0]["headline_groups"] \
+        == "translation+gripper"
+    with pytest.raises(ProbeError, match="rotation.*has translation, gripper"):
+        evaluate("ridge", tr, te, GROUPS, n_boot=0, headline=["rotation"])
+
+
+def test_other_groups_get_their_own_column_and_data_without_groups_average_every_dim():
+    tr, te = split_signal_data(800, 0), split_signal_data(200, 1)
+    row, = evaluate("ridge", tr, te, {"translation": [0, 1], "base": [2]}, n_boot=0)
+    assert row["r2_base"] < 0.05 and row["headline_groups"] == "translation+base"
+    flat, = evaluate("ridge", tr, te, {}, n_boot=0)
+    assert flat["headline_groups"] == "all-dims" and flat["r2"] == pytest.approx(
+        (2 * row["r2_translation"] + row["r2_base"]) / 3)
+
+
+def test_a_binary_gripper_gets_accuracy_and_balanced_accuracy():
+    tr, te = split_signal_data(1200, 0, binary=True), split_signal_data(400, 1, binary=True)
+    row, = evaluate("ridge", tr, te, GROUPS, n_boot=0)
+    share = float((te.y[:, 2] == 1).mean())
+    # the label is noise: ridge predicts about the train share (0.8) everywhere, i.e. always "1"
+    assert row["acc_gripper"] == pytest.approx(share, abs=0.02) and row["bacc_gripper"] == pytest.approx(0.5, abs=0.02)
+    cont, = evaluate("ridge", split_signal_data(800, 0), split_signal_data(200, 1), GROUPS, n_boot=0)
+    assert np.isnan(cont["acc_gripper"]) and np.isnan(cont["bacc_gripper"])   # a continuous gripper: no accuracy

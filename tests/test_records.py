@@ -61,3 +61,19 @@ def test_every_row_says_where_and_with_what_code_it_was_computed(tmp_path):
     assert (df.loc[1, "host"], df.loc[1, "git_commit"]) == ("node-17", "abc123")   # a worker's own stamp is kept
     write_records([row(seed=2)], tmp_path)                                            # a later run merges in
     assert read_records(tmp_path).set_index("seed").loc[1, "host"] == "node-17"
+
+
+def test_records_written_before_the_headline_columns_still_read_and_merge(tmp_path):
+    """Records from before ``headline_groups`` / ``acc_gripper`` / ``bacc_gripper`` read with those columns
+    empty, and new rows merge into them (old cells keep their numbers)."""
+    new_cols = ("headline_groups", "acc_gripper", "bacc_gripper")
+    write_records([row(seed=s, r2=0.1 * s) for s in range(2)], tmp_path)
+    old = pd.read_parquet(tmp_path / "records.parquet")
+    old.drop(columns=list(new_cols)).to_parquet(tmp_path / "records.parquet", index=False)
+    df = read_records(tmp_path)
+    assert set(new_cols) <= set(df.columns) and (df["headline_groups"] == "").all() and df["acc_gripper"].isna().all()
+    write_records([row(seed=5, r2=0.7, headline_groups="translation", acc_gripper=0.9, bacc_gripper=0.6)], tmp_path)
+    df = read_records(tmp_path).set_index("seed")
+    assert df.loc[5, "headline_groups"] == "translation" and df.loc[5, "bacc_gripper"] == 0.6
+    assert df.loc[1, "r2"] == pytest.approx(0.1) and df.loc[1, "headline_groups"] == ""
+    assert pd.read_csv(tmp_path / "records.csv")["headline_groups"].fillna("").tolist() == ["", "", "translation"]

@@ -2,11 +2,15 @@
 
 - ``r2_score``: sklearn's coefficient of determination, incl. its constant-target rule (a constant target
   dim scores 1.0 when predicted exactly, else 0.0), uniform average over output dims by default.
-- ``r2_by_group``: R2 of each action axis group (translation / rotation / gripper).
+- ``r2_by_group``: R2 of each action axis group (translation / rotation / gripper / any other declared group).
+- ``r2_over_groups``: the headline R2: the mean over the given groups of each group's R2 (each group counts
+  once, whatever its number of dims); ``group_weights`` is the same statistic as per-dim weights.
+- ``binary_levels`` / ``binary_accuracy``: a target dim with two levels (a gripper command) scored as a label:
+  accuracy and balanced accuracy of the level nearer to the prediction (for -1/+1 levels: its sign).
 - ``pearson_r``: Pearson r per output dim, uniform average over dims with non-constant values
   (the metric of arXiv 2605.06388), ``mse``.
 - ``bootstrap_ci``: percentile CI resampling test EPISODES (not frames); vectorised through per-episode
-  sufficient statistics for R2 / Pearson / MSE, a loop for any other statistic.
+  sufficient statistics for R2 (also over groups: ``groups=``) / Pearson / MSE, a loop for any other statistic.
 - ``spearman`` / ``spearman_ci`` (bootstrap over items), ``pareto_front``, ``mean_and_spread``.
 
 Shapes: ``y_true, y_pred: (P, A)`` or ``(P,)``; ``episode: (P,) int``.
@@ -61,6 +65,51 @@ def r2_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str, Seq
     return {g: (float(raw[list(idx)].mean()) if len(idx) else float("nan")) for g, idx in groups.items()}
 
 
+def group_weights(groups: Mapping[str, Sequence[int]], n_dims: int) -> np.ndarray:
+    """``(A,)`` weights with ``raw_r2 @ w == r2_over_groups``: ``1 / (G * |g|)`` on the dims of each of the G
+    groups (a dim in two groups gets both shares), 0 on dims in none. ValueError for a group with no dims or
+    dims outside ``0..n_dims-1``, or no group at all."""
+    if not groups:
+        raise ValueError("r2 over groups needs at least one group")
+    w = np.zeros(n_dims)
+    for g, idx in groups.items():
+        idx = [int(i) for i in idx]
+        if not idx:
+            raise ValueError(f"group {g!r} has no dims")
+        if min(idx) < 0 or max(idx) >= n_dims:
+            raise ValueError(f"group {g!r} indexes dims {idx} outside 0..{n_dims - 1}")
+        w[idx] += 1.0 / (len(groups) * len(idx))
+    return w
+
+
+def r2_over_groups(y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str, Sequence[int]]) -> float:
+    """The headline R2: ``mean_g r2_by_group[g]`` over ``groups`` (each group counts once)."""
+    t, _ = _check(y_true, y_pred)
+    return float(r2_score(y_true, y_pred, multioutput="raw_values") @ group_weights(groups, t.shape[1]))
+
+
+def binary_levels(y: np.ndarray) -> tuple[float, float] | None:
+    """``(low, high)`` when the values of ``y: (P,)`` take exactly two levels, else None."""
+    levels = np.unique(np.asarray(y, np.float64))
+    return (float(levels[0]), float(levels[1])) if len(levels) == 2 else None
+
+
+def binary_accuracy(y_true: np.ndarray, y_pred: np.ndarray, levels: tuple[float, float]) -> tuple[float, float]:
+    """``(accuracy, balanced accuracy)`` of a two-level target ``y_true: (P,)`` (values in ``levels``) read from
+    ``y_pred: (P,)``: a prediction is the level it is nearer to (``>= midpoint`` -> high; for -1/+1 that is its
+    sign). Balanced accuracy is the mean recall over the levels present in ``y_true`` (as sklearn's
+    ``balanced_accuracy_score``). ValueError when ``y_true`` holds another value."""
+    t, p = (np.asarray(v, np.float64).ravel() for v in (y_true, y_pred))
+    lo, hi = levels
+    if t.shape != p.shape or len(t) == 0:
+        raise ValueError(f"y_true {t.shape} and y_pred {p.shape} must be non-empty and of one shape")
+    if not np.isin(t, [lo, hi]).all():
+        raise ValueError(f"y_true holds values other than the levels {levels}")
+    label, guess = t == hi, p >= (lo + hi) / 2
+    recalls = [float((guess[label == c] == c).mean()) for c in (False, True) if (label == c).any()]
+    return float((guess == label).mean()), float(np.mean(recalls))
+
+
 def pearson_r(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Pearson r per dim (as ``scipy.stats.pearsonr``), averaged over dims where both sides vary; NaN if none."""
     t, p = _check(y_true, y_pred)
@@ -103,9 +152,16 @@ def bootstrap_counts(n_episodes: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_stats(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray, stat: Stat | str = "r2",
-                    n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    """``(n_boot,)`` values of ``stat`` on episode-resampled test sets (the draws of ``bootstrap_counts``)."""
+                    n_boot: int = 1000, seed: int = 0,
+                    groups: Mapping[str, Sequence[int]] | None = None) -> np.ndarray:
+    """``(n_boot,)`` values of ``stat`` on episode-resampled test sets (the draws of ``bootstrap_counts``).
+    ``groups`` (with ``stat="r2"`` only): the statistic is ``r2_over_groups`` over those groups."""
     t, p = _check(y_true, y_pred)
+    weights = None
+    if groups is not None:
+        if stat not in ("r2", r2_score):
+            raise ValueError(f"groups= goes with stat='r2' only, got {stat!r}")
+        weights = group_weights(groups, t.shape[1])
     episode = np.asarray(episode)
     if episode.shape[0] != t.shape[0]:
         raise ValueError(f"episode has {episode.shape[0]} entries for {t.shape[0]} samples")
@@ -121,7 +177,8 @@ def bootstrap_stats(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray,
             return sse.sum(1) / (n[:, 0] * t.shape[1])
         sst = np.maximum(stt - st ** 2 / n, 0.0)
         if name == "r2":
-            return _r2_from_sums(sse, np.where(sst > 1e-10 * stt, sst, 0.0)).mean(1)
+            raw = _r2_from_sums(sse, np.where(sst > 1e-10 * stt, sst, 0.0))
+            return raw.mean(1) if weights is None else raw @ weights
         spp_c = np.maximum(spp - sp ** 2 / n, 0.0)
         cov = stp - st * sp / n
         den = np.sqrt(sst * spp_c)
@@ -142,11 +199,13 @@ def bootstrap_stats(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray,
 
 
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray, stat: Stat | str = r2_score,
-                 n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile ``(low, high)`` CI of ``stat`` resampling whole test episodes with replacement."""
+                 n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+                 groups: Mapping[str, Sequence[int]] | None = None) -> tuple[float, float]:
+    """Percentile ``(low, high)`` CI of ``stat`` resampling whole test episodes with replacement; ``groups``:
+    the CI of ``r2_over_groups`` (the headline R2) instead of the all-dims R2."""
     if n_boot <= 0:
         return float("nan"), float("nan")
-    vals = bootstrap_stats(y_true, y_pred, episode, stat, n_boot=n_boot, seed=seed)
+    vals = bootstrap_stats(y_true, y_pred, episode, stat, n_boot=n_boot, seed=seed, groups=groups)
     lo, hi = np.nanquantile(vals, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 

@@ -19,8 +19,11 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
                    ks: Sequence[int], seeds: Sequence[int], layers: Sequence[str] | None = None,
                    n_boot: int = 1000, probe_cfg: dict[str, Any] | None = None,
                    base: dict[str, Any] | None = None, test_feats: StepFeatures | None = None,
-                   test_sets: Sequence[tuple[str, StepFeatures | None]] | None = None) -> list[dict[str, Any]]:
+                   test_sets: Sequence[tuple[str, StepFeatures | None]] | None = None,
+                   headline: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Every (layer, k, probe) cell on one set of features; one row per seed.
+
+    ``headline``: the action groups whose R2 the ``r2`` column averages (default: every group of the store).
 
     ``test_feats`` (same steps, e.g. extracted from corrupted frames) replaces the TEST side only: the probe is
     fit on ``feats`` (clean) and scored on ``test_feats``: test-time corruption, as in the paper.
@@ -56,7 +59,8 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
                 if "-" in probe:   # controls (shuffled / single pairs) are measured on clean features only
                     tests = {n: t for (n, tf), t in zip(test_sets, tests.values()) if tf is None} or tests
                 cfg = dict(probe_cfg or {}) if probe.startswith("mlp") else {}
-                res = evaluate_many(probe, train, tests, groups, seeds=tuple(seeds), n_boot=n_boot, **cfg)
+                res = evaluate_many(probe, train, tests, groups, seeds=tuple(seeds), n_boot=n_boot,
+                                    headline=headline, **cfg)
                 for name, rs in res.items():
                     rows.extend({**(base or {}), **r, "corruption": name, "layer": layer, "k": int(k)}
                                 for r in rs)

@@ -9,7 +9,10 @@ A cell is identified by ``CELL_KEY`` plus the ``OPTIONAL_KEY`` columns a table h
 corruption the probe was fit on, only written by studies with ``corrupt_train``; rows without it, and records
 that predate it, are ``clean``); writing rows for a cell that is already present replaces it (so runs
 merge and a re-run never duplicates). Rows are sorted by the cell key, so identical inputs give identical
-files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measured); extra columns are kept.
+files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measured); extra columns are kept
+(e.g. ``r2_<group>`` of a group other than translation / rotation / gripper). ``r2`` is the mean of the R2 of
+the groups named in ``headline_groups`` (``translation+gripper``: each group counts once; ``all-dims``: every
+target dim, for data without groups; "" in records that predate the column, whose r2 averaged every dim).
 Every row carries ``ROW_PROVENANCE`` (host, git commit, wmprobe and torch versions of the process that computed
 it), so rows merged from several runs, machines or cluster nodes each say where they came from.
 """
@@ -36,7 +39,8 @@ CELL_KEY = ("encoder", "id_weight", "dataset", "split", "corruption", "layer", "
 OPTIONAL_KEY = {"train_corruption": "clean"}   # key columns present only when some row sets them -> default
 RECORD_COLUMNS = (
     "encoder", "family", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed",
-    "r2", "r2_ci_low", "r2_ci_high", "r2_translation", "r2_rotation", "r2_gripper", "pearson", "mse",
+    "r2", "r2_ci_low", "r2_ci_high", "headline_groups", "r2_translation", "r2_rotation", "r2_gripper",
+    "acc_gripper", "bacc_gripper", "pearson", "mse",
     "psnr", "ssim", "n_train", "n_test", "n_test_episodes", "train_seconds", "probe_config",
     "encoder_key", "dataset_fingerprint", "error",
     "host", "git_commit", "wmprobe_version", "torch_version",
@@ -44,7 +48,8 @@ RECORD_COLUMNS = (
 # where and with what code each row was computed (set when the cell is computed, so a study's cached rows
 # keep the provenance of the run that measured them; config.yaml has the full versions of the latest run)
 ROW_PROVENANCE = ("host", "git_commit", "wmprobe_version", "torch_version")
-_STR = {"encoder", "family", "dataset", "split", "corruption", "layer", "probe", "probe_config", "encoder_key",
+_STR = {"encoder", "family", "dataset", "split", "corruption", "layer", "probe", "headline_groups", "probe_config",
+        "encoder_key",
         "dataset_fingerprint", "error", *ROW_PROVENANCE}
 _INT = {"k", "seed", "n_train", "n_test", "n_test_episodes"}
 PACKAGES = ("wmprobe", "torch", "numpy", "scipy", "transformers", "diffusers", "pybullet", "pyarrow")
@@ -140,6 +145,7 @@ def merge(old, new):
     if old is None or old.empty:
         df = new
     else:
+        old = with_all_columns(old)
         cols = set(old.columns) | set(new.columns)
         old, new = _with_optional_key(old, cols), _with_optional_key(new, cols)
         key = cell_key(new)
@@ -194,7 +200,16 @@ def read_records(path: str | os.PathLike):
     missing = [c for c in CELL_KEY if c not in df.columns]
     if missing:
         raise WmprobeError(f"{f} is not a wmprobe records file: missing columns {missing}")
-    return df
+    return with_all_columns(df)
+
+
+def with_all_columns(df):
+    """``df`` with every ``RECORD_COLUMNS`` column, those it lacks (records written before they existed, e.g.
+    ``headline_groups``) filled with "" (text) or NaN (numbers)."""
+    lacking = [c for c in RECORD_COLUMNS if c not in df.columns]
+    if not lacking:
+        return df
+    return df.assign(**{c: "" if c in _STR else np.nan for c in lacking})
 
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:

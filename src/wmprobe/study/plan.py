@@ -47,6 +47,7 @@ class DatasetRef:
     split_kind: str
     train: tuple[int, ...]
     test: tuple[int, ...]
+    headline: tuple[str, ...] = ()   # the action groups the headline r2 averages (empty: every group it has)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def _probe_key(cfg: Any, enc: EncoderRef, ds: DatasetRef, layer: str, k: int, pr
                         "tests": [[c, list(t)] for c, t in scored], "layer": layer, "k": k,
                         "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
                         "split": [ds.split_kind, list(ds.train), list(ds.test)],
+                        "headline": list(ds.headline) or "every-group",   # r2 = mean of these groups' R2
                         "label": [enc.label, enc.family, enc.id_weight, ds.name]})
 
 

@@ -168,7 +168,7 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
         base["train_corruption"] = task.train_corruption
     rows = probe_features(feats, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
                           layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
-                          base=base, test_sets=test_sets)
+                          base=base, test_sets=test_sets, headline=task.dataset.headline or None)
     from wmprobe.records import stamp            # where and with what code this cell was measured
     rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))  # what the cache returns
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
