@@ -150,10 +150,22 @@ def _probe_inputs(task: ProbeTask, cache: Cache, tokens: bool, test_episodes: tu
                    for corr, keys in task.tests]
 
 
-def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
-    rows = cache.load_cell(task.key)
+def _locked_cell(cache: Cache, key: str, compute: Any) -> list[dict[str, Any]]:
+    """The cell's cached rows, else ``compute()`` (which stores them) under the cell's file lock: of two
+    processes (or hosts) sharing a cache, the second waits for the first and reuses its rows."""
+    rows = cache.load_cell(key)
     if rows is not None:
         return rows
+    with cache.lock(f"cell-{key}"):
+        rows = cache.load_cell(key)   # written by another process while we waited
+        return rows if rows is not None else compute()
+
+
+def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
+    return _locked_cell(cache, task.key, lambda: _compute_probe(task, cache))
+
+
+def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     from wmprobe.data.splits import Split
     from wmprobe.pipeline import probe_features
     t0 = time.perf_counter()
@@ -177,9 +189,10 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
 
 
 def run_fidelity(task: FidelityTask, cache: Cache) -> list[dict[str, Any]]:
-    rows = cache.load_cell(task.key)
-    if rows is not None:
-        return rows
+    return _locked_cell(cache, task.key, lambda: _compute_fidelity(task, cache))
+
+
+def _compute_fidelity(task: FidelityTask, cache: Cache) -> list[dict[str, Any]]:
     from wmprobe.data.splits import Split
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
