@@ -151,3 +151,68 @@ def test_static_gap_is_smaller_in_static_scenes(df):
 def test_records_without_required_columns_are_rejected():
     with pytest.raises(ProbeError, match="lacks column"):
         summary_table(pd.DataFrame({"encoder": ["a"], "r2": [0.1]}))
+
+
+# ---- r2_norm: each encoder's place between the best floor and the ceiling ----------------------------------------
+def _norm_records(ceiling: bool = True) -> pd.DataFrame:
+    """Floors pixels 0.2 / random 0.3 (random the best), ceiling 0.8, an encoder at 0.55; two seeds (+-0.01),
+    two layers for the ceiling (its headline layer 'out' is the most measured), one corruption, a control."""
+    rows = []
+    refs = {("pixels:8", "pixels"): 0.2, ("random-conv:0", "random"): 0.3, ("zoo:vjepa", "vjepa"): 0.55}
+    if ceiling:
+        refs[("ceiling", "ceiling")] = 0.8
+    for (enc, fam), r2 in refs.items():
+        for corr, drop in (("clean", 0.0), ("noise:0.15", 0.1 if fam != "random" else 0.25)):
+            for seed, j in ((0, -0.01), (1, 0.01)):
+                cell = dict(encoder=enc, family=fam, id_weight=0.0, dataset="dynamic", split="task", corruption=corr,
+                            layer="out", k=4, seed=seed, error="")
+                rows.append(dict(cell, probe="mlp", r2=r2 - drop + j))
+                rows.append(dict(cell, probe="mlp-shuffled", r2=-0.02))
+        if fam == "ceiling":   # a second, worse layer measured once: not the headline layer
+            rows.append(dict(encoder=enc, family=fam, id_weight=0.0, dataset="dynamic", split="task",
+                             corruption="clean", layer="conv2", k=4, seed=0, error="", probe="mlp", r2=0.1))
+    return pd.DataFrame(rows)
+
+
+def test_r2_norm_is_0_at_the_best_floor_and_1_at_the_ceiling():
+    from wmprobe.analysis import add_r2_norm, floor_ceiling
+    d = add_r2_norm(_norm_records())
+    clean = d[(d["corruption"] == "clean") & (d["probe"] == "mlp") & (d["layer"] == "out")]
+    mean = clean.groupby("encoder")["r2_norm"].mean()
+    assert mean["random-conv:0"] == pytest.approx(0.0)          # the best floor is the max of the two floors
+    assert mean["ceiling"] == pytest.approx(1.0)
+    assert mean["zoo:vjepa"] == pytest.approx((0.55 - 0.3) / (0.8 - 0.3))
+    assert mean["pixels:8"] == pytest.approx((0.2 - 0.3) / 0.5)
+    # per seed: (r2 - floor) / (ceiling - floor) with the seed-mean floor and ceiling of the same group
+    row = clean[(clean["encoder"] == "zoo:vjepa") & (clean["seed"] == 1)].iloc[0]
+    assert row["r2_norm"] == pytest.approx((0.56 - 0.3) / 0.5)
+    # each corruption is its own group: under noise the pixels floor (0.1) beats random-init (0.05)
+    fc = floor_ceiling(_norm_records()).set_index(["corruption", "probe"])
+    assert fc.loc[("noise:0.15", "mlp"), "floor_label"] == "pixels:8"
+    assert fc.loc[("noise:0.15", "mlp"), "floor"] == pytest.approx(0.1)
+    assert fc.loc[("clean", "mlp"), "ceiling"] == pytest.approx(0.8)    # its headline layer, not the best row
+    noisy = d[(d["corruption"] == "noise:0.15") & (d["probe"] == "mlp") & (d["encoder"] == "zoo:vjepa")]
+    assert noisy["r2_norm"].mean() == pytest.approx((0.45 - 0.1) / (0.7 - 0.1))
+    assert d.loc[d["probe"] == "mlp-shuffled", "r2_norm"].isna().all()    # controls are not on this scale
+
+
+def test_r2_norm_is_nan_without_a_ceiling_and_in_the_summary():
+    from wmprobe.analysis import add_r2_norm
+    assert add_r2_norm(_norm_records(ceiling=False))["r2_norm"].isna().all()
+    s = summary_table(_norm_records()).set_index("label")
+    assert s.loc["ceiling", "r2_norm"] == pytest.approx(1.0) and s.loc["random-conv:0", "r2_norm"] == pytest.approx(0)
+    assert summary_table(_norm_records(ceiling=False))["r2_norm"].isna().all()
+    flat = add_r2_norm(_norm_records().assign(r2=lambda x: np.where(x["family"] == "ceiling", 0.32, x["r2"])))
+    assert flat.loc[flat["corruption"] == "clean", "r2_norm"].isna().all()   # ceiling - floor < MIN_SPAN
+    assert flat.loc[(flat["corruption"] != "clean") & (flat["probe"] == "mlp"), "r2_norm"].notna().all()
+
+
+def test_records_written_by_a_study_carry_r2_norm(tmp_path):
+    from wmprobe.records import read_records, write_records
+    rows = _norm_records().to_dict("records")
+    write_records(rows[: len(rows) // 2], tmp_path)                 # no ceiling yet
+    assert read_records(tmp_path)["r2_norm"].isna().all()
+    write_records(rows[len(rows) // 2:], tmp_path)                  # the ceiling arrives: every row is recomputed
+    df = read_records(tmp_path)
+    got = df[(df["encoder"] == "zoo:vjepa") & (df["corruption"] == "clean") & (df["probe"] == "mlp")]
+    assert got["r2_norm"].mean() == pytest.approx(0.5)

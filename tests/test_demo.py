@@ -67,6 +67,8 @@ def test_demo_report_opens_in_headless_chromium(demo, tmp_path):
     verdict = chromium_check(out / "report.html", tmp_path)
     assert verdict["errors"] == [] and verdict["broken"] == [] and verdict["blank"] == []
     assert verdict["figures"] >= 5 and verdict["sorted"] is True
+    lay = verdict["layout"]            # the page opens with the verdict, then the headline figure, then tables
+    assert None not in (lay["verdict"], lay["headline"]) and lay["verdict"] < lay["headline"] < lay["first_table"]
 
 
 @pytest.mark.parametrize("executor", [{"kind": "submitit", "submitit": {"cluster": "local", "tasks_per_job": 16,

@@ -12,14 +12,17 @@ from wmprobe.report import build_report
 
 
 
-def fake_records():
+def fake_records(test_episodes: int = 8):
+    """Two suites; floors (pixels, random-init), three zoo families frozen and +ID, the ceiling and the state
+    ceiling (frozen only), headline groups and gripper accuracy as the current records carry them."""
     rng = np.random.default_rng(0)
     fams = {"pixels": ("pixels", 0.15, 30), "random-conv": ("random", 0.2, 14),
-            "zoo:vae": ("vae", 0.35, 28), "zoo:vjepa": ("vjepa", 0.6, 15), "zoo:image-ssl": ("image-ssl", 0.45, 13)}
+            "zoo:vae": ("vae", 0.35, 28), "zoo:vjepa": ("vjepa", 0.6, 15), "zoo:image-ssl": ("image-ssl", 0.45, 13),
+            "ceiling": ("ceiling", 0.9, np.nan), "state": ("state", 0.95, np.nan)}
     rows = []
     for ds, shift in (("dynamic", 0.0), ("static", 0.1)):
         for enc, (fam, base, psnr) in fams.items():
-            for idw in (0.0, 0.1):
+            for idw in ((0.0,) if fam in ("pixels", "random", "ceiling", "state") else (0.0, 0.1)):
                 for corr, drop in (("clean", 0), ("noise:0.15", 0.3), ("blur:11", 0.5)):
                     for layer, lb in (("l1", -0.1), ("l2", 0.0)):
                         for k in (1, 4):
@@ -33,8 +36,16 @@ def fake_records():
                                                      r2=r2, r2_ci_low=r2 - 0.05, r2_ci_high=r2 + 0.05,
                                                      r2_translation=r2 + 0.1, r2_rotation=r2 - 0.2, r2_gripper=r2,
                                                      psnr=psnr + 3 * (idw > 0) if corr == "clean" else np.nan,
-                                                     ssim=0.5, dataset_fingerprint=f"fp-{ds}"))
+                                                     ssim=0.5, dataset_fingerprint=f"fp-{ds}",
+                                                     headline_groups="translation", acc_gripper=0.7,
+                                                     bacc_gripper=0.6, n_test_episodes=test_episodes))
     return rows
+
+
+AUDIT = {"dynamic": {"headline_groups": ["translation"], "rule": "state and image ceilings >= 0.5",
+                     "left_out": {"rotation": "state ceiling 0.13 on held-out tasks",
+                                  "gripper": "constant on the held-out tasks"}}}
+CONFIG = {"preset": "test", "audit": AUDIT, "leakage": {"ok": True, "checked": {"test_episodes": 8}, "problems": []}}
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +53,12 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     rows = fake_records()
     rows.append(dict(rows[0], seed=9, r2=np.nan, error="ProbeError: k=8 is longer than episode 3 (7 steps)"))
-    write_records(rows, out, {"preset": "test"})
+    write_records(rows, out, CONFIG)
     return build_report(out)
 
 
-FIGURES = ("pareto", "per_axis", "id_effect", "r2_vs_layer", "r2_vs_k", "robustness")
+FIGURES = ("pareto", "per_axis", "id_effect", "r2_vs_layer", "r2_vs_k", "robustness", "r2_norm")
+N_FIGURES = 2 * len(FIGURES) + 2     # per dataset, plus transfer and the headline figure
 
 
 def test_report_files(report):
@@ -59,16 +71,18 @@ def test_report_files(report):
     assert "\\begin{tabular}" in (out / "tables" / "robustness.tex").read_text()
     html = report.read_text()
     assert "http://" not in html and "https://" not in html  # self-contained
-    assert html.count("data:image/png;base64,") == 2 * len(FIGURES) + 1
+    assert html.count("data:image/png;base64,") == N_FIGURES
+    assert (out / "figures" / "headline.png").exists()
 
 
 def test_summary_ranks_by_r2_and_reports_the_control(report):
     import pandas as pd
     for name in ("summary", "summary-static"):
         s = pd.read_csv(report.parent / "tables" / f"{name}.csv")
-        assert s["label"].iloc[0] == "zoo:vjepa +ID"
+        assert list(s["label"].iloc[:3]) == ["state", "ceiling", "zoo:vjepa +ID"]
         assert (s["r2"].diff().dropna() <= 0).all()
         assert (s["shuffled_r2"] < 0.05).all()
+        assert s["r2_norm"].iloc[1] == pytest.approx(1.0)            # the ceiling
         idr = s[s["label"].str.endswith("+ID")]
         np.testing.assert_allclose(idr["id_gain"], idr["r2"] - idr["frozen_r2"])
         assert (idr["id_gain"] > 0.1).all()          # the fake +ID adds 0.2
@@ -88,7 +102,7 @@ def test_tables_and_findings_come_from_the_analysis(report):
     f = json.loads((out / "findings.json").read_text())
     dyn = f["per_dataset"]["dynamic"]
     assert dyn["best"]["label"] == "zoo:vjepa +ID"
-    assert dyn["id"]["raised"] == dyn["id"]["families"] == 5
+    assert dyn["id"]["raised"] == dyn["id"]["families"] == 3                  # vae, vjepa, image-ssl
     assert dyn["id"]["mean_drop_id"] > dyn["id"]["mean_drop_frozen"]     # the fake +ID halves the drop
     assert dyn["shuffled_max"] < 0.05
     (paper,) = dyn["paper_robustness"]                                   # zoo:vjepa, frozen vs +ID 0.1
@@ -112,12 +126,67 @@ def test_report_refuses_records_where_every_cell_failed(tmp_path):
         build_report(tmp_path)
 
 
+def test_report_opens_with_a_verdict_computed_from_the_records(report):
+    import re
+    html = report.read_text()
+    assert html.index('id="verdict"') < html.index('id="headline-figure"') < html.index("<table")
+    text = re.sub(r"<[^>]+>", "", re.search(r'<p id="verdict".*?</p>', html, re.S).group(0))
+    for fact in ("held-out tasks", "headline k = 4", "8 test episodes", "3 seed(s)", "headline group(s) translation",
+                 "Above the floors", "zoo:vjepa +ID", "The ceiling", "tiers whose tops are CI-separated",
+                 "+ID raised R2 for 3 of 3 families", "shuffled-pairs control", "left out of the headline",
+                 "rotation (state ceiling 0.13 on held-out tasks)", "leakage check found no test task",
+                 "With only 8 test episodes (fewer than 20)"):
+        assert fact in text, fact
+    f = json.loads((report.parent / "findings.json").read_text())["per_dataset"]["dynamic"]["verdict"]
+    assert f["tiers"][0] == ["zoo:vjepa +ID"] and f["small_data"] is True
+    assert "state" not in sum(f["tiers"], []) and f["references"]["ceiling"][0]["label"] == "ceiling"
+    assert {r["agreement"] for r in f["paper_table1"]["families"]} == {"agrees"}      # the fake +ID adds 0.2
+    assert "lambda" not in html and "(id_weight 0.1)" in html          # one name for +ID strength
+
+
+@pytest.fixture(scope="module")
+def large_report(tmp_path_factory):
+    """One dataset, clean cells only, 40 test episodes, old records (no ceiling, no groups, no audit)."""
+    out = tmp_path_factory.mktemp("large")
+    keep = ("headline_groups", "acc_gripper", "bacc_gripper")
+    rows = [{k: v for k, v in r.items() if k not in keep} for r in fake_records(test_episodes=40)
+            if r["dataset"] == "dynamic" and r["corruption"] == "clean" and r["family"] not in ("ceiling", "state")]
+    write_records(rows, out, {"preset": "test"})
+    return build_report(out)
+
+
+def test_small_data_warning_only_for_small_test_sets(report, large_report):
+    import re
+    html = large_report.read_text()
+    text = re.sub(r"<[^>]+>", "", re.search(r'<p id="verdict".*?</p>', html, re.S).group(0))
+    assert "40 test episodes" in text and "read the CIs before the ranks" not in html
+    assert "read the CIs before the ranks" in report.read_text()
+    assert "No ceiling was measured" in text and "No leakage check was recorded" in text
+    assert "No action-space audit was recorded" in text and "every action dim" in text
+    # the +ID figure's caption describes what is drawn: no corruptions here, so no dashed arrows
+    cap = re.search(r"<b>Frozen vs \+ID\.</b>(.*?)</figcaption>", html, re.S).group(1)
+    assert "arrow" in cap and "corruption" not in cap and "Dashed" not in cap
+    cap = re.search(r"<b>Frozen vs \+ID\.</b>(.*?)</figcaption>", report.read_text(), re.S).group(1)
+    assert "Dashed arrows" in cap
+
+
+def test_pngs_are_at_least_150_dpi(report):
+    from wmprobe.report.style import png_dpi
+    pngs = sorted((report.parent / "figures").glob("*.png"))
+    assert len(pngs) == N_FIGURES
+    for p in pngs:
+        assert png_dpi(p.read_bytes()) >= 150, p.name
+
+
 @pytest.mark.skipif(chromium() is None, reason="chromium not installed (.ci/run installs it)")
 def test_report_in_headless_chromium(report, tmp_path):
     verdict = chromium_check(report, tmp_path)
     assert verdict["errors"] == [] and verdict["broken"] == [] and verdict["blank"] == []
-    assert verdict["figures"] == 2 * len(FIGURES) + 1
+    assert verdict["figures"] == N_FIGURES
     assert verdict["sorted"] is True
+    lay = verdict["layout"]                         # rendered positions: verdict, then headline figure, then tables
+    assert lay["verdict"] is not None and lay["headline"] is not None
+    assert lay["verdict"] < lay["headline"] < lay["first_table"]
     img = verdict["shot"]
     assert img.std() > 0.05                         # not a blank page
     assert (img.std(axis=2) > 0.1).mean() > 0.002   # coloured plot marks are visible

@@ -7,8 +7,10 @@ smallest k), and the encoder's most-measured layer; values are means over seeds 
 CIs the mean of the per-seed bootstrap CIs over test episodes. An encoder is identified by
 ``(encoder, id_weight)``; its label is ``encoder`` plus `` +ID`` when ``id_weight > 0``.
 
-- ``summary_table(df)``: per (dataset, encoder, id_weight): R2 (mean, seed sd, CI, per axis group), PSNR,
-  SSIM, and for +ID rows the frozen R2 of the same encoder and the gain.
+- ``summary_table(df)``: per (dataset, encoder, id_weight): R2 (mean, seed sd, CI, per axis group), ``r2_norm``,
+  PSNR, SSIM, and for +ID rows the frozen R2 of the same encoder and the gain.
+- ``floor_ceiling(df)`` / ``add_r2_norm(df)``: per (dataset, split, corruption, probe, k) the best floor (pixels,
+  random-init) and the ceiling (``encoder = ceiling``); ``r2_norm = (r2 - floor) / (ceiling - floor)``.
 - ``pareto(df)``: the summary with ``on_front``: not dominated in (psnr, r2), both maximised.
 - ``robustness_long`` / ``robustness_table`` / ``robustness_curves``: R2 per corruption (type, severity),
   its drop from clean, frozen vs +ID; the wide table has one column per corruption spec.
@@ -29,6 +31,10 @@ IMAGE_FAMILIES = ("image-ssl", "dinov2", "dinov3", "siglip", "siglip2", "webdino
 VIDEO_FAMILIES = ("videomae", "video-mae", "vjepa", "vjepa2", "video-jepa")
 _CONTROL = ("-shuffled", "-single")
 HEADLINE_K = 4     # the paper's best step size (PAPER.md); used for the headline when a study measured it
+FLOOR_FAMILIES = ("pixels", "random")   # the pixel floor (pixels:N) and the random-init trunk (random-conv:SEED)
+CEILING = "ceiling"   # the shared trunk trained end to end on the inverse-dynamics objective alone (zoo)
+STATE = "state"       # the same probe on the dataset's proprioceptive state (the data's own ceiling)
+MIN_SPAN = 0.05       # r2_norm is NaN unless the ceiling clears the best floor by at least this much R2
 
 
 def headline_k(ks: Sequence[int] | pd.Series) -> int:
@@ -84,14 +90,105 @@ def headline_cells(df: pd.DataFrame, *, dataset: str | None = None, corruption: 
 
 
 def _mean_cols(d: pd.DataFrame) -> list[str]:
-    cols = ["r2", "r2_ci_low", "r2_ci_high", *(f"r2_{a}" for a in AXES), "psnr", "ssim", "psnr_own", "ssim_own"]
+    cols = ["r2", "r2_ci_low", "r2_ci_high", "r2_norm", *(f"r2_{a}" for a in AXES), "acc_gripper", "bacc_gripper",
+            "psnr", "ssim", "psnr_own", "ssim_own"]
     return [c for c in cols if c in d]
+
+
+# ---- floors, ceiling and r2_norm -------------------------------------------------------------------------------
+def is_family(d: pd.DataFrame, name: str | Sequence[str]) -> pd.Series:
+    """Rows whose ``family`` or ``encoder`` is ``name`` (or one of the names): floors are named by family
+    (``pixels``, ``random``), the ceiling and the state rows by both."""
+    names = {name} if isinstance(name, str) else set(name)
+    fam = d["family"].fillna("").astype(str) if "family" in d else pd.Series("", index=d.index)
+    return fam.isin(names) | d["encoder"].astype(str).isin(names)
+
+
+def _norm_keys(d: pd.DataFrame) -> list[str]:
+    return [c for c in ("dataset", "split", "corruption", "probe", "k", "train_corruption") if c in d]
+
+
+def _keyed(d: pd.DataFrame) -> pd.DataFrame:
+    """The r2_norm key columns of ``d`` with missing values made comparable (NaN split / train_corruption)."""
+    k = d[_norm_keys(d)].copy()
+    for c in ("split", "corruption", "probe", "dataset"):
+        if c in k:
+            k[c] = k[c].fillna("").astype(str)
+    if "train_corruption" in k:
+        k["train_corruption"] = k["train_corruption"].fillna("clean").astype(str)
+    return k
+
+
+def floor_ceiling(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, split, corruption, probe, k[, train_corruption]): ``floor`` = the best floor, i.e. the
+    largest seed-mean R2 among the floor encoders (``FLOOR_FAMILIES``), with ``floor_label``; ``ceiling`` = the
+    seed-mean R2 of the ``ceiling`` encoder (NaN where it was not measured). Each reference encoder is read at
+    its headline layer (its most-measured layer at the headline probe and k, as ``headline_cells``; where a
+    group lacks that layer, its best layer there). Rows with an error or a NaN R2 take no part."""
+    need = {"encoder", "dataset", "corruption", "probe", "k", "r2", "layer"}
+    if need - set(df.columns):
+        return pd.DataFrame()
+    d = df[df["error"].fillna("").astype(str) == ""] if "error" in df else df
+    d = d[np.isfinite(d["r2"].astype(float))]
+    if d.empty:
+        return pd.DataFrame()
+    keys = _norm_keys(d)
+    ident = ["dataset", "encoder", "id_weight"]
+    d = pd.concat([_keyed(d), d[["encoder", "layer"]].astype(str), d["r2"].astype(float),
+                   d["id_weight"].astype(float).fillna(0.0) if "id_weight" in d else pd.Series(0.0, index=d.index)
+                   .rename("id_weight")], axis=1)
+    d = d.assign(floor_=is_family(df.loc[d.index], FLOOR_FAMILIES), ceil_=is_family(df.loc[d.index], CEILING))
+    d = d[d["floor_"] | d["ceil_"]]
+    if d.empty:
+        return pd.DataFrame()
+    probes = [p for p in d["probe"].unique() if not str(p).endswith(_CONTROL)]
+    head = d[d["probe"] == ("mlp" if "mlp" in probes else min(probes, default=""))]
+    head = head[head["k"] == headline_k(head["k"])] if not head.empty else head
+    layer = head.groupby(ident)["layer"].agg(lambda s: s.value_counts().sort_index().idxmax())
+    enc = ["encoder", "id_weight"]             # "dataset" is one of the keys
+    m = d.groupby(keys + enc + ["layer", "floor_", "ceil_"])["r2"].mean().reset_index()
+    want = layer.to_dict()
+    m["pref"] = [want.get(t) == lay for t, lay in zip(zip(m["dataset"], m["encoder"], m["id_weight"]), m["layer"])]
+    m = m.sort_values(keys + enc + ["pref", "r2"], ascending=[True] * (len(keys) + 2) + [False, False],
+                      kind="stable").groupby(keys + enc).first().reset_index()
+    out = []
+    for flag, name in (("floor_", "floor"), ("ceil_", "ceiling")):
+        sub = m[m[flag]].sort_values(keys + ["r2", "encoder"], ascending=[True] * len(keys) + [False, True],
+                                     kind="stable")
+        if not sub.empty:
+            best = sub.groupby(keys, sort=True).first().reset_index()
+            out.append(best[keys + ["r2", "encoder"]].rename(columns={"r2": name, "encoder": f"{name}_label"}))
+    res = out[0] if len(out) == 1 else out[0].merge(out[1], on=keys, how="outer")
+    for name in ("floor", "ceiling"):
+        if name not in res:
+            res[name], res[f"{name}_label"] = np.nan, ""
+    return res.sort_values(keys).reset_index(drop=True)
+
+
+def add_r2_norm(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``r2_norm = (r2 - floor) / (ceiling - floor)`` (see ``floor_ceiling``; any old r2_norm column
+    is recomputed): 0 at the best floor, 1 at the ceiling. NaN for rows with an error, for the controls
+    (``-shuffled`` / ``-single`` probes measure leakage, not a place on this scale), where the cell's group has
+    no ceiling or no floor, or where the ceiling clears the floor by less than ``MIN_SPAN``."""
+    fc = floor_ceiling(df)
+    nan = np.full(len(df), np.nan)
+    if fc.empty or fc["ceiling"].isna().all() or fc["floor"].isna().all():
+        return df.assign(r2_norm=nan)
+    keys = _norm_keys(df)
+    m = _keyed(df).reset_index(drop=True).merge(fc, on=keys, how="left")
+    floor, ceil = m["floor"].to_numpy(float), m["ceiling"].to_numpy(float)
+    r2 = df["r2"].to_numpy(float)
+    ok = (ceil - floor >= MIN_SPAN) & ~df["probe"].astype(str).str.endswith(_CONTROL).to_numpy()
+    if "error" in df:
+        ok &= (df["error"].fillna("").astype(str) == "").to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return df.assign(r2_norm=np.where(ok, (r2 - floor) / (ceil - floor), nan))
 
 
 def summary_table(df: pd.DataFrame, dataset: str | None = None, probe: str | None = None) -> pd.DataFrame:
     """One row per (dataset, encoder, id_weight) on clean data, ranked by R2 within each dataset
     (``probe``: another probe's cells, e.g. ``ridge`` or the ``mlp-shuffled`` control; default the headline)."""
-    d = headline_cells(df, dataset=dataset, probe=probe)
+    d = headline_cells(add_r2_norm(df), dataset=dataset, probe=probe)
     if d.empty:
         return pd.DataFrame()
     keys = ["dataset", "encoder", "id_weight"]
@@ -232,11 +329,13 @@ def paper_robustness(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFra
 # ---- transfer and the static-scene effect ----------------------------------------------------------------------
 def transfer(df: pd.DataFrame, dataset_a: str, dataset_b: str, *, n_boot: int = 1000,
              seed: int = 0) -> dict[str, Any]:
-    """Spearman rho of the clean headline R2 of the encoders measured on both datasets, with a bootstrap CI."""
+    """Spearman rho of the clean headline R2 of the encoders measured on both datasets, with a bootstrap CI (the
+    ceiling and the state rows are references, not encoders: left out)."""
     from wmprobe.metrics import spearman, spearman_ci
     s = summary_table(df)
     if s.empty:
         raise ProbeError("transfer: the records hold no clean headline cells")
+    s = s[~is_family(s, (CEILING, STATE))]
     a = s[s["dataset"] == dataset_a].set_index("label")["r2"]
     b = s[s["dataset"] == dataset_b].set_index("label")["r2"]
     common = a.index.intersection(b.index)

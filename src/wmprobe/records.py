@@ -13,6 +13,7 @@ files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measu
 (e.g. ``r2_<group>`` of a group other than translation / rotation / gripper). ``r2`` is the mean of the R2 of
 the groups named in ``headline_groups`` (``translation+gripper``: each group counts once; ``all-dims``: every
 target dim, for data without groups; "" in records that predate the column, whose r2 averaged every dim).
+``r2_norm`` is derived on every write from all the rows together (NaN without a ceiling; docs/protocol.md).
 Every row carries ``ROW_PROVENANCE`` (host, git commit, wmprobe and torch versions of the process that computed
 it), so rows merged from several runs, machines or cluster nodes each say where they came from.
 """
@@ -176,7 +177,7 @@ def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike, co
         raise WmprobeError(f"cannot create results directory {out}: {exc}") from None
     new = _frame(rows)
     old = read_records(out) if merge_existing and (out / "records.parquet").exists() else None
-    df = merge(old, new)
+    df = _derived(merge(old, new))
     _atomic_write(out / "records.parquet", lambda p: df.to_parquet(p, index=False))
     _atomic_write(out / "records.csv", lambda p: df.to_csv(p, index=False))
     if config is not None:
@@ -184,6 +185,13 @@ def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike, co
         _atomic_write(out / "config.yaml",
                       lambda p: Path(p).write_text(yaml.safe_dump(_plain(doc), sort_keys=False)))
     return out
+
+
+def _derived(df):
+    """Columns derived from every cell at once, recomputed on each write: ``r2_norm`` (each row's place between
+    the best floor and the ceiling of its (dataset, split, corruption, probe, k); ``analysis.add_r2_norm``)."""
+    from wmprobe.analysis import add_r2_norm
+    return add_r2_norm(df)
 
 
 def read_records(path: str | os.PathLike):

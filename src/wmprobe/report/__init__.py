@@ -4,7 +4,10 @@ Every number in the report comes from ``wmprobe.analysis`` over DIR/records.parq
 computed in the page. Layout written into the results directory (MAIN = the first dataset by name; other
 datasets get the same files with ``-DATASET`` appended to the stem):
 
-    report.html                     self-contained (figures inline), opens from disk, no network
+    report.html                     self-contained (figures inline), opens from disk, no network; it opens with
+                                    the verdict (<p id="verdict">) and the headline figure, then the tables
+    figures/headline.png|svg        R2 with CI per encoder at the headline k vs the floors and the ceiling (MAIN)
+    figures/r2_norm.png|svg         r2_norm per encoder (0 = best floor, 1 = ceiling), per dataset with a ceiling
     figures/pareto.png|svg          fidelity (PSNR) vs action R2, frontier highlighted, per dataset
     figures/per_axis.png|svg        R2 per axis group (translation / rotation / gripper), per dataset
     figures/id_effect.png|svg       frozen -> +ID, clean and under corruption, per dataset
@@ -18,7 +21,10 @@ datasets get the same files with ``-DATASET`` appended to the stem):
     tables/transfer.csv             per-encoder R2 and ranks on each dataset pair, rho in transfer.json
     tables/static_gap.csv           video minus image-SSL mean R2 on the dynamic and the static suite
     tables/failed.csv               cells that failed, with their error (only when some did)
-    findings.json                   the numbers behind the "Findings" section
+    findings.json                   the numbers behind the verdict and the "Findings" section
+                                    (per_dataset.DATASET.verdict: tiers, CI separation, +ID, Table 1, limits)
+
+Figures are PNG at ``report.style.DPI`` (160) with one colour per family throughout (``report.style``).
 """
 from __future__ import annotations
 
@@ -32,32 +38,37 @@ import numpy as np
 import pandas as pd
 
 from wmprobe import analysis as A
+from wmprobe import verdict as V
 from wmprobe.errors import ProbeError
 from wmprobe.records import read_config, read_records
 from wmprobe.report import figures as F
 from wmprobe.report.html import esc, figure_html, page, table_html
+from wmprobe.report.text import SHUFFLED_LIMIT, SPLITS, findings_html, verdict_html  # noqa: F401
 
-SUMMARY_COLUMNS = [("encoder", "label"), ("family", "family"), ("layer", "layer"), ("R2", "r2"),
+SUMMARY_COLUMNS = [("encoder", "label"), ("family", "family"), ("tier", "tier"), ("layer", "layer"), ("R2", "r2"),
                    ("CI low", "r2_ci_low"), ("CI high", "r2_ci_high"), ("seed sd", "r2_seed_std"),
+                   ("r2_norm", "r2_norm"),
                    ("R2 transl.", "r2_translation"), ("R2 rot.", "r2_rotation"), ("R2 grip.", "r2_gripper"),
-                   ("ridge R2", "ridge_r2"), ("shuffled R2", "shuffled_r2"), ("frozen R2", "frozen_r2"),
-                   ("+ID gain", "id_gain"), ("PSNR", "psnr"), ("SSIM", "ssim"),
+                   ("grip. acc.", "acc_gripper"), ("grip. bal. acc.", "bacc_gripper"),
+                   ("ridge R2", "ridge_r2"), ("shuffled R2", "shuffled_r2"), ("single-frame R2", "single_r2"),
+                   ("frozen R2", "frozen_r2"), ("+ID gain", "id_gain"), ("PSNR", "psnr"), ("SSIM", "ssim"),
                    ("PSNR own dec.", "psnr_own"), ("SSIM own dec.", "ssim_own")]
-SHUFFLED_LIMIT = 0.05   # a shuffled-pairs control above this means the probe is leaking (docs/protocol.md)
 
 
 def summary(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The ranked table for one dataset: the headline cell per encoder, plus the same encoder's ridge R2 and
-    shuffled-pairs control R2 (NaN where not measured)."""
+    """The ranked table for one dataset: the headline cell per encoder, plus the same encoder's ridge R2, the
+    shuffled-pairs and single-frame control R2 (NaN where not measured) and its CI tier (``verdict.tiers``)."""
     s = A.summary_table(df, dataset)
     if s.empty:
         return s
     keys = ["encoder", "id_weight"]
     present = set(df["probe"].astype(str))
-    for probe, col in (("ridge", "ridge_r2"), (f"{A.headline_probe(A.measured_rows(df))}-shuffled", "shuffled_r2")):
+    head = A.headline_probe(A.measured_rows(df))
+    for probe, col in (("ridge", "ridge_r2"), (f"{head}-shuffled", "shuffled_r2"), (f"{head}-single", "single_r2")):
         other = A.summary_table(df, dataset, probe=probe) if probe in present else pd.DataFrame()
         s[col] = (s[keys].merge(other[keys + ["r2"]], on=keys, how="left")["r2"].to_numpy()
                   if not other.empty else np.nan)
+    s["tier"] = V.tiers(s)
     return s
 
 
@@ -68,6 +79,7 @@ def _fmt(v: object, digits: int = 3) -> object:
 
 
 def _save(fig, stem: Path) -> bytes:
+    """SVG and PNG (``report.style.DPI``) of ``fig`` under ``stem``; returns the PNG bytes (closes the figure)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(stem.with_suffix(".svg"), bbox_inches="tight")
     png = F.to_png(fig)
@@ -103,8 +115,10 @@ def build_report(results_dir: str | os.PathLike) -> Path:
     main = datasets[0]
     tables, figdir = out / "tables", out / "figures"
     tables.mkdir(parents=True, exist_ok=True)
-    findings: dict[str, Any] = {"datasets": datasets, "headline_probe": A.headline_probe(ok)}
+    findings: dict[str, Any] = {"datasets": datasets, "headline_probe": A.headline_probe(ok),
+                                "small_test_episodes": V.SMALL_TEST_EPISODES}
     sections: list[tuple[str, str]] = []
+    headline_fig = ""
     per_dataset: list[tuple[str, str]] = []
     pareto_all, rob_all = [], []
 
@@ -115,45 +129,72 @@ def build_report(results_dir: str | os.PathLike) -> Path:
             csv = summ[[c for _, c in cols]]
             csv.to_csv(tables / f"{_stem('summary', ds, main)}.csv", index=False)
             _latex(csv.rename(columns={c: t for t, c in cols}), tables / f"{_stem('summary', ds, main)}.tex")
-        numeric = [summ[c].dtype.kind == "f" for _, c in cols] if not summ.empty else []
-        rows = [[_fmt(r[c], 2 if c.startswith("psnr") else 3) for _, c in cols] for _, r in summ.iterrows()]
+        numeric = [summ[c].dtype.kind in "fi" for _, c in cols] if not summ.empty else []
+        digits = {c: 2 if c.startswith("psnr") else 0 if c == "tier" else 3 for _, c in cols}
+        rows = [[_fmt(r[c], digits[c]) for _, c in cols] for _, r in summ.iterrows()]
         body = [table_html([t for t, _ in cols], rows, numeric),
                 "<p class='note'>Encoders ranked by action R2 of the headline probe (mean over seeds; CI: "
-                "bootstrap over test episodes). 'shuffled R2' pairs steps from different episodes: it must be near "
-                "or below zero. '+ID gain' is R2 minus the frozen R2 of the same family. Click a header to "
-                "sort.</p>"]
+                "bootstrap over test episodes). 'tier': CI-separated tiers (docs/protocol.md). 'r2_norm': "
+                "(R2 - best floor) / (ceiling - best floor). 'shuffled R2' pairs steps from different episodes: "
+                "it must be near or below zero. '+ID gain' is R2 minus the frozen R2 of the same family. Click a "
+                "header to sort.</p>"]
+        verdict = V.dataset_verdict(df, summ, cfg, ds)
+        head = verdict.get("headline", {})
+        groups = [g for x in head.get("headline_groups", []) for g in x.split("+") if g != "all-dims"]
         figs = []
+        if ds == main and not summ.empty:
+            hf = F.headline_figure(summ, summ["tier"], ds, head.get("k", A.HEADLINE_K))
+            if hf is not None:
+                headline_fig = figure_html(_save(hf, figdir / "headline"), "Headline",
+                                           _headline_caption(summ, head, ds, hf), fig_id="headline-figure")
+        nf = F.r2_norm_figure(summ, ds)
+        if nf is not None:
+            figs.append(figure_html(_save(nf, figdir / _stem("r2_norm", ds, main)), "Between floor and ceiling",
+                                    "r2_norm per encoder: 0 is the best floor (pixels, random-init), 1 the ceiling "
+                                    "(the trunk trained on inverse dynamics alone); colour = family, hatched = +ID. "
+                                    + _note(nf)))
         par = A.pareto(df, ds)
         if not par.empty:
             pareto_all.append(par)
             fig = F.pareto_figure(par, ds)
             if fig is not None:
                 on = ", ".join(par.loc[par["on_front"], "label"])
+                note = _note(fig)
                 figs.append(figure_html(_save(fig, figdir / _stem("pareto", ds, main)), "Fidelity vs action",
-                                        f"Decoder-probe PSNR against action R2 on {ds}; on the frontier: {on}."))
+                                        f"Decoder-probe PSNR against action R2 on {ds} (colour = family, square = "
+                                        f"+ID, bars: R2 CI; a label moved off its point has a leader line); on "
+                                        f"the frontier (outlined, dashed): {on}. {note}"))
         rob = A.robustness_long(df, ds)
         if not rob.empty:
             rob_all.append(rob)
         clean = ok[(ok["dataset"] == ds) & (ok["corruption"] == "clean") &
                    (ok["probe"] == findings["headline_probe"])].assign(label=A.encoder_label)
+        ide = F.id_effect_figure(summ, rob if not rob.empty else None)
+        id_cap = ("Frozen -> +ID per encoder (id_weight in the label): an arrow from the frozen clean R2 to the +ID "
+                  "clean R2 in the family's colour, thin lines the two 95% CIs, * = the CIs do not overlap."
+                  + (" Dashed arrows from hollow dots: the mean R2 over the corruptions, frozen -> +ID."
+                     if getattr(ide, "wmprobe_drew_corruptions", False) else ""))
         for name, fig, title, cap in (
-            ("per_axis", F.per_axis_figure(summ), "Per-axis R2",
-             "R2 of each action axis group (translation, rotation, gripper), clipped at -1."),
-            ("id_effect", F.id_effect_figure(summ, rob if not rob.empty else None), "Frozen vs +ID",
-             "How inverse-dynamics supervision during pretraining moves each family: clean R2 (blue) and mean "
-             "R2 over the corruptions (red)."),
+            ("per_axis", F.per_axis_figure(summ, groups), "Per-axis R2",
+             "R2 of each action axis group per encoder (colour = family, hatched = +ID, ranked as the table)"
+             + ("; panels marked 'headline' are the groups the headline R2 averages." if groups else ".")),
+            ("id_effect", ide, "Frozen vs +ID", id_cap),
             ("r2_vs_layer", F.sweep_figure(clean, "layer", "layer"), "R2 vs layer",
-             "Which layer holds the action: the last one is often not the best."),
+             "Which layer holds the action (colour = family; frozen solid circles, +ID dashed squares)."),
             ("r2_vs_k", F.sweep_figure(clean, "k", "step size k"), "R2 vs k",
-             "Probing steps s and s+k; the target sums the k actions in between."),
+             "Probing steps s and s+k; the target sums the k actions in between (colour = family; frozen solid, "
+             "+ID dashed)."),
             ("robustness", F.robustness_figure(A.robustness_curves(df, ds)), "Robustness",
-             "R2 vs corruption severity (severity 0 = clean), frozen (solid) vs +ID (dashed), per family."),
+             "Mean R2 per family vs corruption strength in the corruption's own unit (noise: sigma on [0, 1] "
+             "pixels; blur: kernel size in pixels; ImageNet-C: severity 1-5), 0 = clean; frozen solid, +ID dashed."),
         ):
             if fig is not None:
+                cap = f"{cap} {_note(fig)}".strip()
                 figs.append(figure_html(_save(fig, figdir / _stem(name, ds, main)), title, cap))
         body.append(f"<div class='grid'>{''.join(figs)}</div>" if figs else "")
         per_dataset.append((f"{ds}", "\n".join(body)))
         findings.setdefault("per_dataset", {})[ds] = _dataset_findings(summ, par, rob)
+        findings["per_dataset"][ds]["verdict"] = verdict
         paper = A.paper_robustness(df, ds)
         if not paper.empty:
             findings["per_dataset"][ds]["paper_robustness"] = paper.to_dict("records")
@@ -168,7 +209,8 @@ def build_report(results_dir: str | os.PathLike) -> Path:
         _latex(wide.drop(columns=["encoder"]), tables / "robustness.tex")
 
     across = _across(df, datasets, tables, figdir, findings)
-    sections.append(("Findings", _findings_html(findings)))
+    sections.append(("Verdict", verdict_html(findings.get("per_dataset", {}), main) + headline_fig))
+    sections.append(("Findings", findings_html(findings)))
     sections.extend(per_dataset)
     if across:
         sections.append(("Across benchmarks", across))
@@ -205,13 +247,14 @@ def _dataset_findings(summ: pd.DataFrame, par: pd.DataFrame, rob: pd.DataFrame) 
     f: dict[str, Any] = {}
     if summ.empty:
         return f
-    top = summ.iloc[0]
+    cand = summ[V.roles(summ) == "encoder"]
+    top = (cand if not cand.empty else summ).iloc[0]
     f["best"] = {"label": top["label"], "r2": top["r2"], "ci": [top.get("r2_ci_low"), top.get("r2_ci_high")]}
     floors = summ[summ["family"].isin(["pixels", "random"])]
     if not floors.empty:
         fl = floors.sort_values("r2", ascending=False).iloc[0]
         f["best_floor"] = {"label": fl["label"], "r2": fl["r2"], "ci_high": fl.get("r2_ci_high")}
-        f["above_floor"] = summ[summ["r2_ci_low"] > fl["r2"]]["label"].tolist() if "r2_ci_low" in summ else []
+        f["above_floor"] = cand[cand["r2_ci_low"] > fl["r2"]]["label"].tolist() if "r2_ci_low" in cand else []
     if "shuffled_r2" in summ and summ["shuffled_r2"].notna().any():
         f["shuffled_max"] = float(summ["shuffled_r2"].max())
     if not par.empty and "psnr" in par and par["psnr"].notna().sum() >= 3:
@@ -269,68 +312,25 @@ def _across(df: pd.DataFrame, datasets: list[str], tables: Path, figdir: Path, f
     return "\n".join(html)
 
 
-def _n(x: Any, d: int = 2) -> str:
-    try:
-        return f"{float(x):.{d}f}" if np.isfinite(float(x)) else "n/a"
-    except (TypeError, ValueError):
-        return "n/a"
+def _note(fig) -> str:
+    return getattr(fig, "wmprobe_note", "") if fig is not None else ""
 
 
-PAPER_CORRUPTIONS_SHOWN = "clean / noise 0.15 / blur 11"
-
-
-def _findings_html(f: dict[str, Any]) -> str:
-    """Plain sentences over the computed numbers; each states what was measured, none is written in advance."""
-    items = []
-    for ds, d in f.get("per_dataset", {}).items():
-        if "best" in d:
-            b = d["best"]
-            s = f"<b>{esc(ds)}</b>: best {esc(b['label'])}, R2 {_n(b['r2'])} [{_n(b['ci'][0])}, {_n(b['ci'][1])}]"
-            if "best_floor" in d:
-                fl = d["best_floor"]
-                s += (f"; best floor {esc(fl['label'])} {_n(fl['r2'])}; {len(d['above_floor'])} encoder(s) with a "
-                      f"CI entirely above that floor")
-            items.append(s + ".")
-        if "fidelity" in d:
-            fi = d["fidelity"]
-            items.append(f"{esc(ds)}: fidelity vs action, Spearman rho(PSNR, R2) = {_n(fi['spearman_psnr_r2'])} "
-                         f"over {fi['n']} encoders; highest PSNR: {esc(fi['highest_psnr'])} (rank "
-                         f"{fi['highest_psnr_r2_rank']} by R2); Pareto frontier: {esc(', '.join(fi['on_front']))}.")
-        if "id" in d:
-            i = d["id"]
-            s = (f"{esc(ds)}: +ID raised clean R2 for {i['raised']} of {i['families']} families (mean change "
-                 f"{_n(i['mean_gain'], 3)})")
-            if "mean_drop_frozen" in i:
-                s += (f"; mean R2 drop under corruption {_n(i['mean_drop_frozen'])} frozen vs "
-                      f"{_n(i['mean_drop_id'])} +ID")
-            items.append(s + ".")
-        for p in d.get("paper_robustness", []):
-            n, b = PAPER_CORRUPTIONS_SHOWN, A.PAPER_CORRUPTIONS
-            fro = " / ".join(_n(p[f"frozen_{c}"]) for c in ("clean",) + b)
-            idv = " / ".join(_n(p[f"id_{c}"]) for c in ("clean",) + b)
-            ref = A.PAPER_VJEPA2_ROBUSTNESS
-            items.append(f"{esc(ds)}: the paper's +ID robustness pattern on {esc(p['encoder'])} (R2 {n}): frozen "
-                         f"{fro} vs +ID (weight {p['id_weight']:g}) {idv}; the paper's V-JEPA 2: frozen "
-                         f"{' / '.join(f'{x:.2f}' for x in ref['frozen'])} vs +ID "
-                         f"{' / '.join(f'{x:.2f}' for x in ref['+ID'])}. "
-                         + ("Repeated: +ID loses less R2 under both corruptions." if p["repeats"] else
-                            "Not repeated: +ID does not lose less R2 under both corruptions."))
-        if "shuffled_max" in d:
-            bad = d["shuffled_max"] > SHUFFLED_LIMIT
-            items.append(f"<span class='{'bad' if bad else 'good'}'>{esc(ds)}: shuffled-pairs control at most "
-                         f"{_n(d['shuffled_max'], 3)}{' (above 0.05: the probe may be leaking)' if bad else ''}"
-                         f".</span>")
-    for key, t in f.get("transfer", {}).items():
-        items.append(f"Transfer {esc(t['dataset_a'])} vs {esc(t['dataset_b'])}: Spearman rho {_n(t['rho'])} "
-                     f"[{_n(t['rho_ci_low'])}, {_n(t['rho_ci_high'])}] over {t['n_encoders']} encoders.")
-    if "static_gap" in f:
-        g = {r["dataset"]: r["gap"] for r in f["static_gap"]["table"]}
-        items.append("Video minus image-SSL R2: " + ", ".join(f"{esc(k)} {_n(v, 3)}" for k, v in g.items()) + ".")
-    if not items:
-        return "<p>Too few cells for findings.</p>"
-    return ("<ul class='findings'>" + "".join(f"<li>{s}</li>" for s in items) + "</ul>"
-            "<p class='note'>Computed from the records below (findings.json holds the numbers). With the demo's "
-            "small data, read the CIs before the ranks.</p>")
+def _headline_caption(summ: pd.DataFrame, head: dict[str, Any], ds: str, fig) -> str:
+    role = V.roles(summ)
+    drawn = ["grey band: the floors (pixels, random-init) up to the highest floor CI, a line at each floor's R2"
+             if (role == "floor").any() else "no floor was measured"]
+    if (role == "ceiling").any():
+        drawn.append("dashed black line (dotted hatching: its CI): the ceiling, the trunk trained on inverse "
+                     "dynamics alone")
+    if (role == "state").any():
+        drawn.append("dotted line: the state ceiling, the same probe on the robot's state")
+    eps = head.get("test_episodes")
+    return (f"R2 with 95% CI per encoder on {ds} at the headline k = {head.get('k')} "
+            f"({SPLITS.get(head.get('split', ''), head.get('split', ''))}, "
+            f"{eps if eps else 'an unrecorded number of'} test episodes, {head.get('seeds')} seed(s)); colour = "
+            f"family, square = +ID; " + "; ".join(drawn) + "; dashed rules separate the CI-separated tiers. "
+            + _note(fig)).strip()
 
 
 def _provenance(df: pd.DataFrame, cfg: dict) -> str:

@@ -2,127 +2,265 @@
 
 Every function returns a ``Figure``, or ``None`` when its table holds too little to show (a single k, no
 PSNR, no corruption). Conventions are those of ``wmprobe.analysis``: an encoder's headline cell is the
-headline probe (``mlp`` when measured), the headline k (4 when measured), clean frames and its most-measured layer; values are
-means over seeds and error bars the mean bootstrap CI over test episodes; ``label`` is the encoder plus
-``+ID`` when it was trained with inverse-dynamics supervision. Frozen encoders are drawn with circles and
-solid lines, +ID ones with squares and dashed lines, one colour per family throughout the report.
+headline probe (``mlp`` when measured), the headline k (4 when measured), clean frames and its most-measured
+layer; values are means over seeds and error bars the mean bootstrap CI over test episodes; ``label`` is the
+encoder plus ``+ID`` when it was trained with inverse-dynamics supervision (``id_weight`` > 0). The look is
+``report.style``: colour = family in every figure, frozen = circle / solid, +ID = square / dashed (hatched
+bars), axes that one outlier cannot squash (clipped values drawn on the edge with a triangle). A figure may set
+``fig.wmprobe_note``: a sentence the caption adds (what was clipped, what is not drawn).
 """
 from __future__ import annotations
 
-import io
-from typing import Any
+from typing import Any, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from wmprobe.analysis import headline_k
+from wmprobe.report.style import (HATCH_ID, family_colour, family_colours, is_id, repel_labels, robust_limits,
+                                  style, to_png)
 
-from wmprobe.analysis import headline_k  # noqa: E402
-
-FAMILY_ORDER = ("pixels", "random", "image-ssl", "vae", "autoencoder", "diffusion", "videomae", "video-mae",
-                "vjepa", "video-jepa", "dynamics", "dynamics-actin")
 AXES = ("translation", "rotation", "gripper")
 
 
-def family_colours(families) -> dict[str, tuple]:
-    """One tab10/tab20 colour per family, in a fixed family order so colours agree across figures."""
-    fams = sorted({str(f) for f in families}, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
-    cmap = plt.get_cmap("tab10" if len(fams) <= 10 else "tab20")
-    return {f: cmap(i % cmap.N) for i, f in enumerate(fams)}
+def _note(fig, *parts: str) -> None:
+    fig.wmprobe_note = " ".join(p for p in parts if p)
 
 
-def _style(id_weight: float) -> dict[str, Any]:
-    return {"marker": "s", "ls": "--"} if float(id_weight) > 0 else {"marker": "o", "ls": "-"}
-
-
-def to_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _yerr(r: pd.Series) -> list[list[float]] | None:
+def _xerr(r: pd.Series) -> list[list[float]] | None:
     if not {"r2_ci_low", "r2_ci_high"} <= set(r.index) or not np.isfinite([r["r2_ci_low"], r["r2_ci_high"]]).all():
         return None
     return [[max(0.0, r["r2"] - r["r2_ci_low"])], [max(0.0, r["r2_ci_high"] - r["r2"])]]
 
 
-def pareto_figure(p: pd.DataFrame, dataset: str):
-    """Fidelity (decoder PSNR) vs action R2 for one dataset's ``analysis.pareto`` rows; frontier highlighted."""
-    p = p[np.isfinite(p["psnr"].astype(float))] if "psnr" in p else p.iloc[:0]
-    if len(p) < 2:
+def _markers(d: pd.DataFrame) -> pd.Series:
+    """Index of each row among rows of the same (family, variant): picks its marker (``style``)."""
+    fam = d["family"].astype(str) if "family" in d else pd.Series("", index=d.index)
+    var = d["id_weight"].map(is_id) if "id_weight" in d else pd.Series(False, index=d.index)
+    return d.assign(_f=fam, _v=var).groupby(["_f", "_v"]).cumcount()
+
+
+def headline_figure(s: pd.DataFrame, tiers: pd.Series | None, dataset: str, k: int):
+    """R2 with CI per encoder at the headline cell, against the band of the floors (pixels, random-init: grey
+    band up to the highest floor CI) and the ceiling / state ceiling (vertical lines, CI shaded). Encoders are
+    ranked top to bottom; thin rules separate the tiers (``verdict.tiers``). ``s``: one dataset's summary rows."""
+    from wmprobe.verdict import roles
+    if s.empty:
         return None
-    colours = family_colours(p["family"])
-    fig, ax = plt.subplots(figsize=(6.6, 4.6))
-    for _, r in p.iterrows():
-        st = _style(r["id_weight"])
-        ax.errorbar(r["psnr"], r["r2"], yerr=_yerr(r), fmt=st["marker"], color=colours[r["family"]],
-                    ms=9 if r["on_front"] else 6, mec="k" if r["on_front"] else "none", mew=1.4, capsize=2,
-                    label=r["family"], zorder=3)
-        ax.annotate(r["label"], (r["psnr"], r["r2"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    f = p[p["on_front"]].sort_values("psnr")
-    ax.plot(f["psnr"], f["r2"], "k--", lw=1, alpha=0.6, label="Pareto frontier", zorder=2)
-    handles, labels = ax.get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
-    ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="best")
-    ax.set_xlabel("fidelity: decoder-probe PSNR on test frames (dB)")
-    ax.set_ylabel("action R2 (inverse-dynamics probe)")
-    ax.set_title(f"{dataset}: squares = +ID, outlined = on the frontier", fontsize=9)
-    ax.grid(alpha=0.3)
+    role = roles(s)
+    enc = s[role == "encoder"].copy()
+    if enc.empty:
+        return None
+    enc["_tier"] = tiers.reindex(enc.index).fillna(0).astype(int) if tiers is not None else 1
+    enc = enc.assign(_neg=-enc["r2"]).sort_values(["_neg", "label"]).reset_index(drop=True)
+    refs = s[role != "encoder"]
+    vals = list(enc["r2"]) + list(refs["r2"]) + list(enc.get("r2_ci_high", []))
+    lo, hi = robust_limits(vals)
+    fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(enc) + 1.9))
+    y = np.arange(len(enc))[::-1]
+    floors = refs[role[refs.index] == "floor"]
+    if not floors.empty:
+        top = float(np.nanmax(floors[[c for c in ("r2", "r2_ci_high") if c in floors]].to_numpy(float)))
+        ax.axvspan(lo, top, color="0.85", zorder=0, label="floor band (up to the highest floor CI)")
+        for _, f in floors.iterrows():
+            ax.axvline(f["r2"], color=family_colour(f["family"]), lw=1.2, ls="-", zorder=1,
+                       label=f"floor: {f['label']} {f['r2']:.2f}")
+    for name, ls in (("ceiling", "--"), ("state", ":")):
+        for _, c in refs[role[refs.index] == name].iterrows():
+            if np.isfinite([c.get("r2_ci_low", np.nan), c.get("r2_ci_high", np.nan)]).all():
+                ax.axvspan(c["r2_ci_low"], c["r2_ci_high"], facecolor="none", edgecolor=family_colour(c["family"]),
+                           hatch="..." if name == "ceiling" else "\\\\", alpha=0.35, lw=0, zorder=0)
+            what = "ceiling (inverse dynamics end to end)" if name == "ceiling" else "state ceiling (robot state)"
+            ax.axvline(c["r2"], color=family_colour(c["family"]), lw=1.4, ls=ls, zorder=1,
+                       label=f"{what} {c['r2']:.2f}")
+    clipped, idx = 0, _markers(enc)
+    for i, (_, r) in enumerate(enc.iterrows()):
+        st = style(r["id_weight"], int(idx.iloc[i]))
+        x, err = r["r2"], _xerr(r)
+        if x < lo:
+            clipped += 1
+            ax.plot([lo], [y[i]], "<", color=family_colour(r["family"]), ms=7, zorder=3)
+            continue
+        ax.errorbar(x, y[i], xerr=err, fmt=st["marker"], color=family_colour(r["family"]), ms=6, capsize=2,
+                    zorder=3)
+    tier_vals = enc["_tier"].to_numpy()
+    for i in range(1, len(enc)):
+        if tier_vals[i] != tier_vals[i - 1]:
+            ax.axhline((y[i] + y[i - 1]) / 2, color="0.35", lw=0.7, ls=(0, (4, 2)))
+    if tiers is not None and tier_vals.max() > 1:
+        for t in np.unique(tier_vals):
+            ys = y[tier_vals == t]
+            ax.text(1.01, ys.mean(), f"tier {t}", transform=ax.get_yaxis_transform(), fontsize=7,
+                    va="center", color="0.3")
+    ax.set_yticks(y, enc["label"], fontsize=8)
+    ax.set_ylim(-0.7, len(enc) - 0.3)
+    ref_hi = [v for c in ("r2", "r2_ci_high") if c in refs for v in refs[c].astype(float) if np.isfinite(v)]
+    ax.set_xlim(lo, max([hi] + ref_hi) + 0.02)
+    ax.set_xlabel(f"action R2 at k = {k} (mean over seeds; bar: 95% CI over test episodes)")
+    ax.grid(axis="x", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12 - 0.6 / max(len(enc), 3)), ncol=2,
+                  frameon=False)
+    ax.set_title(f"{dataset}: squares = +ID; dashed rules separate CI-separated tiers", fontsize=9)
+    _note(fig, f"{clipped} encoder(s) below {lo:.2f} are drawn at the left edge (<)." if clipped else "")
     return fig
 
 
-def per_axis_figure(s: pd.DataFrame):
-    """Grouped bars of R2 per action axis group, one group of bars per encoder (``summary_table`` rows)."""
-    cols = [f"r2_{a}" for a in AXES if f"r2_{a}" in s and np.isfinite(s[f"r2_{a}"].astype(float)).any()]
-    if s.empty or not cols:
+def r2_norm_figure(s: pd.DataFrame, dataset: str):
+    """``r2_norm`` per encoder (0 = the best floor, 1 = the ceiling), bars coloured by family, +ID hatched."""
+    from wmprobe.verdict import roles
+    if s.empty or "r2_norm" not in s or s["r2_norm"].notna().sum() == 0:
         return None
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(s) + 2), 3.8))
-    x = np.arange(len(s))
-    w = 0.8 / len(cols)
-    for i, c in enumerate(cols):
-        ax.bar(x + (i - (len(cols) - 1) / 2) * w, s[c].astype(float).clip(lower=-1), w, label=c[3:])
-    ax.set_xticks(x, s["label"], rotation=45, ha="right", fontsize=8)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_ylabel("R2 (clipped at -1)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    d = s[(roles(s) == "encoder") & s["r2_norm"].notna()].sort_values("r2_norm", ascending=False)
+    if d.empty:
+        return None
+    lo, hi = robust_limits(list(d["r2_norm"]) + [0.0, 1.0])
+    vals, mask = np.asarray(d["r2_norm"], float), np.asarray(d["r2_norm"], float) < lo
+    fig, ax = plt.subplots(figsize=(6.6, 0.3 * len(d) + 1.4))
+    y = np.arange(len(d))[::-1]
+    ax.barh(y, np.maximum(vals, lo), color=[family_colour(f) for f in d["family"]],
+            hatch=[HATCH_ID if is_id(w) else "" for w in d["id_weight"]], edgecolor="white", lw=0)
+    for yi in y[mask]:
+        ax.plot([lo], [yi], "<", color="k", ms=6)
+    ax.axvline(0, color=family_colour("pixels"), lw=1.2, label="0 = best floor")
+    ax.axvline(1, color=family_colour("ceiling"), lw=1.2, ls="--", label="1 = ceiling")
+    ax.set_yticks(y, d["label"], fontsize=8)
+    ax.set_xlim(lo, max(hi, 1.05))
+    ax.set_xlabel("r2_norm = (R2 - best floor) / (ceiling - best floor)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"{dataset}: hatched = +ID", fontsize=9)
+    _note(fig, f"{int(mask.sum())} encoder(s) below {lo:.2f} drawn at the edge (<)." if mask.any() else "")
+    return fig
+
+
+def pareto_figure(p: pd.DataFrame, dataset: str):
+    """Fidelity (decoder PSNR) vs action R2 for one dataset's ``analysis.pareto`` rows; frontier highlighted.
+    Labels never overlap (``style.repel_labels``)."""
+    p = p[np.isfinite(p["psnr"].astype(float))] if "psnr" in p else p.iloc[:0]
+    if len(p) < 2:
+        return None
+    p = p.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(6.4, max(4.4, 0.16 * len(p) + 1.5)))
+    lo, hi = robust_limits(list(p["r2"]) + list(p.get("r2_ci_high", [])))
+    idx = _markers(p)
+    clipped = 0
+    for i, r in p.iterrows():
+        st = style(r["id_weight"], int(idx[i]))
+        c = family_colour(r["family"])
+        yv = max(r["r2"], lo)
+        clipped += r["r2"] < lo
+        ax.errorbar(r["psnr"], yv, yerr=None if r["r2"] < lo else _xerr(r),
+                    fmt="v" if r["r2"] < lo else st["marker"], color=c, ms=9 if r["on_front"] else 6,
+                    mec="k" if r["on_front"] else "none", mew=1.4, capsize=2, zorder=3)
+    f = p[p["on_front"]].sort_values("psnr")
+    ax.plot(f["psnr"], f["r2"].clip(lower=lo), "k--", lw=1, alpha=0.6, zorder=2)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("fidelity: decoder-probe PSNR on test frames (dB)")
+    ax.set_ylabel("action R2 (inverse-dynamics probe)")
+    ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=family_colour(fam), marker="o", ls="", label=fam)
+               for fam in dict.fromkeys(p["family"].astype(str))]
+    handles += [plt.Line2D([], [], color="k", mfc="none", marker="o", ls="", label="frozen"),
+                plt.Line2D([], [], color="k", mfc="none", marker="s", ls="", label="+ID"),
+                plt.Line2D([], [], color="k", ls="--", label="Pareto frontier (outlined)")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=4, frameon=False)
+    xl = ax.get_xlim()
+    ax.set_xlim(xl[0], xl[1] + 0.25 * (xl[1] - xl[0]))          # room for the labels of the rightmost points
+    repel_labels(ax, p["psnr"].tolist(), [max(v, lo) for v in p["r2"]], p["label"].tolist(),
+                 colours=[family_colour(x) for x in p["family"]])
+    ax.set_title(f"{dataset}: fidelity vs action", fontsize=9)
+    _note(fig, f"{clipped} encoder(s) with R2 below {lo:.2f} drawn at the lower edge (v)." if clipped else "")
+    return fig
+
+
+def per_axis_figure(s: pd.DataFrame, headline_groups: Sequence[str] = ()):
+    """R2 per action axis group: one panel per group (titled with whether the headline averages it), a bar per
+    encoder in the order of the headline ranking, coloured by family, +ID hatched."""
+    groups = [a for a in AXES if f"r2_{a}" in s and np.isfinite(s[f"r2_{a}"].astype(float)).any()]
+    groups += sorted(g for g in headline_groups if g not in groups and f"r2_{g}" in s)
+    if s.empty or not groups:
+        return None
+    lo, hi = robust_limits([v for g in groups for v in s[f"r2_{g}"].astype(float)] + [0.0])
+    fig, axes = plt.subplots(1, len(groups), figsize=(2.5 * len(groups) + 1.6, 0.26 * len(s) + 1.4),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(s))[::-1]
+    clipped = 0
+    for ax, g in zip(axes[0], groups):
+        vals = s[f"r2_{g}"].to_numpy(float)
+        mask = vals < lo
+        clipped += int(mask.sum())
+        ax.barh(y, np.where(mask, lo, vals), color=[family_colour(f) for f in s["family"]],
+                hatch=[HATCH_ID if is_id(w) else "" for w in s["id_weight"]], edgecolor="white", lw=0)
+        for yi in y[mask]:
+            ax.plot([lo], [yi], "<", color="k", ms=5)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlim(lo, max(hi, 0.05))
+        tag = "" if not headline_groups else (" (headline)" if g in headline_groups else " (not in headline)")
+        ax.set_title(g + tag, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0, 0].set_yticks(y, s["label"], fontsize=7)
+    fig.supxlabel("R2 of the axis group (hatched: +ID)", fontsize=8)
+    fig.tight_layout()
+    _note(fig, f"{clipped} value(s) below {lo:.2f} drawn at the left edge (<)." if clipped else "")
     return fig
 
 
 def id_effect_figure(s: pd.DataFrame, rob: pd.DataFrame | None = None):
-    """Frozen -> +ID per family: clean R2 (and, when measured, mean R2 over corruptions) as arrows."""
+    """Frozen -> +ID per encoder: an arrow from the frozen clean R2 to the +ID clean R2 (solid, family colour;
+    whiskers: both CIs) and, where the corruptions were measured for both, from the frozen to the +ID mean R2
+    over the corruptions (dashed, hollow markers). A * after the name: the clean CIs do not overlap."""
+    from wmprobe.verdict import ci_separated
     if s.empty or not (s["id_weight"] > 0).any() or s["frozen_r2"].notna().sum() == 0:
         return None
-    pairs = s[(s["id_weight"] > 0) & s["frozen_r2"].notna()].sort_values("frozen_r2")
+    pairs = s[(s["id_weight"] > 0) & s["frozen_r2"].notna()].sort_values("frozen_r2").reset_index(drop=True)
+    frozen = s[s["id_weight"] == 0].set_index("encoder")
     corr = None
     if rob is not None and not rob.empty and (rob["corruption"] != "clean").any():
         corr = rob[rob["corruption"] != "clean"].groupby(["encoder", "id_weight"])["r2"].mean()
-    fig, ax = plt.subplots(figsize=(6.6, max(2.6, 0.42 * len(pairs) + 1.2)))
+    vals = list(pairs["frozen_r2"]) + list(pairs["r2"]) + (list(corr.values) if corr is not None else [])
+    lo, hi = robust_limits(vals)
+    fig, ax = plt.subplots(figsize=(6.6, max(2.6, 0.5 * len(pairs) + 1.3)))
+    drew_corr, clipped, names = False, 0, []
 
-    def arrow(a: float, b: float, y: float, colour: str, ls: str) -> None:
-        a, b = max(a, -2.0), max(b, -2.0)
-        ax.plot([a], [y], "o", color=colour, ms=5)
-        ax.plot([b], [y], ">" if b >= a else "<", color=colour, ms=5)   # plotted, so the axes scale to it
-        ax.annotate("", (b, y), (a, y), arrowprops={"arrowstyle": "-", "color": colour, "lw": 1.4, "ls": ls})
+    def arrow(a: float, b: float, y: float, colour: Any, dashed: bool) -> None:
+        nonlocal clipped
+        clipped += (a < lo) + (b < lo)
+        a, b = max(a, lo), max(b, lo)
+        face = "none" if dashed else colour
+        ax.plot([a], [y], "o", color=colour, mfc=face, ms=5, zorder=3)
+        ax.annotate("", (b, y), (a, y), arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.4,
+                                                    "ls": "--" if dashed else "-", "shrinkA": 0, "shrinkB": 0})
 
-    for i, (_, r) in enumerate(pairs.iterrows()):
-        arrow(r["frozen_r2"], r["r2"], i, "C0", "-")
+    for i, r in pairs.iterrows():
+        c = family_colour(r["family"])
+        f = frozen.loc[r["encoder"]] if r["encoder"] in frozen.index else None
+        for src, dy in ((f, 0.08), (r, -0.08)):
+            if src is not None and np.isfinite([src.get("r2_ci_low", np.nan), src.get("r2_ci_high", np.nan)]).all():
+                ax.plot([max(src["r2_ci_low"], lo), max(src["r2_ci_high"], lo)], [i + dy] * 2, color=c, lw=0.8,
+                        alpha=0.6)
+        arrow(r["frozen_r2"], r["r2"], i, c, False)
         if corr is not None and (r["encoder"], 0.0) in corr.index and (r["encoder"], r["id_weight"]) in corr.index:
-            arrow(corr[(r["encoder"], 0.0)], corr[(r["encoder"], r["id_weight"])], i - 0.28, "C3", "--")
-    ax.set_yticks(range(len(pairs)), [f"{r['encoder']} (lambda={r['id_weight']:g})" for _, r in pairs.iterrows()],
-                  fontsize=8)
+            arrow(corr[(r["encoder"], 0.0)], corr[(r["encoder"], r["id_weight"])], i - 0.3, c, True)
+            drew_corr = True
+        sep = f is not None and ci_separated(f.get("r2_ci_low", np.nan), f.get("r2_ci_high", np.nan),
+                                             r.get("r2_ci_low", np.nan), r.get("r2_ci_high", np.nan))
+        names.append(f"{r['encoder']} (id_weight={r['id_weight']:g}){' *' if sep else ''}")
+    ax.set_yticks(range(len(pairs)), names, fontsize=8)
+    ax.set_ylim(-0.7, len(pairs) - 0.4)
+    ax.set_xlim(lo, hi)
     ax.axvline(0, color="k", lw=0.8)
-    handles = [plt.Line2D([], [], color="C0", marker="o", label="clean R2: frozen (dot) -> +ID (arrow head)")]
-    if corr is not None:
-        handles.append(plt.Line2D([], [], color="C3", marker="o", ls="--",
-                                  label="mean R2 over corruptions (clipped at -2)"))
+    handles = [plt.Line2D([], [], color="0.3", marker="o", label="clean R2: frozen (dot) -> +ID (arrow head)")]
+    if drew_corr:
+        handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="none", ls="--",
+                                  label="mean R2 over the corruptions"))
     ax.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
-    ax.set_xlabel("action R2")
+    ax.set_xlabel("action R2 (thin lines: 95% CIs, frozen above, +ID below)")
     ax.grid(axis="x", alpha=0.3)
+    fig.wmprobe_drew_corruptions = drew_corr
+    _note(fig, f"{clipped} end(s) below {lo:.2f} drawn at the left edge." if clipped else "")
     return fig
 
 
@@ -133,29 +271,42 @@ def sweep_figure(d: pd.DataFrame, by: str, xlabel: str):
         return None
     if by == "layer":
         d = d[d["k"] == headline_k(d["k"])]
-    d = d.groupby(["label", by])["r2"].mean().reset_index()
+    keys = ["label", "family", "id_weight"] if "family" in d else ["label", "id_weight"]
+    d = d.groupby(keys + [by])["r2"].mean().reset_index()
     multi = d.groupby("label")[by].nunique()
     d = d[d["label"].isin(multi[multi >= 2].index)]
     if d.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6.6, 4.0))
-    for lab, g in d.groupby("label"):
-        st = _style(1.0 if lab.endswith("+ID") else 0.0)
+    lo, hi = robust_limits(d["r2"])
+    fig, ax = plt.subplots(figsize=(6.6, 4.2))
+    lines = d.drop_duplicates("label")[keys].reset_index(drop=True)
+    idx = _markers(lines.assign(family=lines.get("family", "")))
+    clipped = 0
+    for i, ln in lines.iterrows():
+        g = d[d["label"] == ln["label"]]
+        st = style(ln["id_weight"], int(idx[i]))
+        c = family_colour(ln.get("family", ""))
         if by == "layer":
             g = g.assign(order=g["layer"].map(_layer_order)).sort_values("order")
-            ax.plot(range(len(g)), g["r2"], label=lab, **st)
-            ax.set_xticks(range(len(g)), g["layer"], rotation=45, ha="right", fontsize=8)
+            x = np.arange(len(g))
+            ax.set_xticks(x, g["layer"], rotation=45, ha="right", fontsize=8)
         else:
             g = g.sort_values(by)
-            ax.plot(g[by], g["r2"], label=lab, **st)
+            x = g[by].to_numpy(float)
+        yv, mask = np.maximum(g["r2"].to_numpy(float), lo), g["r2"].to_numpy(float) < lo
+        clipped += int(mask.sum())
+        ax.plot(x, yv, color=c, label=ln["label"], ms=5, lw=1.3, **st)
+        ax.plot(x[mask], yv[mask], "v", color=c, ms=7, mec="k", mew=0.6)
     if by == "k":
         ks = sorted(d["k"].unique())
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_ylim(lo, hi)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("action R2")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
+    _note(fig, f"{clipped} point(s) below {lo:.2f} drawn at the lower edge (v)." if clipped else "")
     return fig
 
 
@@ -164,36 +315,51 @@ def _layer_order(name: str) -> float:
     return float(digits) if digits else 1e9
 
 
+UNITS = {"noise": "noise sigma (on [0, 1] pixels)", "blur": "Gaussian blur kernel size (px)"}
+
+
+def corruption_axis_label(kind: str) -> str:
+    """The x label of a corruption's panel in its real unit (ImageNet-C types: severity 1-5); 0 = clean."""
+    return UNITS.get(kind, f"{kind} severity (1-5)") + ", 0 = clean"
+
+
 def robustness_figure(curves: pd.DataFrame):
-    """R2 vs corruption severity (severity 0 = clean), one panel per corruption type, one line per family:
-    frozen solid, +ID dashed. ``curves``: ``analysis.robustness_curves`` rows of one dataset."""
+    """R2 vs corruption strength in its unit (0 = clean), one panel per corruption type, one line per family
+    and variant: frozen solid, +ID dashed. ``curves``: ``analysis.robustness_curves`` rows of one dataset."""
     if curves.empty:
         return None
-    types = [t for t in curves["corruption_type"].unique()]
+    first = {"noise": 0, "blur": 1}
+    types = sorted(curves["corruption_type"].unique(), key=lambda t: (first.get(t, 2), t))
     n = len(types)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    colours = family_colours(curves["family"])
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols + 0.6, 3.0 * rows + 0.4), squeeze=False,
+    lo, hi = robust_limits(curves["r2"])
+    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols + 0.6, 3.1 * rows + 0.4), squeeze=False,
                              sharey=True)
+    clipped = 0
     for ax, t in zip(axes.ravel(), types):
         c = curves[curves["corruption_type"] == t]
         for (fam, variant), g in c.groupby(["family", "variant"]):
             g = g.sort_values("severity")
-            st = _style(1.0 if variant == "+ID" else 0.0)
-            ax.plot(g["severity"], g["r2"].clip(lower=-2), color=colours[fam], ms=4,
+            st = style(1.0 if variant == "+ID" else 0.0)
+            yv, mask = np.maximum(g["r2"].to_numpy(float), lo), g["r2"].to_numpy(float) < lo
+            clipped += int(mask.sum())
+            ax.plot(g["severity"], yv, color=family_colour(fam), ms=4, lw=1.3,
                     label=f"{fam} {variant}" if variant == "+ID" else fam, **st)
+            ax.plot(g["severity"].to_numpy()[mask], yv[mask], "v", color=family_colour(fam), ms=7, mec="k",
+                    mew=0.6)
         ax.set_title(t, fontsize=9)
-        ax.set_xlabel("severity (0 = clean)", fontsize=8)
+        ax.set_xlabel(corruption_axis_label(t), fontsize=8)
         ax.axhline(0, color="k", lw=0.6)
+        ax.set_ylim(lo, hi)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    axes[0, 0].set_ylabel("action R2 (clipped at -2)")
+    axes[0, 0].set_ylabel("action R2")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=min(5, len(labels)),
-               bbox_to_anchor=(0.5, 1.0 + 0.06 * np.ceil(len(labels) / 5)))
     fig.tight_layout()
+    fig.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+    _note(fig, f"{clipped} point(s) below {lo:.2f} drawn at the lower edge (v)." if clipped else "")
     return fig
 
 
@@ -202,12 +368,12 @@ def transfer_figure(t: dict[str, Any], families: pd.Series):
     table = t["table"]
     if len(table) < 3:
         return None
-    colours = family_colours(families.reindex(table.index).fillna("?"))
-    fig, ax = plt.subplots(figsize=(5.4, 4.8))
+    fig, ax = plt.subplots(figsize=(5.4, max(4.6, 0.16 * len(table) + 1.5)))
+    xs, ys, cols = [], [], []
     for lab, r in table.iterrows():
-        fam = families.get(lab, "?")
-        ax.scatter(r["r2_a"], r["r2_b"], color=colours[fam], s=36, marker="s" if lab.endswith("+ID") else "o")
-        ax.annotate(lab, (r["r2_a"], r["r2_b"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        c = family_colour(families.get(lab, "?"))
+        ax.scatter(r["r2_a"], r["r2_b"], color=c, s=36, marker="s" if lab.endswith("+ID") else "o", zorder=3)
+        xs.append(r["r2_a"]), ys.append(r["r2_b"]), cols.append(c)
     lo = float(min(table["r2_a"].min(), table["r2_b"].min()))
     hi = float(max(table["r2_a"].max(), table["r2_b"].max()))
     ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
@@ -216,8 +382,12 @@ def transfer_figure(t: dict[str, Any], families: pd.Series):
     ax.set_title(f"Spearman rho = {t['rho']:.2f} [{t['rho_ci_low']:.2f}, {t['rho_ci_high']:.2f}], "
                  f"{t['n_encoders']} encoders", fontsize=9)
     ax.grid(alpha=0.3)
+    ax.margins(0.05)
+    ax.autoscale_view()
+    repel_labels(ax, xs, ys, list(table.index), colours=cols)
     return fig
 
 
-__all__ = ["family_colours", "id_effect_figure", "pareto_figure", "per_axis_figure",
-           "robustness_figure", "sweep_figure", "to_png", "transfer_figure"]
+__all__ = ["family_colours", "headline_figure", "id_effect_figure", "pareto_figure", "per_axis_figure",
+           "r2_norm_figure", "robustness_figure", "sweep_figure", "to_png", "transfer_figure",
+           "corruption_axis_label"]

@@ -3,7 +3,8 @@
 The page carries a tiny self-test: opened with ``#selftest`` it records script errors (window ``error``
 events in the capture phase, so failed resources count too, and ``console.error`` calls), checks that every
 figure decoded and is not blank (grey-level spread of its pixels on a canvas), clicks a numeric column
-header twice and checks the order, and writes the verdict as JSON
+header twice and checks the order, measures where the verdict paragraph, the headline figure and the first
+table sit on the page (``layout``: their top in CSS pixels), and writes the result as JSON
 into ``<pre id="selftest">``. Headless Chromium's ``--dump-dom`` reads it back (tests/test_report.py).
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:420p
 .bad{color:#b00020} .good{color:#0a7d32} h3{font-size:16px;margin:20px 0 6px}
 ul.findings{background:#f7f9fc;border:1px solid #dde5f0;border-radius:6px;padding:10px 10px 10px 30px}
 ul.findings li{margin:3px 0}
+p.verdict{background:#fffbea;border:1px solid #eadfa8;border-radius:6px;padding:10px 14px;font-size:15px}
+figure#headline-figure img{max-width:860px}
 """
 
 JS = r"""
@@ -74,8 +77,13 @@ JS = r"""
                  .filter(function(v){return typeof v==='number';});
         sorted=vals.every(function(v,i){return i===0||vals[i-1]>=v;});
       }
+      function top(el){return el?el.getBoundingClientRect().top+window.scrollY:null;}
+      var layout={verdict:top(document.getElementById('verdict')),
+                  headline:top(document.getElementById('headline-figure')),
+                  first_table:top(document.querySelector('table'))};
       var out=document.getElementById('selftest');
-      out.textContent=JSON.stringify({errors:errors,figures:imgs.length,broken:broken,blank:blank,sorted:sorted});
+      out.textContent=JSON.stringify({errors:errors,figures:imgs.length,broken:broken,blank:blank,sorted:sorted,
+                                      layout:layout});
     });
   }
 })();
@@ -86,9 +94,10 @@ def esc(x: object) -> str:
     return html.escape(str(x), quote=True)
 
 
-def figure_html(png: bytes, title: str, caption: str) -> str:
+def figure_html(png: bytes, title: str, caption: str, fig_id: str | None = None) -> str:
     b64 = base64.b64encode(png).decode()
-    return (f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{b64}">'
+    ident = f' id="{esc(fig_id)}"' if fig_id else ""
+    return (f'<figure{ident}><img alt="{esc(title)}" src="data:image/png;base64,{b64}">'
             f"<figcaption><b>{esc(title)}.</b> {esc(caption)}</figcaption></figure>")
 
 

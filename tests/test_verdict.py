@@ -1,0 +1,76 @@
+"""What the records can and cannot say (wmprobe.verdict) on hand-made summary rows with constructed CIs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wmprobe import verdict as V
+
+
+def rows(spec: dict[str, tuple[float, float, float]], families: dict[str, str] | None = None) -> pd.DataFrame:
+    """label -> (r2, ci_low, ci_high); the encoder is the label without ' +ID'."""
+    out = []
+    for label, (r2, lo, hi) in spec.items():
+        enc = label.removesuffix(" +ID")
+        fam = (families or {}).get(label, enc.split(":")[-1])
+        out.append(dict(label=label, encoder=enc, family=fam, id_weight=1.0 if label.endswith("+ID") else 0.0,
+                        r2=r2, r2_ci_low=lo, r2_ci_high=hi))
+    return pd.DataFrame(out)
+
+
+def test_tiers_start_when_a_ci_falls_below_the_tier_tops_ci():
+    s = rows({"a": (0.80, 0.75, 0.85), "b": (0.74, 0.70, 0.78),    # overlaps a: tier 1
+              "c": (0.66, 0.60, 0.72),                                # below a's low (0.75): tier 2, c is its top
+              "d": (0.62, 0.59, 0.65),                                # overlaps c (low 0.60): tier 2
+              "e": (0.50, 0.40, 0.59),                                # 0.59 < 0.60: tier 3
+              "f": (0.55, 0.20, 0.90)})                               # a wide CI: never separated from its top
+    t = V.tiers(s).set_axis(s["label"])
+    assert t.to_dict() == {"a": 1, "b": 1, "c": 2, "d": 2, "e": 3, "f": 2}
+    shuffled = s.sample(frac=1.0, random_state=3)                      # deterministic whatever the input order
+    assert V.tiers(shuffled).set_axis(shuffled["label"]).to_dict() == t.to_dict()
+    pairs = V.adjacent_pairs(s)
+    assert [(p["a"], p["b"], p["separated"]) for p in pairs] == [
+        ("a", "b", False), ("b", "c", False), ("c", "d", False), ("d", "f", False), ("f", "e", False)]
+    nan_ci = rows({"a": (0.8, 0.75, 0.85), "b": (0.2, np.nan, np.nan)})
+    assert V.tiers(nan_ci).tolist() == [1, 1]                          # a missing CI separates nothing
+
+
+def test_references_are_not_tiered_and_floors_split_encoders():
+    fam = {"pixels:8": "pixels", "random-conv": "random", "ceiling": "ceiling", "state": "state"}
+    s = rows({"ceiling": (0.9, 0.85, 0.95), "state": (0.95, 0.9, 1.0), "pixels:8": (0.3, 0.25, 0.35),
+              "random-conv": (0.2, 0.1, 0.38), "zoo:vjepa": (0.6, 0.5, 0.7), "zoo:vae": (0.4, 0.36, 0.45),
+              "zoo:dyn": (0.1, 0.05, 0.2)}, fam)
+    t = V.tiers(s).set_axis(s["label"])
+    assert t[["ceiling", "state", "pixels:8", "random-conv"]].isna().all()
+    assert V.against_floors(s) == {"above": ["zoo:vjepa"], "not_separated": ["zoo:vae"], "below": ["zoo:dyn"]}
+    # zoo:vae's CI low 0.36 clears the best floor's CI high (0.35) but not random-conv's (0.38): not separated
+
+
+def test_id_effects_and_the_papers_table1_as_found():
+    s = rows({"zoo:vjepa": (0.5, 0.45, 0.55), "zoo:vjepa +ID": (0.8, 0.75, 0.85),      # raised, separated
+              "zoo:vae": (0.3, 0.2, 0.4), "zoo:vae +ID": (0.35, 0.25, 0.45),           # raised, not separated
+              "zoo:dynamics": (0.2, 0.15, 0.25), "zoo:dynamics +ID": (0.19, 0.14, 0.24),
+              "zoo:diffusion": (0.4, 0.35, 0.45), "zoo:diffusion +ID": (0.2, 0.15, 0.25)})   # lowered, separated
+    e = V.id_effects(s).set_index("encoder")
+    assert e.loc["zoo:vjepa", "separated"] and e.loc["zoo:vjepa", "gain"] == pytest.approx(0.3)
+    assert e.loc["zoo:vae", "raised"] and not e.loc["zoo:vae", "separated"]
+    t1 = {r["family"]: r for r in V.paper_table1(V.id_effects(s))["families"]}
+    assert t1["vjepa"]["paper_model"] == "V-JEPA 2 L" and t1["vjepa"]["agreement"] == "agrees"
+    assert t1["vae"]["agreement"] == "same direction, not CI-separated"
+    assert t1["dynamics"]["paper"] == "unchanged" and t1["dynamics"]["agreement"] == "agrees"
+    assert t1["diffusion"]["agreement"] == "disagrees"
+    assert -1 <= V.paper_table1(V.id_effects(s))["kendall_tau_frozen"] <= 1
+
+
+def test_data_limits_read_the_audit_and_the_leakage_check():
+    cfg = {"config": {"audit": {"dynamic": {"headline_groups": ["translation"], "rule": "r",
+                                            "left_out": [{"group": "gripper", "reason": "constant on test"}]}},
+                      "leakage": {"ok": False, "problems": ["task reach-red in the pool"]}}}
+    lim = V.data_limits(cfg, "dynamic")
+    assert lim["audit"]["left_out"] == {"gripper": "constant on test"} and lim["audit"]["rule"] == "r"
+    assert lim["leakage"] == {"ok": False, "problems": ["task reach-red in the pool"], "checked": {}}
+    assert V.data_limits({}, "dynamic") == {}                        # old records: nothing claimed
+    shaped = {"audit": {"d": {"headline_groups": ["translation"],
+                              "groups": {"translation": {"reason": ""}, "rotation": {"reason": "unseen"}}}}}
+    assert V.data_limits(shaped, "d")["audit"]["left_out"] == {"rotation": "unseen"}
