@@ -1,0 +1,125 @@
+"""Behaviour cloning on frozen features: the policy head of the closed-loop control evaluation.
+
+Inputs: the encoder's mean-pooled features of the current frame ``f(o_t): (D,)`` (the probe's pooling and
+layer) and the task's goal descriptor ``task_descriptor(name): (G,)``; output: the action ``a_t`` in the
+dataset's layout. The descriptor is compositional (skill, object, goal offset, goal object, gripper flag), so
+a held-out task such as ``lift-blue`` is described by parts the policy saw in other tasks (``lift-yellow``,
+``reach-blue``): the task-OOD rollouts measure that composition, not an unseen one-hot.
+
+Head: ``standardise -> Linear(D + G, 256) -> GELU -> Linear(256, 256) -> GELU -> Linear(256, A)``, L1 loss on
+per-dimension standardised actions, AdamW (lr 1e-3, weight decay 1e-4), minibatch 256, linear warm-up then
+cosine decay, a fixed number of steps; the seed fixes initialisation and minibatch order. Features and the
+descriptor are standardised with statistics of the training frames (constant dims map to 0). A gripper dim
+(a binary command) is regressed on its ±1 label and read by its sign at rollout.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from wmprobe.errors import ConfigError
+
+SKILLS = ("reach", "push", "lift", "pick-place", "stack", "follow")
+OBJECTS = ("red", "green", "blue", "yellow", "ball", "cube")
+GOAL_OBJECTS = ("red", "green", "blue", "yellow")
+DESCRIPTOR_DIM = len(SKILLS) + len(OBJECTS) + 2 + len(GOAL_OBJECTS) + 1
+
+
+def task_descriptor(name: str) -> np.ndarray:
+    """``(DESCRIPTOR_DIM,) float32`` goal descriptor of an embedded pybullet task name (``tasks.TASKS``):
+    skill one-hot, object one-hot, goal offset (dx, dy) in decimetres, goal-object one-hot, closed-gripper flag."""
+    from wmprobe.data.sim.tasks import DYNAMIC_TASKS
+    task = {t.name: t for t in DYNAMIC_TASKS}.get(name)
+    if task is None:
+        raise ConfigError(f"control: no embedded task named {name!r}; the closed-loop evaluation runs the "
+                          "embedded pybullet suites' tasks only")
+    v = np.zeros(DESCRIPTOR_DIM, np.float32)
+    v[SKILLS.index(task.skill)] = 1
+    v[len(SKILLS) + OBJECTS.index(task.obj)] = 1
+    off = len(SKILLS) + len(OBJECTS)
+    if isinstance(task.goal, tuple):
+        v[off:off + 2] = np.asarray(task.goal, np.float32) * 10
+    elif task.goal in GOAL_OBJECTS:
+        v[off + 2 + GOAL_OBJECTS.index(task.goal)] = 1
+    v[-1] = 1.0 if task.goal == "closed" else 0.0
+    return v
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    steps: int = 1500
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.hidden < 1 or not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError(f"control policy: steps, batch_size, hidden and lr must be > 0 and weight_decay "
+                              f">= 0, got {self}")
+
+
+class BCPolicy(nn.Module):
+    """``(features (B, D), descriptor (B, G)) -> actions (B, A)`` in the dataset's units."""
+
+    def __init__(self, d_feat: int, d_desc: int, d_act: int, hidden: int = 256):
+        super().__init__()
+        d_in = d_feat + d_desc
+        self.register_buffer("x_mean", torch.zeros(d_in))
+        self.register_buffer("x_std", torch.ones(d_in))
+        self.register_buffer("y_mean", torch.zeros(d_act))
+        self.register_buffer("y_std", torch.ones(d_act))
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, d_act))
+
+    def forward(self, feats: torch.Tensor, desc: torch.Tensor) -> torch.Tensor:
+        x = (torch.cat([feats, desc], dim=1) - self.x_mean) / self.x_std
+        return self.net(x) * self.y_std + self.y_mean
+
+
+def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    std = x.std(0)
+    return x.mean(0), torch.where(std > 1e-6, std, torch.full_like(std, float("inf")))
+
+
+def fit_policy(feats: np.ndarray, desc: np.ndarray, actions: np.ndarray, *, seed: int = 0,
+               cfg: PolicyConfig = PolicyConfig()) -> BCPolicy:
+    """Train a ``BCPolicy`` on ``feats: (N, D)``, ``desc: (N, G)``, ``actions: (N, A)`` (one row per frame)."""
+    if not (len(feats) == len(desc) == len(actions)) or len(feats) < 2:
+        raise ConfigError(f"control policy: need >= 2 aligned rows of features, descriptors and actions, got "
+                          f"{len(feats)}, {len(desc)}, {len(actions)}")
+    x = torch.from_numpy(np.concatenate([np.asarray(feats, np.float32), np.asarray(desc, np.float32)], 1))
+    y = torch.from_numpy(np.asarray(actions, np.float32))
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ConfigError("control policy: NaN or inf in the training features or actions")
+    torch.manual_seed(int(seed))
+    g = torch.Generator().manual_seed(int(seed) + 104729)
+    pol = BCPolicy(feats.shape[1], desc.shape[1], y.shape[1], cfg.hidden)
+    (xm, xs), (ym, ys) = _stats(x), _stats(y)
+    pol.x_mean.copy_(xm), pol.x_std.copy_(xs)
+    pol.y_mean.copy_(ym), pol.y_std.copy_(torch.where(torch.isfinite(ys), ys, torch.ones_like(ys)))
+    opt = torch.optim.AdamW(pol.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    yn = (y - pol.y_mean) / pol.y_std
+    xn = (x - pol.x_mean) / pol.x_std
+    bs, warm = min(cfg.batch_size, len(x)), max(1, cfg.steps // 10)
+    for step in range(cfg.steps):
+        f = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+        for grp in opt.param_groups:
+            grp["lr"] = cfg.lr * f
+        rows = torch.randint(0, len(x), (bs,), generator=g)
+        loss = (pol.net(xn[rows]) - yn[rows]).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return pol.eval()
+
+
+def descriptors(task_names: Sequence[str], tasks: np.ndarray) -> np.ndarray:
+    """``(N, G)``: the descriptor of ``task_names[tasks[i]]`` for every row."""
+    table = np.stack([task_descriptor(n) for n in task_names])
+    return table[np.asarray(tasks, np.int64)]

@@ -1,0 +1,94 @@
+"""Closed-loop rollouts in the embedded simulator, scored by the tasks' success predicates.
+
+``rollouts(params, tasks, n, horizon, act)`` runs ``n`` rollouts of each task from FRESH initial states:
+rollout ``r`` of task ``i`` builds the scene of episode ``ROLLOUT_OFFSET + i * n + r`` of the data's
+generation parameters ``params`` (same suite, camera, size, wrist and seed), an index no generated dataset
+reaches, so the initial states are held out from every training episode. All rollouts of a call step in
+lockstep: each control step renders every live world, calls ``act(frames (B, H, W, 3) uint8, task names)``
+once for the batch, applies the actions and updates each world's ``success.SuccessTracker``. A rollout stops
+at ``horizon`` steps or at its first success.
+
+``wilson(k, n)``: the Wilson score interval of a success rate (95 %).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+ROLLOUT_OFFSET = 1_000_000
+Act = Callable[[np.ndarray, Sequence[str]], np.ndarray]
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """``(low, high)`` Wilson score interval of ``successes / n``; ``(nan, nan)`` for ``n = 0``."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def _world_params(params: dict[str, Any], task: str) -> dict[str, Any]:
+    """``params`` with the task list narrowed to ``task`` (so every index of the run gets that task)."""
+    return {**params, "tasks": [task]}
+
+
+def rollouts(params: dict[str, Any], tasks: Sequence[str], n: int, horizon: int, act: Act,
+             *, batch: int = 16) -> list[dict[str, Any]]:
+    """One dict per rollout: ``task``, ``index``, ``success`` (bool), ``steps`` (to success, else ``horizon``);
+    tasks in the given order, ``n`` each, run ``batch`` at a time in lockstep."""
+    jobs = [(t, ROLLOUT_OFFSET + i * n + r) for i, t in enumerate(tasks) for r in range(n)]
+    out: list[dict[str, Any]] = []
+    for b in range(0, len(jobs), batch):
+        out += _lockstep(params, jobs[b:b + batch], horizon, act)
+    return out
+
+
+def _lockstep(params: dict[str, Any], jobs: Sequence[tuple[str, int]], horizon: int, act: Act) -> list[dict]:
+    from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.generate import episode_world, run_tasks
+    from wmprobe.data.sim.success import SuccessTracker
+    with contextlib.ExitStack() as stack:
+        worlds, trackers = [], []
+        for task, index in jobs:
+            wp = _world_params(params, task)
+            p, w, _, _ = stack.enter_context(episode_world(wp, index))
+            worlds.append((p, w))
+            trackers.append(SuccessTracker(run_tasks(wp)[0], S.snapshot(p, w)))
+        steps = [horizon] * len(jobs)
+        live = list(range(len(jobs)))
+        for t in range(horizon):
+            if not live:
+                break
+            frames = np.stack([S.render(*worlds[i]) for i in live])
+            actions = np.asarray(act(frames, [jobs[i][0] for i in live]), dtype=np.float64)
+            for i, a in zip(live, actions):
+                p, w = worlds[i]
+                S.apply_action(p, w, a)
+                if trackers[i].update(S.snapshot(p, w), S.ee_pose(p, w)[0], w.grip_open):
+                    steps[i] = t + 1
+            live = [i for i in live if not trackers[i].success]
+    return [{"task": task, "index": int(index), "success": bool(tr.success), "steps": int(s)}
+            for (task, index), tr, s in zip(jobs, trackers, steps)]
+
+
+def success_rows(results: Sequence[dict[str, Any]], task_split: dict[str, str]) -> list[dict[str, Any]]:
+    """Per task and per task split (``"all"`` rows): ``success`` rate, Wilson ``success_ci_low/high``,
+    ``n_rollouts``. ``task_split``: task -> ``"train"`` | ``"test"``."""
+    rows = []
+    groups: dict[tuple[str, str], list[bool]] = {}
+    for r in results:
+        sp = task_split[r["task"]]
+        groups.setdefault((sp, r["task"]), []).append(r["success"])
+        groups.setdefault((sp, "all"), []).append(r["success"])
+    for (sp, task), ok in sorted(groups.items()):
+        k, n = int(sum(ok)), len(ok)
+        lo, hi = wilson(k, n)
+        rows.append({"task_split": sp, "task": task, "success": k / n, "success_ci_low": lo,
+                     "success_ci_high": hi, "n_rollouts": n})
+    return rows

@@ -1,0 +1,75 @@
+"""Closed-loop control: success predicates, the Wilson interval, the behaviour-cloning head, rollouts."""
+import numpy as np
+import pytest
+
+from wmprobe.control.policy import DESCRIPTOR_DIM, PolicyConfig, descriptors, fit_policy, task_descriptor
+from wmprobe.control.rollout import success_rows, wilson
+from wmprobe.errors import ConfigError
+
+
+@pytest.mark.parametrize("k,n,lo,hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0),
+                                       (1, 20, 0.0089, 0.2361)])
+def test_wilson_matches_the_closed_form(k, n, lo, hi):
+    got = wilson(k, n)
+    assert got == pytest.approx((lo, hi), abs=2e-4)
+
+
+def test_wilson_of_no_rollouts_is_nan():
+    assert all(np.isnan(wilson(0, 0)))
+
+
+def test_descriptors_are_distinct_and_compositional():
+    from wmprobe.data.sim.tasks import DYNAMIC_TASKS
+    table = np.stack([task_descriptor(t.name) for t in DYNAMIC_TASKS])
+    assert table.shape == (len(DYNAMIC_TASKS), DESCRIPTOR_DIM)
+    assert len({tuple(r) for r in table}) == len(DYNAMIC_TASKS)       # every task described differently
+    # lift-blue = lift (from lift-yellow) + blue (from reach-blue): its parts appear in other tasks
+    lift_blue, lift_yellow, reach_blue = (task_descriptor(n) for n in ("lift-blue", "lift-yellow", "reach-blue"))
+    assert np.array_equal(lift_yellow[:6], lift_blue[:6])                     # same skill
+    assert np.array_equal(reach_blue[6:12], lift_blue[6:12])                   # same object
+    with pytest.raises(ConfigError, match="no embedded task"):
+        task_descriptor("open-drawer")
+    assert descriptors(["reach-red", "lift-blue"], np.array([1, 0, 1])).shape == (3, DESCRIPTOR_DIM)
+
+
+def test_policy_learns_a_recoverable_action_and_is_seeded():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(2000, 12)).astype(np.float32)
+    desc = descriptors(["reach-red", "push-red-left"], rng.integers(0, 2, 2000))
+    w = rng.normal(size=(12, 3))
+    actions = np.c_[feats @ w * 0.01, np.where(desc[:, 1] > 0, 1.0, -1.0)].astype(np.float32)  # grip by skill
+    cfg = PolicyConfig(steps=400)
+    pol = fit_policy(feats[:1600], desc[:1600], actions[:1600], seed=0, cfg=cfg)
+    import torch
+    with torch.no_grad():
+        pred = pol(torch.from_numpy(feats[1600:]), torch.from_numpy(desc[1600:])).numpy()
+    y = actions[1600:]
+    r2 = 1 - ((pred[:, :3] - y[:, :3]) ** 2).sum(0) / ((y[:, :3] - y[:, :3].mean(0)) ** 2).sum(0)
+    assert (r2 > 0.9).all()
+    assert (np.sign(pred[:, 3]) == y[:, 3]).mean() > 0.99
+    again = fit_policy(feats[:1600], desc[:1600], actions[:1600], seed=0, cfg=cfg)
+    other = fit_policy(feats[:1600], desc[:1600], actions[:1600], seed=1, cfg=cfg)
+    same = [torch.equal(a, b) for a, b in zip(pol.state_dict().values(), again.state_dict().values())]
+    assert all(same)
+    assert not all(torch.equal(a, b) for a, b in zip(pol.state_dict().values(), other.state_dict().values()))
+
+
+def test_policy_refuses_nan_and_misaligned_rows():
+    f = np.zeros((10, 4), np.float32)
+    d = descriptors(["reach-red"], np.zeros(10, int))
+    with pytest.raises(ConfigError, match="aligned"):
+        fit_policy(f, d[:5], np.zeros((10, 4), np.float32))
+    bad = np.zeros((10, 4), np.float32)
+    bad[3, 1] = np.nan
+    with pytest.raises(ConfigError, match="NaN"):
+        fit_policy(f, d, bad)
+
+
+def test_success_rows_per_task_and_split():
+    res = [{"task": "reach-red", "success": True}, {"task": "reach-red", "success": False},
+           {"task": "lift-blue", "success": True}, {"task": "lift-blue", "success": True}]
+    rows = {(r["task_split"], r["task"]): r for r in
+            success_rows(res, {"reach-red": "train", "lift-blue": "test"})}
+    assert rows[("train", "reach-red")]["success"] == 0.5 and rows[("train", "reach-red")]["n_rollouts"] == 2
+    assert rows[("test", "all")]["success"] == 1.0
+    assert rows[("test", "all")]["success_ci_low"] == pytest.approx(wilson(2, 2)[0])
