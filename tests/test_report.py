@@ -45,7 +45,11 @@ def fake_records(test_episodes: int = 8):
 AUDIT = {"dynamic": {"headline_groups": ["translation"], "rule": "state and image ceilings >= 0.5",
                      "left_out": {"rotation": "state ceiling 0.13 on held-out tasks",
                                   "gripper": "constant on the held-out tasks"}}}
-CONFIG = {"preset": "test", "audit": AUDIT, "leakage": {"ok": True, "checked": {"test_episodes": 8}, "problems": []}}
+LEAKAGE = {"ok": True, "problems": [], "checked": {"datasets": 2, "train_episodes": 80, "test_episodes": 16,
+                                                  "test_task_names": ["lift-blue", "reach-red"],
+                                                  "pool": {"episodes": 60, "tasks": 6, "fingerprint": "f"},
+                                                  "zoo_checkpoints": 7}}
+CONFIG = {"preset": "test", "audit": AUDIT, "leakage": LEAKAGE}
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +139,7 @@ def test_report_opens_with_a_verdict_computed_from_the_records(report):
                  "Above the floors", "zoo:vjepa +ID", "The ceiling", "tiers whose tops are CI-separated",
                  "+ID raised R2 for 3 of 3 families", "shuffled-pairs control", "left out of the headline",
                  "rotation (state ceiling 0.13 on held-out tasks)", "leakage check found no test task",
+                 "held-out tasks lift-blue, reach-red; against the 60-episode pretraining pool; 7 zoo checkpoints",
                  "With only 8 test episodes (fewer than 20)"):
         assert fact in text, fact
     f = json.loads((report.parent / "findings.json").read_text())["per_dataset"]["dynamic"]["verdict"]

@@ -40,6 +40,22 @@ def _groups(h: dict[str, Any]) -> str:
     return "R2 is the mean over the headline group(s) " + esc(", ".join(x.replace("+", ", ") for x in g))
 
 
+def _checked(c: dict[str, Any]) -> str:
+    """What the leakage check compared, in words (``study.leakage`` counts)."""
+    parts = []
+    if c.get("test_episodes") is not None:
+        parts.append(f"{c['test_episodes']} test episodes")
+    names = c.get("test_task_names")
+    if isinstance(names, (list, tuple)) and names:
+        parts.append("held-out tasks " + ", ".join(map(str, names)))
+    pool = c.get("pool")
+    if isinstance(pool, dict) and pool.get("episodes") is not None:
+        parts.append(f"against the {pool['episodes']}-episode pretraining pool")
+    if c.get("zoo_checkpoints"):
+        parts.append(f"{c['zoo_checkpoints']} zoo checkpoints")
+    return esc("; ".join(parts))
+
+
 def small_data_sentence(n_test: int | None) -> str:
     """The warning for small test sets (fewer than ``SMALL_TEST_EPISODES`` episodes), else ''."""
     if n_test is None or n_test >= SMALL_TEST_EPISODES:
@@ -114,7 +130,9 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
         out.append("No action-space audit was recorded: whether every scored axis can be seen is not known.")
     if "leakage" in lim:
         lk = lim["leakage"]
-        out.append("The leakage check found no test task or test episode in any training data." if lk["ok"] else
+        what = _checked(lk.get("checked") or {})
+        out.append(("The leakage check found no test task or test episode in any training data"
+                    + (f" ({what})" if what else "") + ".") if lk["ok"] else
                    "<span class='bad'>The leakage check FAILED: " + esc("; ".join(lk["problems"])) + ".</span>")
     else:
         out.append("No leakage check was recorded.")
