@@ -66,7 +66,21 @@ def cmd_demo(a: argparse.Namespace) -> int:
     out = _api("wmprobe.demo:run_demo")(out=a.out, seed=a.seed, preset=a.preset, cache=a.cache,
                                          progress=not a.quiet, overrides=a.overrides)
     print(f"report: {Path(out) / 'report.html'}")
-    return 0
+    return _failed_summary(out)
+
+
+FAILED_TASKS = 4   # exit code: the run finished, but some tasks failed (their rows carry the error)
+
+
+def _failed_summary(out: str | os.PathLike) -> int:
+    """One line on stderr (printed under --quiet too) and exit code 4 when tasks of the run failed."""
+    fails = _api("wmprobe.study.runner:failed_tasks")(out)
+    if not fails:
+        return 0
+    first = str(fails[0].get("error", "")).splitlines()[0][:300] if isinstance(fails[0], dict) else ""
+    print(f"wmprobe: {len(fails)} task(s) failed; their rows carry the error (all in {Path(out) / 'config.yaml'} "
+          f"run.failures); the first: {first}", file=sys.stderr)
+    return FAILED_TASKS
 
 
 def cmd_ls(a: argparse.Namespace) -> int:
@@ -202,7 +216,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     _api("wmprobe.study.runner:run")(a.study, out=out, cache=a.cache, executor=a.executor,
                                      progress=not a.quiet, overrides=a.overrides)
     print(f"records: {Path(out) / 'records.csv'}")
-    return 0
+    return _failed_summary(out)
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
@@ -437,6 +451,21 @@ def _version() -> str:
     return __version__
 
 
+def _os_error(exc: OSError, args: argparse.Namespace) -> str | None:
+    """One sentence for an OSError the environment caused (None for one that looks like a bug)."""
+    import errno
+    from wmprobe.errors import disk_full
+    where = exc.filename or next((str(Path(v).resolve()) for k in ("out", "dest", "cache")
+                                  if isinstance(v := getattr(args, k, None), (str, Path)) and v), None)
+    if disk_full(exc):
+        return (f"disk full while writing {where or 'the output'}: free space, or write elsewhere (--out / "
+                "--cache / WMPROBE_CACHE); what was finished is kept and a rerun resumes")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.ENAMETOOLONG, errno.ENOTDIR,
+                     errno.EISDIR, errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EMFILE):
+        return f"{exc.strerror or exc}: {where or '(no path given)'}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -457,6 +486,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wmprobe: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:   # the environment, not a bug: disk full, permissions, a read-only file system
+        if args.debug:
+            traceback.print_exc()
+        message = _os_error(exc, args)
+        if message is None:
+            print(f"wmprobe: internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback "
+                  "and please report it)", file=sys.stderr)
+            return 3
+        print(f"wmprobe: error: {message}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an unexpected bug: still one line unless --debug
         if args.debug:
             raise

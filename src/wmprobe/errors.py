@@ -10,6 +10,15 @@ class WmprobeError(Exception):
     """A failure caused by input or configuration, with a message that says what and where."""
 
 
+def disk_full(exc: BaseException) -> bool:
+    """True for a write that failed for lack of space: ENOSPC / EDQUOT, or numpy's short-write OSError
+    (``N requested and M written``), which carries no errno."""
+    import errno
+    if not isinstance(exc, OSError):
+        return False
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or ("requested and" in str(exc) and "written" in str(exc))
+
+
 class StoreError(WmprobeError):
     """An EpisodeStore (or a source being imported) is missing, corrupt or inconsistent."""
 

@@ -27,6 +27,9 @@ def _check_features(features: np.ndarray, step_episode: np.ndarray, name: str, w
     """``features: (S, D) | (S, N, D)`` finite, one row per step of ``step_episode: (S,)``; ``what`` names them."""
     if features.ndim not in (2, 3):
         raise ProbeError(f"{name}: {what} must be (S, D) pooled or (S, N, D) tokens, got {features.shape}")
+    if 0 in features.shape[1:]:
+        raise ProbeError(f"{name}: {what} have shape {tuple(features.shape)}: every row needs at least one "
+                         "feature (and one token)")
     if features.shape[0] != step_episode.shape[0]:
         raise ProbeError(f"{name}: {features.shape[0]} rows of {what} but {step_episode.shape[0]} latent steps")
     for c in range(0, features.shape[0], 65536):
@@ -127,6 +130,9 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     latents = np.asarray(latents) if not isinstance(latents, np.memmap) else latents
     if latents.ndim not in (2, 3):
         raise ProbeError(f"{what} must be (N, D) pooled or (N, T, D) tokens, got shape {latents.shape}")
+    if 0 in latents.shape[1:]:
+        raise ProbeError(f"{what} have shape {tuple(latents.shape)}: every row needs at least one feature "
+                         "(and one token)")
     probes = [probe] if isinstance(probe, str) else list(probe)
     ks = [k] if isinstance(k, (int, np.integer)) else list(k)
     _require_tokens(probes, latents, what)

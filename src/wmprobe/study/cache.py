@@ -18,7 +18,6 @@ recomputed, never used. Reads are memory-mapped. Every use touches ``entry.json`
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -62,7 +61,8 @@ def file_checksum(path: Path) -> str:
 
 
 def _disk_error(exc: OSError, what: str, where: Path) -> CacheError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    from wmprobe.errors import disk_full
+    if disk_full(exc):
         return CacheError(f"disk full while writing {what} to {where}: free space or point --cache / "
                           "WMPROBE_CACHE at a larger disk (the cache was left consistent; rerun to resume)")
     return CacheError(f"cannot write {what} to {where}: {exc}")

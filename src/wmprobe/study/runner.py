@@ -269,6 +269,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp) for n, (s, sp) in datasets.items()])
         say(f"plan: {plan.summary()}")
         rows = execute(plan, c, ex, stats)
+        _stop_if_disk_full(stats)
     finally:
         getattr(ex, "close", lambda: None)()
     rows += [{"encoder": label, "family": label[4:].split("[")[0], "id_weight": w, "dataset": n, "split": sp.kind,
@@ -290,6 +291,29 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         say(f"{len(stats['failures'])} task(s) failed; their rows carry the error (see config.yaml run.failures)")
     say(f"done in {stats['seconds']:.0f}s: extract {stats['extract']}, probe {stats.get('probe')}")
     return read_records(out)
+
+
+def _stop_if_disk_full(stats: dict[str, Any]) -> None:
+    """Tasks that failed for lack of disk space stop the run with that error (exit 2, naming the path): records
+    full of disk errors would say nothing about the encoders. The cache stays consistent; a rerun resumes."""
+    full = [f for f in stats["failures"]
+            if any(m in f["error"] for m in ("disk full", "No space left", "Disk quota", "requested and"))]
+    if full:
+        from wmprobe.study.cache import CacheError
+        first = full[0]["error"].split("\n")[0].removeprefix("CacheError: ")
+        raise CacheError(f"{len(full)} task(s) failed for lack of disk space, the first: {first}")
+
+
+def failed_tasks(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The failures of the last run that wrote ``out`` (config.yaml ``run.failures``; [] when none)."""
+    import yaml
+    try:
+        doc = yaml.safe_load((Path(out) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    conf = doc.get("config", doc) if isinstance(doc, dict) else {}
+    fails = (conf.get("run") or {}).get("failures") if isinstance(conf, dict) else None
+    return list(fails) if isinstance(fails, list) else []
 
 
 def _digest(path: Path) -> str | None:

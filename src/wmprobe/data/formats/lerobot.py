@@ -119,7 +119,10 @@ class LeRobotSource(Source):
             raise FormatError(f"{f}: LeRobot codebase_version {self.version} is not supported (v2.0, v2.1, v3.0)")
         self.v3 = self.version.startswith("v3")
         self.info_json = info
-        self.chunks_size = int(info.get("chunks_size") or 1000)
+        cs = info.get("chunks_size") or 1000
+        if isinstance(cs, bool) or not isinstance(cs, (int, str)) or not str(cs).isdigit() or int(cs) < 1:
+            raise FormatError(f"{f}: chunks_size must be a positive integer, got {cs!r}")
+        self.chunks_size = int(cs)
         self.data_path = info.get("data_path") or (V3_DATA if self.v3 else V2_DATA)
         self.video_path = info.get("video_path") or (V3_VIDEO if self.v3 else V2_VIDEO)
         self.cameras = [k for k, v in self.features.items()
