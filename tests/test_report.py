@@ -137,7 +137,7 @@ def test_report_opens_with_a_verdict_computed_from_the_records(report):
     text = re.sub(r"<[^>]+>", "", re.search(r'<p id="verdict".*?</p>', html, re.S).group(0))
     for fact in ("held-out tasks", "headline k = 4", "8 test episodes", "3 seed(s)", "headline group(s) translation",
                  "Above the floors", "zoo:vjepa +ID", "The ceiling", "tiers whose tops are CI-separated",
-                 "+ID raised R2 for 3 of 3 families", "shuffled-pairs control", "left out of the headline",
+                 "Of 3 families measured frozen and +ID, +ID raised R2 for 3 (CI-separated: zoo:vjepa +0.20", "shuffled-pairs control", "left out of the headline",
                  "rotation (state ceiling 0.13 on held-out tasks)", "leakage check found no test task",
                  "held-out tasks lift-blue, reach-red; against the 60-episode pretraining pool; 7 zoo checkpoints",
                  "With only 8 test episodes (fewer than 20)"):

@@ -329,7 +329,8 @@ def _headline_caption(summ: pd.DataFrame, head: dict[str, Any], ds: str, fig) ->
     return (f"R2 with 95% CI per encoder on {ds} at the headline k = {head.get('k')} "
             f"({SPLITS.get(head.get('split', ''), head.get('split', ''))}, "
             f"{eps if eps else 'an unrecorded number of'} test episodes, {head.get('seeds')} seed(s)); colour = "
-            f"family, square = +ID; " + "; ".join(drawn) + "; dashed rules separate the CI-separated tiers. "
+            f"family, square = +ID; " + "; ".join(drawn)
+            + ("; dashed rules separate the CI-separated tiers" if summ["tier"].max() > 1 else "") + ". "
             + _note(fig)).strip()
 
 

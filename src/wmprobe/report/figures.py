@@ -102,7 +102,8 @@ def headline_figure(s: pd.DataFrame, tiers: pd.Series | None, dataset: str, k: i
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12 - 0.6 / max(len(enc), 3)), ncol=2,
                   frameon=False)
-    ax.set_title(f"{dataset}: squares = +ID; dashed rules separate CI-separated tiers", fontsize=9)
+    ax.set_title(f"{dataset}: squares = +ID" + ("; dashed rules separate CI-separated tiers"
+                                                if tiers is not None and tier_vals.max() > 1 else ""), fontsize=9)
     _note(fig, f"{clipped} encoder(s) below {lo:.2f} are drawn at the left edge (<)." if clipped else "")
     return fig
 

@@ -101,10 +101,10 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
         up = [e for e in ids if e["raised"]]
         down = [e for e in ids if not e["raised"]]
         sep = lambda es: [f"{e['encoder']} {e['gain']:+.2f}" for e in es if e["separated"]]  # noqa: E731
-        s = f"+ID raised R2 for {len(up)} of {len(ids)} families (CI-separated: {_list(sep(up))})"
-        if down:
-            s += f" and lowered it for {len(down)} (CI-separated: {_list(sep(down))})"
-        out.append(s + ".")
+        parts = [f"raised R2 for {len(up)} (CI-separated: {_list(sep(up))})" if up else "",
+                 f"lowered it for {len(down)} (CI-separated: {_list(sep(down))})" if down else ""]
+        out.append(f"Of {len(ids)} families measured frozen and +ID, +ID " + " and ".join(p for p in parts if p)
+                   + ".")
     c = v.get("controls", {})
     if "shuffled" in c:
         sh = c["shuffled"]
