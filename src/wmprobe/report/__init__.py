@@ -68,11 +68,13 @@ def summary(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
         other = A.summary_table(df, dataset, probe=probe) if probe in present else pd.DataFrame()
         s[col] = (s[keys].merge(other[keys + ["r2"]], on=keys, how="left")["r2"].to_numpy()
                   if not other.empty else np.nan)
-    s["tier"] = V.tiers(s)
+    s["tier"] = V.tiers(s).astype("Int64")      # encoders only; the floors, ceiling and state rows: empty
     return s
 
 
 def _fmt(v: object, digits: int = 3) -> object:
+    if v is pd.NA:
+        return (float("nan"), "")
     if isinstance(v, (float, np.floating)):
         return (float(v), "" if not np.isfinite(v) else f"{v:.{digits}f}")
     return v
