@@ -124,14 +124,17 @@ def measure(quick: bool = False) -> dict:
     return r
 
 
-def limit(kind: str, one_thread: bool = False, quick: bool = False) -> float:
+def limit(kind: str, one_thread: bool = False, quick: bool | None = None) -> float:
     """The limit of ``kind`` (gemm, copy, read, randn, rand, poisson) in work units per second (FLOP/s,
-    bytes/s, numbers/s), all threads or one."""
+    bytes/s, numbers/s), all threads or one. ``quick=None``: the measurement this process already made (the
+    full one if both), else a full one."""
     key_all, key_one, unit = LIMIT_KEYS[kind]
+    if quick is None:
+        quick = False if False in _CACHE or True not in _CACHE else True
     return measure(quick)[key_one if one_thread else key_all] * unit
 
 
-def fraction(kind: str, work: float, seconds: float, one_thread: bool = False, quick: bool = False) -> float:
+def fraction(kind: str, work: float, seconds: float, one_thread: bool = False, quick: bool | None = None) -> float:
     """Fraction of the limit reached: ``work`` (FLOPs, bytes or random numbers) done in ``seconds``."""
     return round(work / limit(kind, one_thread, quick) / seconds, 4)
 

@@ -92,3 +92,25 @@ def test_out_of_range_episode_is_an_error():
     from wmprobe.errors import StoreError
     with pytest.raises(StoreError, match="out of range"):
         extract(load_encoder("pixels"), moving_square_store(episodes=2, steps=3), episodes=[5])
+
+
+@pytest.mark.parametrize("name", ["pixels:8", "random-conv:1"])
+def test_frame_cache_gives_identical_features_and_survives_a_damaged_entry(name, tmp_path):
+    store = moving_square_store(episodes=3, steps=6, size=40)                  # 40 px -> 8 / 64 px: resized
+    enc = load_encoder(name)
+    plain = extract(enc, store, corruption="shot_noise:1")
+    first = extract(enc, store, corruption="shot_noise:1", frames_cache=tmp_path)
+    entries = sorted(tmp_path.iterdir())
+    files = [next(p.glob("frames*.npy")) for p in entries]                   # (T, 3, h, w) or (T, h, w, 3)
+    assert len(entries) == 3 and sorted(np.load(files[0]).shape[1:]) == sorted((3, *enc.spec.input_size))
+    files[0].write_bytes(b"\x93NUMPY garbage")                                 # a damaged entry is recomputed
+    again = extract(enc, store, corruption="shot_noise:1", frames_cache=tmp_path)
+    for f in (first, again):
+        np.testing.assert_array_equal(f.pooled[enc.spec.default_layer], plain.pooled[enc.spec.default_layer])
+    assert np.load(next(entries[0].glob("frames*.npy"))).shape[0] == 6
+
+
+def test_frames_already_at_the_input_size_are_not_cached(tmp_path):
+    store = moving_square_store(episodes=2, steps=4, size=64)
+    extract(load_encoder("random-conv:0"), store, frames_cache=tmp_path)      # 64 px in, 64 px input
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

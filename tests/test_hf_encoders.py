@@ -304,3 +304,35 @@ def test_cosmos_drops_the_repeated_first_frame_step_and_aligns_like_a_tubelet(ck
     from wmprobe.extract import extract
     feats = extract(enc, moving_square_store(episodes=1, steps=11, size=32))
     assert feats.step_frame.tolist() == [0, 2, 4, 6, 8]  # windows of 4 frames; the last one padded
+
+
+@pytest.mark.parametrize("name", ["vjepa2", "dinov2", "siglip", "sd-vae", "cosmos"])
+def test_extraction_through_the_frame_cache_gives_identical_features(name, ckpts, tmp_path):
+    from helpers import moving_square_store
+    from wmprobe.extract import extract
+    store = moving_square_store(episodes=2, steps=9, size=40)                 # 40 px: every adapter resizes
+    enc = load_encoder(f"{name}:{ckpts[name]}", device="cpu", **OPTIONS.get(name, {}))
+    layer = enc.spec.layers[-1] if name != "sd-vae" else enc.spec.default_layer
+    plain = extract(enc, store, layers=[layer], corruption="gaussian_noise:2", batch_size=4)
+    for _ in range(2):                                                         # fill, then read the cache
+        cached = extract(enc, store, layers=[layer], corruption="gaussian_noise:2", batch_size=4,
+                         frames_cache=tmp_path)
+        np.testing.assert_array_equal(cached.pooled[layer], plain.pooled[layer])
+        np.testing.assert_array_equal(cached.step_frame, plain.step_frame)
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2     # one entry per episode
+
+
+def test_encoders_sharing_a_resize_share_frame_cache_entries(ckpts, tmp_path):
+    from helpers import moving_square_store
+    from wmprobe.extract import extract
+    store = moving_square_store(episodes=2, steps=8, size=40)
+    vj = load_encoder(f"vjepa2:{ckpts['vjepa2']}", device="cpu")
+    vm = load_encoder(f"videomae:{ckpts['videomae']}", device="cpu")
+    assert vj.resize_key() == vm.resize_key()
+    extract(vj, store, frames_cache=tmp_path)
+    entries = sorted(p.name for p in tmp_path.iterdir())
+    feats = extract(vm, store, frames_cache=tmp_path)                          # reuses them
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries
+    np.testing.assert_array_equal(feats.pooled["out"], extract(vm, store).pooled["out"])
+    extract(vj, store, frames_cache=tmp_path, corruption="contrast:1")         # new pixels: new entries
+    assert len(list(tmp_path.iterdir())) == 2 * len(entries)

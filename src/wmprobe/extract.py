@@ -146,8 +146,12 @@ def _episode_frames(store: EpisodeStore, e: int, corruption: Any, seed: int) -> 
 def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | None = None,
             episodes: Sequence[int] | None = None, corruption: Any = None, corruption_seed: int = 0,
             keep_tokens: bool = False, token_pool: int | None = None, batch_size: int = 32,
-            progress: bool = False) -> StepFeatures:
-    """Encode ``episodes`` (default: all) of ``store``; see the module doc for windowing and alignment."""
+            progress: bool = False, frames_cache: str | os.PathLike | None = None) -> StepFeatures:
+    """Encode ``episodes`` (default: all) of ``store``; see the module doc for windowing and alignment.
+
+    ``frames_cache``: a directory for ``wmprobe.frames_cache.FramesCache``; each episode's resized frames are
+    then read from it (or computed once and stored), so encoders sharing a resize resize once. The features
+    are identical with and without it."""
     layers = tuple(layers) if layers else (encoder.spec.default_layer,)
     episodes = list(range(store.n_episodes)) if episodes is None else [int(e) for e in episodes]
     bad = [e for e in episodes if not 0 <= e < store.n_episodes]
@@ -170,22 +174,31 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
         step_frame.append(first_frames)
         step_episode.append(np.full(len(first_frames), ep, np.int64))
 
+    cache = None
+    if frames_cache is not None:
+        from wmprobe.frames_cache import FramesCache
+        cache = FramesCache(frames_cache, encoder, store, corruption, corruption_seed)
+        cache = cache if cache.enabled else None
+    encode = encoder.encode if cache is None else encoder.encode_resized
     bar = _progress(len(episodes), f"extract {encoder.spec.name}", progress)
     for e in episodes:
         start = int(store.episode_starts[e])
-        frames = _episode_frames(store, e, corruption, corruption_seed)
+        if cache is None:       # (T, H, W, 3) uint8
+            frames = _episode_frames(store, e, corruption, corruption_seed)
+        else:                   # (T, 3, h, w) resized: windows and padding act on dim 0 alike
+            frames = cache.episode(e, lambda: _episode_frames(store, e, corruption, corruption_seed))
         for w0, n_real in window_plan(frames.shape[0], fps, window):
             if window is None:  # per-frame encoder: batches of single frames
                 for b0 in range(0, n_real, batch_size):
                     chunk = frames[w0 + b0: w0 + min(n_real, b0 + batch_size)]
-                    lat = encoder.encode(chunk[:, None], layers)
+                    lat = encode(chunk[:, None], layers)
                     emit({l: lat.tokens[l][:, 0] for l in layers},
                          np.arange(len(chunk), dtype=np.int64) + start + w0 + b0, e)
                 continue
             clip = frames[w0: w0 + n_real]
             if n_real < window:  # pad by repeating the last frame; padded steps dropped below
                 clip = torch.cat([clip, clip[-1:].expand(window - n_real, *clip.shape[1:])])
-            lat = encoder.encode(clip[None], layers)
+            lat = encode(clip[None], layers)
             keep = lat.frame_index < n_real
             emit({l: lat.tokens[l][0][keep] for l in layers},
                  lat.frame_index[keep].numpy().astype(np.int64) + start + w0, e)

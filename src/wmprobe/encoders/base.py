@@ -108,7 +108,14 @@ class Encoder(ABC):
     device: torch.device = torch.device("cpu")
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w) float32`` on ``self.device``: resize, scale, normalise."""
+        """``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w) float32`` on ``self.device``: resize, scale, normalise.
+        Always ``normalise(resize_frames(frames))``; adapters override those two, not this."""
+        return self.normalise(self.resize_frames(frames))
+
+    def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """The resize step of ``preprocess``: ``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w)`` (float32 in [0, 1]
+        here; adapters that resize in uint8 return uint8). Its output depends only on the frames and
+        ``resize_key()``, so extraction can cache it per episode and share it between encoders."""
         b, t, h, w, _ = frames.shape
         x = frames.to(self.device).permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float().div_(255.0)
         size = tuple(self.spec.input_size)
@@ -116,9 +123,23 @@ class Encoder(ABC):
             mode = self.spec.resize
             x = F.interpolate(x, size=size, mode=mode, antialias=mode in ("bilinear", "bicubic"),
                               align_corners=False if mode in ("bilinear", "bicubic") else None)
-        mean = torch.tensor(self.spec.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.spec.std, device=x.device).view(1, 3, 1, 1)
-        return ((x - mean) / std).reshape(b, t, 3, *size)
+        return x.reshape(b, t, 3, *size)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The rest of ``preprocess``: ``resize_frames``'s output -> float32 ``(x - mean) / std``."""
+        mean = torch.tensor(self.spec.mean, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.spec.std, device=x.device).view(3, 1, 1)
+        return (x - mean) / std
+
+    def resize_key(self) -> dict[str, Any] | None:
+        """What ``resize_frames``'s output depends on besides the frames (None: not cacheable, e.g. an adapter
+        that overrides ``preprocess`` itself)."""
+        if type(self).preprocess is not Encoder.preprocess:
+            return None
+        fn = type(self).resize_frames
+        return {"impl": f"{fn.__module__}.{fn.__qualname__}", "input_size": list(self.spec.input_size),
+                "resize": self.spec.resize, "resize_short": self.spec.extra.get("resize_short"),
+                "device": torch.device(self.device).type}
 
     @abstractmethod
     def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -134,14 +155,22 @@ class Encoder(ABC):
 
     def encode(self, frames: Any, layers: Sequence[str] | None = None) -> Latents:
         frames = as_frames_tensor(frames, self.spec.name)
+        with torch.inference_mode():
+            return self._encode(self.preprocess, frames, layers)
+
+    def encode_resized(self, resized: torch.Tensor, layers: Sequence[str] | None = None) -> Latents:
+        """``encode`` from ``resize_frames``'s output ``(B, T, 3, h, w)`` (e.g. read from extraction's frame
+        cache): the same latents as ``encode`` of the frames it came from."""
+        with torch.inference_mode():
+            return self._encode(lambda r: self.normalise(r.to(self.device)), resized, layers)
+
+    def _encode(self, prep: Any, frames: torch.Tensor, layers: Sequence[str] | None) -> Latents:
         layers = tuple(layers) if layers else (self.spec.default_layer,)
         unknown = [l for l in layers if l not in self.spec.layers]
         if unknown:
             raise EncoderError(f"encoder {self.spec.name} has no layer(s) {unknown}; it has {list(self.spec.layers)}")
         self.check_clip(frames.shape[1])
-        with torch.inference_mode():
-            x = self.preprocess(frames)
-            out = self.forward_layers(x, layers)
+        out = self.forward_layers(prep(frames), layers)
         steps = frames.shape[1] // self.spec.frames_per_step
         for l, v in out.items():
             if v.ndim != 4 or v.shape[1] != steps:

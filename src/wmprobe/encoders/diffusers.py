@@ -41,7 +41,7 @@ import torch
 
 from wmprobe.encoders import hub
 from wmprobe.encoders.base import Encoder, EncoderSpec, conv_tokens
-from wmprobe.encoders.hf import preprocess_frames
+from wmprobe.encoders.hf import normalise_stage, resize_stage
 from wmprobe.errors import EncoderError
 
 HALF = (0.5, 0.5, 0.5)
@@ -72,8 +72,11 @@ class FrameEncoder(Encoder):
     def __init__(self, spec: EncoderSpec, device: torch.device, bf16: bool, batch_size: int):
         self.spec, self.device, self.bf16, self.batch_size = spec, device, bool(bf16), max(1, int(batch_size))
 
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        return preprocess_frames(frames, self.spec, self.device)
+    def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return resize_stage(frames, self.spec, self.device)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return normalise_stage(x, self.spec)
 
     def forward_frames(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -182,8 +185,11 @@ class CosmosEncoder(Encoder):
         self.vae = vae.to(device).eval().requires_grad_(False)
         self.dtype = next(vae.parameters()).dtype
 
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        return preprocess_frames(frames, self.spec, self.device)
+    def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return resize_stage(frames, self.spec, self.device)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return normalise_stage(x, self.spec)
 
     def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         b, t = x.shape[:2]

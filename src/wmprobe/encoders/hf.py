@@ -126,21 +126,31 @@ def resize_crop(x: torch.Tensor, short: int | None, size: tuple[int, int], mode:
     return x[..., top:top + size[0], left:left + size[1]]
 
 
-def preprocess_frames(frames: torch.Tensor, spec: EncoderSpec, device: torch.device) -> torch.Tensor:
-    """``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w) float32`` on ``device``: resize (+crop), rescale, normalise.
-
-    Same maths as ``Encoder.preprocess`` (plus the processor's center crop); on CPU the resize runs on uint8.
-    """
+def resize_stage(frames: torch.Tensor, spec: EncoderSpec, device: torch.device) -> torch.Tensor:
+    """``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w)``: resize (+ center crop); uint8 on CPU (the resize runs on
+    uint8 there), float32 in [0, 1] on an accelerator."""
     b, t, h, w, _ = frames.shape
     x = frames.to(device).permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w)
     if x.device.type != "cpu":
         x = x.float().div_(255.0)
     x = resize_crop(x, spec.extra.get("resize_short"), tuple(spec.input_size), spec.resize)
-    scale = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
-    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
-    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
-    x = torch.addcmul(-mean / std, x.float(), scale / std)           # (x * scale - mean) / std
     return x.reshape(b, t, 3, *spec.input_size)
+
+
+def normalise_stage(x: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
+    """``resize_stage``'s output -> float32 ``(x * scale - mean) / std`` (scale 1/255 for uint8)."""
+    scale = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
+    std = torch.tensor(spec.std, device=x.device).view(3, 1, 1)
+    mean = torch.tensor(spec.mean, device=x.device).view(3, 1, 1)
+    return torch.addcmul(-mean / std, x.float(), scale / std)           # (x * scale - mean) / std
+
+
+def preprocess_frames(frames: torch.Tensor, spec: EncoderSpec, device: torch.device) -> torch.Tensor:
+    """``(B, T, H, W, 3) uint8 -> (B, T, 3, h, w) float32`` on ``device``: resize (+crop), rescale, normalise.
+
+    Same maths as ``Encoder.preprocess`` (plus the processor's center crop); on CPU the resize runs on uint8.
+    """
+    return normalise_stage(resize_stage(frames, spec, device), spec)
 
 
 class HFEncoder(Encoder):
@@ -154,8 +164,11 @@ class HFEncoder(Encoder):
         self.dtype = next(model.parameters()).dtype
         self.n_prefix = {"none": 0, "cls": 1, "cls+registers": 1 + int(spec.extra.get("register_tokens", 0))}[fam.prefix]
 
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        return preprocess_frames(frames, self.spec, self.device)
+    def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return resize_stage(frames, self.spec, self.device)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return normalise_stage(x, self.spec)
 
     def _call(self, x: torch.Tensor) -> Any:
         """``x``: ``(M, T, 3, h, w)`` clips (video) or ``(M, 3, h, w)`` frames -> the model's output."""

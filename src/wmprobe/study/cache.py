@@ -6,6 +6,7 @@ Root: ``--cache DIR`` > ``$WMPROBE_CACHE`` > ``~/.cache/wmprobe`` (``default_cac
     ROOT/zoo/FAMILY-...-KEY/        mini-zoo checkpoints (wmprobe.zoo.train)
     ROOT/latents/KEY/               one latent shard: StepFeatures arrays + features.json + entry.json
     ROOT/cells/KEY.json             the rows of one finished probe / fidelity cell
+    ROOT/frames/KEY/                one episode's resized frames, shared by encoders (wmprobe.frames_cache)
     ROOT/locks/KEY.lock             file locks (one writer per key, across processes and hosts)
 
 A latent shard's key hashes the encoder spec (its ``key()``: weights hash, preprocessing), the layers, the
@@ -82,6 +83,11 @@ class Cache:
     @property
     def zoo_dir(self) -> Path:
         return self.root / "zoo"
+
+    @property
+    def frames_dir(self) -> Path:
+        """Resized frames shared between encoders (``wmprobe.frames_cache``)."""
+        return self.root / "frames"
 
     def latent_path(self, key: str) -> Path:
         return self.root / "latents" / key
@@ -230,7 +236,8 @@ def _last_used(path: Path) -> float:
 
 
 def _entries(root: Path) -> Iterator[tuple[str, Path, dict[str, Any]]]:
-    for kind, sub in (("data", "data"), ("zoo", "zoo"), ("latents", "latents"), ("cells", "cells")):
+    for kind, sub in (("data", "data"), ("zoo", "zoo"), ("latents", "latents"), ("cells", "cells"),
+                      ("frames", "frames")):
         d = root / sub
         if not d.is_dir():
             continue
@@ -239,7 +246,7 @@ def _entries(root: Path) -> Iterator[tuple[str, Path, dict[str, Any]]]:
                 continue
             info: dict[str, Any] = {}
             try:
-                if kind == "latents":
+                if kind in ("latents", "frames"):
                     info = json.loads((p / "entry.json").read_text())
                 elif kind == "cells":
                     info = json.loads(p.read_text())
@@ -284,7 +291,7 @@ def cache_gc(root: str | os.PathLike | None = None, keep_days: float = 30.0) -> 
                 Cache._drop(path)
             else:
                 path.unlink(missing_ok=True)
-    for sub in ("latents", "cells", "data", "zoo"):  # temporaries of killed writers older than a day
+    for sub in ("latents", "cells", "data", "zoo", "frames"):  # temporaries of killed writers older than a day
         d = root / sub
         for p in d.glob(".*") if d.is_dir() else ():
             if p.stat().st_mtime < time.time() - 86400:

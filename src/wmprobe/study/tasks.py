@@ -99,7 +99,7 @@ def run_extract(task: ExtractTask, cache: Cache) -> str:
         store = load_store(task.dataset.path)
         return extract(enc, store, layers=task.encoder.layers, episodes=task.episodes,
                        corruption=task.corruption, corruption_seed=task.corruption_seed,
-                       keep_tokens=task.keep_tokens)
+                       keep_tokens=task.keep_tokens, frames_cache=cache.frames_dir)
     info = {"encoder": task.encoder.label, "encoder_key": task.encoder.key, "dataset": task.dataset.name,
             "dataset_fingerprint": task.dataset.fingerprint, "episodes": [task.episodes[0], task.episodes[-1]],
             "corruption": task.corruption, "host": os.uname().nodename}
