@@ -28,16 +28,22 @@ def test_deterministic_for_a_seed_with_any_number_of_workers(static):
 
 def test_store_layout_and_meta(static):
     assert static.frames.shape == (48, 64, 64, 3) and static.frames.dtype == np.uint8
-    assert static.actions.shape == (48, 7) and static.actions.dtype == np.float32
+    assert static.actions.shape == (48, 4) and static.actions.dtype == np.float32  # wrist fixed: x y z gripper
     assert np.isfinite(static.actions).all()
     np.testing.assert_array_equal(static.episode_ends, [12, 24, 36, 48])
-    assert static.meta["action_names"] == ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
-    assert static.meta["action_groups"] == {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
-    assert static.meta["fps"] == 30.0
+    assert static.meta["action_names"] == ["x", "y", "z", "gripper"]
+    assert static.meta["action_groups"] == {"translation": [0, 1, 2], "gripper": [3]}
+    assert static.meta["fps"] == 20.0
     src = static.meta["source"]
-    assert {k: src[k] for k in ("suite", "seed", "size", "camera", "episodes", "steps")} == {
-        "suite": "static", "seed": 3, "size": 64, "camera": "front", "episodes": 4, "steps": 12}
-    assert set(np.unique(static.actions[:, 6])) <= {-1.0, 1.0}
+    assert {k: src[k] for k in ("suite", "seed", "size", "camera", "episodes", "steps", "wrist")} == {
+        "suite": "static", "seed": 3, "size": 64, "camera": "oblique", "episodes": 4, "steps": 12, "wrist": "fixed"}
+    assert set(np.unique(static.actions[:, 3])) <= {-1.0, 1.0}
+    # the proprioceptive state of every frame, and what the audit needs to project motion into the image
+    assert static.states.shape == (48, 4) and static.states.dtype == np.float32
+    assert static.state_names == ["ee_x", "ee_y", "ee_z", "finger_opening"]
+    cam = static.meta["camera"]
+    assert cam["name"] == "oblique" and cam["size"] == 64 and len(cam["view"]) == len(cam["proj"]) == 16
+    assert len(static.meta["expert_noise"]["translation_std_m"]) == 4
     # the frames show a scene: many distinct colours (arm, four blocks, table), not a blank image
     assert len(np.unique(static.frames[0].reshape(-1, 3), axis=0)) > 20
 
@@ -55,7 +61,7 @@ def test_each_suite_has_at_least_ten_distinct_tasks(suite):
 
 def test_arm_moves_as_commanded():
     # over one control step, the real end-effector displacement follows the commanded translation
-    params = check_params("static", 3, size=16, steps=40)
+    params = check_params("static", 3, size=16, steps=40, wrist="free")
     eps = [run_episode(params, i) for i in range(3)]
     cmd = np.concatenate([e.actions[:, :3] for e in eps])
     moved = np.concatenate([np.diff(e.ee, axis=0) for e in eps])
@@ -89,8 +95,8 @@ def _still_motion(suite: str) -> tuple[int, int]:
     """Summed |frame change| over 3 zero-command steps, on pixels that show neither the robot nor a block
     (in either frame), and on the whole image."""
     with episode_world(check_params(suite, 1, steps=8), 0) as (p, w, _, _):
-        still = np.zeros(7)
-        still[6] = 1.0  # gripper stays open: a zero command
+        still = np.zeros(4)
+        still[3] = 1.0  # gripper stays open: a zero command
         S.apply_action(p, w, still)
         rgb0, seg0 = S.render(p, w, seg=True)
         for _ in range(3):
@@ -139,6 +145,10 @@ def test_bad_parameters():
         generate("static", 2, camera="fisheye")
     with pytest.raises(ConfigError, match="episodes >= 1"):
         generate("static", 0)
+    with pytest.raises(ConfigError, match="unknown wrist mode 'loose'"):
+        generate("static", 2, wrist="loose")
+    with pytest.raises(ConfigError, match="no free wrist"):
+        check_params("metaworld", 2, wrist="free")
 
 
 def test_tasks_option_of_the_pybullet_suites():
@@ -168,7 +178,7 @@ def test_cli_data_gen_writes_a_store_then_reuses_it(tmp_path, monkeypatch, capsy
             "--workers", "1", "--seed", "5"]
     assert main(args) == 0 and "wrote" in capsys.readouterr().out
     store = EpisodeStore.load(dest)
-    assert store.frames.shape == (6, 16, 16, 3) and store.actions.shape == (6, 7)
+    assert store.frames.shape == (6, 16, 16, 3) and store.actions.shape == (6, 4)
     np.testing.assert_array_equal(store.episode_ends, [3, 6])
     assert {k: store.meta["source"][k] for k in ("suite", "seed", "episodes", "steps", "size")} == {
         "suite": "dynamic", "seed": 5, "episodes": 2, "steps": 3, "size": 16}
@@ -194,3 +204,84 @@ def test_every_camera_renders_the_same_episode_from_its_own_viewpoint():
     for i, a in enumerate(cams):
         for b in cams[i + 1:]:
             assert np.abs(frames[a] - frames[b]).mean() > 10, (a, b)     # really different viewpoints
+
+
+# ---- every scored axis moves the image (issue 16): the oblique camera, the fixed wrist, the stored state ----
+def _image_directions(camera: str, size: int = 64) -> np.ndarray:
+    """``(3, 2)`` px per m of a move along x, y, z at the workspace centre."""
+    view, proj = S.camera_matrices(camera)
+    c = (S.WORKSPACE_LO + S.WORKSPACE_HI) / 2
+    return np.stack([(S.project(c + d * 0.005, view, proj, size) - S.project(c - d * 0.005, view, proj, size)) / 0.01
+                     for d in np.eye(3)])
+
+
+def _angle(a, b) -> float:
+    return float(np.degrees(np.arccos(abs(a @ b) / np.linalg.norm(a) / np.linalg.norm(b))))
+
+
+def test_the_oblique_camera_gives_each_translation_axis_its_own_image_direction():
+    d = _image_directions("oblique")
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        assert _angle(d[i], d[j]) >= 30, (i, j)
+    assert np.linalg.norm(d, axis=1).min() > 60          # px per m at 64 px: a 2 cm step is > 1 px on every axis
+    front = _image_directions("front")
+    assert _angle(front[0], front[2]) < 1                # what it fixes: front maps x and z onto one direction
+
+
+def test_the_projection_matches_the_renderer():
+    # the pixel that `project` gives for a finger is on the robot in the segmentation mask (the end effector
+    # itself is the empty point between the fingertips)
+    params = check_params("static", 1, size=64, steps=2)
+    with episode_world(params, 0) as (p, w, _, _):
+        _, seg = S.render(p, w, seg=True)
+        view, proj = S.camera_matrices("oblique")
+        robot = np.argwhere(seg == w.robot)[:, ::-1] + 0.5          # (u, v) pixel centres
+        for link in S.FINGERS:
+            pos = p.getLinkState(w.robot, link, computeForwardKinematics=True, physicsClientId=w.client)[4]
+            uv = S.project(pos, view, proj, 64)
+            assert np.linalg.norm(robot - uv, axis=1).min() < 1.0, link
+
+
+@pytest.fixture(scope="module")
+def dynamic_set():
+    """One episode per task of the dynamic suite (14), rendered small: motion is measured at 64 px."""
+    return generate("dynamic", 14, size=16, steps=40, seed=1, workers=2, progress=False)
+
+
+def test_end_effector_in_frame_and_moving_at_least_2_px_per_step(dynamic_set):
+    cam = dynamic_set.meta["camera"]
+    uv = S.project(dynamic_set.states[:, :3], cam["view"], cam["proj"], 64)
+    assert ((uv >= 0) & (uv < 64)).all(axis=1).mean() >= 0.99
+    steps = np.concatenate([np.linalg.norm(np.diff(uv[sl], axis=0), axis=1)
+                            for sl in map(dynamic_set.episode_slice, range(dynamic_set.n_episodes))])
+    assert np.median(steps) >= 2.0
+
+
+def test_states_follow_the_actions(dynamic_set):
+    st, act = dynamic_set.states, dynamic_set.actions
+    moved, cmd, opening, grip = [], [], [], []
+    for e in range(dynamic_set.n_episodes):
+        sl = dynamic_set.episode_slice(e)
+        moved.append(np.diff(st[sl, :3], axis=0))
+        cmd.append(act[sl][:-1, :3])
+        opening.append(st[sl][3:, 3])        # the fingers have had 3 steps to follow the command
+        grip.append(act[sl][:-3, 3])
+    moved, cmd, opening, grip = map(np.concatenate, (moved, cmd, opening, grip))
+    for axis in range(3):
+        assert np.corrcoef(cmd[:, axis], moved[:, axis])[0, 1] > 0.85, axis
+    assert opening[grip > 0].mean() > 0.07 and opening[grip < 0].mean() < 0.05
+    assert (grip > 0).any() and (grip < 0).any()
+
+
+def test_the_fixed_wrist_keeps_the_gripper_pointing_down_and_free_restores_7_dims():
+    params = check_params("dynamic", 2, size=16, steps=30)
+    ep = run_episode(params, 0)
+    from scipy.spatial.transform import Rotation
+    home = Rotation.from_euler("xyz", S.HOME_EULER)
+    tilt = (Rotation.from_quat(ep.ee_quat) * home.inv()).magnitude()
+    assert tilt.max() < 0.1                               # rad: the wrist does not turn
+    free = generate("dynamic", 2, size=16, steps=30, wrist="free", workers=1, progress=False)
+    assert free.actions.shape == (60, 7) and free.meta["action_groups"]["rotation"] == [3, 4, 5]
+    assert free.state_names == ["ee_x", "ee_y", "ee_z", "ee_roll", "ee_pitch", "ee_yaw", "finger_opening"]
+    assert np.abs(free.actions[:, 3:6]).max() > 0.05      # the free wrist does turn
+    assert cache_key("dynamic", 2, wrist="free") != cache_key("dynamic", 2)

@@ -119,3 +119,39 @@ def test_subset_keeps_episode_boundaries():
     assert sub.n_episodes == 2 and sub.n_frames == 14
     np.testing.assert_array_equal(sub.frames[:7], store.frames[21:28])
     assert sub.meta["parent_fingerprint"] == store.fingerprint
+
+
+def test_states_round_trip_and_count_in_the_fingerprint(tmp_path):
+    from wmprobe.data.store import from_episodes
+    plain = moving_square_store(episodes=3, steps=5)
+    eps = [(plain.frames[plain.episode_slice(e)], plain.actions[plain.episode_slice(e)]) for e in range(3)]
+    kw = dict(fps=10, action_names=plain.meta["action_names"], action_groups=plain.meta["action_groups"],
+              task_names=plain.meta["task_names"], source={"kind": "test"})
+    states = [np.full((5, 2), e, np.float32) + np.arange(5)[:, None] for e in range(3)]
+    with_states = from_episodes(eps, plain.tasks, states=states, state_names=["a", "b"], **kw)
+    without = from_episodes(eps, plain.tasks, **kw)
+    assert without.states is None and without.state_names is None
+    assert without.fingerprint == plain.fingerprint             # a store without states hashes as before
+    assert with_states.fingerprint != without.fingerprint       # states are part of what the store holds
+    with_states.save(tmp_path / "s")
+    back = EpisodeStore.load(tmp_path / "s")
+    np.testing.assert_array_equal(back.states, with_states.states)
+    assert back.state_names == ["a", "b"] and back.fingerprint == with_states.fingerprint
+    sub = back.subset([2, 0])
+    np.testing.assert_array_equal(sub.states[:5], states[2])
+    assert validate_store(tmp_path / "s") == []
+    # old stores (no states.npy) keep loading
+    without.save(tmp_path / "old")
+    assert EpisodeStore.load(tmp_path / "old").states is None
+    # a states file that disagrees with the frames is named
+    np.save(tmp_path / "s" / "states.npy", np.zeros((4, 2), np.float32))
+    with pytest.raises(StoreError, match="states.npy must be"):
+        EpisodeStore.load(tmp_path / "s")
+    assert any("states.npy" in p for p in validate_store(tmp_path / "s"))
+    bad = np.zeros((15, 2), np.float32)
+    bad[7, 1] = np.nan
+    np.save(tmp_path / "s" / "states.npy", bad)
+    with pytest.raises(StoreError, match=r"NaN or inf states in episode\(s\) \[1\]"):
+        EpisodeStore.load(tmp_path / "s")
+    with pytest.raises(StoreError, match="one .T, S. array per episode"):
+        from_episodes(eps, plain.tasks, states=states[:2], **kw)

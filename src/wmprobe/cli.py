@@ -111,7 +111,8 @@ def cmd_ls(a: argparse.Namespace) -> int:
 
 def cmd_data(a: argparse.Namespace) -> int:
     if a.data_cmd == "gen":
-        params = dict(episodes=a.episodes, size=a.size, seed=a.seed, steps=a.steps, camera=a.camera, tasks=a.tasks)
+        params = dict(episodes=a.episodes, size=a.size, seed=a.seed, steps=a.steps, camera=a.camera, tasks=a.tasks,
+                      wrist=a.wrist)
         if not a.force and _api("wmprobe.data.sim.generate:up_to_date")(a.suite, a.dest, **params):
             print(f"{a.dest} is up to date (generated with these parameters; --force regenerates)")
             return 0
@@ -317,7 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--size", type=at_least(16), default=64)
     g.add_argument("--seed", type=at_least(0), default=0)
     g.add_argument("--steps", type=at_least(2), default=None, help="control steps per episode")
-    g.add_argument("--camera", default="front")
+    g.add_argument("--camera", default=None,
+                   help="oblique (the default of static/dynamic: every translation axis has its own image "
+                   "direction), front, side, top; metaworld: corner (default), corner2..4, topview, ...")
+    g.add_argument("--wrist", default=None, choices=["fixed", "free"],
+                   help="static/dynamic: fixed (default; actions x y z gripper) or free (7-dim, the wrist turns)")
     g.add_argument("--workers", type=at_least(1), default=None)
     g.add_argument("--tasks", default=None, metavar="all|N|NAME,NAME,...",
                    help="which of the suite's tasks: all, a count N, or comma-separated names (default: all of "

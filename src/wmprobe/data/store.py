@@ -7,6 +7,7 @@ On disk (see docs/data.md)::
       actions.npy       (N, A) float32       action taken at each frame (a_t moves o_t -> o_{t+1})
       episode_ends.npy  (E,) int64           exclusive end row of each episode (strictly increasing, last == N)
       tasks.npy         (E,) int64           task id of each episode (index into meta["task_names"])
+      states.npy        (N, S) float32       optional: proprioceptive state at each frame (meta["state_names"])
       meta.json         fps, action_names, action_groups, task_names, source, fingerprint
 
 Reads are memory-mapped; every load is validated and a problem raises ``StoreError`` naming the file.
@@ -30,11 +31,13 @@ FORMAT = "wmprobe-episodes"
 FORMAT_VERSION = 1
 AXIS_GROUPS = ("translation", "rotation", "gripper")
 FILES = ("frames.npy", "actions.npy", "episode_ends.npy", "tasks.npy", "meta.json")
+OPTIONAL_FILES = ("states.npy",)
 
 
 @dataclass
 class EpisodeStore:
-    """Frames ``(N, H, W, 3) uint8``, actions ``(N, A) float32``, ``episode_ends (E,)``, ``tasks (E,)``, meta."""
+    """Frames ``(N, H, W, 3) uint8``, actions ``(N, A) float32``, ``episode_ends (E,)``, ``tasks (E,)``, meta;
+    ``states (N, S) float32`` (the proprioceptive state at each frame, ``meta["state_names"]``) or None."""
 
     frames: np.ndarray
     actions: np.ndarray
@@ -42,11 +45,12 @@ class EpisodeStore:
     tasks: np.ndarray
     meta: dict[str, Any]
     path: Path | None = field(default=None, compare=False)
+    states: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.episode_ends = np.asarray(self.episode_ends, dtype=np.int64)
         self.tasks = np.asarray(self.tasks, dtype=np.int64)
-        problems = check_arrays(self.frames, self.actions, self.episode_ends, self.tasks, self.meta)
+        problems = check_arrays(self.frames, self.actions, self.episode_ends, self.tasks, self.meta, self.states)
         if problems:
             where = str(self.path) if self.path else "in-memory store"
             raise StoreError(f"invalid EpisodeStore ({where}): " + "; ".join(problems))
@@ -91,6 +95,10 @@ class EpisodeStore:
     def fingerprint(self) -> str:
         return str(self.meta["fingerprint"])
 
+    @property
+    def state_names(self) -> list[str] | None:
+        return None if self.states is None else list(self.meta["state_names"])
+
     def subset(self, episodes: Sequence[int]) -> "EpisodeStore":
         """A new in-memory store holding the given episodes (in the given order)."""
         episodes = [int(e) for e in episodes]
@@ -103,8 +111,9 @@ class EpisodeStore:
         meta["episodes"] = episodes
         meta.pop("fingerprint", None)
         frames, actions, tasks = np.asarray(self.frames[rows]), np.asarray(self.actions[rows]), self.tasks[episodes]
-        meta["fingerprint"] = compute_fingerprint(frames, actions, ends, tasks, meta)
-        return EpisodeStore(frames, actions, ends, tasks, meta)
+        states = None if self.states is None else np.asarray(self.states[rows])
+        meta["fingerprint"] = compute_fingerprint(frames, actions, ends, tasks, meta, states)
+        return EpisodeStore(frames, actions, ends, tasks, meta, states=states)
 
     # ---- io -----------------------------------------------------------------------------------
     @classmethod
@@ -129,11 +138,16 @@ class EpisodeStore:
                 arrays[name] = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
             except (ValueError, OSError, EOFError) as exc:
                 raise StoreError(f"{f} is corrupt or truncated: {exc}") from None
+        states = _load_array(path, "states", mmap) if (path / "states.npy").is_file() else None
         store = cls(arrays["frames"], arrays["actions"], np.asarray(arrays["episode_ends"]),
-                    np.asarray(arrays["tasks"]), meta, path=path)
+                    np.asarray(arrays["tasks"]), meta, path=path, states=states)
         bad = nonfinite_episodes(store.actions, store.episode_ends)
         if bad:
             raise StoreError(f"{path / 'actions.npy'} has NaN or inf actions in episode(s) {bad[:10]}")
+        if states is not None:
+            bad = nonfinite_episodes(states, store.episode_ends)
+            if bad:
+                raise StoreError(f"{path / 'states.npy'} has NaN or inf states in episode(s) {bad[:10]}")
         changed = check_checksums(path) if verify else []   # after the checks that say more about what is wrong
         if changed:
             raise StoreError(f"{changed[0]}; if you changed it on purpose, re-import the store (`wmprobe data import "
@@ -141,7 +155,7 @@ class EpisodeStore:
         return store
 
     def save(self, path: str | os.PathLike) -> Path:
-        return write_store(path, self.frames, self.actions, self.episode_ends, self.tasks, self.meta)
+        return write_store(path, self.frames, self.actions, self.episode_ends, self.tasks, self.meta, self.states)
 
 
 # ---- construction -----------------------------------------------------------------------------
@@ -155,8 +169,13 @@ def from_episodes(
     task_names: Sequence[str],
     source: dict[str, Any],
     name: str | None = None,
+    states: Sequence[np.ndarray] | None = None,
+    state_names: Sequence[str] | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> EpisodeStore:
-    """Build an in-memory store from ``[(frames (T,H,W,3) uint8, actions (T,A) float32), ...]``."""
+    """Build an in-memory store from ``[(frames (T,H,W,3) uint8, actions (T,A) float32), ...]``; ``states``:
+    one ``(T, S)`` array per episode (the proprioceptive state at each frame, named by ``state_names``);
+    ``extra_meta``: more meta keys (descriptive: they do not enter the fingerprint)."""
     frames_l, actions_l, ends, total = [], [], [], 0
     for i, (fr, ac) in enumerate(episodes):
         if len(fr) != len(ac):
@@ -176,17 +195,28 @@ def from_episodes(
         "action_groups": {g: [int(i) for i in v] for g, v in action_groups.items()},
         "task_names": list(task_names),
         "source": source,
+        **(extra_meta or {}),
     }
     frames, actions = np.concatenate(frames_l), np.concatenate(actions_l)
     ends_a, tasks_a = np.asarray(ends, dtype=np.int64), np.asarray(tasks, dtype=np.int64)
-    meta["fingerprint"] = compute_fingerprint(frames, actions, ends_a, tasks_a, meta)
-    return EpisodeStore(frames, actions, ends_a, tasks_a, meta)
+    states_a = None
+    if states is not None:
+        states_l = [np.asarray(s, dtype=np.float32) for s in states]
+        if len(states_l) != len(ends) or any(len(s) != len(a) for s, a in zip(states_l, actions_l)):
+            raise StoreError(f"states: need one (T, S) array per episode with a row per frame, got "
+                             f"{[len(s) for s in states_l]} rows for episodes of {[len(a) for a in actions_l]}")
+        states_a = np.concatenate(states_l)
+        meta["state_names"] = [str(n) for n in (state_names or [f"s{i}" for i in range(states_a.shape[-1])])]
+    meta["fingerprint"] = compute_fingerprint(frames, actions, ends_a, tasks_a, meta, states_a)
+    return EpisodeStore(frames, actions, ends_a, tasks_a, meta, states=states_a)
 
 
-def compute_fingerprint(frames, actions, episode_ends, tasks, meta) -> str:
-    """sha256 over the arrays' bytes and the meta that changes their meaning (not the fingerprint itself)."""
+def compute_fingerprint(frames, actions, episode_ends, tasks, meta, states=None) -> str:
+    """sha256 over the arrays' bytes and the meta that changes their meaning (not the fingerprint itself);
+    ``states`` and ``meta["state_names"]`` count when there are states (a store without is hashed as before
+    states existed)."""
     h = hashlib.sha256()
-    for arr in (actions, episode_ends, tasks):
+    for arr in (actions, episode_ends, tasks) + (() if states is None else (states,)):
         a = np.ascontiguousarray(arr)
         h.update(str(a.dtype).encode() + str(a.shape).encode())
         h.update(a.tobytes())
@@ -197,20 +227,23 @@ def compute_fingerprint(frames, actions, episode_ends, tasks, meta) -> str:
         h.update(np.ascontiguousarray(f[i : i + step]).reshape(-1))   # the same bytes as tobytes(), uncopied
         drop_pages(frames)  # a memory-mapped store's pages would otherwise stay in RSS (it grew with the store)
     keep = {k: meta.get(k) for k in ("fps", "action_names", "action_groups", "task_names")}
+    if states is not None:
+        keep["state_names"] = meta.get("state_names")
     h.update(json.dumps(keep, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
-def write_store(path, frames, actions, episode_ends, tasks, meta) -> Path:
-    """Write atomically: into a temp dir beside ``path``, validated, then renamed into place."""
+def write_store(path, frames, actions, episode_ends, tasks, meta, states=None) -> Path:
+    """Write atomically: into a temp dir beside ``path``, validated, then renamed into place (``states``,
+    ``(N, S)``, optional: written as ``states.npy``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(meta)
     meta.setdefault("format", FORMAT)
     meta.setdefault("version", FORMAT_VERSION)
     if "fingerprint" not in meta:
-        meta["fingerprint"] = compute_fingerprint(frames, actions, episode_ends, tasks, meta)
-    problems = check_arrays(frames, actions, np.asarray(episode_ends), np.asarray(tasks), meta)
+        meta["fingerprint"] = compute_fingerprint(frames, actions, episode_ends, tasks, meta, states)
+    problems = check_arrays(frames, actions, np.asarray(episode_ends), np.asarray(tasks), meta, states)
     if problems:
         raise StoreError(f"refusing to write invalid EpisodeStore to {path}: " + "; ".join(problems))
     with atomic_dir(path, prefix=f".{path.name}.tmp-") as tmp:
@@ -218,6 +251,8 @@ def write_store(path, frames, actions, episode_ends, tasks, meta) -> Path:
         np.save(tmp / "actions.npy", np.ascontiguousarray(actions, dtype=np.float32))
         np.save(tmp / "episode_ends.npy", np.asarray(episode_ends, dtype=np.int64))
         np.save(tmp / "tasks.npy", np.asarray(tasks, dtype=np.int64))
+        if states is not None:
+            np.save(tmp / "states.npy", np.ascontiguousarray(states, dtype=np.float32))
         stamp_store(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
     return path
@@ -319,8 +354,9 @@ def open_cached(path: str | os.PathLike) -> "EpisodeStore | None":
 
 
 # ---- validation -------------------------------------------------------------------------------
-def check_arrays(frames, actions, episode_ends, tasks, meta) -> list[str]:
-    """Every problem with a store's arrays and meta, as sentences (empty list when valid)."""
+def check_arrays(frames, actions, episode_ends, tasks, meta, states=None) -> list[str]:
+    """Every problem with a store's arrays and meta, as sentences (empty list when valid); ``states`` (or
+    None) must be ``(N, S)`` float32 with ``meta["state_names"]`` naming its S columns."""
     p: list[str] = []
     if getattr(frames, "ndim", 0) != 4 or frames.shape[-1] != 3:
         p.append(f"frames.npy must be (N, H, W, 3), got shape {getattr(frames, 'shape', None)}")
@@ -358,7 +394,21 @@ def check_arrays(frames, actions, episode_ends, tasks, meta) -> list[str]:
             p.append(f"meta.json action group '{g}' indexes outside 0..{actions.shape[1] - 1}")
     if len(tasks) and (tasks.min() < 0 or tasks.max() >= len(meta["task_names"])):
         p.append(f"tasks.npy ids must index meta.json task_names ({len(meta['task_names'])} names)")
+    if states is not None:
+        p.extend(_check_states(states, n, meta))
     return p
+
+
+def _check_states(states, n: int, meta) -> list[str]:
+    """The problems of a ``states.npy`` for ``n`` frames (see ``check_arrays``)."""
+    if getattr(states, "ndim", 0) != 2 or states.shape[0] != n:
+        return [f"states.npy must be (N, S) with N = {n} frames, got shape {getattr(states, 'shape', None)}"]
+    if states.dtype != np.float32:
+        return [f"states.npy must be float32, got {states.dtype}"]
+    names = meta.get("state_names")
+    if not isinstance(names, list) or len(names) != states.shape[1]:
+        return [f"meta.json state_names must name the {states.shape[1]} columns of states.npy, got {names!r}"]
+    return []
 
 
 def nonfinite_episodes(actions: np.ndarray, episode_ends: np.ndarray) -> list[int]:
@@ -426,18 +476,26 @@ def validate_store(path: str | os.PathLike) -> list[str]:
     loaded = _load_each(path, problems)
     if problems:
         return problems
+    states = None
+    if (path / "states.npy").is_file():  # optional: checked when present
+        try:
+            states = _load_array(path, "states")
+        except StoreError as exc:
+            return [str(exc)]
     ends, tasks = np.asarray(loaded["episode_ends"]), np.asarray(loaded["tasks"])
-    problems = [f"{path}: {p}" for p in check_arrays(loaded["frames"], loaded["actions"], ends, tasks, loaded["meta"])]
-    actions = loaded["actions"]
-    if actions.ndim == 2 and actions.dtype.kind in "fiu" and ends.ndim == 1 and len(ends):
-        bad = nonfinite_episodes(actions, ends)
-        if bad:
-            problems.append(f"{path / 'actions.npy'} has NaN or inf actions in episode(s) {bad[:10]}")
+    problems = [f"{path}: {p}" for p in check_arrays(loaded["frames"], loaded["actions"], ends, tasks, loaded["meta"],
+                                                     states)]
+    for name, arr in (("actions", loaded["actions"]), ("states", states)):
+        if arr is not None and arr.ndim == 2 and arr.dtype.kind in "fiu" and ends.ndim == 1 and len(ends) \
+                and (name == "actions" or int(ends[-1]) == arr.shape[0]):
+            bad = nonfinite_episodes(arr, ends)
+            if bad:
+                problems.append(f"{path / f'{name}.npy'} has NaN or inf {name} in episode(s) {bad[:10]}")
     if not problems:   # a store that reads cleanly: are its bytes still those it was written with?
         problems += check_checksums(path, full=True)   # every byte, not just size and mtime
     if not problems:
         meta = loaded["meta"]
-        fp = compute_fingerprint(loaded["frames"], actions, ends, tasks, meta)
+        fp = compute_fingerprint(loaded["frames"], loaded["actions"], ends, tasks, meta, states)
         if fp != meta.get("fingerprint"):
             problems.append(f"{path / 'meta.json'}: fingerprint {meta.get('fingerprint')} does not match the arrays "
                             f"({fp}): they were edited after the store was written, and results cached under the "

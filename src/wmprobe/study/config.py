@@ -57,9 +57,10 @@ class DatasetCfg:
     episodes: int = 48
     steps: int | None = None
     size: int = 64
-    camera: str = "front"
+    camera: str | None = None    # None: the suite's default (oblique; metaworld corner)
     tasks: str | int | tuple[str, ...] | None = None   # which of the suite's tasks (all | N | names; docs/data.md)
     action_groups: dict[str, list[int]] | None = None  # overrides the store's groups ({} = none; docs/study.md)
+    wrist: str | None = None     # pybullet suites: fixed (None, the default) or free (7-dim actions)
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                         check_params(sim, 1, tasks=d["tasks"])
                     except ConfigError as exc:
                         c.bad(f"{w}.tasks", str(exc))
+            if sim is None and d.get("wrist") is not None:
+                c.bad(f"{w}.wrist", "only simulator suites (`sim:`) choose a wrist mode; a store has its actions")
             groups = _check_groups(c, d, w, sim, path)
             params = _sim_params(c, w, sim, d, seed) if sim in SUITES else None
             lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
@@ -330,7 +333,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             try:
                 datasets.append(DatasetCfg(name=dname, sim=sim, path=path,
                                            action_groups=groups,
-                                           **{k: d[k] for k in ("episodes", "steps", "size", "camera", "tasks") if k in d}))
+                                           **{k: d[k] for k in ("episodes", "steps", "size", "camera", "tasks",
+                                                                "wrist") if k in d}))
             except TypeError as exc:
                 c.bad(w, str(exc))
 
@@ -546,15 +550,16 @@ def _check_groups(c: _Checker, d: dict, w: str, sim: Any, path: Any) -> dict[str
 
 def _sim_params(c: _Checker, w: str, sim: str, d: dict[str, Any], seed: Any) -> dict[str, Any] | None:
     """A simulator dataset's generation parameters checked as generation checks them (episodes, size, steps,
-    camera, tasks); None when they are unusable (the problem is reported)."""
+    camera, tasks, wrist); None when they are unusable (the problem is reported)."""
     from wmprobe.data.sim.generate import check_params
-    kw = {k: d[k] for k in ("episodes", "size", "steps", "camera", "tasks") if d.get(k) is not None}
+    kw = {k: d[k] for k in ("episodes", "size", "steps", "camera", "tasks", "wrist") if d.get(k) is not None}
     if any(not isinstance(kw.get(k, 1), int) or isinstance(kw.get(k), bool) for k in ("episodes", "size", "steps")):
         return None   # a type problem, reported above
     try:
         return check_params(sim, kw.pop("episodes", 48), seed=seed if isinstance(seed, int) else 0, **kw)
     except ConfigError as exc:
-        key = "camera" if "camera" in str(exc) else ("tasks" if "task" in str(exc) else None)
+        key = "camera" if "camera" in str(exc) else "wrist" if "wrist" in str(exc) else \
+            ("tasks" if "task" in str(exc) else None)
         if key != "tasks":   # task problems are reported above
             c.bad(f"{w}.{key}" if key else w, str(exc))
         return None

@@ -40,7 +40,8 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
     for d in cfg.datasets:
         if d.sim:
             stores[d.name] = cached_generate(d.sim, cache.data_dir, episodes=d.episodes, steps=d.steps, size=d.size,
-                                             seed=cfg.seed, camera=d.camera, tasks=d.tasks, progress=progress)
+                                             seed=cfg.seed, camera=d.camera, tasks=d.tasks, wrist=d.wrist,
+                                             progress=progress)
         else:
             stores[d.name] = EpisodeStore.load(d.path)
         if d.action_groups is not None:

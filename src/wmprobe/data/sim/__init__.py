@@ -7,14 +7,18 @@ Suites (``SUITES``):
 
 ``generate(suite, episodes, ...)`` returns an EpisodeStore, ``generate_to`` writes one, ``cached_generate``
 reuses a store generated with the same parameters (key: parameters + ``GENERATOR_VERSION``). Actions are
-7-DoF end-effector deltas (see ``scene``); episode ``i`` depends only on ``(suite, seed, i)`` (see
-``generate``). Modules: ``scene`` (world, control, rendering), ``tasks`` (tasks and scripted experts),
+end-effector deltas (see ``scene``): ``x y z gripper`` with the wrist held fixed (the default), 7-DoF with
+``wrist="free"``; stores carry the proprioceptive state per frame and the camera's projection (for the
+action-space audit). Episode ``i`` depends only on ``(suite, seed, i)`` (see ``generate``). Modules: ``scene`` (world, control, rendering), ``tasks`` (tasks and scripted experts),
 ``generate`` (episodes, workers, cache).
 """
-from wmprobe.data.sim.generate import (ACTION_GROUPS, ACTION_NAMES, DEFAULT_STEPS, GENERATOR_VERSION, SUITES,
-                                       Episode, cache_key, cached_generate, check_params, episode_world,
-                                       generate, generate_to, run_episode, task_order)
+from wmprobe.data.sim.generate import (ACTION_GROUPS, ACTION_NAMES, DEFAULT_CAMERA, DEFAULT_STEPS, DEFAULT_WRIST,
+                                       FREE_ACTION_GROUPS, FREE_ACTION_NAMES, GENERATOR_VERSION, STATE_NAMES,
+                                       SUITES, Episode, action_space, cache_key, cached_generate, camera_meta,
+                                       check_params, episode_world, generate, generate_to, run_episode,
+                                       task_order)
 
-__all__ = ["ACTION_GROUPS", "ACTION_NAMES", "DEFAULT_STEPS", "GENERATOR_VERSION", "SUITES", "Episode",
-           "cache_key", "cached_generate", "check_params", "episode_world", "generate", "generate_to",
-           "run_episode", "task_order"]
+__all__ = ["ACTION_GROUPS", "ACTION_NAMES", "DEFAULT_CAMERA", "DEFAULT_STEPS", "DEFAULT_WRIST",
+           "FREE_ACTION_GROUPS", "FREE_ACTION_NAMES", "GENERATOR_VERSION", "STATE_NAMES", "SUITES", "Episode",
+           "action_space", "cache_key", "cached_generate", "camera_meta", "check_params", "episode_world",
+           "generate", "generate_to", "run_episode", "task_order"]

@@ -1,11 +1,15 @@
 """One pybullet world: a Franka Panda over a table with coloured blocks, rendered offscreen on the CPU.
 
-Control (7-DoF end-effector deltas, as LIBERO and CALVIN): ``a = (dx, dy, dz, droll, dpitch, dyaw, grip)``;
-translation in metres and rotation in radians per control step, applied to the end-effector target pose,
-which is clipped to the workspace and reached by inverse kinematics with ``SUBSTEPS`` physics steps of
-1/240 s; ``grip`` > 0 opens the fingers, <= 0 closes them. ``a_t`` moves ``o_t`` to ``o_{t+1}``.
+Control: end-effector deltas applied to the end-effector target pose, which is clipped to the workspace and
+reached by inverse kinematics with ``SUBSTEPS`` physics steps of 1/240 s per control step. With the wrist
+held fixed (the default) ``a = (dx, dy, dz, grip)``; with a free wrist (7-DoF, as LIBERO and CALVIN)
+``a = (dx, dy, dz, droll, dpitch, dyaw, grip)``; translation in metres and rotation in radians per control
+step; ``grip`` > 0 opens the fingers, <= 0 closes them. ``a_t`` moves ``o_t`` to ``o_{t+1}``.
 
-Rendering: pybullet's TinyRenderer (``ER_TINY_RENDERER``), no GL needed, ``size x size`` RGB uint8.
+Rendering: pybullet's TinyRenderer (``ER_TINY_RENDERER``), no GL needed, ``size x size`` RGB uint8, from one
+of ``CAMERAS`` (``oblique``, the default, sees each translation axis along its own image direction;
+``front`` projects x and z onto one image direction). ``camera_matrices`` and ``project`` give the pinhole
+projection (world points -> pixels) that the renderer uses.
 """
 from __future__ import annotations
 
@@ -13,11 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SUBSTEPS = 8
+SUBSTEPS = 12
 FPS = 240 / SUBSTEPS
+FOV = 45.0                # vertical field of view of every camera, degrees
 TABLE_Z = 0.0
 WORKSPACE_LO = np.array([0.35, -0.25, 0.03])
 WORKSPACE_HI = np.array([0.75, 0.25, 0.35])
+MOVER_AREA = ((0.38, 0.72), (-0.22, 0.22))   # x, y range (m) the dynamic suite's distractors glide over
+MOVER_SPEED = (0.16, 0.4)                     # their speed range, m/s
 HOME_POS = np.array([0.55, 0.0, 0.25])
 HOME_EULER = np.array([np.pi, 0.0, 0.0])  # gripper pointing down
 ARM_JOINTS = list(range(7))
@@ -26,7 +33,8 @@ EE_LINK = 11
 REST = [0.0, -0.2, 0.0, -2.2, 0.0, 2.0, 0.785]
 COLOURS = {"red": (0.9, 0.15, 0.1, 1), "green": (0.1, 0.75, 0.2, 1), "blue": (0.15, 0.3, 0.95, 1),
            "yellow": (0.95, 0.85, 0.1, 1), "purple": (0.6, 0.2, 0.8, 1), "orange": (1.0, 0.5, 0.05, 1)}
-CAMERAS = {  # name -> (eye, target)
+CAMERAS = {  # name -> (eye, target); measured image directions and motion of `oblique`: docs/data.md
+    "oblique": ((0.9, -0.45, 0.5), (0.55, 0.0, 0.14)),
     "front": ((1.05, 0.0, 0.6), (0.5, 0.0, 0.1)),
     "side": ((0.55, -0.8, 0.6), (0.55, 0.0, 0.08)),
     "top": ((0.56, 0.0, 1.1), (0.55, 0.0, 0.0)),
@@ -85,16 +93,34 @@ def build(p, cid: int, size: int, camera: str) -> World:
     for j in FINGERS:
         p.resetJointState(robot, j, 0.04, physicsClientId=cid)
     w = World(cid, robot, size=size)
-    eye, tgt = CAMERAS[camera]
-    w.view = p.computeViewMatrix(eye, tgt, (0, 0, 1), physicsClientId=cid)
-    w.proj = p.computeProjectionMatrixFOV(45, 1.0, 0.05, 3.0, physicsClientId=cid)
+    w.view, w.proj = camera_matrices(camera)
     settle_to(p, w, HOME_POS, HOME_EULER, steps=60)
     return w
 
 
-def populate(p, w: World, rng: np.random.Generator, colours, half: float, distractors: bool) -> None:
-    """Blocks of ``colours`` at random non-overlapping poses; with ``distractors`` a ball and a cube gliding
-    over the table at their own random velocities (0.1-0.25 m/s, visual only: they pass through the rest)."""
+def camera_matrices(camera: str) -> tuple[list[float], list[float]]:
+    """``(view, projection)`` of a camera: pybullet's 4x4 matrices as 16 floats each, column-major."""
+    import pybullet as p
+    eye, tgt = CAMERAS[camera]
+    return list(p.computeViewMatrix(eye, tgt, (0, 0, 1))), list(p.computeProjectionMatrixFOV(FOV, 1.0, 0.05, 3.0))
+
+
+def project(points, view, proj, size: int) -> np.ndarray:
+    """Pixel coordinates ``(..., 2)`` (u right, v down; pixel centres at +0.5) of world points ``(..., 3)`` (m)
+    under the column-major 16-float ``view`` and ``proj`` matrices of a ``size x size`` image."""
+    pts = np.asarray(points, dtype=np.float64)
+    m = np.asarray(proj, np.float64).reshape(4, 4).T @ np.asarray(view, np.float64).reshape(4, 4).T
+    clip = pts @ m[:3, :3].T + m[:3, 3]
+    w = pts @ m[3, :3] + m[3, 3]
+    ndc = clip[..., :2] / w[..., None]
+    return np.stack([(ndc[..., 0] + 1) / 2 * size, (1 - ndc[..., 1]) / 2 * size], axis=-1)
+
+
+def populate(p, w: World, rng: np.random.Generator, colours, half: float, distractors: bool,
+             max_yaw: float = 0.7) -> None:
+    """Blocks of ``colours`` at random non-overlapping poses, yaw within ``+-max_yaw`` rad (the random draws
+    do not depend on it: only the scale does); with ``distractors`` a ball and a cube gliding over the table at
+    their own random velocities (0.1-0.25 m/s, visual only: they pass through the rest)."""
     placed: list[np.ndarray] = []
     for colour in colours:
         for _ in range(100):
@@ -103,15 +129,15 @@ def populate(p, w: World, rng: np.random.Generator, colours, half: float, distra
                 break
         placed.append(xy)
         w.blocks[colour] = add_box(p, w.client, (half,) * 3, (xy[0], xy[1], half + 0.001), COLOURS[colour],
-                                   yaw=rng.uniform(-0.7, 0.7))
+                                   yaw=rng.uniform(-0.7, 0.7) * max_yaw / 0.7)
     if distractors:
         for name, shape, colour in (("ball", "sphere", "purple"), ("cube", "box", "orange")):
-            pos = np.array([rng.uniform(0.35, 0.8), rng.uniform(-0.3, 0.3), 0.03])
+            pos = np.array([rng.uniform(*MOVER_AREA[0]), rng.uniform(*MOVER_AREA[1]), 0.03])
             kw = {"radius": 0.03} if shape == "sphere" else {"halfExtents": (0.03, 0.03, 0.03)}
             vis = p.createVisualShape(p.GEOM_SPHERE if shape == "sphere" else p.GEOM_BOX,
                                       rgbaColor=COLOURS[colour], physicsClientId=w.client, **kw)
             body = p.createMultiBody(0, -1, vis, basePosition=pos, physicsClientId=w.client)
-            speed, ang = rng.uniform(0.1, 0.25), rng.uniform(0, 2 * np.pi)
+            speed, ang = rng.uniform(*MOVER_SPEED), rng.uniform(0, 2 * np.pi)
             w.movers[name] = (body, np.array([np.cos(ang), np.sin(ang), 0.0]) * speed)
     for _ in range(20):
         p.stepSimulation(physicsClientId=w.client)
@@ -121,6 +147,18 @@ def ee_pose(p, w: World, quat: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """End-effector ``(position (3,) m, orientation)``: XYZ Euler angles (3,) rad, or with ``quat`` (x, y, z, w)."""
     st = p.getLinkState(w.robot, EE_LINK, computeForwardKinematics=True, physicsClientId=w.client)
     return np.array(st[4]), np.array(st[5] if quat else p.getEulerFromQuaternion(st[5]))
+
+
+def finger_opening(p, w: World) -> float:
+    """The distance between the two fingers (m): 0 closed, 0.08 fully open."""
+    return float(sum(p.getJointState(w.robot, j, physicsClientId=w.client)[0] for j in FINGERS))
+
+
+def finger_axis(p, w: World) -> np.ndarray:
+    """``(3,)`` unit world direction along which the fingers open, at the current pose."""
+    a, b = (np.array(p.getLinkState(w.robot, j, computeForwardKinematics=True, physicsClientId=w.client)[4])
+            for j in FINGERS)
+    return (a - b) / max(float(np.linalg.norm(a - b)), 1e-9)
 
 
 def _drive(p, w: World) -> None:
@@ -142,18 +180,24 @@ def settle_to(p, w: World, pos, euler, steps: int) -> None:
 
 
 def apply_action(p, w: World, a: np.ndarray) -> None:
-    """One control step: move the EE target by ``a[:6]``, set the gripper, advance physics."""
+    """One control step: move the EE target by the action's deltas, set the gripper, advance physics.
+    ``a``: ``(4,)`` (dx, dy, dz, grip: the wrist stays as it is) or ``(7,)`` (dx, dy, dz, droll, dpitch,
+    dyaw, grip)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape not in ((4,), (7,)):
+        raise ValueError(f"a simulator action has 4 or 7 dims, got shape {a.shape}")
     w.target_pos = np.clip(w.target_pos + a[:3], WORKSPACE_LO, WORKSPACE_HI)
-    w.target_euler = w.target_euler + a[3:6]
-    w.target_euler[:2] = np.clip(w.target_euler[:2], HOME_EULER[:2] - 0.6, HOME_EULER[:2] + 0.6)
-    w.grip_open = bool(a[6] > 0)
+    if len(a) == 7:
+        w.target_euler = w.target_euler + a[3:6]
+        w.target_euler[:2] = np.clip(w.target_euler[:2], HOME_EULER[:2] - 0.6, HOME_EULER[:2] + 0.6)
+    w.grip_open = bool(a[-1] > 0)
     _drive(p, w)  # IK once per control step: the target is constant over its substeps
     for _ in range(SUBSTEPS):
         for body, vel in w.movers.values():  # scripted independent motion (dynamic suite)
             pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=w.client)
             new = np.array(pos) + vel / 240.0
-            for ax in (0, 1):  # bounce inside the table area
-                lo, hi = (0.3, 0.85) if ax == 0 else (-0.35, 0.35)
+            for ax in (0, 1):  # bounce inside the area the end effector can reach (follow tasks hover above)
+                lo, hi = MOVER_AREA[ax]
                 if not lo < new[ax] < hi:
                     vel[ax] = -vel[ax]
                     new[ax] = np.clip(new[ax], lo, hi)

@@ -4,23 +4,28 @@ A task names a skill (reach, push, lift, pick-place, stack; in the dynamic suite
 it involves and a goal. The expert turns the scene (``scene.snapshot``: name -> (position, yaw)) into waypoints
 ``Waypoint(pos, yaw, open, hold, tilt)`` and emits the end-effector delta that moves the commanded pose toward
 the current one, capped per step, plus Gaussian noise, so actions vary within a task and are not a function of
-the task alone. The wrist yaw aligns with the block (modulo 90 degrees) and approaches from a random yaw, so
-rotation carries signal. Once the task's waypoints are done, the expert keeps playing (as in CALVIN's play
-data): it wanders to random poses with a tilted wrist (roll, pitch), so every axis moves visibly.
+the task alone. Waypoints are clipped to the workspace (an outside target would never be reached). With the
+wrist held fixed (``wrist="fixed"``, the default) the gripper keeps pointing down at yaw 0, the blocks lie
+within +-``FIXED_BLOCK_YAW`` of it, and the action is ``(dx, dy, dz, grip)``. With a free wrist the yaw
+aligns with the block (modulo 90 degrees) and approaches from a random yaw, so rotation carries signal.
+Once the task's waypoints are done, the expert keeps playing (as in CALVIN's play data): it wanders to random
+poses (with a free wrist also tilted in roll and pitch), so every axis moves visibly.
 ``follow`` tasks re-plan every step: the end effector hovers over a mover (the gliding ball or cube).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from wmprobe.data.sim import scene as S
 
-MAX_STEP = 0.05      # metres per control step
+MAX_STEP = 0.06      # metres per control step
 MAX_YAW = 0.15       # radians per control step (yaw)
 MAX_TILT = 0.08      # radians per control step (roll, pitch)
 BLOCK = 0.022        # block half-size (m)
+WRIST_MODES = ("fixed", "free")
+FIXED_BLOCK_YAW = 0.25   # blocks' yaw range (rad) with a fixed wrist: its straight grasp still closes on them
 
 
 @dataclass(frozen=True)
@@ -116,18 +121,26 @@ def _split(scene: dict[str, tuple[np.ndarray, float]]) -> tuple[dict[str, np.nda
     return {n: v[0] for n, v in scene.items()}, {n: v[1] for n, v in scene.items()}
 
 
+def _clip(wps: list[Waypoint]) -> list[Waypoint]:
+    """The waypoints with positions inside the workspace (the arm cannot leave it: an outside target is never
+    reached and the expert would stall there)."""
+    return [replace(w, pos=np.clip(w.pos, S.WORKSPACE_LO, S.WORKSPACE_HI)) for w in wps]
+
+
 class Expert:
     """Follows the waypoints, then wanders; ``act(scene, cmd_pos, cmd_euler, ee_pos)`` returns a 7-dim action
-    (before clipping). ``scene``: ``scene.snapshot`` (read only by ``follow`` tasks, which re-plan every step);
-    ``cmd_pos (3,)``, ``cmd_euler (3,)``: the commanded end-effector pose; ``ee_pos (3,)``: the real one.
+    (before clipping; with ``wrist="fixed"`` its rotation deltas are 0 and waypoint yaws and tilts ignored).
+    ``scene``: ``scene.snapshot`` (read only by ``follow`` tasks, which re-plan every step); ``cmd_pos (3,)``,
+    ``cmd_euler (3,)``: the commanded end-effector pose; ``ee_pos (3,)``: the real one.
 
-    Deltas are computed on the commanded pose; a waypoint counts as reached when the real end effector is
-    there too (so a lagging arm is waited for)."""
+    Deltas are computed on the commanded pose; a waypoint counts as reached when the commanded pose is within
+    ``0.006 + 2 noise`` m of it and the real end effector is there too (so a lagging arm is waited for)."""
 
-    def __init__(self, task: Task, scene: dict[str, tuple[np.ndarray, float]], rng: np.random.Generator):
-        self.task, self.rng = task, rng
+    def __init__(self, task: Task, scene: dict[str, tuple[np.ndarray, float]], rng: np.random.Generator,
+                 wrist: str = "fixed"):
+        self.task, self.rng, self.fixed = task, rng, wrist == "fixed"
         self.approach_yaw = float(rng.uniform(-0.7, 0.7))
-        self.wps = waypoints(task, *_split(scene), approach_yaw=self.approach_yaw)
+        self.wps = _clip(waypoints(task, *_split(scene), approach_yaw=self.approach_yaw))
         self.i, self.held = 0, 0
         self.speed = rng.uniform(0.7, 1.0)          # per-episode pace
         self.noise = rng.uniform(0.002, 0.006)      # per-episode translation noise (m)
@@ -142,14 +155,17 @@ class Expert:
     def act(self, scene: dict[str, tuple[np.ndarray, float]], cmd_pos: np.ndarray, cmd_euler: np.ndarray,
             ee_pos: np.ndarray) -> np.ndarray:
         if self.task.skill == "follow":
-            self.wps = waypoints(self.task, *_split(scene), approach_yaw=self.approach_yaw)
+            self.wps = _clip(waypoints(self.task, *_split(scene), approach_yaw=self.approach_yaw))
         wp = self.wps[self.i]
         d = wp.pos - cmd_pos
         dist = float(np.linalg.norm(d))
         step = d if dist <= MAX_STEP * self.speed else d / dist * MAX_STEP * self.speed
         dyaw = float(np.clip(_wrap(wp.yaw - cmd_euler[2]), -MAX_YAW, MAX_YAW))
         dtilt = np.clip(S.HOME_EULER[:2] + np.array(wp.tilt) - cmd_euler[:2], -MAX_TILT, MAX_TILT)
-        if dist < 0.006 and np.linalg.norm(wp.pos - ee_pos) < 0.02 and abs(dyaw) < 0.05 and \
+        if self.fixed:
+            dyaw, dtilt = 0.0, np.zeros(2)
+        tol = 0.006 + 2 * self.noise  # the noise keeps the commanded pose that far off: tighter would stall
+        if dist < tol and np.linalg.norm(wp.pos - ee_pos) < 0.02 + tol and abs(dyaw) < 0.05 and \
                 np.abs(dtilt).max() < 0.05:
             self.held += 1
             if self.held > wp.hold:
@@ -158,7 +174,8 @@ class Expert:
                 self.i, self.held = self.i + 1, 0
         a = np.zeros(7, np.float64)
         a[:3] = step + self.rng.normal(0, self.noise, 3)
-        a[3:5] = dtilt + self.rng.normal(0, 0.01, 2)
-        a[5] = dyaw + self.rng.normal(0, 0.02)
+        rot_noise = np.r_[self.rng.normal(0, 0.01, 2), self.rng.normal(0, 0.02)]  # drawn either way (same stream)
+        if not self.fixed:
+            a[3:5], a[5] = dtilt + rot_noise[:2], dyaw + rot_noise[2]
         a[6] = 1.0 if wp.open else -1.0
         return a
