@@ -285,3 +285,11 @@ def test_the_fixed_wrist_keeps_the_gripper_pointing_down_and_free_restores_7_dim
     assert free.state_names == ["ee_x", "ee_y", "ee_z", "ee_roll", "ee_pitch", "ee_yaw", "finger_opening"]
     assert np.abs(free.actions[:, 3:6]).max() > 0.05      # the free wrist does turn
     assert cache_key("dynamic", 2, wrist="free") != cache_key("dynamic", 2)
+
+
+def test_study_datasets_choose_camera_and_wrist():
+    from wmprobe.study.config import validate
+    enc = {"encoders": ["pixels"]}
+    assert not validate({**enc, "datasets": [{"name": "d", "sim": "dynamic", "wrist": "free", "camera": "front"}]})
+    problems = validate({**enc, "datasets": [{"name": "d", "sim": "dynamic", "wrist": "loose"}]})
+    assert [(p.where, "'loose'" in p.message) for p in problems] == [("datasets[0].wrist", True)]

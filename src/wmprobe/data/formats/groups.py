@@ -158,7 +158,8 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
-        for f in ("frames.npy", "actions.npy", "episode_ends.npy", "tasks.npy"):
+        optional = ("states.npy",) if getattr(store, "states", None) is not None else ()
+        for f in ("frames.npy", "actions.npy", "episode_ends.npy", "tasks.npy") + optional:
             src = (Path(store.path) / f).resolve()
             try:
                 os.link(src, tmp / f)
@@ -169,7 +170,8 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
                     shutil.copyfile(src, tmp / f)
         meta = {k: v for k, v in store.meta.items() if k != "fingerprint"}
         meta.update(action_groups=groups, parent_fingerprint=store.fingerprint)
-        meta["fingerprint"] = compute_fingerprint(store.frames, store.actions, store.episode_ends, store.tasks, meta)
+        meta["fingerprint"] = compute_fingerprint(store.frames, store.actions, store.episode_ends, store.tasks, meta,
+                                                  getattr(store, "states", None))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
         try:
             os.replace(tmp, dest)
