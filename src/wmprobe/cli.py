@@ -139,6 +139,15 @@ def cmd_data(a: argparse.Namespace) -> int:
             print(f"problem: {p}")
         print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 1 if problems else 0
+    elif a.data_cmd == "audit":
+        from wmprobe.data import load_dataset
+        from wmprobe.data.audit import audit, format_audit
+        heads = None if a.headline is None else [h.strip() for h in a.headline.split(",") if h.strip()]
+        result = audit(load_dataset(a.store), a.split, k=a.k, headline=heads, test_frac=a.test_frac, seed=a.seed)
+        if a.json:
+            _print_json(result)
+        else:
+            print(format_audit(result))
     elif a.data_cmd == "export":
         dest = _api("wmprobe.data.formats:export_lerobot")(a.store, a.dest, data_files_size_in_mb=a.data_file_mb,
                                                            video_files_size_in_mb=a.video_file_mb,
@@ -351,6 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "rotation=3,4,5 gripper=6, or none (no groups: per-dimension targets). Default: the format's "
                    "convention (CALVIN, LIBERO) or the dataset's action names; refused when neither says")
     i.add_argument("--max-episodes", type=at_least(1), default=None, help="keep the first N episodes (default: all)")
+    au = dsub.add_parser("audit", help="which action groups a probe can be scored on: variance shares under the "
+                         "split, constant and binary axes, state ceiling, image motion (docs/data.md)")
+    au.add_argument("store")
+    au.add_argument("--split", default="task", choices=["task", "episode"])
+    au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25)
+    au.add_argument("--seed", type=at_least(0), default=0)
+    au.add_argument("--k", type=at_least(1), default=4, help="probe horizon in steps (default 4)")
+    au.add_argument("--headline", default=None, metavar="GROUP,GROUP",
+                    help="override the rule's headline groups, e.g. translation,gripper (the evidence is still shown)")
+    au.add_argument("--json", action="store_true", help="print the audit as JSON")
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
     e.add_argument("store"), e.add_argument("dest")
     e.add_argument("--format", default="lerobot", choices=["lerobot"])
