@@ -45,7 +45,7 @@ def test_proc_net_parsing_reads_loopback():
 
 def test_local_ray_listens_on_loopback_only_and_stops():
     ray = pytest.importorskip("ray")
-    from wmprobe.study.executors import start_local_ray
+    from wmprobe.study.executors import start_local_ray, stop_local_ray
     assert not ray.is_initialized()
     before = listening()
     start_local_ray(num_cpus=1)
@@ -53,7 +53,7 @@ def test_local_ray_listens_on_loopback_only_and_stops():
         assert ray.get(ray.remote(lambda: 41).remote()) + 1 == 42     # a worker process is up and answering
         opened = listening() - before
     finally:
-        ray.shutdown()
+        stop_local_ray()
     assert opened, "the Ray cluster opened no listening socket?"
     public = sorted((ip, port) for ip, port in opened if not ipaddress.ip_address(ip).is_loopback)
     assert not public, f"Ray listens beyond the loopback interface: {public}"
