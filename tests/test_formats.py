@@ -998,3 +998,41 @@ def test_calvin_and_libero_groups_follow_their_convention(tmp_path):
     assert store.action_groups == ee and store.meta["action_names"] == EE_NAMES
     over = EpisodeStore.load(import_dataset(libero, tmp_path / "o", progress=False, action_groups="none"))
     assert over.action_groups == {}
+
+
+# ---- proprioceptive states (issue 16: the audit's state ceiling) --------------------------------------------
+def test_states_are_imported_where_the_format_records_them(tmp_path, eps, v3_video):
+    from wmprobe.data.formats import import_dataset
+    # LeRobot: observation.state (names absent in info.json -> state_0, state_1)
+    lr = EpisodeStore.load(import_dataset(v3_video, tmp_path / "lr", progress=False))
+    assert lr.state_names == ["state_0", "state_1"] and lr.states.shape == (lr.n_frames, 2)
+    np.testing.assert_array_equal(lr.states, np.tile([0.0, 1.0], (lr.n_frames, 1)))
+    # ... and a re-import of the store keeps them
+    again = EpisodeStore.load(import_dataset(tmp_path / "lr", tmp_path / "lr2", format="store", size=16,
+                                             progress=False))
+    np.testing.assert_array_equal(again.states, lr.states)
+    # CALVIN: robot_obs[:14] (its last entry is the gripper action)
+    src = write_calvin(tmp_path / "calvin", eps)
+    for k, f in enumerate(sorted((src / "training").glob("episode_*.npz"))):
+        z = dict(np.load(f))
+        z["robot_obs"] = np.arange(15, dtype=np.float64) + k
+        np.savez(f, **z)
+    cv = EpisodeStore.load(import_dataset(src, tmp_path / "cv", progress=False))
+    assert cv.states.shape == (18, 14) and cv.state_names[:3] == ["tcp_x", "tcp_y", "tcp_z"]
+    np.testing.assert_array_equal(cv.states[1], np.arange(14) + 1)
+    # LIBERO: obs/ee_pos + obs/gripper_states
+    h5py = pytest.importorskip("h5py")
+    lib = write_libero(tmp_path / "libero", {"open the drawer": eps})
+    with h5py.File(next(lib.glob("*.hdf5")), "a") as h:
+        for d, (_, ac) in enumerate(eps):
+            h[f"data/demo_{d}/obs/ee_pos"] = np.full((len(ac), 3), d, np.float64)
+            h[f"data/demo_{d}/obs/gripper_states"] = np.full((len(ac), 2), -d, np.float64)
+    li = EpisodeStore.load(import_dataset(lib, tmp_path / "li", progress=False))
+    assert li.state_names == ["ee_x", "ee_y", "ee_z", "gripper_states_0", "gripper_states_1"]
+    np.testing.assert_array_equal(li.states[li.episode_slice(2)], np.tile([2, 2, 2, -2, -2], (7, 1)))
+    # a demo without them: the store has no states, and its source says why
+    with h5py.File(next(lib.glob("*.hdf5")), "a") as h:
+        del h["data/demo_1/obs/ee_pos"]
+    part = EpisodeStore.load(import_dataset(lib, tmp_path / "part", progress=False))
+    assert part.states is None and "demo_1" in part.meta["source"]["states"]
+    assert "state_names" not in part.meta

@@ -122,12 +122,16 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
         n = sum(e.length for e in eps)
         bar = progress_bar(n, f"import {src.name}", progress)
         try:
-            with StoreWriter(dest, n, h, w, int(source.action_dim), len(eps)) as wr:
+            snames = source.state_names
+            with StoreWriter(dest, n, h, w, int(source.action_dim), len(eps),
+                             state_dim=len(snames) if snames else None) as wr:
                 for e in eps:
                     acts = source.actions(e)
-                    wr.add_episode(acts, source.frames(e), task_names.index(e.task), e.where, size, bar)
+                    wr.add_episode(acts, source.frames(e), task_names.index(e.task), e.where, size, bar,
+                                   states=source.states(e) if snames else None)
                 meta = {"name": dest.name, "fps": float(source.fps), "action_names": names,
                         "action_groups": groups, "task_names": task_names,
+                        **({"state_names": list(snames), "state_names_wanted": True} if snames else {}),
                         "source": {**source.source_meta(), "size": size, "episodes": len(eps),
                                    "native_shape": list(source.frame_shape),
                                    "resize": describe_resize(tuple(source.frame_shape), size),

@@ -63,6 +63,9 @@ class Source:
     # then the groups come from action_names or --action-groups, never from positions (data/formats/groups.py)
     action_convention: dict[str, list[int]] | None = None
     convention_names: list[str] | None = None
+    # the proprioceptive state the format records per frame (LeRobot observation.state, LIBERO ee_pos +
+    # gripper_states, CALVIN robot_obs), named per column; None when the source has none
+    state_names: list[str] | None = None
 
     def select(self, camera: str | None, action_key: str | None) -> None:
         if camera is not None:
@@ -88,6 +91,11 @@ class Source:
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
         """Yield ``(n, H, W, 3) uint8`` blocks of the episode's frames, in order."""
         raise NotImplementedError
+
+    def states(self, ep: Episode) -> np.ndarray | None:
+        """``(T, S) float32``: the state at each frame of the episode (``state_names``), or None when this
+        episode (or the source) has none."""
+        return None
 
     def info(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -211,7 +219,7 @@ class StoreWriter:
     """
 
     def __init__(self, dest: str | os.PathLike, n_frames: int, height: int, width: int, action_dim: int,
-                 n_episodes: int):
+                 n_episodes: int, state_dim: int | None = None):
         self.dest = Path(dest)
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-", dir=self.dest.parent))
@@ -220,6 +228,9 @@ class StoreWriter:
                                                     shape=(n_frames, height, width, 3))
             self.actions = np.lib.format.open_memmap(self.tmp / "actions.npy", mode="w+", dtype=np.float32,
                                                      shape=(n_frames, action_dim))
+            if state_dim:   # states are kept only if every episode has them (``states_missing`` says which not)
+                self.states = np.lib.format.open_memmap(self.tmp / "states.npy", mode="w+", dtype=np.float32,
+                                                        shape=(n_frames, int(state_dim)))
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
@@ -227,6 +238,7 @@ class StoreWriter:
         self.tasks = np.zeros(n_episodes, np.int64)
         self.row = 0
         self.n_ep = 0
+        self.states_missing: str | None = None if state_dim else "the source records no state"
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -236,12 +248,22 @@ class StoreWriter:
             self.abort()
 
     def add_episode(self, actions: np.ndarray, frame_blocks, task_id: int, where: str, size: int | None,
-                    bar=None) -> None:
+                    bar=None, states: np.ndarray | None = None) -> None:
         t = len(actions)
         start = self.row
         if start + t > self.frames.shape[0]:
             raise FormatError(f"{where}: more frames than the metadata announced")
         self.actions[start:start + t] = actions
+        if self.states_missing is None:
+            if states is None:
+                self.states_missing = f"{where} has none"
+            else:
+                st = np.asarray(states, dtype=np.float32)
+                if st.shape != (t, self.states.shape[1]) or not np.isfinite(st).all():
+                    raise FormatError(f"{where}: states must be {t} finite rows of {self.states.shape[1]} "
+                                      f"values, got shape {st.shape}" + ("" if np.isfinite(st).all() else
+                                                                         " with NaN or inf"))
+                self.states[start:start + t] = st
         filled = 0
         for block in frame_blocks:
             block = resize_block(block, size)
@@ -273,17 +295,32 @@ class StoreWriter:
             meta.setdefault("version", FORMAT_VERSION)
             self.frames.flush()
             self.actions.flush()
-            problems = check_arrays(self.frames, self.actions, self.ends, self.tasks, meta)
+            states = None
+            if hasattr(self, "states"):
+                if self.states_missing is None:
+                    self.states.flush()
+                    states = self.states
+                else:
+                    del self.states
+                    (self.tmp / "states.npy").unlink()
+            if states is None:
+                meta.pop("state_names", None)
+                if meta.get("state_names_wanted"):
+                    meta.setdefault("source", {})["states"] = f"not imported: {self.states_missing}"
+            meta.pop("state_names_wanted", None)
+            problems = check_arrays(self.frames, self.actions, self.ends, self.tasks, meta, states)
             if problems:
                 raise StoreError(f"refusing to write invalid EpisodeStore to {self.dest}: " + "; ".join(problems))
             bad = nonfinite_episodes(self.actions, self.ends)
             if bad:
                 raise StoreError(f"NaN or inf actions in imported episode(s) {bad[:10]}")
-            meta["fingerprint"] = compute_fingerprint(self.frames, self.actions, self.ends, self.tasks, meta)
+            meta["fingerprint"] = compute_fingerprint(self.frames, self.actions, self.ends, self.tasks, meta, states)
             np.save(self.tmp / "episode_ends.npy", self.ends)
             np.save(self.tmp / "tasks.npy", self.tasks)
             (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
             del self.frames, self.actions  # close the memmaps before the rename
+            if hasattr(self, "states"):
+                del states, self.states
             from wmprobe.data.store import stamp_store
             stamp_store(self.tmp)          # sizes, mtimes and checksums (after the last write to the arrays)
             assert all((self.tmp / f).is_file() for f in FILES)
@@ -296,7 +333,7 @@ class StoreWriter:
         return self.dest
 
     def abort(self) -> None:
-        for name in ("frames", "actions"):
+        for name in ("frames", "actions", "states"):
             if hasattr(self, name):
                 delattr(self, name)
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -4,6 +4,9 @@ dataset root, the reader takes ``split`` (default ``training``, else ``validatio
 
 Language annotations (``lang_annotations/auto_lang_ann.npy``) are a pickled dict; they are read only with
 an explicit opt-in (``allow_pickle=True`` / ``WMPROBE_ALLOW_PICKLE=1``), never by default.
+
+``robot_obs`` (15 numbers per step) becomes the store's states, without its last entry (the gripper action,
+a copy of the command the probe predicts): ``STATE_NAMES``.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ BLOCK = 32
 ACTION_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 ALIASES = {"static": "rgb_static", "gripper": "rgb_gripper"}
 SPLITS = ("training", "validation")
+STATE_NAMES = ["tcp_x", "tcp_y", "tcp_z", "tcp_roll", "tcp_pitch", "tcp_yaw", "gripper_width",
+               *(f"joint_{i}" for i in range(7))]   # robot_obs[:14]; robot_obs[14] is the gripper action
 
 
 def split_dirs(root: Path) -> list[str]:
@@ -79,6 +84,7 @@ class CalvinSource(Source):
         # CALVIN's rel_actions and actions are both 7-dim: tcp position (3), euler angles (3), gripper (1)
         self.action_convention = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
         self.lang_file = split / "lang_annotations" / "auto_lang_ann.npy"
+        self.state_names = list(STATE_NAMES)
 
     def select(self, camera, action_key) -> None:
         super().select(ALIASES.get(camera, camera) if camera else None, action_key)
@@ -155,6 +161,19 @@ class CalvinSource(Source):
                 raise FormatError(f"{self._name(fid)} (episode {ep.index}): NaN or inf in '{self.action_key}'")
             rows.append(a)
         return check_actions(np.stack(rows), ep, dim=7)
+
+    def states(self, ep: Episode) -> np.ndarray | None:
+        """``robot_obs[:14]`` of every step ``(T, 14)``, or None when a step lacks a 15-number ``robot_obs``."""
+        rows = []
+        for fid in range(ep.extra["start"], ep.extra["end"] + 1):
+            try:
+                r = np.asarray(self._read(ep, fid, "robot_obs"))
+            except FormatError:
+                return None
+            if r.shape != (15,) or r.dtype.kind not in "fiu":
+                return None
+            rows.append(r[:14])
+        return np.stack(rows).astype(np.float32)
 
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
         return stack_blocks(self._frames(ep), BLOCK)

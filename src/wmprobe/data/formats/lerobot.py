@@ -16,6 +16,7 @@ V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+STATE_KEY = "observation.state"   # imported as the store's states (the action key may not be it)
 INDEX_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 NUMERIC = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 BLOCK = 32
@@ -102,6 +103,7 @@ class VideoReader:
 
 class LeRobotSource(Source):
     format = "lerobot"
+    state_key: str | None = None
 
     def __init__(self, path):
         self.path = root = Path(path)
@@ -150,6 +152,14 @@ class LeRobotSource(Source):
         if isinstance(names, dict) and len(names) == 1:
             names = next(iter(names.values()))
         self.action_names = list(names) if isinstance(names, list) else None
+        self.state_key = STATE_KEY if STATE_KEY in self.action_keys and STATE_KEY != self.action_key else None
+        if self.state_key is not None:
+            dim = int((self.features[STATE_KEY].get("shape") or [1])[0])
+            sn = self.features[STATE_KEY].get("names")
+            if isinstance(sn, dict) and len(sn) == 1:
+                sn = next(iter(sn.values()))
+            self.state_names = ([str(n) for n in sn] if isinstance(sn, list) and len(sn) == dim
+                                else [f"state_{i}" for i in range(dim)])
 
     def _shape(self, key: str) -> tuple[int, int] | None:
         ft = self.features[key]
@@ -326,7 +336,7 @@ class LeRobotSource(Source):
         import pyarrow as pa
         import pyarrow.parquet as pq
         f: Path = ep.extra["data"]
-        key = (f, self.action_key)
+        key = (f, self.action_key, getattr(self, "state_key", None))
         if key in self._data_cache:
             return self._data_cache[key]
         if not f.is_file():
@@ -335,11 +345,15 @@ class LeRobotSource(Source):
             schema = pq.read_schema(f)
             if self.action_key not in schema.names:
                 raise FormatError(f"{ep.where}: action key '{self.action_key}' missing from the data file")
-            cols = [self.action_key] + (["episode_index"] if "episode_index" in schema.names else [])
+            state = key[2] if key[2] in schema.names else None
+            cols = [self.action_key] + (["episode_index"] if "episode_index" in schema.names else []) + \
+                ([state] if state else [])
             t = pq.read_table(f, columns=cols)
         except (pa.ArrowException, OSError) as exc:
             raise FormatError(f"{ep.where}: unreadable data file ({exc}); truncated?") from None
         out = {"action": arrow_to_matrix(t.column(self.action_key), ep.where)}
+        if state:
+            out["state"] = arrow_to_matrix(t.column(state), f"{ep.where} ({state})")
         if "episode_index" in t.column_names:
             out["episode_index"] = t.column("episode_index").to_numpy(zero_copy_only=False)
         elif self.v3:
@@ -359,6 +373,16 @@ class LeRobotSource(Source):
             if "episode_index" in t and len(t["episode_index"]) and (t["episode_index"] != ep.index).any():
                 raise FormatError(f"{ep.where}: the data file holds rows of other episodes")
         return check_actions(acts, ep, dim=self.action_dim)
+
+    def states(self, ep: Episode) -> np.ndarray | None:
+        """The episode's ``observation.state`` rows ``(T, S)``, or None (no such feature, or not in its file)."""
+        if self.state_key is None:
+            return None
+        t = self._data_table(ep)
+        if "state" not in t:
+            return None
+        a, b = self._rows(ep) if self.v3 else (0, len(t["state"]))
+        return np.asarray(t["state"][a:b], dtype=np.float32)
 
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
         single = self._image_frames if self.features[self.camera].get("dtype") == "image" else self._video_frames

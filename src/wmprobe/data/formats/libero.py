@@ -1,5 +1,6 @@
 """LIBERO (Lifelong-Robot-Learning/LIBERO): robomimic-style hdf5, one file per task, demos under
 ``data/demo_i`` with ``actions (T, 7)`` and ``obs/agentview_rgb``, ``obs/eye_in_hand_rgb`` ``(T, H, W, 3)``.
+The proprioceptive state ``obs/ee_pos (T, 3)`` + ``obs/gripper_states (T, 2)`` becomes the store's states.
 
 The stored images are MuJoCo's bottom-up renders: they are rotated by 180 degrees on read (rows AND
 columns reversed, ``img[::-1, ::-1]``), the convention of the LeRobot/OpenVLA/openpi LIBERO pipelines
@@ -20,6 +21,7 @@ FPS = 20.0  # LIBERO's control frequency
 BLOCK = 32
 FLIP_ROWS, FLIP_COLS = True, True
 ALIASES = {"agentview": "agentview_rgb", "eye_in_hand": "eye_in_hand_rgb", "wrist": "eye_in_hand_rgb"}
+STATE_KEYS = (("ee_pos", ("ee_x", "ee_y", "ee_z")), ("gripper_states", None))   # obs datasets -> state columns
 
 
 def _demo_key(name: str) -> tuple[int, str]:
@@ -112,6 +114,40 @@ class LiberoSource(Source):
             raise self._no_camera or FormatError(f"{self.files[0].name}: no *_rgb image datasets under "
                                                  "data/demo_*/obs")
         self.action_dim = 7
+        self.state_names = self._state_names()
+
+    def _state_names(self) -> list[str] | None:
+        """Column names of ``STATE_KEYS`` from the first demo that has an ``obs`` group, or None when it lacks
+        one of them."""
+        for f in self.files:
+            try:
+                data = self._file(f).get("data")
+            except FormatError:
+                continue
+            for d in sorted(data.keys(), key=_demo_key) if data is not None else []:
+                obs = data[d].get("obs")
+                if obs is None:
+                    continue
+                names: list[str] = []
+                for key, cols in STATE_KEYS:
+                    if key not in obs or obs[key].ndim != 2:
+                        return None
+                    n = int(obs[key].shape[1])
+                    names += list(cols) if cols and len(cols) == n else [f"{key}_{i}" for i in range(n)]
+                return names
+        return None
+
+    def states(self, ep: Episode) -> np.ndarray | None:
+        """``obs/ee_pos`` and ``obs/gripper_states`` side by side ``(T, 5)``, or None if the demo lacks them."""
+        obs = self._group(ep).get("obs")
+        try:
+            parts = [np.asarray(obs[key][()], np.float32) for key, _ in STATE_KEYS]
+        except (OSError, KeyError, TypeError):
+            return None
+        if any(p.ndim != 2 or p.shape[0] != ep.length for p in parts):
+            return None
+        st = np.concatenate(parts, axis=1)
+        return st if self.state_names and st.shape[1] == len(self.state_names) else None
 
     def task_name(self, f: Path, h) -> str:
         raw = h["data"].attrs.get("problem_info") if "data" in h else None

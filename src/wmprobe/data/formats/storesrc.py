@@ -25,6 +25,7 @@ class StoreSource(Source):
         self.action_dim = self.store.action_dim
         self.action_names = list(self.store.meta["action_names"])
         self.action_convention = self.store.action_groups  # a store keeps its own groups
+        self.state_names = self.store.state_names           # and its states (None without)
 
     def episodes(self, problems: list[str] | None = None) -> list[Episode]:  # a loaded store is consistent
         names = self.store.meta["task_names"]
@@ -33,6 +34,9 @@ class StoreSource(Source):
 
     def actions(self, ep: Episode) -> np.ndarray:
         return check_actions(self.store.actions[self.store.episode_slice(ep.index)], ep, dim=self.action_dim)
+
+    def states(self, ep: Episode) -> np.ndarray | None:
+        return None if self.store.states is None else np.asarray(self.store.states[self.store.episode_slice(ep.index)])
 
     def frames(self, ep: Episode) -> Iterator[np.ndarray]:
         s = self.store.episode_slice(ep.index)
