@@ -42,14 +42,27 @@ def fake_records(test_episodes: int = 8):
     return rows
 
 
-AUDIT = {"dynamic": {"headline_groups": ["translation"], "rule": "state and image ceilings >= 0.5",
-                     "left_out": {"rotation": "state ceiling 0.13 on held-out tasks",
-                                  "gripper": "constant on the held-out tasks"}}}
+RULE = "a group is in the headline iff its state-ceiling R2 is >= 0.5 and it is not constant on the test episodes"
+AUDIT = {"dynamic": {  # as wmprobe.data.audit writes it (config.yaml `audit`)
+    "headline_groups": ["translation"], "rule": RULE, "override": False, "fallback": False, "fallback_reason": None,
+    "groups": {
+        "translation": {"axes": ["x", "y", "z"], "var_share": 0.8, "constant_on_test": False, "state_ceiling_r2": 0.95,
+                        "image_px_per_step": 2.4, "image_px_per_k": 9.6, "identifiable": True, "reasons": []},
+        "rotation": {"axes": ["roll", "pitch", "yaw"], "var_share": 2.5, "constant_on_test": False,
+                     "state_ceiling_r2": 0.13, "image_px_per_step": 0.3, "image_px_per_k": 1.2, "identifiable": False,
+                     "reasons": ["state ceiling R2 0.130 < 0.5", "median image motion over k 1.20 px < 2 px"]},
+        "gripper": {"axes": ["gripper"], "var_share": 0.0, "constant_on_test": True, "state_ceiling_r2": 0.81,
+                    "image_px_per_step": None, "image_px_per_k": None, "identifiable": False,
+                    "reasons": ["constant on all 8 test episodes"]}}}}
+HEADLINE = {"dynamic": {  # as the study resolves it (config.yaml `headline`)
+    "headline_groups": ["translation"], "source": "audit", "rule": f"the action-space audit: {RULE}", "k": 4,
+    "left_out": {"rotation": f"not identifiable by the audit's rule ({RULE})",
+                 "gripper": f"not identifiable by the audit's rule ({RULE})"}}}
 LEAKAGE = {"ok": True, "problems": [], "checked": {"datasets": 2, "train_episodes": 80, "test_episodes": 16,
                                                   "test_task_names": ["lift-blue", "reach-red"],
                                                   "pool": {"episodes": 60, "tasks": 6, "fingerprint": "f"},
                                                   "zoo_checkpoints": 7}}
-CONFIG = {"preset": "test", "audit": AUDIT, "leakage": LEAKAGE}
+CONFIG = {"preset": "test", "audit": AUDIT, "headline": HEADLINE, "leakage": LEAKAGE}
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +150,18 @@ def test_report_opens_with_a_verdict_computed_from_the_records(report):
     text = re.sub(r"<[^>]+>", "", re.search(r'<p id="verdict".*?</p>', html, re.S).group(0))
     for fact in ("held-out tasks", "headline k = 4", "8 test episodes", "3 seed(s)", "headline group(s) translation",
                  "Above the floors", "zoo:vjepa +ID", "The ceiling", "tiers whose tops are CI-separated",
-                 "Of 3 families measured frozen and +ID, +ID raised R2 for 3 (CI-separated: zoo:vjepa +0.20", "shuffled-pairs control", "left out of the headline",
-                 "rotation (state ceiling 0.13 on held-out tasks)", "leakage check found no test task",
+                 "left out of the headline by the action-space audit",
+                 "rotation (state ceiling R2 0.130 &lt; 0.5; median image motion over k 1.20 px &lt; 2 px)",
+                 "gripper (constant on all 8 test episodes)",
+                 "Of 3 families measured frozen and +ID, +ID raised R2 for 3 (CI-separated: zoo:vjepa +0.20",
+                 "shuffled-pairs control", "leakage check found no test task",
                  "held-out tasks lift-blue, reach-red; against the 60-episode pretraining pool; 7 zoo checkpoints",
                  "With only 8 test episodes (fewer than 20)"):
         assert fact in text, fact
+    from html import escape
+    assert "<h3>Action-space audit</h3>" in html and escape(RULE) in html
     f = json.loads((report.parent / "findings.json").read_text())["per_dataset"]["dynamic"]["verdict"]
+    assert f["limits"]["audit"]["left_out"]["gripper"] == "constant on all 8 test episodes"
     assert f["tiers"][0] == ["zoo:vjepa +ID"] and f["small_data"] is True
     assert "state" not in sum(f["tiers"], []) and f["references"]["ceiling"][0]["label"] == "ceiling"
     assert {r["agreement"] for r in f["paper_table1"]["families"]} == {"agrees"}      # the fake +ID adds 0.2

@@ -74,3 +74,28 @@ def test_data_limits_read_the_audit_and_the_leakage_check():
     shaped = {"audit": {"d": {"headline_groups": ["translation"],
                               "groups": {"translation": {"reason": ""}, "rotation": {"reason": "unseen"}}}}}
     assert V.data_limits(shaped, "d")["audit"]["left_out"] == {"rotation": "unseen"}
+
+
+def test_data_limits_combine_the_studys_choice_with_the_audits_evidence():
+    groups = {"translation": {"axes": ["x", "y", "z"], "identifiable": True, "reasons": []},
+              "rotation": {"axes": ["yaw"], "identifiable": False, "reasons": ["state ceiling R2 0.130 < 0.5"]},
+              "gripper": {"axes": ["g"], "identifiable": False, "reasons": ["constant on all 8 test episodes"]}}
+    audit = {"d": {"headline_groups": ["translation"], "rule": "the rule", "groups": groups}}
+    # the user named translation + gripper: rotation is left out by the config (and the audit agrees),
+    # gripper is kept although the audit found it unidentifiable
+    head = {"d": {"headline_groups": ["translation", "gripper"], "source": "config",
+                  "left_out": {"rotation": "not named in the study's headline_groups"}}}
+    a = V.data_limits({"config": {"audit": audit, "headline": head}}, "d")["audit"]
+    assert a["source"] == "config" and a["headline_groups"] == ["translation", "gripper"]
+    assert a["left_out"] == {"rotation": "not named in the study's headline_groups; the audit also found: "
+                                         "state ceiling R2 0.130 < 0.5"}
+    assert a["kept_unidentifiable"] == {"gripper": "constant on all 8 test episodes"}
+    assert [r["group"] for r in a["groups"]] == ["translation", "rotation", "gripper"]
+    assert [r["headline"] for r in a["groups"]] == [True, False, True]       # what the headline averages
+    # the audit's choice: its specific reasons, not the resolution's generic sentence
+    head = {"d": {"headline_groups": ["translation"], "source": "audit",
+                  "left_out": {"rotation": "not identifiable by the audit's rule (the rule)",
+                               "gripper": "not identifiable by the audit's rule (the rule)"}}}
+    a = V.data_limits({"config": {"audit": audit, "headline": head}}, "d")["audit"]
+    assert a["left_out"] == {"rotation": "state ceiling R2 0.130 < 0.5", "gripper": "constant on all 8 test episodes"}
+    assert a["kept_unidentifiable"] == {}

@@ -164,25 +164,33 @@ def controls(s: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _groups_reasons(a: Any) -> dict[str, str]:
-    """Left-out groups and their reasons from an audit entry, whatever of the usual shapes it has."""
+def _reasons(ev: Any) -> str:
+    """A group's reasons in an audit's evidence (``reasons`` list, or one ``reason`` / ``why``)."""
+    if not isinstance(ev, dict):
+        return ""
+    r = ev.get("reasons")
+    if isinstance(r, (list, tuple)):
+        return "; ".join(map(str, r))
+    return str(ev.get("reason") or ev.get("why") or "")
+
+
+def _left_out(a: dict) -> dict[str, str]:
+    """Left-out groups with their reasons from a headline / audit entry, whatever of the usual shapes it has."""
     out: dict[str, str] = {}
-    for key in ("left_out", "excluded", "reasons", "left_out_reasons"):
-        v = a.get(key) if isinstance(a, dict) else None
+    for key in ("left_out", "excluded"):
+        v = a.get(key)
         if isinstance(v, dict):
-            out.update({str(g): str(r) for g, r in v.items()})
+            out.update({str(g): str(r or "") for g, r in v.items()})
         elif isinstance(v, list):
             for x in v:
                 if isinstance(x, dict) and "group" in x:
                     out[str(x["group"])] = str(x.get("reason", ""))
                 elif isinstance(x, str):
                     out.setdefault(x, "")
-    groups = a.get("groups") if isinstance(a, dict) else None
-    heads = set(a.get("headline_groups") or []) if isinstance(a, dict) else set()
-    if isinstance(groups, dict):
-        for g, ev in groups.items():
-            if heads and g not in heads and isinstance(ev, dict):
-                out.setdefault(str(g), str(ev.get("reason", "")))
+    heads = set(a.get("headline_groups") or [])
+    for g, ev in (a.get("groups") or {}).items() if isinstance(a.get("groups"), dict) else ():
+        if heads and g not in heads:
+            out.setdefault(str(g), _reasons(ev))
     return out
 
 
@@ -192,16 +200,53 @@ def _find(cfg: dict, key: str) -> Any:
     return inner.get(key, cfg.get(key))
 
 
+def audit_table(a: dict, headline: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per group of an action-space audit (``wmprobe.data.audit``): its evidence and verdict, and
+    whether the headline averages it (``headline``: the study's headline groups; default the audit's own)."""
+    groups = a.get("groups") if isinstance(a, dict) else None
+    heads = set(headline if headline is not None else (a.get("headline_groups") or []))
+    rows = []
+    for g, ev in (groups or {}).items():
+        if not isinstance(ev, dict):
+            continue
+        rows.append({"group": g, "headline": g in heads, "axes": ", ".join(map(str, ev.get("axes") or [])),
+                     "var_share": ev.get("var_share"), "constant_on_test": ev.get("constant_on_test"),
+                     "state_ceiling_r2": ev.get("state_ceiling_r2"), "image_px_per_k": ev.get("image_px_per_k"),
+                     "identifiable": ev.get("identifiable"), "reasons": _reasons(ev)})
+    return rows
+
+
 def data_limits(cfg: dict, dataset: str) -> dict[str, Any]:
-    """What the data cannot tell, from config.yaml: the audit's headline groups, rule and left-out groups with
-    reasons, and the leakage check's result (absent keys: not checked)."""
+    """What the data cannot tell, from config.yaml: the headline groups and where they came from (``headline``:
+    the study's resolution; ``audit``: the action-space audit's evidence), every left-out group with its reason
+    (the audit's own reasons where it judged the group, else the resolution's), the groups kept in the headline
+    although the audit found them unidentifiable, and the leakage check (absent keys: not checked)."""
     out: dict[str, Any] = {}
-    audit = _find(cfg, "audit")
+    head, audit = _find(cfg, "headline"), _find(cfg, "audit")
+    h = head.get(dataset) if isinstance(head, dict) else None
     a = audit.get(dataset) if isinstance(audit, dict) else None
-    if isinstance(a, dict):
-        heads = a.get("headline_groups")
-        out["audit"] = {"headline_groups": list(heads) if isinstance(heads, (list, tuple)) else heads,
-                        "rule": a.get("rule"), "left_out": _groups_reasons(a)}
+    h = h if isinstance(h, dict) else None
+    a = a if isinstance(a, dict) else None
+    if h or a:
+        heads = (h or a).get("headline_groups")
+        heads = list(heads) if isinstance(heads, (list, tuple)) else []
+        groups = (a or {}).get("groups") if isinstance((a or {}).get("groups"), dict) else {}
+        source = (h or {}).get("source", "audit" if a else None)
+        resolved, judged = (_left_out(h) if h else {}), (_left_out(a) if a else {})
+        left = {}
+        for g in list(resolved) + [g for g in judged if g not in resolved and g not in heads]:
+            said = resolved.get(g) or judged.get(g, "")
+            found = _reasons(groups.get(g)) if (groups.get(g) or {}).get("identifiable") is False else ""
+            if found and said and source not in ("audit", None) and found not in said:
+                left[g] = f"{said}; the audit also found: {found}"
+            else:
+                left[g] = found or said
+        kept = {g: _reasons(groups[g]) for g in heads if isinstance(groups.get(g), dict)
+                and groups[g].get("identifiable") is False}
+        out["audit"] = {"headline_groups": heads, "source": source,
+                        "rule": (a or {}).get("rule") or (h or {}).get("rule"), "left_out": left,
+                        "kept_unidentifiable": kept, "fallback_reason": (a or {}).get("fallback_reason"),
+                        "groups": audit_table(a, heads) if a else []}
     leak = _find(cfg, "leakage")
     if isinstance(leak, dict) and "ok" in leak:
         out["leakage"] = {"ok": bool(leak["ok"]), "problems": [str(p) for p in leak.get("problems") or []],

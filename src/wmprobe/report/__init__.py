@@ -43,7 +43,7 @@ from wmprobe.errors import ProbeError
 from wmprobe.records import read_config, read_records
 from wmprobe.report import figures as F
 from wmprobe.report.html import esc, figure_html, page, table_html
-from wmprobe.report.text import SHUFFLED_LIMIT, SPLITS, findings_html, verdict_html  # noqa: F401
+from wmprobe.report.text import SHUFFLED_LIMIT, SPLITS, audit_html, findings_html, verdict_html  # noqa: F401
 
 SUMMARY_COLUMNS = [("encoder", "label"), ("family", "family"), ("tier", "tier"), ("layer", "layer"), ("R2", "r2"),
                    ("CI low", "r2_ci_low"), ("CI high", "r2_ci_high"), ("seed sd", "r2_seed_std"),
@@ -141,6 +141,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
                 "it must be near or below zero. '+ID gain' is R2 minus the frozen R2 of the same family. Click a "
                 "header to sort.</p>"]
         verdict = V.dataset_verdict(df, summ, cfg, ds)
+        body.append(audit_html(verdict.get("limits", {})))
         head = verdict.get("headline", {})
         groups = [g for x in head.get("headline_groups", []) for g in x.split("+") if g != "all-dims"]
         figs = []

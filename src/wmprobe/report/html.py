@@ -28,6 +28,7 @@ pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px;max-height:420p
 .bad{color:#b00020} .good{color:#0a7d32} h3{font-size:16px;margin:20px 0 6px}
 ul.findings{background:#f7f9fc;border:1px solid #dde5f0;border-radius:6px;padding:10px 10px 10px 30px}
 ul.findings li{margin:3px 0}
+table.plain td:last-child{white-space:normal;text-align:left;min-width:240px}
 p.verdict{background:#fffbea;border:1px solid #eadfa8;border-radius:6px;padding:10px 14px;font-size:15px}
 figure#headline-figure img{max-width:860px}
 """

@@ -118,14 +118,19 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
     lim = v.get("limits", {})
     if "audit" in lim:
         a = lim["audit"]
-        left = a.get("left_out") or {}
+        left, kept = a.get("left_out") or {}, a.get("kept_unidentifiable") or {}
+        by = {"audit": " by the action-space audit", "config": " by the study's headline_groups"}.get(
+            a.get("source") or "", "")
         if left:
-            out.append("What the data cannot tell: the action-space audit left out of the headline "
-                       + "; ".join(f"{esc(g)} ({esc(r) or 'no reason recorded'})" for g, r in left.items())
-                       + (f" (rule: {esc(a['rule'])})" if a.get("rule") else "") + ".")
-        else:
-            out.append("The action-space audit kept every axis group in the headline"
-                       + (f" (rule: {esc(a['rule'])})" if a.get("rule") else "") + ".")
+            out.append(f"What the data cannot tell: left out of the headline{by}: "
+                       + "; ".join(f"{esc(g)} ({esc(r) or 'no reason recorded'})" for g, r in left.items()) + ".")
+        elif not kept:
+            out.append("Every axis group is in the headline" + (" (the audit judged each identifiable)"
+                                                                 if a.get("groups") else "") + ".")
+        if kept:
+            out.append("<span class='bad'>In the headline although the audit found it unidentifiable: "
+                       + "; ".join(f"{esc(g)} ({esc(r)})" for g, r in kept.items())
+                       + (f" ({esc(a['fallback_reason'])})" if a.get("fallback_reason") else "") + ".</span>")
     else:
         out.append("No action-space audit was recorded: whether every scored axis can be seen is not known.")
     if "leakage" in lim:
@@ -140,6 +145,30 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
     if small:
         out.append(esc(small))
     return out
+
+
+def _yes(v: Any) -> str:
+    return "" if v is None else ("yes" if v else "no")
+
+
+def audit_html(lim: dict[str, Any]) -> str:
+    """The action-space audit of one dataset: one row per axis group with its evidence, then the rule."""
+    a = lim.get("audit") or {}
+    if not a.get("groups"):
+        return ""
+    from wmprobe.report.html import table_html
+    cols = ["group", "in headline", "axes", "test/train variance", "constant on test", "state ceiling R2",
+            "image px over k", "identifiable", "reasons"]
+    rows = [[r["group"], _yes(r["headline"]), r["axes"], _n(r["var_share"]), _yes(r["constant_on_test"]),
+             _n(r["state_ceiling_r2"]), _n(r["image_px_per_k"]), _yes(r["identifiable"]), r["reasons"]]
+            for r in a["groups"]]
+    src = {"audit": "chosen by the audit's rule", "config": "named in the study's config (headline_groups)",
+           "all": "every group (no audit choice)"}.get(a.get("source") or "", "")
+    return ("<h3>Action-space audit</h3>" + table_html(cols, rows, [False] * len(cols), css_class="plain")
+            + f"<p class='note'>Headline groups: {esc(', '.join(a.get('headline_groups') or []))}"
+            + (f" ({esc(src)})" if src else "") + (f". Rule: {esc(a['rule'])}" if a.get("rule") else "")
+            + ". Variance: the test episodes' target variance over the train episodes' (R2 is unstable below "
+              "0.25).</p>")
 
 
 def verdict_html(per_dataset: dict[str, dict[str, Any]], main: str) -> str:
