@@ -110,7 +110,7 @@ def test_objective_ablation_plans_one_model_per_objective(tmp_path):
     from wmprobe.study.plan import describe_study
     text = describe_study({"preset": "tiny", "encoders": [], "zoo": {"families": ["diffusion"], "id_weights": [0, 1],
                                                                     "objectives": ["l1", "l2", "forward"]}})
-    assert "(4 models" in text                                  # frozen twin + one +ID model per objective
+    assert "(5 models incl. the ceiling" in text        # frozen twin + one +ID model per objective + the ceiling
 
 
 def test_presets_resolve_and_round_trip():

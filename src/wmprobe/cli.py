@@ -241,6 +241,7 @@ def cmd_zoo(a: argparse.Namespace) -> int:
     if a.zoo_cmd == "ls":
         for name, desc in _api("wmprobe.zoo:FAMILIES").items():
             print(f"{name:16s} {desc}")
+        print(f"{'ceiling':16s} the shared trunk trained by inverse dynamics alone (+ID, no family loss)")
         print("+ID objectives (--objective, with --id-weight > 0):")
         for name, desc in _api("wmprobe.zoo.objectives:OBJECTIVES").items():
             print(f"  {name:14s} {desc}")
@@ -252,7 +253,8 @@ def cmd_zoo(a: argparse.Namespace) -> int:
                                      id_weight=a.id_weight, objective=a.objective, seed=a.seed,
                                      cache_dir=_api("wmprobe.study.cache:Cache")(a.cache).zoo_dir,
                                      forbid_episodes=list(split.test),
-                                     progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads)
+                                     progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads,
+                                     id_groups=a.id_groups.split(",") if a.id_groups else None)
     print(f"checkpoint: {path}  (probe it as encoder 'zoo:{path}')")
     return 0
 
@@ -445,9 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     zt = zsub.add_parser("train", help="train one family on a store's train split")
     zt.add_argument("family")
     zt.add_argument("--data", required=True, help="EpisodeStore to train on")
-    zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
+    zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "compare", "paper"])
     zt.add_argument("--id-weight", type=at_least(0, float), default=0.0)
     zt.add_argument("--objective", default="l1", choices=["l1", "l2", "single", "forward", "contrastive"])
+    zt.add_argument("--id-groups", default=None, metavar="G1,G2",
+                    help="action groups +ID trains on (default: translation where the data have it)")
     zt.add_argument("--split", default="task", choices=["task", "episode"])
     zt.add_argument("--split-seed", type=at_least(0), default=0)
     zt.add_argument("--seed", type=at_least(0), default=0)

@@ -70,6 +70,8 @@ class ZooCfg:
     preset: str = "demo"
     objective: str = "l1"
     objectives: tuple[str, ...] = ()    # the objective ablation: one +ID model per objective (default: objective)
+    ceiling: bool = True                # also train the `ceiling` (the trunk trained by +ID alone)
+    id_groups: tuple[str, ...] | None = None   # action groups +ID trains on (None: the headline groups)
 
     @property
     def all_objectives(self) -> tuple[str, ...]:
@@ -410,9 +412,16 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             if o not in OBJECTIVES:
                 where = "zoo.objective" if i == 0 else f"zoo.objectives[{i - 1}]"
                 c.bad(where, f"unknown +ID objective '{o}' (known: {', '.join(OBJECTIVES)})")
+        ceil = zoo_raw.get("ceiling", True)
+        c.typed(ceil, bool, "zoo.ceiling", "true or false")
+        groups = zoo_raw.get("id_groups")
+        if groups is not None and c.typed(groups, list, "zoo.id_groups", "a list of action group names") \
+                and (not groups or not all(isinstance(g, str) and g for g in groups)):
+            c.bad("zoo.id_groups", "name at least one action group (e.g. [translation])")
         if isinstance(fams, list) and isinstance(ws, list):
             zoo = ZooCfg(tuple(fams), tuple(float(x) for x in ws if isinstance(x, (int, float))), str(zp),
-                         str(objs[0]), tuple(str(o) for o in objs[1:]))
+                         str(objs[0]), tuple(str(o) for o in objs[1:]), ceiling=ceil is not False,
+                         id_groups=tuple(str(g) for g in groups) if isinstance(groups, list) else None)
 
     # split, corruptions, probes, k, seeds
     split = doc.get("split", "task")

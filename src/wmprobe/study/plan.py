@@ -81,6 +81,7 @@ class TrainTask:
     seed: int
     pool_path: str
     device: str = "cpu"
+    id_groups: tuple[str, ...] | None = None     # the action groups +ID trains on (zoo.train id_groups)
 
     @property
     def kind(self) -> str:
@@ -257,7 +258,7 @@ def estimate(cfg: Any) -> dict[str, Any]:
     """Work of a study from its config alone (no data generated, no model loaded)."""
     from wmprobe.data.store import EpisodeStore
     per_family = len({(w, o if w else "l1") for w in cfg.zoo.id_weights for o in cfg.zoo.all_objectives})
-    zoo_models = len(cfg.zoo.families) * per_family
+    zoo_models = len(cfg.zoo.families) * per_family + int(bool(cfg.zoo.families) and cfg.zoo.ceiling)
     encoders = len(cfg.encoders) + zoo_models
     rows = []
     for d in cfg.datasets:
@@ -304,7 +305,8 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
              + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)}"
                 + (f" x objectives {list(cfg.zoo.all_objectives)} " if cfg.zoo.objectives else " ")
                 + 
-                f"({est['zoo_models']} models, zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),
+                f"({est['zoo_models']} models{' incl. the ceiling' if cfg.zoo.ceiling else ''}, "
+                f"zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),
              f"  split {cfg.split}; corruptions {', '.join(cfg.corruptions)}; probes {', '.join(cfg.probes)}; "
              f"k {list(cfg.ks)}; seeds {list(cfg.seeds)}; fidelity {'on' if cfg.fidelity else 'off'}"
              + ("; probes also fit on corrupted train latents (corrupt_train)" if cfg.corrupt_train else ""),

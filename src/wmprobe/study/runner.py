@@ -95,26 +95,78 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     return EpisodeStore.load(path)
 
 
+def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]]) -> tuple[list[str] | None, str]:
+    """The action groups +ID (and the ceiling) train on, and where that choice came from: ``zoo.id_groups``
+    of the config, else the study's ``headline_groups``, else the groups the action-space audit finds
+    identifiable in EVERY dataset (``wmprobe.data.audit``, k = 4), else None (``zoo.id_dims``' default:
+    translation where the data have it)."""
+    if cfg.zoo.id_groups:
+        return list(cfg.zoo.id_groups), "config zoo.id_groups"
+    named = getattr(cfg, "headline_groups", None)
+    if named:
+        return list(named), "config headline_groups"
+    try:
+        from wmprobe.data.audit import audit
+    except ImportError:
+        return None, "default (translation)"
+    common: list[str] | None = None
+    for store, split in datasets.values():
+        found = [str(g) for g in (audit(store, split, k=4).get("headline_groups") or [])]
+        common = found if common is None else [g for g in common if g in found]
+    if common:
+        return common, "audit"
+    return None, "default (translation; the audit found no group identifiable in every dataset)"
+
+
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
               stats: dict[str, Any]) -> list[tuple[str, str, float, str | None]]:
-    """Train (or reuse) every zoo family x id_weight (x objective) through the executor:
+    """Train (or reuse) every zoo family x id_weight (x objective), and the ceiling, through the executor:
     ``[(label, checkpoint, id_weight, error)]``; the label is ``zoo:FAMILY`` (``zoo:FAMILY[OBJECTIVE]`` for an
-    objective other than l1)."""
+    objective other than l1) and ``ceiling`` for the ceiling (recorded with id_weight 0: it has no twin)."""
     if not cfg.zoo.families:
         return []
     from wmprobe.study.plan import TrainTask
+    from wmprobe.zoo import CEILING, id_dims
     pool = pretraining_pool(datasets, cache)
+    groups, source = zoo_id_groups(cfg, datasets)
+    id_dims(pool, groups)   # an unknown group is one ConfigError here, not a failure in every training task
+    g = tuple(groups) if groups else None
     combos = dict.fromkeys((fam, float(w), obj if w else "l1")  # a frozen model has no +ID objective
                            for fam in cfg.zoo.families for w in cfg.zoo.id_weights for obj in cfg.zoo.all_objectives)
-    tasks = [TrainTask(f"{fam}-{w:g}-{obj}", fam, w, cfg.zoo.preset, obj, cfg.seed, str(pool.path), cfg.device)
-             for fam, w, obj in combos]
+    tasks = [TrainTask(f"{fam}-{w:g}-{obj}", fam, w, cfg.zoo.preset, obj, cfg.seed, str(pool.path), cfg.device,
+                       g if w else None) for fam, w, obj in combos]
+    if cfg.zoo.ceiling:
+        tasks.append(TrainTask(CEILING, CEILING, 1.0, cfg.zoo.preset, "l1", cfg.seed, str(pool.path), cfg.device, g))
     out = []
     for t, o in zip(tasks, ex.map(tasks, str(cache.root), "train zoo")):
-        label = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else "")
-        out.append((label, o.value if o.ok else "", t.id_weight, None if o.ok else o.error))
+        if t.family == CEILING:
+            label, w = CEILING, 0.0
+        else:
+            label, w = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else ""), t.id_weight
+        out.append((label, o.value if o.ok else "", w, None if o.ok else o.error))
         if not o.ok:
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
     stats["train"] = {"planned": len(tasks)}
+    stats["zoo"] = {"id_groups": id_dims(pool, groups)[0], "id_groups_source": source, "ceiling": cfg.zoo.ceiling,
+                    "plateau": _plateaus(out)}
+    return out
+
+
+def _plateaus(models: list[tuple[str, str, float, str | None]]) -> dict[str, Any]:
+    """``{label [+IDw]: plateau of its loss (and of its +ID loss)}`` from each checkpoint's recipe.json."""
+    import json
+    out = {}
+    for label, ck, w, err in models:
+        if err:
+            continue
+        try:
+            meta = json.loads((Path(ck) / "recipe.json").read_text())
+        except (OSError, ValueError):
+            continue
+        entry = dict(meta.get("plateau") or {})
+        if meta.get("id_plateau"):
+            entry["id"] = meta["id_plateau"]
+        out[label + (f" +ID{w:g}" if w else "")] = entry
     return out
 
 
@@ -273,7 +325,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         _stop_if_disk_full(stats)
     finally:
         getattr(ex, "close", lambda: None)()
-    rows += [{"encoder": label, "family": label[4:].split("[")[0], "id_weight": w, "dataset": n, "split": sp.kind,
+    rows += [{"encoder": label, "family": label[4:].split("[")[0] if label.startswith("zoo:") else label, "id_weight": w, "dataset": n, "split": sp.kind,
               "corruption": "clean", "probe": "-", "error": f"zoo training failed: {err}"}
              for label, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)

@@ -87,7 +87,7 @@ def run_train(task: TrainTask, cache: Cache) -> str:
     store = load_store(task.pool_path)
     ckpt = zoo.train(task.family, store, train_episodes=list(range(store.n_episodes)), preset=task.preset,
                      id_weight=task.id_weight, objective=task.objective, seed=task.seed, cache_dir=cache.zoo_dir,
-                     progress=False, device=task.device)
+                     progress=False, device=task.device, id_groups=getattr(task, "id_groups", None))
     return str(ckpt)
 
 
