@@ -89,6 +89,10 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
             out.append(f"{what} reaches {_n(c['r2'])} {_ci(c['ci'])}.")
     if not refs.get("ceiling"):
         out.append("No ceiling was measured, so r2_norm is undefined.")
+    elif v.get("r2_norm"):
+        best, val = next(iter(v["r2_norm"].items()))
+        out.append(f"The best encoder, {esc(best)}, covers {val:.0%} of the way from the best floor to the "
+                   f"ceiling (r2_norm {val:.2f}).")
     tiers = [t for t in v.get("tiers", []) if t]
     if len(tiers) > 1:
         shown = " &gt; ".join("{" + _list(t) + "}" for t in tiers)
