@@ -275,9 +275,9 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
-def at_least(lo: float, kind: type = int, strict: bool = False) -> Callable[[str], Any]:
-    """An argparse ``type``: a number ``>= lo`` (``> lo`` when ``strict``), else exit 2 with one sentence naming
-    the option."""
+def at_least(lo: float, kind: type = int, strict: bool = False, hi: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type``: a number ``>= lo`` (``> lo`` when ``strict``; ``<= hi`` when given), else exit 2 with
+    one sentence naming the option."""
     def parse(text: str) -> Any:
         try:
             v = kind(text)
@@ -286,9 +286,14 @@ def at_least(lo: float, kind: type = int, strict: bool = False) -> Callable[[str
                                              f"got '{text}'") from None
         if not (v > lo if strict else v >= lo) or v != v or v in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {lo:g}, got {text}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi:g}, got {text}")
         return v
     parse.__name__ = kind.__name__
     return parse
+
+
+SEED_MAX = 2**32 - 1   # numpy and torch generators take seeds up to this
 
 
 def device_name(text: str) -> str:
@@ -310,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the embedded study end to end, on a CPU, no downloads")
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
-    d.add_argument("--seed", type=at_least(0), default=0)
+    d.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0)
     d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
@@ -327,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("suite"), g.add_argument("dest")
     g.add_argument("--episodes", type=at_least(1), default=60)
     g.add_argument("--size", type=at_least(16), default=64)
-    g.add_argument("--seed", type=at_least(0), default=0)
+    g.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0)
     g.add_argument("--steps", type=at_least(2), default=None, help="control steps per episode")
     g.add_argument("--camera", default=None,
                    help="oblique (the default of static/dynamic: every translation axis has its own image "
@@ -367,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("store")
     au.add_argument("--split", default="task", choices=["task", "episode"])
     au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25)
-    au.add_argument("--seed", type=at_least(0), default=0)
+    au.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0)
     au.add_argument("--k", type=at_least(1), default=4, help="probe horizon in steps (default 4)")
     au.add_argument("--headline", default=None, metavar="GROUP,GROUP",
                     help="override the rule's headline groups, e.g. translation,gripper (the evidence is still shown)")
@@ -407,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--probe", nargs="+", default=["mlp", "ridge", "mlp-shuffled"])
     pr.add_argument("--k", type=at_least(1), nargs="+", default=[1])
     pr.add_argument("--split", default="task", choices=["task", "episode"])
-    pr.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
+    pr.add_argument("--seeds", type=at_least(0, hi=SEED_MAX), nargs="+", default=[0, 1, 2])
     pr.add_argument("--steps", type=at_least(1), default=None,
                     help="training steps of the mlp probes (with --latents also of attentive; default: the "
                     "probe's)")
@@ -453,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--id-groups", default=None, metavar="G1,G2",
                     help="action groups +ID trains on (default: translation where the data have it)")
     zt.add_argument("--split", default="task", choices=["task", "episode"])
-    zt.add_argument("--split-seed", type=at_least(0), default=0)
-    zt.add_argument("--seed", type=at_least(0), default=0)
+    zt.add_argument("--split-seed", type=at_least(0, hi=SEED_MAX), default=0)
+    zt.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0)
     zt.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe); the "
                     "checkpoint goes to CACHE/zoo/, where studies look for it")
     zt.add_argument("--device", default="cpu", type=device_name)

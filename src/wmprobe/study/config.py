@@ -17,8 +17,9 @@ from typing import Any, Sequence
 import yaml
 
 from wmprobe.errors import ConfigError
-from wmprobe.study.checks import (check_device, check_encoder, check_probe_options, check_unique, episode_length,
-                                  resolve_device, study_layers_apply)
+from wmprobe.study.checks import (MAX_SEED, check_device, check_encoder, check_encoder_arg, check_executor_numbers,
+                                  check_name, check_probe_options, check_unique, episode_length, resolve_device,
+                                  study_layers_apply)
 
 EXECUTORS = ("local", "submitit", "ray")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
@@ -274,9 +275,11 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             c.problems.append(Problem(where, message, None, f"override {n}"))
     c.keys(doc, _TOP, "")
     seed = doc.get("seed", 0)
-    if c.typed(seed, int, "seed", "an integer") and seed < 0:
-        c.bad("seed", f"must be >= 0, got {seed}")
-    name = str(doc.get("name", Path(file).stem if file else "study"))
+    if c.typed(seed, int, "seed", "an integer") and not 0 <= seed <= MAX_SEED:
+        c.bad("seed", f"must be in 0..{MAX_SEED}, got {seed}")
+    name = doc.get("name", Path(file).stem if file else "study")
+    check_name(c.bad, name)
+    name = str(name)
 
     # datasets
     datasets = []
@@ -375,6 +378,9 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                 check_unique(c.bad, list(layers), f"{w}.layers")
             if isinstance(opts, dict) and (layers is None or isinstance(layers, tuple)):
                 check_encoder(c.bad, w, ename, opts, layers)
+                check_encoder_arg(c.bad, w, ename, opts)
+            if "label" in e and not (isinstance(e["label"], str) and e["label"].strip()):
+                c.bad(f"{w}.label", f"must be a non-empty string, got {e['label']!r}")
             if "id_weight" in e and c.typed(e["id_weight"], (int, float), f"{w}.id_weight", "a number") \
                     and e["id_weight"] < 0:
                 c.bad(f"{w}.id_weight", "must be >= 0")
@@ -465,6 +471,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             for i, v in enumerate(vals):
                 if c.typed(v, int, f"{key}[{i}]", "an integer") and v < lo:
                     c.bad(f"{key}[{i}]", f"must be >= {lo}")
+                elif key == "seeds" and isinstance(v, int) and v > MAX_SEED:
+                    c.bad(f"{key}[{i}]", f"must be <= {MAX_SEED}")
                 elif key == "ks" and isinstance(v, int):
                     for dname, longest in lengths.items():
                         if longest is not None and v >= longest:
@@ -517,6 +525,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         rc = ex.get("ray", {}) or {}
         if c.typed(rc, dict, "executor.ray", "a mapping"):
             c.keys(rc, _RAY, "executor.ray")
+        if isinstance(sub, dict) and isinstance(rc, dict):
+            check_executor_numbers(c.bad, sub, rc)
         execfg = ExecutorCfg(str(kind), int(mr) if isinstance(mr, int) else 2, int(wk) if isinstance(wk, int) else 0,
                              dict(sub) if isinstance(sub, dict) else {}, dict(rc) if isinstance(rc, dict) else {})
 

@@ -424,8 +424,10 @@ def load(path: str | os.PathLike, device: str = "cpu") -> ZooEncoder:
     return cls(spec, model, device)
 
 
-def load_encoder(arg: str | None = None, device: str = "cpu", **_: Any) -> ZooEncoder:
+def load_encoder(arg: str | None = None, device: str = "cpu", **unknown: Any) -> ZooEncoder:
     """Registry factory: ``zoo:/path/to/checkpoint``."""
+    if unknown:
+        raise EncoderError(f"zoo: unknown option(s) {sorted(unknown)} (a zoo checkpoint takes only device)")
     if not arg:
         raise EncoderError("zoo encoders are named zoo:/path/to/checkpoint (train one with `wmprobe zoo train`)")
     return load(arg, device=device)
