@@ -139,7 +139,7 @@ def test_features_form_end_to_end(tmp_path, store_dir, capsys):
                          sf, se, spec={"encoder": "toy", "dataset_fingerprint": store.fingerprint})
     feats.save(tmp_path / "feats")
     rc = probe_cli(tmp_path / "feats", store_dir, "--probe", "ridge", "--split", "episode", "--seeds", "0",
-                   "--out", tmp_path / "res")
+                   "--k", "1", "--out", tmp_path / "res")
     assert rc == 0, capsys.readouterr().err
     recs = {r["layer"]: r for r in read_csv(tmp_path / "res" / "records.csv")}
     assert set(recs) == {"state", "noise"} and recs["state"]["encoder"] == "toy"
@@ -147,6 +147,6 @@ def test_features_form_end_to_end(tmp_path, store_dir, capsys):
     assert (tmp_path / "res" / "config.yaml").exists()
     # --steps reaches the mlp probe in this form too, and is recorded
     assert probe_cli(tmp_path / "feats", store_dir, "--probe", "mlp", "--split", "episode", "--seeds", "0",
-                     "--steps", "7", "--out", tmp_path / "res2") == 0
+                     "--steps", "7", "--k", "1", "--out", tmp_path / "res2") == 0
     (mlp, _) = sorted(read_csv(tmp_path / "res2" / "records.csv"), key=lambda r: r["layer"])
     assert '"steps": 7' in mlp["probe_config"]

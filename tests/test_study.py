@@ -153,7 +153,11 @@ def test_dry_run_prints_the_plan(tmp_path, store_dir):
     assert "3 extract tasks" not in r.stdout and "probe cells" in r.stdout
     # 2 encoders x (3 clean shards + 1 noise shard of the 2 test episodes), 2 enc x 2 corr x 2 probes;
     # one fit (1 seed) per (encoder, probe) scores both corruptions
-    assert "8 extract tasks" in r.stdout and "8 probe cells (4 fits)" in r.stdout, r.stdout
+    header = next(ln.split("  ") for ln in r.stdout.splitlines() if ln.strip().startswith("dataset "))
+    assert [h.strip() for h in header if h.strip()][3:7] == ["extract tasks", "frames encoded", "probe cells",
+                                                             "probe fits"]
+    row = next(ln.split() for ln in r.stdout.splitlines() if ln.strip().startswith("square "))
+    assert (row[3], row[5], row[6]) == ("8", "8", "4"), r.stdout   # extract tasks, probe cells, probe fits
 
 
 # ---- runs, cache, resume ----------------------------------------------------------------------------

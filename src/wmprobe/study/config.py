@@ -366,7 +366,9 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                 continue
             ename = ename.replace("{seed}", str(seed))
             base, arg = split_name(ename)
-            if base not in known and not ("." in base and arg):
+            if ":" not in ename and _bare_checkpoint(c, ename, f"{w}.name"):
+                pass  # a hub id or checkpoint directory: its family comes from its config.json
+            elif base not in known and not ("." in base and arg):
                 close = difflib.get_close_matches(base, list(known), n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 c.bad(f"{w}.name", f"unknown encoder '{ename}'{hint} (`wmprobe ls encoders`)")
@@ -582,6 +584,22 @@ def _sim_params(c: _Checker, w: str, sim: str, d: dict[str, Any], seed: Any) -> 
         if key != "tasks":   # task problems are reported above
             c.bad(f"{w}.{key}" if key else w, str(exc))
         return None
+
+
+def _bare_checkpoint(c: _Checker, name: str, where: str) -> bool:
+    """True when ``name`` is a bare hub id or checkpoint directory; when it is already on disk (a directory or
+    the Hugging Face cache: nothing is downloaded to validate) its family must be detectable."""
+    from wmprobe.encoders.detect import detect_family, looks_like_checkpoint
+    from wmprobe.errors import EncoderError
+    if not looks_like_checkpoint(name):
+        return False
+    try:
+        detect_family(name, local_only=True)
+    except EncoderError as exc:
+        c.bad(where, str(exc))
+    except ImportError:  # no huggingface_hub: the run will say what to install
+        pass
+    return True
 
 
 def _check_corrupt_train(c: _Checker, value: Any, corruptions: Any, corrupt_datasets: Any) -> None:

@@ -313,13 +313,17 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
              f"  executor {cfg.executor.kind} (max_retries {cfg.executor.max_retries}); "
              f"cache {default_cache_dir(cache)}"]
     tot = {"extract_tasks": 0, "frames_encoded": 0, "probe_cells": 0, "probe_fits": 0, "fidelity_tasks": 0}
+    cols = [("dataset", "dataset"), ("episodes", "episodes"), ("frames", "frames"), ("extract tasks", "extract_tasks"),
+            ("frames encoded", "frames_encoded"), ("probe cells", "probe_cells"), ("probe fits", "probe_fits"),
+            ("decoder probes", "fidelity_tasks")]
+    table = [[str(r[k]) for _, k in cols] for r in est["datasets"]]
     for r in est["datasets"]:
-        lines.append(f"  dataset {r['dataset']}: {r['episodes']} episodes, {r['frames']} frames -> "
-                     f"{r['extract_tasks']} extract tasks ({r['frames_encoded']} frames encoded), "
-                     f"{r['probe_cells']} probe cells ({r['probe_fits']} fits), {r['fidelity_tasks']} fidelity")
         for k in tot:
             tot[k] += r[k]
-    lines.append(f"  total: {tot['extract_tasks']} extract tasks, {tot['frames_encoded']} frames encoded, "
-                 f"{tot['probe_cells']} probe cells, {tot['probe_fits']} probe fits, "
-                 f"{tot['fidelity_tasks']} decoder probes (tasks already in the cache are skipped)")
+    table.append(["total", "", "", *(str(tot[k]) for _, k in cols[3:])])
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, (h, _) in enumerate(cols)]
+    lines.append("  " + "  ".join(h.rjust(w) if i else h.ljust(w) for i, ((h, _), w) in enumerate(zip(cols, widths))))
+    for row in table:
+        lines.append("  " + "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))))
+    lines.append("  (tasks already in the cache are skipped)")
     return "\n".join(lines)
