@@ -91,7 +91,7 @@ def zoo_checkpoints(root: Path) -> list[dict[str, Any]]:
 # ---- subcommands ----------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
     out = _api("wmprobe.demo:run_demo")(out=a.out, seed=a.seed, preset=a.preset, cache=a.cache,
-                                         progress=not a.quiet, overrides=a.overrides)
+                                         progress=not a.quiet, overrides=a.overrides, log=a.log or ())
     print(f"report: {Path(out) / 'report.html'}")
     return _failed_summary(out)
 
@@ -336,6 +336,8 @@ def probe_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
 def cmd_report(a: argparse.Namespace) -> int:
     path = _api("wmprobe.report:build_report")(a.results)
     print(f"report: {path}")
+    for kind, where in _api("wmprobe.trackers:log_results")(a.results, a.log or ()).items():
+        print(f"logged to {kind}: {where}")
     return 0
 
 
@@ -347,7 +349,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if not a.quiet:
         print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache, overrides=a.overrides), flush=True)
     _api("wmprobe.study.runner:run")(a.study, out=out, cache=a.cache, executor=a.executor,
-                                     progress=not a.quiet, overrides=a.overrides)
+                                     progress=not a.quiet, overrides=a.overrides, log=a.log or ())
     print(f"records: {Path(out) / 'records.csv'}")
     return _failed_summary(out)
 
@@ -678,6 +680,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--cache", default=argparse.SUPPRESS,
                         help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     c.set_defaults(fn=cmd_cache)
+    for sp in (d, rp, r):
+        sp.add_argument("--log", nargs="+", default=None, choices=["wandb", "mlflow", "tensorboard"],
+                        metavar="TRACKER", help="also log the resolved config, one entry per record row, the "
+                        "findings and the figures to wandb, mlflow and/or tensorboard (optional extras; W&B "
+                        "offline with WANDB_MODE=offline; MLflow to $MLFLOW_TRACKING_URI or DIR/mlruns; "
+                        "TensorBoard under DIR/tensorboard)")
     _finish(p)
     return p
 

@@ -288,10 +288,11 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
 def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | None = None,
         cache: str | os.PathLike | None = None, executor: str | None = None, progress: bool = True,
         report: bool = True, merge: bool = True, extra_config: dict[str, Any] | None = None,
-        overrides: Sequence[str] = ()):
+        overrides: Sequence[str] = (), log: Sequence[str] = ()):
     """Run a study; returns its records (a pandas DataFrame). See the module doc. ``overrides``: dotted
     ``KEY=VALUE`` strings over the config (``probe.steps=200``, ``ks=[1,4]``), checked like the file and
-    recorded in config.yaml (``overrides``)."""
+    recorded in config.yaml (``overrides``). ``log``: trackers (``wandb``, ``mlflow``, ``tensorboard``) that get
+    the resolved config, the records, the findings and the figures once the report is written (trackers.py)."""
     from wmprobe.records import read_records, write_records
     t0 = time.perf_counter()
     cfg = load_config(study, overrides)
@@ -340,6 +341,10 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
     if report and (before != _digest(out / "records.parquet") or not (out / "report.html").exists()):
         from wmprobe.report import build_report
         build_report(out)
+    if log:
+        from wmprobe.trackers import log_results
+        for kind, where in log_results(out, log, name=cfg.name).items():
+            say(f"logged to {kind}: {where}")
     if stats["failures"]:
         say(f"{len(stats['failures'])} task(s) failed; their rows carry the error (see config.yaml run.failures)")
     say(f"done in {stats['seconds']:.0f}s: extract {stats['extract']}, probe {stats.get('probe')}")
