@@ -485,7 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the embedded study end to end, on a CPU, no downloads")
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
-    d.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0, help="study seed: data, splits, zoo training, probes")
+    d.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0,
+                   help="study seed: data, splits, zoo training, probes")
     d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"],
                    help="size of the run: tiny (about a minute), demo (minutes), paper (the full protocol, hours)")
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
@@ -506,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("dest", help="directory of the EpisodeStore to write")
     g.add_argument("--episodes", type=at_least(1), default=60, help="episodes to generate, spread over the tasks")
     g.add_argument("--size", type=at_least(16), default=64, help="rendered frame size (square, pixels)")
-    g.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0, help="seed of the scenes, scripted policies and noise")
+    g.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0,
+                   help="seed of the scenes, scripted policies and noise")
     g.add_argument("--steps", type=at_least(2), default=None,
                    help="control steps per episode (default: the suite's: 40 for dynamic/static, 100 for metaworld)")
     g.add_argument("--camera", default=None,
@@ -553,10 +555,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--max-episodes", type=at_least(1), default=None, help="keep the first N episodes (default: all)")
     au = dsub.add_parser("audit", help="which action groups a probe can be scored on: variance shares under the "
                          "split, constant and binary axes, state ceiling, image motion (docs/data.md)")
-    au.add_argument("store")
-    au.add_argument("--split", default="task", choices=["task", "episode"])
-    au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25)
-    au.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0)
+    au.add_argument("store", help="the EpisodeStore to audit")
+    au.add_argument("--split", default="task", choices=["task", "episode"],
+                    help="the split the probe would use: held-out tasks or episodes")
+    au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25,
+                    help="share of tasks (or episodes) held out for test")
+    au.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0, help="seed of the split")
     au.add_argument("--k", type=at_least(1), default=4, help="probe horizon in steps (default 4)")
     au.add_argument("--headline", default=None, metavar="GROUP,GROUP",
                     help="override the rule's headline groups, e.g. translation,gripper (the evidence is still shown)")
@@ -606,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "report, 1 the single-step reference")
     pr.add_argument("--split", default="task", choices=["task", "episode"],
                     help="hold out whole tasks (task-OOD) or episodes")
-    pr.add_argument("--seeds", type=at_least(0, hi=SEED_MAX), nargs="+", default=[0, 1, 2], help="probe seeds (one row each)")
+    pr.add_argument("--seeds", type=at_least(0, hi=SEED_MAX), nargs="+", default=[0, 1, 2],
+                    help="probe seeds (one row each)")
     pr.add_argument("--steps", type=at_least(1), default=None,
                     help="training steps of the mlp probes (with --latents also of attentive). Default budget: "
                     "mlp 3000 steps x batch 256 x 2 learning rates (1e-3, 3e-4) per seed, attentive its own, "
