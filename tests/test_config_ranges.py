@@ -168,3 +168,29 @@ def test_cli_numeric_options_exit_2_with_one_sentence(argv):
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert "error:" in last and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("over, where", [
+    ({"name": "../escape"}, "name"), ({"name": ""}, "name"), ({"name": ".hidden"}, "name"),
+    ({"seed": 2**40}, "seed"), ({"seeds": [2**40]}, "seeds[0]"),
+    ({"encoders": ["pixels:abc"]}, "encoders[0].name"), ({"encoders": ["pixels:6"]}, "encoders[0].name"),
+    ({"encoders": ["random-conv:x"]}, "encoders[0].name"), ({"encoders": ["zoo:/nowhere"]}, "encoders[0].name"),
+    ({"encoders": [{"name": "random-conv", "options": {"width": 10**6}}]}, "encoders[0].options"),
+    ({"encoders": [{"name": "pixels:8", "label": 5}]}, "encoders[0].label"),
+    ({"executor": {"kind": "submitit", "submitit": {"timeout_min": 0}}}, "executor.submitit.timeout_min"),
+    ({"executor": {"kind": "submitit", "submitit": {"tasks_per_job": -1}}}, "executor.submitit.tasks_per_job"),
+    ({"executor": {"kind": "ray", "ray": {"num_cpus": 0}}}, "executor.ray.num_cpus"),
+    ({"executor": {"kind": "ray", "ray": {"num_gpus_per_task": -1}}}, "executor.ray.num_gpus_per_task"),
+])
+def test_names_seeds_encoder_arguments_and_executor_numbers(store_dir, over, where):
+    assert f"{where}:" in problems(study(store_dir, **over))
+
+
+def test_unknown_options_of_builtin_encoders_are_refused_at_run_time_too(store_dir, tmp_path):
+    from wmprobe.encoders.registry import load_encoder
+    from wmprobe.errors import EncoderError
+    for name in ("pixels", "random-conv"):
+        with pytest.raises(EncoderError, match="unknown option"):
+            load_encoder(name, bogus=1)
+    assert main(["--quiet", "extract", "pixels", str(store_dir), "--out", str(tmp_path / "f"),
+                 "--encoder-option", "bogus=1"]) == 2

@@ -73,3 +73,17 @@ def test_success_rows_per_task_and_split():
     assert rows[("train", "reach-red")]["success"] == 0.5 and rows[("train", "reach-red")]["n_rollouts"] == 2
     assert rows[("test", "all")]["success"] == 1.0
     assert rows[("test", "all")]["success_ci_low"] == pytest.approx(wilson(2, 2)[0])
+
+
+@pytest.mark.parametrize("suite", ["dynamic", "static"])
+def test_expert_succeeds_and_random_fails_on_fresh_initial_states(suite):
+    """The predicates' reference points: the scripted expert >= 90 % on every task, a random policy <= 10 %."""
+    from wmprobe.control.rollout import scripted_rollouts
+    from wmprobe.data.sim.generate import check_params
+    from wmprobe.data.sim.tasks import suite_tasks
+    params = check_params(suite, 1, 64, 0, 80)
+    names = [t.name for t in suite_tasks(suite)]
+    for policy, ok in (("expert", lambda k: k >= 9), ("random", lambda k: k <= 1)):
+        res = scripted_rollouts(params, names, 10, 80, policy)
+        per_task = {n: sum(r["success"] for r in res if r["task"] == n) for n in names}
+        assert all(ok(k) for k in per_task.values()), (policy, per_task)

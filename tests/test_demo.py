@@ -31,6 +31,8 @@ def test_demo_writes_records_config_and_report(demo):
     assert not df.duplicated(list(CELL_KEY)).any()
     assert {"pixels", "random-conv", "zoo:vae"} <= set(df["encoder"])
     assert {0.0, 1.0} <= set(df["id_weight"])                    # frozen and +ID
+    ceiling = df[df["encoder"] == "ceiling"]                     # the trunk trained by +ID alone, probed like any
+    assert len(ceiling) and (ceiling["family"] == "ceiling").all() and set(ceiling["dataset"]) == {"dynamic", "static"}
     assert {"dynamic", "static"} == set(df["dataset"])
     assert {"clean", "noise:0.15"} <= set(df["corruption"])
     assert df["r2"].notna().all() and (df["r2_ci_low"] <= df["r2_ci_high"]).all()

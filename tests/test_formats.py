@@ -813,7 +813,7 @@ def cli(*args):
 
 
 def test_cli_data_import_info_validate_export(tmp_path, eps, v3_video):
-    r = cli("--quiet", "data", "info", v3_video)
+    r = cli("--quiet", "data", "info", v3_video, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["version"] == "v3.0"
     r = cli("--quiet", "data", "validate", v3_video)
@@ -841,7 +841,7 @@ def test_cli_store_format_and_options(tmp_path, v3_video):
     from helpers import moving_square_store
     store = moving_square_store(episodes=3, steps=4, size=16, tasks=2)
     store.save(tmp_path / "s")
-    r = cli("--quiet", "data", "info", tmp_path / "s", "--format", "store")
+    r = cli("--quiet", "data", "info", tmp_path / "s", "--format", "store", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["episodes"] == 3, r.stderr
     r = cli("--quiet", "data", "import", tmp_path / "s", tmp_path / "t", "--format", "store", "--size", "8")
     assert r.returncode == 0, r.stderr
@@ -874,7 +874,7 @@ def test_cli_calvin_split(tmp_path):
     assert r.returncode == 0, r.stderr
     v = EpisodeStore.load(tmp_path / "v")
     assert v.episode_lengths.tolist() == [4, 3, 5] and np.allclose(v.actions, np.concatenate([a for _, a in val]))
-    r = cli("--quiet", "data", "info", src, "--calvin-split", "validation")
+    r = cli("--quiet", "data", "info", src, "--calvin-split", "validation", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["split"] == "validation", r.stderr
     r = cli("--quiet", "data", "validate", src, "--calvin-split", "nope")
     assert r.returncode == 1 and "no CALVIN split 'nope'" in r.stdout, r.stdout + r.stderr

@@ -196,3 +196,20 @@ def test_an_edited_store_does_not_reuse_cached_cells(tmp_path, capsys):
     assert main(["--quiet", "run", str(study), "--out", str(tmp_path / "r3"), "--cache", cache]) == 0
     ran = yaml.safe_load((tmp_path / "r3" / "config.yaml").read_text())["config"]["run"]
     assert ran["probe"]["computed"] == ran["probe"]["planned"] > 0
+
+
+# ---- the resized-frames cache of extraction --------------------------------------------------------------
+def test_bit_flips_in_the_resized_frames_cache_are_recomputed(tmp_path):
+    from helpers import moving_square_store
+    from wmprobe.encoders.registry import load_encoder
+    from wmprobe.extract import extract
+    store = moving_square_store(episodes=2, steps=6, size=40)   # 40 px -> 8 px: the resize is cached
+    enc = load_encoder("pixels:8")
+    plain = extract(enc, store)
+    extract(enc, store, frames_cache=tmp_path)
+    f = next(next(tmp_path.iterdir()).glob("frames*.npy"))
+    flip(f, offset=-16, n=8)                                     # same size, different pixels
+    again = extract(enc, store, frames_cache=tmp_path)
+    np.testing.assert_array_equal(again.pooled["out"], plain.pooled["out"])
+    from wmprobe.frames_cache import _intact
+    assert _intact(f.parent, f.name)                             # rewritten

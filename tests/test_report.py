@@ -150,7 +150,7 @@ def test_report_opens_with_a_verdict_computed_from_the_records(report):
     text = re.sub(r"<[^>]+>", "", re.search(r'<p id="verdict".*?</p>', html, re.S).group(0))
     for fact in ("held-out tasks", "headline k = 4", "8 test episodes", "3 seed(s)", "headline group(s) translation",
                  "Above the floors", "zoo:vjepa +ID", "The ceiling", "tiers whose tops are CI-separated",
-                 "left out of the headline by the action-space audit",
+                 "left out of the headline by the action-space audit", "The best encoder, zoo:vjepa +ID, covers",
                  "rotation (state ceiling R2 0.130 &lt; 0.5; median image motion over k 1.20 px &lt; 2 px)",
                  "gripper (constant on all 8 test episodes)",
                  "Of 3 families measured frozen and +ID, +ID raised R2 for 3 (CI-separated: zoo:vjepa +0.20",
@@ -162,6 +162,7 @@ def test_report_opens_with_a_verdict_computed_from_the_records(report):
     assert "<h3>Action-space audit</h3>" in html and escape(RULE) in html
     f = json.loads((report.parent / "findings.json").read_text())["per_dataset"]["dynamic"]["verdict"]
     assert f["limits"]["audit"]["left_out"]["gripper"] == "constant on all 8 test episodes"
+    assert 0 < f["r2_norm"]["zoo:vjepa +ID"] < 1 and list(f["r2_norm"])[0] == "zoo:vjepa +ID"
     assert f["tiers"][0] == ["zoo:vjepa +ID"] and f["small_data"] is True
     assert "state" not in sum(f["tiers"], []) and f["references"]["ceiling"][0]["label"] == "ceiling"
     assert {r["agreement"] for r in f["paper_table1"]["families"]} == {"agrees"}      # the fake +ID adds 0.2

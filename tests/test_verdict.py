@@ -99,3 +99,21 @@ def test_data_limits_combine_the_studys_choice_with_the_audits_evidence():
     a = V.data_limits({"config": {"audit": audit, "headline": head}}, "d")["audit"]
     assert a["left_out"] == {"rotation": "state ceiling R2 0.130 < 0.5", "gripper": "constant on all 8 test episodes"}
     assert a["kept_unidentifiable"] == {}
+
+
+def test_verdict_sentences_say_only_what_the_numbers_hold():
+    from wmprobe.report.text import verdict_sentences
+    base = {"headline": {"k": 4, "probe": "mlp", "split": "task", "test_episodes": 40, "seeds": 3,
+                         "headline_groups": ["translation"]},
+            "references": {"floor": [{"label": "pixels:8", "r2": 0.5, "ci": [0.45, 0.55]}]},
+            "against_floors": {"above": [], "not_separated": ["zoo:vae"], "below": []}, "tiers": [["zoo:vae"]],
+            "id": [{"encoder": "zoo:vae", "raised": False, "separated": False, "gain": -0.01}]}
+    text = " ".join(verdict_sentences(base, "d"))
+    assert "No ceiling was measured" in text and "read the CIs" not in text          # 40 test episodes
+    assert "Of 1 family measured frozen and +ID, +ID lowered R2 for 1 (CI-separated: none)" in text
+    assert "ranking" not in text                                                      # one encoder: no ranking claim
+    low = dict(base, references={**base["references"], "ceiling": [{"label": "ceiling", "r2": 0.52, "ci": [0, 1]}]})
+    assert "does not clear the best floor" in " ".join(verdict_sentences(low, "d"))
+    ok = dict(base, references={**base["references"], "ceiling": [{"label": "ceiling", "r2": 0.9, "ci": [0, 1]}]},
+              r2_norm={"zoo:vae": 0.25})
+    assert "covers 25% of the way from the best floor to the ceiling" in " ".join(verdict_sentences(ok, "d"))

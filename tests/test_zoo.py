@@ -128,6 +128,62 @@ def test_id_makes_the_action_readable_by_the_probe(tmp_path):
     assert r2[10.0] > r2[0.0] + 0.3 and r2[10.0] > 0.3, r2
 
 
+def test_pair_targets_are_the_probes_k_step_targets():
+    """Every pair (t, t+j) of a clip: translation-type dims sum a_t..a_t+j-1, state dims take a_t+j-1."""
+    from wmprobe.zoo.objectives import clip_pairs, pair_targets
+    a = torch.arange(2 * 4 * 2, dtype=torch.float32).reshape(2, 4, 2) ** 1.5
+    y = pair_targets(a, torch.tensor([False, True]))
+    starts, ends = clip_pairs(4)
+    assert sorted(zip(starts, ends)) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    for p, (s, e) in enumerate(zip(starts, ends)):
+        torch.testing.assert_close(y[:, p, 0], a[:, s:e, 0].sum(1))
+        torch.testing.assert_close(y[:, p, 1], a[:, e - 1, 1])
+
+
+def test_id_trains_on_the_headline_groups_on_the_same_clips_at_a_balanced_scale(store, tmp_path):
+    """+ID defaults to the translation group (3 of the store's 7 dims), every family and its +ID term draw the
+    same clips, and the +ID term's running mean is id_weight x the family loss's (whatever that family's scale)."""
+    metas = {}
+    for fam in ("vae", "image-ssl", "vjepa"):
+        ck = zoo.train(fam, store, train_episodes=[0, 1, 2, 3], preset="tiny", id_weight=0.5, cache_dir=tmp_path,
+                       progress=False)
+        metas[fam] = m = json.loads((ck / "recipe.json").read_text())
+        assert m["recipe"]["id_groups"] == ["translation"] and m["id_dims"] == [0, 1, 2]
+        loss, aux, scale = (np.array(m[c][20:]) for c in ("loss_curve", "id_curve", "id_scale"))
+        assert 0.5 / 3 < np.mean(scale * aux) / np.mean(loss) < 0.5 * 3, fam   # ~id_weight (running means lag)
+    assert len({(m["clip_len"], m["clips_per_step"]) for m in metas.values()}) == 1
+    assert metas["vae"]["clip_len"] == 4
+    # the family losses differ by orders of magnitude, so the raw weights applied to +ID do too
+    assert metas["image-ssl"]["id_scale"][-1] > 10 * metas["vae"]["id_scale"][-1]
+    ck = zoo.train("vae", store, train_episodes=[0, 1, 2, 3], preset="tiny", id_weight=0.5, cache_dir=tmp_path,
+                   progress=False, id_groups=["translation", "gripper"])
+    assert json.loads((ck / "recipe.json").read_text())["id_dims"] == [0, 1, 2, 6]
+    with pytest.raises(ConfigError, match="not action groups"):
+        zoo.train("vae", store, train_episodes=[0], id_weight=1.0, id_groups=["wrist"], cache_dir=tmp_path)
+
+
+def test_the_ceiling_is_the_trunk_trained_by_inverse_dynamics_alone(tmp_path):
+    """The ceiling: no family loss, its curve is the +ID loss and falls; probed like any encoder it reads the
+    action better than a frozen family at the same budget."""
+    store = blob_store()
+    split = make_split(store, "episode", seed=0)
+    r2 = {}
+    for fam in ("vae", zoo.CEILING):
+        ck = zoo.train(fam, store, train_episodes=split.train, forbid_episodes=split.test, preset="tiny",
+                       overrides={"steps": 150}, cache_dir=tmp_path, progress=False)
+        meta = json.loads((ck / "recipe.json").read_text())
+        enc = zoo.load(ck)
+        feats = enc.encode(store.frames[:][None]).tokens["out"][0].mean(1).numpy()
+        train, test, groups = build_probe_data(feats, np.arange(store.n_frames), store.episode_of_frame(), store,
+                                               split, k=1)
+        r2[fam] = evaluate("ridge", train, test, groups, n_boot=20)[0]["r2"]
+    assert enc.spec.family == zoo.CEILING and meta["recipe"]["id_weight"] == 1.0
+    assert np.mean(meta["loss_curve"][-10:]) < 0.7 * np.mean(meta["loss_curve"][:10])
+    assert r2[zoo.CEILING] > r2["vae"] + 0.3 and r2[zoo.CEILING] > 0.4, r2
+    with pytest.raises(ConfigError, match="inverse dynamics"):
+        zoo.train(zoo.CEILING, store, train_episodes=[0], objective="contrastive", cache_dir=tmp_path)
+
+
 def test_training_refuses_test_episodes(store, tmp_path):
     for family in zoo.FAMILIES:
         with pytest.raises(ConfigError, match=r"overlaps the probe's test episodes \[2\]"):

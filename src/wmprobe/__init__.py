@@ -26,7 +26,7 @@ _LAZY = {
     "run": "wmprobe.study.runner:run",
     "demo": "wmprobe.demo:run_demo",
     "read_records": "wmprobe.records:read_records",
-    "probe": "wmprobe.probes:probe",
+    "probe": "wmprobe.probes.api:probe_frame",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -61,10 +61,37 @@ def encoder_options(pairs: Sequence[str] | None) -> dict[str, Any]:
     return out
 
 
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], indent: str = "  ") -> str:
+    """Rows as an aligned text table with a header (values str()-ed; floats with 4 significant digits)."""
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(indent + ln.rstrip() for ln in lines)
+
+
+def zoo_checkpoints(root: Path) -> list[dict[str, Any]]:
+    """Every trained mini-zoo checkpoint under ``root`` (``CACHE/zoo``): family, preset, id_weight, objective,
+    seed, the training data's fingerprint and the path, sorted by family, preset and id_weight."""
+    out = []
+    for d in sorted(Path(root).glob("*/recipe.json")) if Path(root).is_dir() else []:
+        try:
+            meta = json.loads(d.read_text())
+            r = meta.get("recipe", meta)
+            out.append({"family": r["family"], "preset": r.get("preset"), "id_weight": float(r.get("id_weight", 0)),
+                        "objective": r.get("objective", "l1") if r.get("id_weight") else "-", "seed": r.get("seed"),
+                        "data": r.get("data"), "path": str(d.parent)})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a checkpoint being written or a foreign file: not listed
+    return sorted(out, key=lambda c: (c["family"], str(c["preset"]), c["id_weight"], c["path"]))
+
+
 # ---- subcommands ----------------------------------------------------------------------------------
 def cmd_demo(a: argparse.Namespace) -> int:
     out = _api("wmprobe.demo:run_demo")(out=a.out, seed=a.seed, preset=a.preset, cache=a.cache,
-                                         progress=not a.quiet, overrides=a.overrides)
+                                         progress=not a.quiet, overrides=a.overrides, log=a.log or ())
     print(f"report: {Path(out) / 'report.html'}")
     return _failed_summary(out)
 
@@ -83,8 +110,44 @@ def _failed_summary(out: str | os.PathLike) -> int:
     return FAILED_TASKS
 
 
+PROBE_HELP = {
+    "mlp": "MLP on the pair (f(o_t), f(o_t+k)): 2 hidden layers (256, 128), L1 loss, 3000 steps x batch 256, lr "
+           "picked from {1e-3, 3e-4} on held-out train episodes; one fit per seed",
+    "ridge": "closed-form ridge on the pooled pair, alpha by episode-grouped CV on train (deterministic)",
+    "attentive": "attention pooling over the patch tokens of both steps, then an MLP (needs --tokens / "
+                 "(N, tokens, D) latents)",
+}
+CONTROL_HELP = {"shuffled": "control: the partner step comes from another episode; must score <= ~0",
+                "single": "control: only f(o_t), no second frame"}
+
+
+def _ls_data(what: str) -> dict[str, dict[str, str]]:
+    """``{section: {name: description}}`` for `wmprobe ls` (text or --json)."""
+    out: dict[str, dict[str, str]] = {}
+    if what in ("encoders", "all"):
+        out["encoders"] = {n: f"{r.family}: {r.description}" for n, r in
+                           sorted(_api("wmprobe.encoders.registry:list_encoders")().items())}
+    if what in ("families", "all"):
+        out["families"] = dict(_api("wmprobe.zoo:FAMILIES"))
+    if what in ("probes", "all"):
+        from wmprobe.probes import CONTROLS
+        out["probes"] = {**{n: PROBE_HELP.get(n, "") for n in _api("wmprobe.probes:PROBES")},
+                         **{f"PROBE-{c}": CONTROL_HELP.get(c, "control") for c in CONTROLS}}
+    if what in ("datasets", "all"):
+        out["datasets"] = {**dict(_api("wmprobe.data.sim:SUITES")),
+                           **{f: "readable by `wmprobe data import`" for f in ("lerobot", "calvin", "libero", "store")}}
+    if what in ("corruptions", "all"):
+        out["corruptions"] = dict(_api("wmprobe.data.corrupt:CORRUPTIONS"))
+    if what in ("presets", "all"):
+        out["presets"] = {n: p.describe() for n, p in _api("wmprobe.demo:PRESETS").items()}
+    return out
+
+
 def cmd_ls(a: argparse.Namespace) -> int:
     what = a.what
+    if a.json:
+        _print_json(_ls_data(what))
+        return 0
     if what in ("encoders", "all"):
         print("encoders (NAME or NAME:ARG):")
         for name, reg in sorted(_api("wmprobe.encoders.registry:list_encoders")().items()):
@@ -92,6 +155,10 @@ def cmd_ls(a: argparse.Namespace) -> int:
     if what in ("families", "all"):
         print("zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):")
         for name, desc in _api("wmprobe.zoo:FAMILIES").items():
+            print(f"  {name:16s} {desc}")
+    if what in ("probes", "all"):
+        print("probes (wmprobe probe --probe NAME ...; study `probes:`):")
+        for name, desc in _ls_data("probes")["probes"].items():
             print(f"  {name:16s} {desc}")
     if what in ("datasets", "all"):
         print("embedded simulator suites (wmprobe data gen SUITE DEST):")
@@ -123,7 +190,8 @@ def cmd_data(a: argparse.Namespace) -> int:
         dest = _api("wmprobe.data.formats:import_dataset")(a.src, a.dest, format=a.format, camera=a.camera,
                                                            action_key=a.action_key, size=a.size,
                                                            max_episodes=a.max_episodes, progress=not a.quiet,
-                                                           split=a.calvin_split, action_groups=a.action_groups)
+                                                           split=a.calvin_split, action_groups=a.action_groups,
+                                                           revision=a.revision)
         src_meta = json.loads((Path(dest) / "meta.json").read_text())
         how = src_meta.get("source", {})
         print(f"{how.get('resize', '')}")
@@ -131,10 +199,16 @@ def cmd_data(a: argparse.Namespace) -> int:
               f"(from {how.get('action_groups_from', '?')})")
         print(f"wrote {dest}")
     elif a.data_cmd == "info":
-        _print_json(_api("wmprobe.data.formats:dataset_info")(a.path, format=a.format, split=a.calvin_split))
+        info = _api("wmprobe.data.formats:dataset_info")(a.path, format=a.format, split=a.calvin_split,
+                                                         revision=a.revision)
+        if a.json:
+            _print_json(info)
+        else:
+            print(_info_table(info))
     elif a.data_cmd == "validate":
         problems = _api("wmprobe.data.formats:validate_dataset")(a.path, format=a.format, camera=a.camera,
-                                                                 action_key=a.action_key, split=a.calvin_split)
+                                                                 action_key=a.action_key, split=a.calvin_split,
+                                                                 revision=a.revision)
         for p in problems:
             print(f"problem: {p}")
         print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
@@ -156,11 +230,29 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
+def _info_table(info: dict[str, Any]) -> str:
+    """`wmprobe data info` for people: one aligned ``key  value`` line per field (nested values compact)."""
+    width = max(len(k) for k in info) if info else 0
+    lines = []
+    for k, v in info.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{kk}: {json.dumps(vv) if isinstance(vv, (list, dict)) else vv}" for kk, vv in v.items())
+        elif isinstance(v, list):
+            v = ", ".join(map(str, v)) if len(v) <= 8 or not all(isinstance(x, str) for x in v) else \
+                ", ".join(map(str, v[:8])) + f", ... ({len(v)} in all)"
+        lines.append(f"{k.replace('_', ' '):{width}s}  {v}")
+    return "\n".join(lines)
+
+
 def cmd_extract(a: argparse.Namespace) -> int:
     from wmprobe.data import load_dataset
     from wmprobe.encoders.registry import load_encoder
     from wmprobe.extract import extract
-    enc = load_encoder(a.encoder, device=a.device, **encoder_options(a.encoder_option))
+    device = a.device
+    if device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    enc = load_encoder(a.encoder, device=device, **encoder_options(a.encoder_option))
     store = load_dataset(a.store)
     feats = extract(enc, store, layers=a.layers, corruption=a.corruption, keep_tokens=a.tokens,
                     token_pool=a.token_pool, batch_size=a.batch_size, progress=not a.quiet)
@@ -194,7 +286,7 @@ def _probe_latents(a: argparse.Namespace) -> list[dict[str, Any]]:
     store = load_dataset(a.latents_store)
     cfg = {} if a.steps is None else {"steps": a.steps}
     return probe(z, store, probe=a.probe, k=a.k, split=a.split, seeds=a.seeds, out=a.out,
-                 encoder=Path(a.latents).stem, source=str(a.latents), headline_groups=a.headline_groups, **cfg)
+                 encoder=Path(a.latents).stem, source=str(a.latents), progress=not a.quiet, **cfg)
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
@@ -204,22 +296,48 @@ def cmd_probe(a: argparse.Namespace) -> int:
         rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
                                                            split=a.split, seeds=a.seeds, out=a.out,
                                                            progress=not a.quiet,
-                                                           probe_cfg=None if a.steps is None else {"steps": a.steps},
-                                                           headline_groups=a.headline_groups)
-    from wmprobe.probes.headline import describe
-    from wmprobe.records import read_config
-    for name, head in (read_config(a.out).get("config", {}).get("headline") or {}).items():
-        print(describe(name, head))
+                                                           probe_cfg=None if a.steps is None else {"steps": a.steps})
     for r in rows:
         print(f"{r['layer']:>10s} {r['probe']:>14s} k={r['k']} seed={r['seed']} "
-              f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}] ({r['headline_groups']})")
+              f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}]")
+    for w in probe_warnings(rows):
+        print(f"wmprobe: warning: {w}", file=sys.stderr)
     print(f"records: {Path(a.out) / 'records.csv'}")
     return 0
+
+
+MIN_TEST_EPISODES = 5      # below this the bootstrap CI over test episodes says little
+ABSURD_R2 = -10.0          # an R2 below this means the fit diverged, not that the features are poor
+
+
+def probe_warnings(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Warnings `wmprobe probe` prints after its rows: too few test episodes for a CI, absurd R2 values."""
+    out = []
+    n_eps = sorted({int(r["n_test_episodes"]) for r in rows if r.get("n_test_episodes") is not None})
+    if n_eps and n_eps[0] < MIN_TEST_EPISODES:
+        out.append(f"only {n_eps[0]} test episode(s): the bootstrap CI over test episodes is unreliable below "
+                   f"{MIN_TEST_EPISODES}; the test split needs more episodes")
+    for r in rows:
+        cfg = r.get("probe_config")
+        try:
+            cfg = json.loads(cfg) if isinstance(cfg, str) else (cfg or {})
+        except ValueError:
+            cfg = {}
+        vals = [c.get("val_r2") for c in cfg.get("chosen", []) if isinstance(c, dict)] if isinstance(cfg, dict) else []
+        worst = min([v for v in vals if v is not None] + [r.get("r2", 0.0)], default=0.0)
+        if worst < ABSURD_R2:
+            which = "validation" if vals and min(v for v in vals if v is not None) == worst else "test"
+            out.append(f"{r.get('layer')} {r.get('probe')} k={r.get('k')} seed={r.get('seed')}: {which} R2 "
+                       f"{worst:.3g} is absurd (< {ABSURD_R2:g}): the fit diverged (unnormalised features, or a "
+                       "learning rate too high); do not read this row as a measurement")
+    return out
 
 
 def cmd_report(a: argparse.Namespace) -> int:
     path = _api("wmprobe.report:build_report")(a.results)
     print(f"report: {path}")
+    for kind, where in _api("wmprobe.trackers:log_results")(a.results, a.log or ()).items():
+        print(f"logged to {kind}: {where}")
     return 0
 
 
@@ -228,8 +346,10 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache, overrides=a.overrides))
         return 0
     out = a.out or Path(a.study).with_suffix("").name + "-results"
+    if not a.quiet:
+        print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache, overrides=a.overrides), flush=True)
     _api("wmprobe.study.runner:run")(a.study, out=out, cache=a.cache, executor=a.executor,
-                                     progress=not a.quiet, overrides=a.overrides)
+                                     progress=not a.quiet, overrides=a.overrides, log=a.log or ())
     print(f"records: {Path(out) / 'records.csv'}")
     return _failed_summary(out)
 
@@ -244,8 +364,20 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def cmd_zoo(a: argparse.Namespace) -> int:
     if a.zoo_cmd == "ls":
+        ckpts = zoo_checkpoints(_api("wmprobe.study.cache:Cache")(a.cache).zoo_dir)
+        if a.json:
+            _print_json({"checkpoints": ckpts, "families": dict(_api("wmprobe.zoo:FAMILIES"))})
+            return 0
+        root = _api("wmprobe.study.cache:Cache")(a.cache).zoo_dir
+        print(f"trained checkpoints in {root} (probe one as encoder 'zoo:PATH'):")
+        if ckpts:
+            print(_table(ckpts, ["family", "preset", "id_weight", "objective", "seed", "data", "path"]))
+        else:
+            print("  none yet (`wmprobe zoo train FAMILY --data STORE`, or a study with `zoo: {families: [...]}`)")
+        print("families:")
         for name, desc in _api("wmprobe.zoo:FAMILIES").items():
-            print(f"{name:16s} {desc}")
+            print(f"  {name:16s} {desc}")
+        print(f"  {'ceiling':16s} the shared trunk trained by inverse dynamics alone (+ID, no family loss)")
         print("+ID objectives (--objective, with --id-weight > 0):")
         for name, desc in _api("wmprobe.zoo.objectives:OBJECTIVES").items():
             print(f"  {name:14s} {desc}")
@@ -257,7 +389,8 @@ def cmd_zoo(a: argparse.Namespace) -> int:
                                      id_weight=a.id_weight, objective=a.objective, seed=a.seed,
                                      cache_dir=_api("wmprobe.study.cache:Cache")(a.cache).zoo_dir,
                                      forbid_episodes=list(split.test),
-                                     progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads)
+                                     progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads,
+                                     id_groups=a.id_groups.split(",") if a.id_groups else None)
     print(f"checkpoint: {path}  (probe it as encoder 'zoo:{path}')")
     return 0
 
@@ -278,9 +411,9 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
-def at_least(lo: float, kind: type = int, strict: bool = False) -> Callable[[str], Any]:
-    """An argparse ``type``: a number ``>= lo`` (``> lo`` when ``strict``), else exit 2 with one sentence naming
-    the option."""
+def at_least(lo: float, kind: type = int, strict: bool = False, hi: float | None = None) -> Callable[[str], Any]:
+    """An argparse ``type``: a number ``>= lo`` (``> lo`` when ``strict``; ``<= hi`` when given), else exit 2 with
+    one sentence naming the option."""
     def parse(text: str) -> Any:
         try:
             v = kind(text)
@@ -289,9 +422,14 @@ def at_least(lo: float, kind: type = int, strict: bool = False) -> Callable[[str
                                              f"got '{text}'") from None
         if not (v > lo if strict else v >= lo) or v != v or v in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {lo:g}, got {text}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi:g}, got {text}")
         return v
     parse.__name__ = kind.__name__
     return parse
+
+
+SEED_MAX = 2**32 - 1   # numpy and torch generators take seeds up to this
 
 
 def device_name(text: str) -> str:
@@ -302,42 +440,83 @@ def device_name(text: str) -> str:
     return text
 
 
+class _Fmt(argparse.RawDescriptionHelpFormatter):
+    """Keeps epilogs as written and ends every option's help with its default, unless the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        if (action.default is argparse.SUPPRESS or "default" in h.lower() or action.required
+                or (not action.option_strings and (action.nargs not in ("?", "*") or action.default is None))
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return h
+        d = action.default
+        if isinstance(action, argparse._StoreTrueAction):
+            shown = "off"
+        elif d is None or d == []:
+            shown = "none"
+        else:
+            shown = " ".join(map(str, d)) if isinstance(d, (list, tuple)) else str(d)
+        return f"{h} (default: {shown.replace('%', '%%')})"
+
+
+def _finish(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """Every (sub)parser gets the help formatter, and every subcommand takes --quiet / --debug after its name
+    too (``wmprobe run s.yaml --quiet``): SUPPRESS defaults leave the top-level value alone when absent."""
+    parser.formatter_class = _Fmt
+    if not top:
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show tracebacks (also before the command; default: off)")
+        parser.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                            help="no progress bars (also before the command; default: off)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in dict.fromkeys(action.choices.values()):
+                _finish(sp, top=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wmprobe", description="Which representation knows what the robot did? "
                                 "Inverse-dynamics probing of visual encoders and world models.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars (CI)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks (also after the command)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars (CI; also after the command)")
     p.add_argument("--version", action="version", version=f"wmprobe {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo", help="the embedded study end to end, on a CPU, no downloads")
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
-    d.add_argument("--seed", type=at_least(0), default=0)
-    d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
+    d.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0,
+                   help="study seed: data, splits, zoo training, probes")
+    d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"],
+                   help="size of the run: tiny (about a minute), demo (minutes), paper (the full protocol, hours)")
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     d.set_defaults(fn=cmd_demo)
 
-    ls = sub.add_parser("ls", help="list encoders, families, datasets, corruptions, presets")
+    ls = sub.add_parser("ls", help="list encoders, families, probes, datasets, corruptions, presets")
     ls.add_argument("what", nargs="?", default="all",
-                    choices=["all", "encoders", "families", "datasets", "corruptions", "presets"])
+                    choices=["all", "encoders", "families", "probes", "datasets", "corruptions", "presets"],
+                    help="what to list")
+    ls.add_argument("--json", action="store_true", help="one JSON object {section: {name: description}}")
     ls.set_defaults(fn=cmd_ls)
 
     data = sub.add_parser("data", help="generate, import, inspect, validate and export datasets")
     dsub = data.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
     g = dsub.add_parser("gen", help="generate an embedded simulator suite into an EpisodeStore")
-    g.add_argument("suite"), g.add_argument("dest")
-    g.add_argument("--episodes", type=at_least(1), default=60)
-    g.add_argument("--size", type=at_least(16), default=64)
-    g.add_argument("--seed", type=at_least(0), default=0)
-    g.add_argument("--steps", type=at_least(2), default=None, help="control steps per episode")
+    g.add_argument("suite", help="simulator suite: dynamic, static or metaworld (`wmprobe ls datasets`)")
+    g.add_argument("dest", help="directory of the EpisodeStore to write")
+    g.add_argument("--episodes", type=at_least(1), default=60, help="episodes to generate, spread over the tasks")
+    g.add_argument("--size", type=at_least(16), default=64, help="rendered frame size (square, pixels)")
+    g.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0,
+                   help="seed of the scenes, scripted policies and noise")
+    g.add_argument("--steps", type=at_least(2), default=None,
+                   help="control steps per episode (default: the suite's: 40 for dynamic/static, 100 for metaworld)")
     g.add_argument("--camera", default=None,
                    help="oblique (the default of static/dynamic: every translation axis has its own image "
                    "direction), front, side, top; metaworld: corner (default), corner2..4, topview, ...")
     g.add_argument("--wrist", default=None, choices=["fixed", "free"],
                    help="static/dynamic: fixed (default; actions x y z gripper) or free (7-dim, the wrist turns)")
-    g.add_argument("--workers", type=at_least(1), default=None)
+    g.add_argument("--workers", type=at_least(1), default=None, help="rendering processes (default: one per core)")
     g.add_argument("--tasks", default=None, metavar="all|N|NAME,NAME,...",
                    help="which of the suite's tasks: all, a count N, or comma-separated names (default: all of "
                    "static/dynamic, the 16 DEFAULT_TASKS of metaworld; docs/data.md)")
@@ -345,18 +524,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="regenerate even if DEST already holds a store generated with these parameters")
     formats = ["auto", "lerobot", "calvin", "libero", "store"]  # wmprobe.data.formats.FORMATS
     i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data (or a store) into an EpisodeStore")
-    i.add_argument("src"), i.add_argument("dest")
-    x = dsub.add_parser("info", help="summarise a dataset or store")
-    x.add_argument("path")
+    i.add_argument("src", help="LeRobot / CALVIN / LIBERO dataset (a directory, or a LIBERO .hdf5), a store, or a "
+                   "hub dataset id (lerobot/pusht, read from the Hugging Face cache)")
+    i.add_argument("dest", help="directory of the EpisodeStore to write")
+    x = dsub.add_parser("info", help="summarise a dataset or store (a table; --json for scripts)")
+    x.add_argument("path", help="a LeRobot / CALVIN / LIBERO dataset or an EpisodeStore")
+    x.add_argument("--json", action="store_true", help="the summary as one JSON object")
     v = dsub.add_parser("validate", help="list every problem")
-    v.add_argument("path")
+    v.add_argument("path", help="a LeRobot / CALVIN / LIBERO dataset or an EpisodeStore")
     for sp in (i, x, v):
-        sp.add_argument("--format", default="auto", choices=formats)
+        sp.add_argument("--format", default="auto", choices=formats,
+                        help="source format; auto detects it from the files present")
         sp.add_argument("--calvin-split", default=None, metavar="SPLIT",
                         help="CALVIN only: the split directory to read, training (default) or validation")
+        sp.add_argument("--revision", default=None,
+                        help="with a hub dataset id (lerobot/pusht): branch, tag or commit (default: main)")
     for sp in (i, v):
-        sp.add_argument("--camera", default=None)
-        sp.add_argument("--action-key", default=None)
+        sp.add_argument("--camera", default=None,
+                        help="image stream (default: the format's first camera; docs/data.md)")
+        sp.add_argument("--action-key", default=None,
+                        help="action feature (default: `action` for LeRobot, `rel_actions` for CALVIN, "
+                        "`actions` for LIBERO)")
     i.add_argument("--size", type=at_least(1), default=None, metavar="N",
                    help="centre-crop each frame to a square (aspect kept) and resize it to N x N (default: keep "
                    "the native size)")
@@ -367,17 +555,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--max-episodes", type=at_least(1), default=None, help="keep the first N episodes (default: all)")
     au = dsub.add_parser("audit", help="which action groups a probe can be scored on: variance shares under the "
                          "split, constant and binary axes, state ceiling, image motion (docs/data.md)")
-    au.add_argument("store")
-    au.add_argument("--split", default="task", choices=["task", "episode"])
-    au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25)
-    au.add_argument("--seed", type=at_least(0), default=0)
+    au.add_argument("store", help="the EpisodeStore to audit")
+    au.add_argument("--split", default="task", choices=["task", "episode"],
+                    help="the split the probe would use: held-out tasks or episodes")
+    au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25,
+                    help="share of tasks (or episodes) held out for test")
+    au.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0, help="seed of the split")
     au.add_argument("--k", type=at_least(1), default=4, help="probe horizon in steps (default 4)")
     au.add_argument("--headline", default=None, metavar="GROUP,GROUP",
                     help="override the rule's headline groups, e.g. translation,gripper (the evidence is still shown)")
     au.add_argument("--json", action="store_true", help="print the audit as JSON")
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
-    e.add_argument("store"), e.add_argument("dest")
-    e.add_argument("--format", default="lerobot", choices=["lerobot"])
+    e.add_argument("store", help="the EpisodeStore to export")
+    e.add_argument("dest", help="directory of the LeRobot v3.0 dataset to write")
+    e.add_argument("--format", default="lerobot", choices=["lerobot"], help="output format")
     e.add_argument("--data-file-mb", type=at_least(0, float, strict=True), default=100,
                    help="a data parquet takes episodes until it holds this many MB (default 100)")
     e.add_argument("--video-file-mb", type=at_least(0, float, strict=True), default=500,
@@ -386,14 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(fn=cmd_data)
 
     x = sub.add_parser("extract", help="encode a store with one encoder and save per-step features")
-    x.add_argument("encoder"), x.add_argument("store")
-    x.add_argument("--out", required=True)
-    x.add_argument("--layers", nargs="*", default=None)
+    x.add_argument("encoder", help="registry name, NAME:ARG (e.g. dinov2:/ckpt/dir, zoo:PATH) or "
+                   "package.module:factory (`wmprobe ls encoders`)")
+    x.add_argument("store", help="the EpisodeStore to encode")
+    x.add_argument("--out", required=True, help="features directory to write")
+    x.add_argument("--layers", nargs="*", default=None,
+                   help="layers to keep, e.g. layer_8 out (default: the encoder's default layer)")
     x.add_argument("--corruption", default=None, help="e.g. noise:0.15, blur:11, fog:3")
     x.add_argument("--tokens", action="store_true", help="also keep patch tokens (for attentive probes)")
-    x.add_argument("--token-pool", type=at_least(1), default=None)
-    x.add_argument("--batch-size", type=at_least(1), default=32)
-    x.add_argument("--device", default="cpu", type=device_name)
+    x.add_argument("--token-pool", type=at_least(1), default=None,
+                   help="with --tokens: average-pool the patch grid to at most this many tokens (default: keep all)")
+    x.add_argument("--batch-size", type=at_least(1), default=32, help="frames per forward pass")
+    x.add_argument("--device", default="auto", type=device_name,
+                   help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps")
     x.add_argument("--encoder-option", action="append", metavar="KEY=VALUE",
                    help="passed to the encoder factory, e.g. t=200, bf16=true, window=8, trust_remote_code=true")
     x.set_defaults(fn=cmd_extract)
@@ -401,27 +597,30 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("probe", help="probe saved features (or your own latents) for action recoverability",
                         usage="wmprobe probe (FEATURES STORE | --latents Z.npy --store STORE_DIR) --out DIR "
                               "[options]")
-    pr.add_argument("features", nargs="?", help="features directory written by `wmprobe extract`")
-    pr.add_argument("store", nargs="?", help="the EpisodeStore the features were extracted from")
+    pr.add_argument("features", nargs="?", default=None, help="features directory written by `wmprobe extract`")
+    pr.add_argument("store", nargs="?", default=None, help="the EpisodeStore the features were extracted from")
     pr.add_argument("--latents", metavar="Z.npy", default=None,
                     help="your own latents, (N, D) pooled or (N, tokens, D), one row per store frame")
     pr.add_argument("--store", dest="latents_store", metavar="STORE_DIR", default=None,
                     help="the EpisodeStore whose frames --latents are aligned with")
-    pr.add_argument("--probe", nargs="+", default=["mlp", "ridge", "mlp-shuffled"])
-    pr.add_argument("--k", type=at_least(1), nargs="+", default=[1])
-    pr.add_argument("--split", default="task", choices=["task", "episode"])
-    pr.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
+    pr.add_argument("--probe", nargs="+", default=["mlp", "ridge", "mlp-shuffled"],
+                    help="probes to fit (`wmprobe ls probes`); -shuffled / -single are controls")
+    pr.add_argument("--k", type=at_least(1), nargs="+", default=[1, 4],
+                    help="step sizes: the pair (o_t, o_t+k) predicts a_t..a_t+k-1; 4 is the headline k of the "
+                    "report, 1 the single-step reference")
+    pr.add_argument("--split", default="task", choices=["task", "episode"],
+                    help="hold out whole tasks (task-OOD) or episodes")
+    pr.add_argument("--seeds", type=at_least(0, hi=SEED_MAX), nargs="+", default=[0, 1, 2],
+                    help="probe seeds (one row each)")
     pr.add_argument("--steps", type=at_least(1), default=None,
-                    help="training steps of the mlp probes (with --latents also of attentive; default: the "
-                    "probe's)")
-    pr.add_argument("--headline-groups", nargs="+", default=None, metavar="GROUP",
-                    help="the action groups the headline R2 averages, each counted once (e.g. translation "
-                         "gripper; default: the action-space audit's choice, else every group)")
-    pr.add_argument("--out", required=True)
+                    help="training steps of the mlp probes (with --latents also of attentive). Default budget: "
+                    "mlp 3000 steps x batch 256 x 2 learning rates (1e-3, 3e-4) per seed, attentive its own, "
+                    "ridge closed form (docs/protocol.md)")
+    pr.add_argument("--out", required=True, help="results directory (records.parquet/csv, config.yaml; rows merge)")
     pr.set_defaults(fn=cmd_probe)
 
     rp = sub.add_parser("report", help="build report.html, figures and tables from a results directory")
-    rp.add_argument("results")
+    rp.add_argument("results", help="results directory holding records.parquet (from run, demo or probe)")
     rp.set_defaults(fn=cmd_report)
 
     r = sub.add_parser("run", help="run a config-driven study (local, SLURM or Ray)",
@@ -437,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="results directory (default: NAME-results); records merge")
     r.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     r.add_argument("--executor", default=None, choices=["local", "submitit", "ray"],
-                   help="override the study's executor.kind")
+                   help="override the study's executor.kind (default: the study's, local)")
     r.add_argument("--dry-run", action="store_true", help="print the plan and estimated work; run nothing")
     r.set_defaults(fn=cmd_run)
 
@@ -449,32 +648,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="train or list the embedded mini-zoo")
     zsub = z.add_subparsers(dest="zoo_cmd", required=True, metavar="ACTION")
-    zsub.add_parser("ls", help="list families")
+    zl = zsub.add_parser("ls", help="list trained checkpoints (family, preset, id_weight, path) and the families")
+    zl.add_argument("--cache", default=None, help="cache dir whose zoo/ to list (default $WMPROBE_CACHE or "
+                    "~/.cache/wmprobe)")
+    zl.add_argument("--json", action="store_true", help="checkpoints and families as JSON")
     zt = zsub.add_parser("train", help="train one family on a store's train split")
-    zt.add_argument("family")
+    zt.add_argument("family", help="zoo family (`wmprobe ls families`)")
     zt.add_argument("--data", required=True, help="EpisodeStore to train on")
-    zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"])
-    zt.add_argument("--id-weight", type=at_least(0, float), default=0.0)
-    zt.add_argument("--objective", default="l1", choices=["l1", "l2", "single", "forward", "contrastive"])
-    zt.add_argument("--split", default="task", choices=["task", "episode"])
-    zt.add_argument("--split-seed", type=at_least(0), default=0)
-    zt.add_argument("--seed", type=at_least(0), default=0)
+    zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "compare", "paper"],
+                    help="training budget (docs/zoo.md)")
+    zt.add_argument("--id-weight", type=at_least(0, float), default=0.0,
+                    help="weight of the inverse-dynamics (+ID) loss; 0 trains the frozen-objective model")
+    zt.add_argument("--objective", default="l1", choices=["l1", "l2", "single", "forward", "contrastive"],
+                    help="+ID objective (with --id-weight > 0; `wmprobe zoo ls`)")
+    zt.add_argument("--id-groups", default=None, metavar="G1,G2",
+                    help="action groups +ID trains on (default: translation where the data have it)")
+    zt.add_argument("--split", default="task", choices=["task", "episode"],
+                    help="split whose train episodes the model sees (the probe's test episodes never)")
+    zt.add_argument("--split-seed", type=at_least(0, hi=SEED_MAX), default=0, help="seed of that split")
+    zt.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0, help="training seed")
     zt.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe); the "
                     "checkpoint goes to CACHE/zoo/, where studies look for it")
-    zt.add_argument("--device", default="cpu", type=device_name)
+    zt.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda or cuda:N")
     zt.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU or CUDA)")
-    zt.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads while training")
+    zt.add_argument("--threads", type=at_least(1), default=None,
+                    help="torch CPU threads while training (default: torch's)")
     z.set_defaults(fn=cmd_zoo)
 
     c = sub.add_parser("cache", help="inspect or clean the latent / zoo / data cache")
     csub = c.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
     cls = csub.add_parser("ls", help="size per encoder and dataset")
     gc = csub.add_parser("gc", help="drop entries no recent study used")
-    gc.add_argument("--keep-days", type=float, default=30)
-    c.add_argument("--cache", default=None)
+    gc.add_argument("--keep-days", type=float, default=30, help="keep entries used within this many days")
+    c.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     for sp in (cls, gc):  # `wmprobe cache ls --cache DIR` works too
-        sp.add_argument("--cache", default=argparse.SUPPRESS)
+        sp.add_argument("--cache", default=argparse.SUPPRESS,
+                        help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     c.set_defaults(fn=cmd_cache)
+    for sp in (d, rp, r):
+        sp.add_argument("--log", nargs="+", default=None, choices=["wandb", "mlflow", "tensorboard"],
+                        metavar="TRACKER", help="also log the resolved config, one entry per record row, the "
+                        "findings and the figures to wandb, mlflow and/or tensorboard (optional extras; W&B "
+                        "offline with WANDB_MODE=offline; MLflow to $MLFLOW_TRACKING_URI or DIR/mlruns; "
+                        "TensorBoard under DIR/tensorboard)")
+    _finish(p)
     return p
 
 
@@ -509,7 +726,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quiet:
         os.environ["WMPROBE_QUIET"] = "1"
     try:
-        return int(args.fn(args) or 0)
+        rc = int(args.fn(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return rc
+    except BrokenPipeError:  # `wmprobe ls | head`: the reader left; say nothing more, and flush nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except WmprobeError as exc:
         if args.debug:
             traceback.print_exc()

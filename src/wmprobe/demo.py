@@ -70,7 +70,8 @@ PRESETS = {
 
 
 def run_demo(out: str | os.PathLike = "wmprobe-demo", seed: int = 0, preset: str = "demo",
-             cache: str | os.PathLike | None = None, progress: bool = True, overrides: Sequence[str] = ()) -> Path:
+             cache: str | os.PathLike | None = None, progress: bool = True, overrides: Sequence[str] = (),
+             log: Sequence[str] = ()) -> Path:
     """The preset's study through the study runner (so the demo shares its latent cache, resume and records);
     ``overrides``: dotted ``KEY=VALUE`` strings over the preset's study (``probe.steps=100``)."""
     if preset not in PRESETS:
@@ -81,6 +82,6 @@ def run_demo(out: str | os.PathLike = "wmprobe-demo", seed: int = 0, preset: str
     if progress:
         print(f"[wmprobe demo] preset {p.name}: {p.describe()}", flush=True)
     study = {**preset_dict(preset), "name": f"demo-{preset}", "seed": seed}
-    run(study, out=out, cache=cache, progress=progress, merge=False, overrides=overrides,
+    run(study, out=out, cache=cache, progress=progress, merge=False, overrides=overrides, log=log,
         extra_config={"command": "demo", "preset": asdict(p), "seed": seed})
     return Path(out)

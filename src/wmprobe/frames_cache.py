@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from wmprobe._fs import atomic_dir, mark_used
+from wmprobe.data.store import file_digest
 
 FORMAT = 1
 
@@ -64,6 +65,8 @@ class FramesCache:
         for name, nhwc in (("frames.npy", False), ("frames_nhwc.npy", True)):
             if (entry / name).is_file():
                 try:
+                    if not _intact(entry, name):                  # bit flips, truncation: recompute
+                        break
                     arr = torch.from_numpy(np.load(entry / name, allow_pickle=False))
                     mark_used(entry)
                     return arr.permute(0, 3, 1, 2) if nhwc else arr
@@ -77,11 +80,21 @@ class FramesCache:
         x = x if nhwc else x.contiguous()
         with contextlib.suppress(OSError):                    # a full or read-only disk only costs the reuse
             with atomic_dir(entry) as tmp:
-                if nhwc:
-                    np.save(tmp / "frames_nhwc.npy", x.permute(0, 2, 3, 1).numpy())
-                else:
-                    np.save(tmp / "frames.npy", x.numpy())
+                name = "frames_nhwc.npy" if nhwc else "frames.npy"
+                np.save(tmp / name, x.permute(0, 2, 3, 1).numpy() if nhwc else x.numpy())
                 (tmp / "entry.json").write_text(json.dumps({**self.base, "episode": int(episode),
-                                                            "shape": list(x.shape), "dtype": str(x.dtype)},
+                                                            "shape": list(x.shape), "dtype": str(x.dtype),
+                                                            "checksums": {name: file_digest(tmp / name)}},
                                                            default=str))
         return x
+
+
+def _intact(entry: Path, name: str) -> bool:
+    """True when ``entry/name`` matches the BLAKE2b checksum in ``entry.json`` (False when it does not, or
+    the entry has no readable record: then it is recomputed and rewritten)."""
+    try:
+        want = json.loads((entry / "entry.json").read_text())["checksums"][name]
+        return file_digest(entry / name) == want
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+

@@ -282,10 +282,14 @@ def dataset_verdict(df: pd.DataFrame, s: pd.DataFrame, cfg: dict, dataset: str) 
             refs.setdefault(name, []).append({"label": r["label"], "r2": float(r["r2"]), "ci": list(_ci(r))})
     effects = id_effects(s[role == "encoder"])
     facts = headline_facts(df, dataset)
+    norm = {}
+    if "r2_norm" in s:
+        norm = {r["label"]: float(r["r2_norm"]) for _, r in ranked(s[role == "encoder"]).iterrows()
+                if np.isfinite(r["r2_norm"])}
     return {"headline": facts,
             "small_data": bool(facts.get("test_episodes") is not None
                                and facts["test_episodes"] < SMALL_TEST_EPISODES),
-            "references": refs, "against_floors": against_floors(s),
+            "references": refs, "r2_norm": norm, "against_floors": against_floors(s),
             "tiers": [ranked(s.loc[t.index[t == i]])["label"].tolist() for i in sorted(t.dropna().unique())],
             "adjacent": adjacent_pairs(s[role == "encoder"]), "id": effects.to_dict("records"),
             "paper_table1": paper_table1(effects), "controls": controls(s),

@@ -77,6 +77,43 @@ def _lockstep(params: dict[str, Any], jobs: Sequence[tuple[str, int]], horizon: 
             for (task, index), tr, s in zip(jobs, trackers, steps)]
 
 
+def scripted_rollouts(params: dict[str, Any], tasks: Sequence[str], n: int, horizon: int,
+                      policy: str = "expert", seed: int = 0) -> list[dict[str, Any]]:
+    """``rollouts`` of the scripted ``expert`` (the data's own policy) or a ``random`` policy (uniform
+    translation deltas within the expert's step, a random gripper command), without rendering: the
+    reference points of the success predicates (``tests``: expert >= 90 %, random <= 10 % per task)."""
+    from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.generate import episode_world, run_tasks
+    from wmprobe.data.sim.success import SuccessTracker
+    from wmprobe.data.sim.tasks import MAX_STEP, Expert
+    if policy not in ("expert", "random"):
+        raise ValueError(f"policy must be 'expert' or 'random', got {policy!r}")
+    out = []
+    for i, task in enumerate(tasks):
+        for r in range(n):
+            index = ROLLOUT_OFFSET + i * n + r
+            wp = _world_params(params, task)
+            with episode_world(wp, index) as (p, w, _, rng):
+                spec = run_tasks(wp)[0]
+                tracker = SuccessTracker(spec, S.snapshot(p, w))
+                expert = Expert(spec, S.snapshot(p, w), rng, wrist=wp.get("wrist", "fixed"))
+                act_rng = np.random.default_rng([seed, index])
+                steps = horizon
+                for t in range(horizon):
+                    if policy == "expert":
+                        a = expert.act(S.snapshot(p, w), w.target_pos, w.target_euler, S.ee_pose(p, w)[0])
+                    else:
+                        a = np.zeros(7)
+                        a[:3] = act_rng.uniform(-MAX_STEP, MAX_STEP, 3)
+                        a[6] = act_rng.choice([-1.0, 1.0])
+                    S.apply_action(p, w, a)
+                    if tracker.update(S.snapshot(p, w), S.ee_pose(p, w)[0], w.grip_open):
+                        steps = t + 1
+                        break
+            out.append({"task": task, "index": int(index), "success": tracker.success, "steps": int(steps)})
+    return out
+
+
 def success_rows(results: Sequence[dict[str, Any]], task_split: dict[str, str]) -> list[dict[str, Any]]:
     """Per task and per task split (``"all"`` rows): ``success`` rate, Wilson ``success_ci_low/high``,
     ``n_rollouts``. ``task_split``: task -> ``"train"`` | ``"test"``."""

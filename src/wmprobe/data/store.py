@@ -55,6 +55,16 @@ class EpisodeStore:
             where = str(self.path) if self.path else "in-memory store"
             raise StoreError(f"invalid EpisodeStore ({where}): " + "; ".join(problems))
 
+    def __repr__(self) -> str:
+        """One line: name, episodes, frames and their size, action dims and groups, tasks, fingerprint, path."""
+        h, w = (int(x) for x in self.frames.shape[1:3])
+        groups = ",".join(self.meta.get("action_groups", {})) or "no groups"
+        fp = self.meta.get("fingerprint", "?")
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return (f"EpisodeStore({self.name!r}: {self.n_episodes} episodes, {self.n_frames} frames {h}x{w}, "
+                f"{self.action_dim}-dim actions ({groups}), {len(self.meta.get('task_names', []))} tasks, "
+                f"fingerprint {fp}{where})")
+
     # ---- shape helpers -------------------------------------------------------------------------
     @property
     def n_frames(self) -> int:

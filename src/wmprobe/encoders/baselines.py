@@ -33,8 +33,14 @@ class Pixels(TorchEncoder):
         return out
 
 
-def pixels(arg: str | None = None, *, size: int | None = None, device: str = "cpu", **_: Any) -> Pixels:
+def _no_unknown(what: str, unknown: dict[str, Any], known: str) -> None:
+    if unknown:
+        raise EncoderError(f"{what}: unknown option(s) {sorted(unknown)} (known: {known})")
+
+
+def pixels(arg: str | None = None, *, size: int | None = None, device: str = "cpu", **unknown: Any) -> Pixels:
     """``pixels`` or ``pixels:32`` (resolution). The pixel floor: no learning at all."""
+    _no_unknown("pixels", unknown, "size, device")
     try:
         s = int(size or arg or 16)
     except ValueError:
@@ -71,8 +77,9 @@ class RandomConv(TorchEncoder):
 
 
 def random_conv(arg: str | None = None, *, seed: int | None = None, width: int = 64, size: int = 64,
-                device: str = "cpu", **_: Any) -> RandomConv:
+                device: str = "cpu", **unknown: Any) -> RandomConv:
     """``random-conv`` or ``random-conv:SEED``: the random-init floor (ImageNet-normalised input)."""
+    _no_unknown("random-conv", unknown, "seed, width, size, device")
     try:
         seed = int(seed if seed is not None else (arg or 0))
     except ValueError:

@@ -67,8 +67,9 @@ def _looks_local(arg: str) -> bool:
     return Path(arg).expanduser().exists() or not _HUB_ID.match(arg)
 
 
-def resolve_checkpoint(arg: str | None, default_id: str, what: str) -> Checkpoint:
-    """Local directory or hub id -> ``Checkpoint``; missing or unreachable -> ``EncoderError`` with the fix."""
+def resolve_checkpoint(arg: str | None, default_id: str, what: str, local_only: bool = False) -> Checkpoint | None:
+    """Local directory or hub id -> ``Checkpoint``; missing or unreachable -> ``EncoderError`` with the fix.
+    ``local_only``: never download; a hub id that is not in the cache gives None."""
     source = arg or default_id
     if _looks_local(source):
         path = Path(source).expanduser()
@@ -86,6 +87,8 @@ def resolve_checkpoint(arg: str | None, default_id: str, what: str) -> Checkpoin
         path = snapshot_download(source, allow_patterns=patterns, local_files_only=True)
     except Exception:
         path = None
+    if path is None and local_only:
+        return None
     if path is None and not is_offline():
         try:
             path = snapshot_download(source, allow_patterns=patterns)
@@ -99,7 +102,7 @@ def resolve_checkpoint(arg: str | None, default_id: str, what: str) -> Checkpoin
 def _missing(what: str, source: str, why: str) -> str:
     home = os.environ.get("HF_HOME", "~/.cache/huggingface")
     return (f"{what}: checkpoint '{source}' is not on disk ({why}). Either download it where there is network "
-            f"(`huggingface-cli download {source}`) into the cache at HF_HOME={home}, or pass a local directory: "
+            f"(`hf download {source}`) into the cache at HF_HOME={home}, or pass a local directory: "
             f"'{what}:/path/to/checkpoint'")
 
 

@@ -1,7 +1,9 @@
 """Lazy encoder registry: ``"name[:arg]" -> "module:factory"``, imported only when asked for.
 
 Names resolve in this order:
-1. built-in names (``BUILTIN`` below), e.g. ``pixels``, ``vjepa2:facebook/vjepa2-vitl-fpc64-256``;
+1. built-in names (``BUILTIN`` below), e.g. ``pixels``, ``vjepa2:facebook/vjepa2-vitl-fpc64-256``; a bare
+   checkpoint (``facebook/vjepa2-vitl-fpc64-256`` or a ``save_pretrained`` directory) gets its family from its
+   config.json (``encoders/detect.py``);
 2. third-party plugins registered under the ``wmprobe.encoders`` entry-point group;
 3. names added at run time with ``register_encoder``;
 4. a dotted path ``package.module:factory`` (the module must be importable).
@@ -101,6 +103,11 @@ def _import_target(target: str, what: str) -> Callable[..., Encoder]:
     return obj
 
 
+def _checkpoint_like(name: str) -> bool:
+    from wmprobe.encoders.detect import looks_like_checkpoint
+    return looks_like_checkpoint(name)
+
+
 def load_encoder(name: str, **options: Any) -> Encoder:
     """Build the encoder called ``name`` (see module doc). Unknown names get close matches suggested."""
     if not isinstance(name, str) or not name:
@@ -112,6 +119,10 @@ def load_encoder(name: str, **options: Any) -> Encoder:
     elif "." in base and arg:
         factory = _import_target(name, name)  # dotted path module:factory
         arg = None
+    elif ":" not in name and _checkpoint_like(name):  # a bare hub id or save_pretrained directory
+        from wmprobe.encoders.detect import detect_family
+        family = detect_family(name)
+        factory, arg = _import_target(known[family].target, f"{family}:{name}"), name
     else:
         close = difflib.get_close_matches(base, list(known), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

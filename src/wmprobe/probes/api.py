@@ -117,14 +117,13 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
           k: int | Sequence[int] = 1, split: str | Split = "task", out: str | os.PathLike | None = None,
           seeds: Sequence[int] = (0, 1, 2), frames_per_step: int = 1, agg: str = "sum", n_boot: int = 1000,
           split_seed: int = 0, layer: str = "input", encoder: str = "latents", source: str | None = None,
-          headline_groups: Sequence[str] | None = None, **probe_cfg: Any) -> list[dict[str, Any]]:
+          progress: bool = False, **probe_cfg: Any) -> list[dict[str, Any]]:
     """Probe ``latents: (N, D) | (N, T, D)`` against ``store``'s actions; one record per (probe, k, seed).
 
     If ``out`` is given, the records are also written there by ``wmprobe.records.write_records``
     (records.parquet, records.csv, config.yaml; rows of the same cell are replaced). ``encoder`` fills the
-    records' encoder column; ``source`` (e.g. the latents' file) is named in errors and in config.yaml.
-    ``headline_groups``: the action groups ``r2`` averages (default: the action-space audit's choice for this
-    store and split at the headline k, else every group; ``headline_choice`` says which and why)."""
+    records' encoder column; ``source`` (e.g. the latents' file) is named in errors and in config.yaml;
+    ``progress`` shows a bar over the (k, probe) cells with an ETA."""
     from wmprobe.probes import evaluate
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
@@ -140,38 +139,40 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     _require_tokens(probes, latents, what)
     step_frame, step_episode = latent_steps(latents, store, frames_per_step, what)
     sp = split if isinstance(split, Split) else make_split(store, kind=split, seed=split_seed)
-    head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     rows: list[dict[str, Any]] = []
+    from wmprobe.pipeline import _cell_bar
+    bar = _cell_bar(len(ks) * len(probes), f"probe {encoder}", progress)
     for kk in ks:
         train, test, groups = build_probe_data(latents, step_frame, step_episode, store, sp, int(kk), agg=agg,
                                                what=what)
         for name in probes:
+            if bar is not None:
+                bar.set_postfix_str(f"{name} k={kk}")
+                bar.update(0)
             base = name.partition("-")[0]
             tr, te = (train, test) if base == "attentive" or not train.is_tokens else (train.pooled(), test.pooled())
             cfg = probe_cfg if base != "ridge" else {}
-            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, headline=head["headline_groups"] or None,
-                              **cfg):
+            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, **cfg):
                 rows.append({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",
                              "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
                              "dataset_fingerprint": store.fingerprint, **r})
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     if out is not None:
         from wmprobe.records import write_records
         write_records(rows, out, {"command": "probe", "latents": source, "latents_shape": list(latents.shape),
                                   "store": str(store.path) if store.path else store.name, "probes": probes,
                                   "ks": [int(x) for x in ks], "split": sp.kind, "seeds": list(seeds),
                                   "frames_per_step": int(frames_per_step), "agg": agg,
-                                  "headline": {store.name: head}, "audit": {store.name: audit},
                                   "probe_cfg": {c: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
                                                 for c, v in probe_cfg.items()}})
     return rows
 
 
-def headline_choice(store: EpisodeStore, split: Split, ks: Sequence[int], explicit: Sequence[str] | None,
-                    named_by: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(headline, audit)`` for probing ``store`` under ``split`` at ``ks``: the action-space audit at the
-    headline k, and the headline groups resolved from ``explicit`` (``named_by`` says where the user named
-    them), else the audit, else every group (``wmprobe.probes.headline.resolve``)."""
-    from wmprobe.probes import headline as H
-    k = H.headline_k(ks)
-    audit = H.run_audit(store, split, k, explicit)
-    return H.resolve(store.action_groups, explicit, audit, k=k, what=store.name, explicit_from=named_by), audit
+def probe_frame(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, **kwargs: Any):
+    """``wmprobe.probe``: ``probe`` with the records as a pandas DataFrame with the records' columns (the same
+    frame ``wmprobe.run`` and ``wmprobe.read_records`` return); keyword arguments as ``probe``."""
+    from wmprobe.records import _frame
+    return _frame(probe(latents, store, **kwargs))

@@ -89,6 +89,13 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
             out.append(f"{what} reaches {_n(c['r2'])} {_ci(c['ci'])}.")
     if not refs.get("ceiling"):
         out.append("No ceiling was measured, so r2_norm is undefined.")
+    elif floors and max(c["r2"] for c in refs["ceiling"]) - max(f["r2"] for f in floors) < A.MIN_SPAN:
+        out.append(f"The ceiling does not clear the best floor by {A.MIN_SPAN} R2, so r2_norm is undefined: a trunk "
+                   f"trained for this very probe reads no more than the floors here.")
+    elif v.get("r2_norm"):
+        best, val = next(iter(v["r2_norm"].items()))
+        out.append(f"The best encoder, {esc(best)}, covers {val:.0%} of the way from the best floor to the "
+                   f"ceiling (r2_norm {val:.2f}).")
     tiers = [t for t in v.get("tiers", []) if t]
     if len(tiers) > 1:
         shown = " &gt; ".join("{" + _list(t) + "}" for t in tiers)
@@ -102,8 +109,8 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
         down = [e for e in ids if not e["raised"]]
         sep = lambda es: [f"{e['encoder']} {e['gain']:+.2f}" for e in es if e["separated"]]  # noqa: E731
         parts = [f"raised R2 for {len(up)} (CI-separated: {_list(sep(up))})" if up else "",
-                 f"lowered it for {len(down)} (CI-separated: {_list(sep(down))})" if down else ""]
-        out.append(f"Of {len(ids)} families measured frozen and +ID, +ID " + " and ".join(p for p in parts if p)
+                 f"lowered {'it' if up else 'R2'} for {len(down)} (CI-separated: {_list(sep(down))})" if down else ""]
+        out.append(f"Of {len(ids)} famil{'y' if len(ids) == 1 else 'ies'} measured frozen and +ID, +ID " + " and ".join(p for p in parts if p)
                    + ".")
     c = v.get("controls", {})
     if "shuffled" in c:

@@ -27,6 +27,7 @@ from wmprobe.errors import ConfigError
 
 MAX_BYTES = 1 << 20        # a study config is a few KB; 1 MiB leaves room for long encoder lists
 MAX_NODES = 100_000        # YAML nodes after alias expansion
+MAX_SEED = 2**32 - 1       # numpy and torch generators take seeds up to this
 DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|mps|auto)$")
 
 
@@ -263,6 +264,54 @@ def study_layers_apply(bad: Callable[[str, str], None], names: list[str], layers
         if missing:
             bad("layers", f"encoder '{n}' has no layer(s) {missing} (it has {', '.join(known)}); give it its own "
                           "`layers:`")
+
+
+def check_name(bad: Callable[[str, str], None], name: Any) -> None:
+    """A study name names files (``NAME-results``, the submitit folder): one plain path component."""
+    if not isinstance(name, str) or not name.strip():
+        bad("name", f"must be a non-empty string, got {name!r}")
+    elif any(ch in name for ch in "/\\\0") or name in (".", "..") or name.startswith("."):
+        bad("name", f"'{name}' names files and folders (NAME-results): no '/', no leading '.'")
+
+
+def check_encoder_arg(bad: Callable[[str, str], None], where: str, name: str, options: dict[str, Any]) -> None:
+    """The argument after ``NAME:`` of the encoders that take a number or a local checkpoint, as the factory
+    will read it (no model is built): ``pixels:N`` (N a multiple of 4), ``random-conv:SEED``, ``zoo:DIR``."""
+    from wmprobe.encoders.registry import split_name
+    base, arg = split_name(name)
+    if base == "pixels":
+        v = options.get("size") or arg or 16
+        try:
+            n = None if isinstance(v, (bool, float)) else int(v)
+        except (TypeError, ValueError):
+            n = None
+        if n is None or n < 4 or n % 4:
+            bad(f"{where}.name", f"pixels resolution must be a multiple of 4 and >= 4 (pixels:8, pixels:16), got {v!r}")
+    elif base == "random-conv":
+        v = options.get("seed", arg if arg is not None else 0)
+        if not ((_int(v) or (isinstance(v, str) and v.isdigit())) and 0 <= int(v) <= MAX_SEED):
+            bad(f"{where}.name", f"random-conv seed must be an integer in 0..{MAX_SEED}, got {v!r}")
+        for key, lo, hi in (("width", 1, 4096), ("size", 8, 4096)):
+            if key in options and not (_int(options[key]) and lo <= options[key] <= hi):
+                bad(f"{where}.options", f"random-conv {key} must be an integer in {lo}..{hi}, got {options[key]!r}")
+    elif base == "zoo":
+        if not arg:
+            bad(f"{where}.name", "a zoo encoder is zoo:/path/to/checkpoint (or list zoo families under `zoo:`)")
+        elif not (Path(arg).expanduser() / "recipe.json").is_file():
+            bad(f"{where}.name", f"{arg} is not a zoo checkpoint (no recipe.json); train one with "
+                                 "`wmprobe zoo train FAMILY --data STORE`")
+
+
+def check_executor_numbers(bad: Callable[[str, str], None], sub: dict[str, Any], ray: dict[str, Any]) -> None:
+    """The numbers of the ``executor.submitit`` and ``executor.ray`` blocks."""
+    for key, lo in (("timeout_min", 1), ("mem_gb", 0), ("gpus_per_node", 0), ("cpus_per_task", 1),
+                    ("array_parallelism", 1), ("tasks_per_job", 1), ("nodes", 1)):
+        if key in sub and not (_num(sub[key]) and sub[key] >= lo and (key == "mem_gb" or _int(sub[key]))):
+            bad(f"executor.submitit.{key}", f"must be {'a number' if key == 'mem_gb' else 'an integer'} >= {lo}, "
+                                            f"got {sub[key]!r}")
+    for key, lo in (("num_cpus", 1), ("num_cpus_per_task", 0), ("num_gpus_per_task", 0)):
+        if key in ray and ray[key] is not None and not (_num(ray[key]) and ray[key] >= lo):
+            bad(f"executor.ray.{key}", f"must be a number >= {lo}, got {ray[key]!r}")
 
 
 def episode_length(sim: str | None, path: str | None, params: dict[str, Any] | None) -> int | None:

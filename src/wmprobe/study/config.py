@@ -17,8 +17,9 @@ from typing import Any, Sequence
 import yaml
 
 from wmprobe.errors import ConfigError
-from wmprobe.study.checks import (check_device, check_encoder, check_probe_options, check_unique, episode_length,
-                                  resolve_device, study_layers_apply)
+from wmprobe.study.checks import (MAX_SEED, check_device, check_encoder, check_encoder_arg, check_executor_numbers,
+                                  check_name, check_probe_options, check_unique, episode_length, resolve_device,
+                                  study_layers_apply)
 
 EXECUTORS = ("local", "submitit", "ray")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
@@ -70,6 +71,8 @@ class ZooCfg:
     preset: str = "demo"
     objective: str = "l1"
     objectives: tuple[str, ...] = ()    # the objective ablation: one +ID model per objective (default: objective)
+    ceiling: bool = True                # also train the `ceiling` (the trunk trained by +ID alone)
+    id_groups: tuple[str, ...] | None = None   # action groups +ID trains on (None: the headline groups)
 
     @property
     def all_objectives(self) -> tuple[str, ...]:
@@ -111,8 +114,6 @@ class StudyConfig:
     device: str = "cpu"
     threads: int = 1                                          # torch CPU threads per task (results depend on it)
     executor: ExecutorCfg = ExecutorCfg()
-    # the groups the headline r2 averages: [groups] for every dataset or {dataset: [groups]}; None: the audit's
-    headline_groups: tuple[str, ...] | dict[str, tuple[str, ...]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -274,14 +275,15 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             c.problems.append(Problem(where, message, None, f"override {n}"))
     c.keys(doc, _TOP, "")
     seed = doc.get("seed", 0)
-    if c.typed(seed, int, "seed", "an integer") and seed < 0:
-        c.bad("seed", f"must be >= 0, got {seed}")
-    name = str(doc.get("name", Path(file).stem if file else "study"))
+    if c.typed(seed, int, "seed", "an integer") and not 0 <= seed <= MAX_SEED:
+        c.bad("seed", f"must be in 0..{MAX_SEED}, got {seed}")
+    name = doc.get("name", Path(file).stem if file else "study")
+    check_name(c.bad, name)
+    name = str(name)
 
     # datasets
     datasets = []
     lengths: dict[str, int | None] = {}   # longest episode per dataset, where knowable (k is checked on it)
-    groups_of: dict[str, list[str] | None] = {}   # each dataset's action groups, where knowable
     from wmprobe.data.sim import SUITES
     raw = doc.get("datasets") or []
     if not raw:
@@ -330,7 +332,6 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             params = _sim_params(c, w, sim, d, seed) if sim in SUITES else None
             lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
             dname = str(d.get("name") or sim or Path(str(path)).name)
-            groups_of[dname] = _declared_groups(sim, path, groups, params)
             if dname in seen:
                 c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
             seen.add(dname)
@@ -365,7 +366,9 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                 continue
             ename = ename.replace("{seed}", str(seed))
             base, arg = split_name(ename)
-            if base not in known and not ("." in base and arg):
+            if ":" not in ename and _bare_checkpoint(c, ename, f"{w}.name"):
+                pass  # a hub id or checkpoint directory: its family comes from its config.json
+            elif base not in known and not ("." in base and arg):
                 close = difflib.get_close_matches(base, list(known), n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 c.bad(f"{w}.name", f"unknown encoder '{ename}'{hint} (`wmprobe ls encoders`)")
@@ -377,6 +380,9 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                 check_unique(c.bad, list(layers), f"{w}.layers")
             if isinstance(opts, dict) and (layers is None or isinstance(layers, tuple)):
                 check_encoder(c.bad, w, ename, opts, layers)
+                check_encoder_arg(c.bad, w, ename, opts)
+            if "label" in e and not (isinstance(e["label"], str) and e["label"].strip()):
+                c.bad(f"{w}.label", f"must be a non-empty string, got {e['label']!r}")
             if "id_weight" in e and c.typed(e["id_weight"], (int, float), f"{w}.id_weight", "a number") \
                     and e["id_weight"] < 0:
                 c.bad(f"{w}.id_weight", "must be >= 0")
@@ -414,9 +420,16 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             if o not in OBJECTIVES:
                 where = "zoo.objective" if i == 0 else f"zoo.objectives[{i - 1}]"
                 c.bad(where, f"unknown +ID objective '{o}' (known: {', '.join(OBJECTIVES)})")
+        ceil = zoo_raw.get("ceiling", True)
+        c.typed(ceil, bool, "zoo.ceiling", "true or false")
+        groups = zoo_raw.get("id_groups")
+        if groups is not None and c.typed(groups, list, "zoo.id_groups", "a list of action group names") \
+                and (not groups or not all(isinstance(g, str) and g for g in groups)):
+            c.bad("zoo.id_groups", "name at least one action group (e.g. [translation])")
         if isinstance(fams, list) and isinstance(ws, list):
             zoo = ZooCfg(tuple(fams), tuple(float(x) for x in ws if isinstance(x, (int, float))), str(zp),
-                         str(objs[0]), tuple(str(o) for o in objs[1:]))
+                         str(objs[0]), tuple(str(o) for o in objs[1:]), ceiling=ceil is not False,
+                         id_groups=tuple(str(g) for g in groups) if isinstance(groups, list) else None)
 
     # split, corruptions, probes, k, seeds
     split = doc.get("split", "task")
@@ -460,6 +473,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             for i, v in enumerate(vals):
                 if c.typed(v, int, f"{key}[{i}]", "an integer") and v < lo:
                     c.bad(f"{key}[{i}]", f"must be >= {lo}")
+                elif key == "seeds" and isinstance(v, int) and v > MAX_SEED:
+                    c.bad(f"{key}[{i}]", f"must be <= {MAX_SEED}")
                 elif key == "ks" and isinstance(v, int):
                     for dname, longest in lengths.items():
                         if longest is not None and v >= longest:
@@ -488,10 +503,6 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         c.bad("fidelity_preset", f"unknown decoder-probe preset '{doc.get('fidelity_preset')}' "
                                  f"(known: {', '.join(DECODER_PRESETS)})")
 
-    from wmprobe.probes.headline import check_config as check_headline
-    heads = doc.get("headline_groups")
-    check_headline(c.bad, heads, groups_of)
-
     # executor
     ex = doc.get("executor", {}) or {}
     if isinstance(ex, str):
@@ -516,6 +527,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         rc = ex.get("ray", {}) or {}
         if c.typed(rc, dict, "executor.ray", "a mapping"):
             c.keys(rc, _RAY, "executor.ray")
+        if isinstance(sub, dict) and isinstance(rc, dict):
+            check_executor_numbers(c.bad, sub, rc)
         execfg = ExecutorCfg(str(kind), int(mr) if isinstance(mr, int) else 2, int(wk) if isinstance(wk, int) else 0,
                              dict(sub) if isinstance(sub, dict) else {}, dict(rc) if isinstance(rc, dict) else {})
 
@@ -531,9 +544,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
         fidelity_preset=str(doc.get("fidelity_preset", "demo")),
         fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
-        device=resolve_device(str(doc.get("device", "cpu"))), threads=int(doc.get("threads", 1)), executor=execfg,
-        headline_groups=None if heads is None else ({str(d): tuple(v) for d, v in heads.items()}
-                                                     if isinstance(heads, dict) else tuple(heads)))
+        device=resolve_device(str(doc.get("device", "cpu"))), threads=int(doc.get("threads", 1)), executor=execfg)
     return cfg, []
 
 
@@ -558,29 +569,6 @@ def _check_groups(c: _Checker, d: dict, w: str, sim: Any, path: Any) -> dict[str
         return None
 
 
-def _declared_groups(sim: Any, path: Any, groups: dict[str, list[int]] | None,
-                     params: dict[str, Any] | None) -> list[str] | None:
-    """The action groups a dataset will have (its ``action_groups:``, the store's meta.json, or the simulator
-    suite's), None when not knowable here (an unreadable store: reported elsewhere)."""
-    import json
-    from wmprobe.probes.headline import declared
-    if groups is not None:
-        return declared(groups)
-    if path is not None:
-        try:
-            return declared(json.loads((Path(path) / "meta.json").read_text())["action_groups"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
-    if sim == "metaworld":
-        from wmprobe.data.sim.metaworld import ACTION_GROUPS
-        return declared(ACTION_GROUPS)
-    from wmprobe.data.sim import SUITES, action_space
-    if sim in SUITES:
-        from wmprobe.data.sim.generate import DEFAULT_WRIST
-        return declared(action_space(params.get("wrist") or DEFAULT_WRIST)[1]) if params is not None else None
-    return None
-
-
 def _sim_params(c: _Checker, w: str, sim: str, d: dict[str, Any], seed: Any) -> dict[str, Any] | None:
     """A simulator dataset's generation parameters checked as generation checks them (episodes, size, steps,
     camera, tasks, wrist); None when they are unusable (the problem is reported)."""
@@ -596,6 +584,22 @@ def _sim_params(c: _Checker, w: str, sim: str, d: dict[str, Any], seed: Any) -> 
         if key != "tasks":   # task problems are reported above
             c.bad(f"{w}.{key}" if key else w, str(exc))
         return None
+
+
+def _bare_checkpoint(c: _Checker, name: str, where: str) -> bool:
+    """True when ``name`` is a bare hub id or checkpoint directory; when it is already on disk (a directory or
+    the Hugging Face cache: nothing is downloaded to validate) its family must be detectable."""
+    from wmprobe.encoders.detect import detect_family, looks_like_checkpoint
+    from wmprobe.errors import EncoderError
+    if not looks_like_checkpoint(name):
+        return False
+    try:
+        detect_family(name, local_only=True)
+    except EncoderError as exc:
+        c.bad(where, str(exc))
+    except ImportError:  # no huggingface_hub: the run will say what to install
+        pass
+    return True
 
 
 def _check_corrupt_train(c: _Checker, value: Any, corruptions: Any, corrupt_datasets: Any) -> None:

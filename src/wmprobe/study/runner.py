@@ -95,26 +95,78 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     return EpisodeStore.load(path)
 
 
+def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]]) -> tuple[list[str] | None, str]:
+    """The action groups +ID (and the ceiling) train on, and where that choice came from: ``zoo.id_groups``
+    of the config, else the study's ``headline_groups``, else the groups the action-space audit finds
+    identifiable in EVERY dataset (``wmprobe.data.audit``, k = 4), else None (``zoo.id_dims``' default:
+    translation where the data have it)."""
+    if cfg.zoo.id_groups:
+        return list(cfg.zoo.id_groups), "config zoo.id_groups"
+    named = getattr(cfg, "headline_groups", None)
+    if named:
+        return list(named), "config headline_groups"
+    try:
+        from wmprobe.data.audit import audit
+    except ImportError:
+        return None, "default (translation)"
+    common: list[str] | None = None
+    for store, split in datasets.values():
+        found = [str(g) for g in (audit(store, split, k=4).get("headline_groups") or [])]
+        common = found if common is None else [g for g in common if g in found]
+    if common:
+        return common, "audit"
+    return None, "default (translation; the audit found no group identifiable in every dataset)"
+
+
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
               stats: dict[str, Any]) -> list[tuple[str, str, float, str | None]]:
-    """Train (or reuse) every zoo family x id_weight (x objective) through the executor:
+    """Train (or reuse) every zoo family x id_weight (x objective), and the ceiling, through the executor:
     ``[(label, checkpoint, id_weight, error)]``; the label is ``zoo:FAMILY`` (``zoo:FAMILY[OBJECTIVE]`` for an
-    objective other than l1)."""
+    objective other than l1) and ``ceiling`` for the ceiling (recorded with id_weight 0: it has no twin)."""
     if not cfg.zoo.families:
         return []
     from wmprobe.study.plan import TrainTask
+    from wmprobe.zoo import CEILING, id_dims
     pool = pretraining_pool(datasets, cache)
+    groups, source = zoo_id_groups(cfg, datasets)
+    id_dims(pool, groups)   # an unknown group is one ConfigError here, not a failure in every training task
+    g = tuple(groups) if groups else None
     combos = dict.fromkeys((fam, float(w), obj if w else "l1")  # a frozen model has no +ID objective
                            for fam in cfg.zoo.families for w in cfg.zoo.id_weights for obj in cfg.zoo.all_objectives)
-    tasks = [TrainTask(f"{fam}-{w:g}-{obj}", fam, w, cfg.zoo.preset, obj, cfg.seed, str(pool.path), cfg.device)
-             for fam, w, obj in combos]
+    tasks = [TrainTask(f"{fam}-{w:g}-{obj}", fam, w, cfg.zoo.preset, obj, cfg.seed, str(pool.path), cfg.device,
+                       g if w else None) for fam, w, obj in combos]
+    if cfg.zoo.ceiling:
+        tasks.append(TrainTask(CEILING, CEILING, 1.0, cfg.zoo.preset, "l1", cfg.seed, str(pool.path), cfg.device, g))
     out = []
     for t, o in zip(tasks, ex.map(tasks, str(cache.root), "train zoo")):
-        label = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else "")
-        out.append((label, o.value if o.ok else "", t.id_weight, None if o.ok else o.error))
+        if t.family == CEILING:
+            label, w = CEILING, 0.0
+        else:
+            label, w = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else ""), t.id_weight
+        out.append((label, o.value if o.ok else "", w, None if o.ok else o.error))
         if not o.ok:
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
     stats["train"] = {"planned": len(tasks)}
+    stats["zoo"] = {"id_groups": id_dims(pool, groups)[0], "id_groups_source": source, "ceiling": cfg.zoo.ceiling,
+                    "plateau": _plateaus(out)}
+    return out
+
+
+def _plateaus(models: list[tuple[str, str, float, str | None]]) -> dict[str, Any]:
+    """``{label [+IDw]: plateau of its loss (and of its +ID loss)}`` from each checkpoint's recipe.json."""
+    import json
+    out = {}
+    for label, ck, w, err in models:
+        if err:
+            continue
+        try:
+            meta = json.loads((Path(ck) / "recipe.json").read_text())
+        except (OSError, ValueError):
+            continue
+        entry = dict(meta.get("plateau") or {})
+        if meta.get("id_plateau"):
+            entry["id"] = meta["id_plateau"]
+        out[label + (f" +ID{w:g}" if w else "")] = entry
     return out
 
 
@@ -137,10 +189,9 @@ def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, s
     return refs
 
 
-def _dataset_ref(name: str, store: Any, split: Any, headline: Any = ()) -> DatasetRef:
+def _dataset_ref(name: str, store: Any, split: Any) -> DatasetRef:
     return DatasetRef(name, str(store.path), store.fingerprint, store.n_episodes, split.kind,
-                      tuple(int(e) for e in split.train), tuple(int(e) for e in split.test), tuple(headline),
-                      store.states is not None)
+                      tuple(int(e) for e in split.train), tuple(int(e) for e in split.test))
 
 
 FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low", "ssim_ci_high", "decoder_params",
@@ -213,7 +264,6 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
 
     probe_res = cells(plan.probe, "probe")
     fid_res = cells(plan.fidelity, "fidelity")
-    state_res = cells(plan.state, "state")
     fid = {}
     for t in plan.fidelity:
         r = fid_res[t.key]
@@ -232,24 +282,17 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"
         rows.extend(cell_rows)
-    for t in plan.state:   # the state ceiling: clean rows, encoder = family = layer = state
-        r = state_res[t.key]
-        if isinstance(r, Outcome):
-            r = [{"encoder": "state", "family": "state", "dataset": t.dataset.name, "split": t.dataset.split_kind,
-                  "corruption": "clean", "layer": "state", "probe": t.probe, "k": t.k, "seed": s,
-                  "dataset_fingerprint": t.dataset.fingerprint, "r2": float("nan"), "error": r.error or "failed"}
-                 for s in (t.seeds[:1] if t.probe == "ridge" else t.seeds)]
-        rows.extend(dict(x) for x in r)
     return rows
 
 
 def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | None = None,
         cache: str | os.PathLike | None = None, executor: str | None = None, progress: bool = True,
         report: bool = True, merge: bool = True, extra_config: dict[str, Any] | None = None,
-        overrides: Sequence[str] = ()):
+        overrides: Sequence[str] = (), log: Sequence[str] = ()):
     """Run a study; returns its records (a pandas DataFrame). See the module doc. ``overrides``: dotted
     ``KEY=VALUE`` strings over the config (``probe.steps=200``, ``ks=[1,4]``), checked like the file and
-    recorded in config.yaml (``overrides``)."""
+    recorded in config.yaml (``overrides``). ``log``: trackers (``wandb``, ``mlflow``, ``tensorboard``) that get
+    the resolved config, the records, the findings and the figures once the report is written (trackers.py)."""
     from wmprobe.records import read_records, write_records
     t0 = time.perf_counter()
     cfg = load_config(study, overrides)
@@ -261,10 +304,6 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
     datasets = resolve_datasets(cfg, c, progress)
     say("data ready: " + ", ".join(f"{n} {s.n_episodes} episodes ({sp.kind} split, {len(sp.test)} test)"
                                    for n, (s, sp) in datasets.items()))
-    from wmprobe.probes import headline as H   # the action-space audit and the headline groups, per dataset
-    headlines, audits = H.for_study(cfg, datasets)
-    for n, head in headlines.items():
-        say(H.describe(n, head))
     ex = make_executor(cfg.executor, c.root, cfg.name, progress, cfg.threads, cfg.device)
     stats: dict[str, Any] = {"executor": ex.name, "workers": getattr(ex, "workers", None), "failures": []}
     try:
@@ -281,14 +320,13 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
             f"{leakage['checked']['zoo_checkpoints']} zoo checkpoints)")
         encoders = resolve_encoders(cfg, zoo_models)
         say(f"encoders ready: {', '.join(sorted({e.label for e in encoders}))}")
-        plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp, headlines[n]["headline_groups"])
-                                          for n, (s, sp) in datasets.items()])
+        plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp) for n, (s, sp) in datasets.items()])
         say(f"plan: {plan.summary()}")
         rows = execute(plan, c, ex, stats)
         _stop_if_disk_full(stats)
     finally:
         getattr(ex, "close", lambda: None)()
-    rows += [{"encoder": label, "family": label[4:].split("[")[0], "id_weight": w, "dataset": n, "split": sp.kind,
+    rows += [{"encoder": label, "family": label[4:].split("[")[0] if label.startswith("zoo:") else label, "id_weight": w, "dataset": n, "split": sp.kind,
               "corruption": "clean", "probe": "-", "error": f"zoo training failed: {err}"}
              for label, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)
@@ -297,12 +335,16 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
                            for n, (s, sp) in datasets.items()},
               "encoders": {e.label + (f" +ID{e.id_weight:g}" if e.id_weight else ""):
                            {"name": e.name, "key": e.key, "layers": list(e.layers)} for e in encoders},
-              "leakage": leakage, "headline": headlines, "audit": audits, "run": stats}
+              "leakage": leakage, "run": stats}
     before = _digest(out / "records.parquet")
     write_records(rows, out, config, merge_existing=merge)
     if report and (before != _digest(out / "records.parquet") or not (out / "report.html").exists()):
         from wmprobe.report import build_report
         build_report(out)
+    if log:
+        from wmprobe.trackers import log_results
+        for kind, where in log_results(out, log, name=cfg.name).items():
+            say(f"logged to {kind}: {where}")
     if stats["failures"]:
         say(f"{len(stats['failures'])} task(s) failed; their rows carry the error (see config.yaml run.failures)")
     say(f"done in {stats['seconds']:.0f}s: extract {stats['extract']}, probe {stats.get('probe')}")

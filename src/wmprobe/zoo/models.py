@@ -60,12 +60,16 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+CLIP_LEN = 4   # frames per training clip, for EVERY family (the same clips; +ID scores every pair, k = 1..3)
+
+
 class ZooModel(nn.Module):
     """What ``zoo.train`` needs from a family.
 
-    - ``clip_len``: consecutive frames of one episode per training sample (2 for per-frame families, so +ID
-      always has a pair; video families use longer clips). ``zoo.train`` keeps FRAMES per step equal across
-      families: ``2 * batch_size // clip_len`` clips per step.
+    - ``clip_len``: consecutive frames of one episode per training sample: ``CLIP_LEN`` for every family
+      (per-frame families treat a clip as ``CLIP_LEN`` frames), so every family and its +ID term see the
+      same clips; ``zoo.train`` draws ``2 * batch_size // clip_len`` clips per step.
+    - ``own_loss``: False for a model trained by +ID alone (the ``ceiling``); its ``loss`` is not used.
     - ``trunk``: the shared backbone module (its parameter count is recorded as ``trunk_params``).
     - ``loss(x, a) -> (loss, z)``: ``x (B, L, 3, 64, 64)`` in [0, 1], ``a (B, L, A)`` standardised actions
       (``a[:, t]`` moves frame t to t+1; the last one's effect is outside the clip). ``z``: the probed latents
@@ -75,7 +79,8 @@ class ZooModel(nn.Module):
     - ``after_step(step, steps)``: called after each optimiser step (EMA targets).
     """
 
-    clip_len: int = 2
+    clip_len: int = CLIP_LEN
+    own_loss: bool = True
     trunk: nn.Module
 
     def loss(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -140,7 +145,8 @@ def standardise(d: int) -> nn.Module:
 
 
 class IDHead(nn.Module):
-    """+ID: pooled latents of steps t and t+1 -> the action between them (discarded after training)."""
+    """+ID: pooled latents of steps t and t+j -> the k-step action target between them (discarded after
+    training; ``objectives.pair_targets``)."""
 
     def __init__(self, width: int, action_dim: int, hidden: int = 128):
         super().__init__()
@@ -148,7 +154,11 @@ class IDHead(nn.Module):
                                  nn.Linear(hidden, action_dim))
 
     def forward(self, z_t: torch.Tensor, z_t1: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z_t.mean(dim=(2, 3)), z_t1.mean(dim=(2, 3))], dim=1))
+        return self.pooled(z_t.mean(dim=(2, 3)), z_t1.mean(dim=(2, 3)))
+
+    def pooled(self, p_t: torch.Tensor, p_t1: torch.Tensor) -> torch.Tensor:
+        """``(N, C)`` pooled latents of both frames -> ``(N, action_dim)``."""
+        return self.net(torch.cat([p_t, p_t1], dim=1))
 
 
 def id_loss(pred: torch.Tensor, target: torch.Tensor, objective: str) -> torch.Tensor:

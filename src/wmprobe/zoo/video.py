@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wmprobe.zoo.models import TemporalMixer, ZooModel, backbone, decoder, flat, from_clip, to_clip, tube_mask
+from wmprobe.zoo.models import (CLIP_LEN, TemporalMixer, ZooModel, backbone, decoder, flat, from_clip, to_clip,
+                                tube_mask)
 
-CLIP_LEN = 4
 MASK_RATIO = 0.75
 
 

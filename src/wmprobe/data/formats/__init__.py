@@ -79,7 +79,8 @@ def _open(path, fmt: str, options: dict[str, Any]) -> Source:
 
 def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None, action_key: str | None = None,
                    size: int | None = None, max_episodes: int | None = None, progress: bool = True,
-                   allow_pickle: bool | None = None, split: str | None = None, action_groups=None) -> Path:
+                   allow_pickle: bool | None = None, split: str | None = None, action_groups=None,
+                   revision: str | None = None) -> Path:
     """Convert ``src`` into an EpisodeStore at ``dest`` and return ``dest``.
 
     ``camera`` / ``action_key`` pick the image stream and the action feature (defaults per format, see
@@ -91,10 +92,14 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
     ``max_episodes`` keeps the first episodes. ``allow_pickle`` (CALVIN only, default from
     ``$WMPROBE_ALLOW_PICKLE``) lets the reader unpickle ``lang_annotations/auto_lang_ann.npy`` for task
     labels: only for files you trust. ``split`` (CALVIN only) picks the split directory under a CALVIN root
-    (``training``, the default, or ``validation``). A bad source raises one ``FormatError`` naming file and
-    episode, and ``dest`` is left untouched.
+    (``training``, the default, or ``validation``). ``src`` may be a hub dataset id (``lerobot/pusht``, at
+    ``revision``), read from the Hugging Face cache (downloaded there only when the network is allowed;
+    data/formats/hubsrc.py). A bad source raises one ``FormatError`` naming file and episode, and ``dest`` is
+    left untouched.
     """
-    src, dest = Path(src), Path(dest)
+    from wmprobe.data.formats.hubsrc import resolve_source
+    src, hub_info = resolve_source(src, revision)
+    dest = Path(dest)
     if size is not None and int(size) <= 0:
         raise StoreError(f"size must be positive, got {size}")
     if allow_pickle is None:
@@ -135,7 +140,7 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
                         "source": {**source.source_meta(), "size": size, "episodes": len(eps),
                                    "native_shape": list(source.frame_shape),
                                    "resize": describe_resize(tuple(source.frame_shape), size),
-                                   "action_groups_from": how}}
+                                   "action_groups_from": how, **({"hub": hub_info} if hub_info else {})}}
                 return wr.finish(meta)
         finally:
             if bar is not None:
@@ -150,14 +155,20 @@ def _peek_shape(source: Source, ep: Episode) -> tuple[int, int]:
     raise FormatError(f"{ep.where}: no frames")
 
 
-def dataset_info(path: str | os.PathLike, format: str = "auto", split: str | None = None) -> dict[str, Any]:
+def dataset_info(path: str | os.PathLike, format: str = "auto", split: str | None = None,
+                 revision: str | None = None) -> dict[str, Any]:
     """JSON-able summary of a source dataset or an EpisodeStore (format, version, episodes, frames, ...);
-    ``split``: a CALVIN root's split to summarise (see ``import_dataset``)."""
+    ``split``: a CALVIN root's split to summarise (see ``import_dataset``); ``path`` may be a hub dataset id
+    (at ``revision``)."""
+    from wmprobe.data.formats.hubsrc import resolve_source
+    path, hub_info = resolve_source(path, revision)
     source = open_source(path, format, split=split)
     try:
         info = source.info()
         if "action_groups" not in info:
             info["action_groups"] = _default_groups(source)
+        if hub_info:
+            info["hub"] = hub_info
         return info
     finally:
         source.close()
@@ -177,14 +188,20 @@ def _default_groups(source: Source) -> str:
 
 
 def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: str | None = None,
-                     action_key: str | None = None, split: str | None = None) -> list[str]:
+                     action_key: str | None = None, split: str | None = None,
+                     revision: str | None = None) -> list[str]:
     """Every problem found in a source or store (each naming file and episode); empty when it reads cleanly.
 
     A file or episode whose metadata is bad is reported and left out; the actions and frames of every other
     episode are then read (video is decoded), like an import that writes nothing. Only a problem that stops
     the whole source (no metadata at all, a missing camera or action key) ends the listing early.
-    ``split``: a CALVIN root's split to check (see ``import_dataset``).
+    ``split``: a CALVIN root's split to check (see ``import_dataset``); ``path`` may be a hub dataset id.
     """
+    from wmprobe.data.formats.hubsrc import resolve_source
+    try:
+        path = resolve_source(path, revision)[0]
+    except StoreError as exc:
+        return [str(exc)]
     try:
         fmt = detect_format(path) if format in (None, "auto") else format
     except StoreError as exc:

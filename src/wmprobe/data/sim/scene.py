@@ -55,9 +55,32 @@ class World:
     size: int = 64
 
 
+def quiet_pybullet():
+    """The pybullet module, imported with its C-level "pybullet build time: ..." banner (written straight to
+    file descriptors 1/2 by the extension, so ``contextlib.redirect_*`` cannot catch it) sent to /dev/null."""
+    import os
+    import sys
+    if "pybullet" in sys.modules:
+        return sys.modules["pybullet"]
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        import pybullet
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+    return pybullet
+
+
 def connect():
     """``(pybullet module, client id)`` of a new headless (DIRECT) physics server; disconnect when done."""
-    import pybullet as p
+    p = quiet_pybullet()
     import pybullet_data
     cid = p.connect(p.DIRECT)
     p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)

@@ -24,6 +24,8 @@ MAX_STEP = 0.06      # metres per control step
 MAX_YAW = 0.15       # radians per control step (yaw)
 MAX_TILT = 0.08      # radians per control step (roll, pitch)
 BLOCK = 0.022        # block half-size (m)
+PUSH_PACE = 0.35     # the push stroke at a third of the pace: a block hit at full speed is flung off the table
+CARRY_PACE = 0.6     # a grasped block is carried slower, or it slips out of the fingers
 WRIST_MODES = ("fixed", "free")
 FIXED_BLOCK_YAW = 0.25   # blocks' yaw range (rad) with a fixed wrist: its straight grasp still closes on them
 
@@ -81,6 +83,7 @@ class Waypoint:
     open: bool                           # gripper command while going there
     hold: int = 0                        # control steps to stay once reached
     tilt: tuple[float, float] = (0.0, 0.0)   # (roll, pitch) offsets from gripper-down, rad
+    pace: float = 1.0                    # fraction of the expert's speed on the way there (contact moves slower)
 
 
 def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float],
@@ -92,27 +95,29 @@ def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float],
     top = BLOCK * 2
     above = lambda p, h: np.array([p[0], p[1], p[2] + h])  # noqa: E731
     grasp = [W(above(o, 0.12), approach_yaw, True), W(above(o, 0.005), y, True, 1), W(above(o, 0.005), y, False, 3),
-             W(above(o, 0.16), y, False)]
+             W(above(o, 0.16), y, False, pace=CARRY_PACE)]
     if task.skill == "follow":
         return [W(above(o, 0.09), 0.0, task.goal != "closed", 10**6)]
     if task.skill == "reach":
         return [W(above(o, 0.12), approach_yaw, True), W(above(o, 0.03), y, True, 3)]
     if task.skill == "lift":
-        return grasp + [W(above(o, 0.22), y, False, 2)]
+        return grasp + [W(above(o, 0.22), y, False, 2, pace=CARRY_PACE)]
     if task.skill == "push":
         d = np.array([*task.goal, 0.0]) / np.linalg.norm(task.goal)
         start = o - d * 0.07
         return [W(np.array([start[0], start[1], 0.1]), approach_yaw, False),
                 W(np.array([start[0], start[1], 0.025]), 0.0, False),
-                W(np.array([o[0], o[1], 0.025]) + d * 0.12, 0.0, False, 2)]
+                W(np.array([o[0], o[1], 0.025]) + d * 0.12, 0.0, False, 2, pace=PUSH_PACE)]
     if task.skill == "pick-place":
         g = np.clip(o + np.array([*task.goal, 0.0]), S.WORKSPACE_LO, S.WORKSPACE_HI)
-        return grasp + [W(above(g, 0.16), y, False), W(above(g, 0.03), y, False, 1), W(above(g, 0.03), y, True, 2),
+        return grasp + [W(above(g, 0.16), y, False, pace=CARRY_PACE), W(above(g, 0.03), y, False, 1, pace=CARRY_PACE),
+                        W(above(g, 0.03), y, True, 2),
                         W(above(g, 0.15), y, True)]
     if task.skill == "stack":
         b = pos[task.goal]
         yb = _wrap(yaw[task.goal])
-        return grasp + [W(above(b, 0.16), yb, False), W(above(b, top + 0.01), yb, False, 1),
+        return grasp + [W(above(b, 0.16), yb, False, pace=CARRY_PACE),
+                        W(above(b, top + 0.01), yb, False, 1, pace=CARRY_PACE),
                         W(above(b, top + 0.01), yb, True, 2), W(above(b, 0.16), yb, True)]
     raise ValueError(f"unknown skill {task.skill}")
 
@@ -159,7 +164,8 @@ class Expert:
         wp = self.wps[self.i]
         d = wp.pos - cmd_pos
         dist = float(np.linalg.norm(d))
-        step = d if dist <= MAX_STEP * self.speed else d / dist * MAX_STEP * self.speed
+        cap = MAX_STEP * self.speed * wp.pace
+        step = d if dist <= cap else d / dist * cap
         dyaw = float(np.clip(_wrap(wp.yaw - cmd_euler[2]), -MAX_YAW, MAX_YAW))
         dtilt = np.clip(S.HOME_EULER[:2] + np.array(wp.tilt) - cmd_euler[:2], -MAX_TILT, MAX_TILT)
         if self.fixed:
