@@ -183,6 +183,7 @@ def cmd_data(a: argparse.Namespace) -> int:
         if not a.force and _api("wmprobe.data.sim.generate:up_to_date")(a.suite, a.dest, **params):
             print(f"{a.dest} is up to date (generated with these parameters; --force regenerates)")
             return 0
+        _api("wmprobe._dest:check_dest")(a.dest, "store")  # before generating: refuse what wmprobe did not write
         dest = _api("wmprobe.data.sim:generate_to")(a.suite, a.dest, workers=a.workers, progress=not a.quiet,
                                                     **params)
         print(f"wrote {dest}")
@@ -191,7 +192,8 @@ def cmd_data(a: argparse.Namespace) -> int:
                                                            action_key=a.action_key, size=a.size,
                                                            max_episodes=a.max_episodes, progress=not a.quiet,
                                                            split=a.calvin_split, action_groups=a.action_groups,
-                                                           revision=a.revision)
+                                                           revision=a.revision,
+                                                           allow_symlinks_out=a.allow_symlinks_out or None)
         src_meta = json.loads((Path(dest) / "meta.json").read_text())
         how = src_meta.get("source", {})
         print(f"{how.get('resize', '')}")
@@ -200,7 +202,7 @@ def cmd_data(a: argparse.Namespace) -> int:
         print(f"wrote {dest}")
     elif a.data_cmd == "info":
         info = _api("wmprobe.data.formats:dataset_info")(a.path, format=a.format, split=a.calvin_split,
-                                                         revision=a.revision)
+                                                         revision=a.revision, allow_symlinks_out=a.allow_symlinks_out or None)
         if a.json:
             _print_json(info)
         else:
@@ -208,7 +210,7 @@ def cmd_data(a: argparse.Namespace) -> int:
     elif a.data_cmd == "validate":
         problems = _api("wmprobe.data.formats:validate_dataset")(a.path, format=a.format, camera=a.camera,
                                                                  action_key=a.action_key, split=a.calvin_split,
-                                                                 revision=a.revision)
+                                                                 revision=a.revision, allow_symlinks_out=a.allow_symlinks_out or None)
         for p in problems:
             print(f"problem: {p}")
         print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
@@ -223,7 +225,9 @@ def cmd_data(a: argparse.Namespace) -> int:
         else:
             print(format_audit(result))
     elif a.data_cmd == "export":
-        dest = _api("wmprobe.data.formats:export_lerobot")(a.store, a.dest, data_files_size_in_mb=a.data_file_mb,
+        _api("wmprobe._dest:check_dest")(a.dest, "lerobot")  # before reading the store
+        store = _api("wmprobe.data.store:EpisodeStore").load(a.store, allow_symlinks_out=a.allow_symlinks_out or None)
+        dest = _api("wmprobe.data.formats:export_lerobot")(store, a.dest, data_files_size_in_mb=a.data_file_mb,
                                                            video_files_size_in_mb=a.video_file_mb,
                                                            chunks_size=a.chunks_size)
         print(f"wrote {dest}")
@@ -248,6 +252,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
     from wmprobe.data import load_dataset
     from wmprobe.encoders.registry import load_encoder
     from wmprobe.extract import extract
+    from wmprobe._dest import check_dest, replacing_dir
+    check_dest(a.out, "features")  # before any work: a directory wmprobe did not write is never written into
     device = a.device
     if device == "auto":
         import torch
@@ -257,7 +263,9 @@ def cmd_extract(a: argparse.Namespace) -> int:
     feats = extract(enc, store, layers=a.layers, corruption=a.corruption, keep_tokens=a.tokens,
                     token_pool=a.token_pool, batch_size=a.batch_size, progress=not a.quiet)
     feats.spec.update(encoder=a.encoder, dataset=store.name, dataset_fingerprint=store.fingerprint)
-    path = feats.save(a.out)
+    with replacing_dir(a.out, "features") as tmp:  # complete features replace the old ones, or nothing changes
+        feats.save(tmp)
+    path = Path(a.out)
     print(f"wrote {feats.n_steps} steps x {len(feats.layers)} layer(s) to {path}")
     return 0
 
@@ -290,7 +298,9 @@ def _probe_latents(a: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
-    if _probe_mode(a) == "latents":
+    mode = _probe_mode(a)
+    _api("wmprobe._dest:check_dest")(a.out, "results", merge=True)  # before probing, not after
+    if mode == "latents":
         rows = _probe_latents(a)
     else:
         rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
@@ -383,11 +393,12 @@ def cmd_zoo(a: argparse.Namespace) -> int:
             print(f"  {name:14s} {desc}")
         return 0
     from wmprobe.data import load_dataset, make_split
+    zoo_dir = _api("wmprobe.study.cache:Cache")(a.cache).zoo_dir  # first: a foreign --cache is refused before work
     store = load_dataset(a.data)
     split = make_split(store, kind=a.split, seed=a.split_seed)
     path = _api("wmprobe.zoo:train")(a.family, store, train_episodes=list(split.train), preset=a.preset,
                                      id_weight=a.id_weight, objective=a.objective, seed=a.seed,
-                                     cache_dir=_api("wmprobe.study.cache:Cache")(a.cache).zoo_dir,
+                                     cache_dir=zoo_dir,
                                      forbid_episodes=list(split.test),
                                      progress=not a.quiet, device=a.device, bf16=a.bf16, threads=a.threads,
                                      id_groups=a.id_groups.split(",") if a.id_groups else None)
@@ -574,6 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video-file-mb", type=at_least(0, float, strict=True), default=500,
                    help="an mp4 takes episodes until it holds this many MB (default 500)")
     e.add_argument("--chunks-size", type=at_least(1), default=1000, help="files per chunk directory (default 1000)")
+    for sp in (i, x, v, e):
+        sp.add_argument("--allow-symlinks-out", action="store_true",
+                        help="follow symbolic links that lead out of the dataset (for files shared across datasets "
+                        "on purpose; default: refused). Absolute paths and '..' in its metadata are always refused")
     data.set_defaults(fn=cmd_data)
 
     x = sub.add_parser("extract", help="encode a store with one encoder and save per-step features")
@@ -679,7 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
     cls = csub.add_parser("ls", help="size per encoder and dataset")
     gc = csub.add_parser("gc", help="drop entries no recent study used")
-    gc.add_argument("--keep-days", type=float, default=30, help="keep entries used within this many days")
+    gc.add_argument("--keep-days", type=float, default=30,
+                    help="keep entries used in the last N days (N >= 0; default 30); only a directory holding the "
+                    "cache marker (or a cache's layout) is cleaned")
     c.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     for sp in (cls, gc):  # `wmprobe cache ls --cache DIR` works too
         sp.add_argument("--cache", default=argparse.SUPPRESS,

@@ -26,7 +26,6 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
@@ -157,8 +156,8 @@ def merge(old, new):
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    from wmprobe._fs import make_temp_file
+    tmp = make_temp_file(path.parent, f".{path.name}.")  # mode from the umask, not mkstemp's 0600
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -170,11 +169,13 @@ def _atomic_write(path: Path, write) -> None:
 def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike, config: dict[str, Any] | None = None,
                   *, merge_existing: bool = True) -> Path:
     """Write/merge ``rows`` into ``out_dir`` (parquet + csv) and the resolved ``config`` with provenance."""
-    out = Path(out_dir)
+    from wmprobe._dest import check_dest, claim
+    out = check_dest(out_dir, "results", merge=True)  # never write into a directory wmprobe did not make
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WmprobeError(f"cannot create results directory {out}: {exc}") from None
+    claim(out, "results")
     new = _frame(rows)
     old = read_records(out) if merge_existing and (out / "records.parquet").exists() else None
     df = _derived(merge(old, new))

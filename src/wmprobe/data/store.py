@@ -24,7 +24,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from wmprobe._fs import atomic_dir, drop_pages
+from wmprobe._dest import replacing_dir
+from wmprobe._fs import drop_pages
 from wmprobe.errors import StoreError
 
 FORMAT = "wmprobe-episodes"
@@ -127,16 +128,21 @@ class EpisodeStore:
 
     # ---- io -----------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike, mmap: bool = True, verify: bool = True) -> "EpisodeStore":
+    def load(cls, path: str | os.PathLike, mmap: bool = True, verify: bool = True,
+             allow_symlinks_out: bool | None = None) -> "EpisodeStore":
         """Open a store (memory-mapped). ``verify``: its files must match the sizes and checksums recorded when
         it was written (``checksums.json``; size and mtime first, a full BLAKE2 pass only when they changed),
-        else StoreError naming the file."""
+        else StoreError naming the file. Its files must lie inside ``path`` after symbolic links, unless
+        ``allow_symlinks_out`` (default ``$WMPROBE_ALLOW_SYMLINKS_OUT``; data/formats/_paths.py)."""
         path = Path(path)
         if not path.is_dir():
             raise StoreError(f"no EpisodeStore at {path}: directory does not exist")
         missing = [f for f in FILES if not (path / f).is_file()]
         if missing:
             raise StoreError(f"EpisodeStore {path} is incomplete: missing {', '.join(missing)}")
+        escapes = links_out(path, allow_symlinks_out)
+        if escapes:
+            raise StoreError(escapes[0])
         try:
             meta = json.loads((path / "meta.json").read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -245,7 +251,8 @@ def compute_fingerprint(frames, actions, episode_ends, tasks, meta, states=None)
 
 def write_store(path, frames, actions, episode_ends, tasks, meta, states=None) -> Path:
     """Write atomically: into a temp dir beside ``path``, validated, then renamed into place (``states``,
-    ``(N, S)``, optional: written as ``states.npy``)."""
+    ``(N, S)``, optional: written as ``states.npy``). ``path`` must be missing, empty or an EpisodeStore holding only
+    wmprobe's files, else ``DestinationError`` (``_dest``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(meta)
@@ -256,7 +263,7 @@ def write_store(path, frames, actions, episode_ends, tasks, meta, states=None) -
     problems = check_arrays(frames, actions, np.asarray(episode_ends), np.asarray(tasks), meta, states)
     if problems:
         raise StoreError(f"refusing to write invalid EpisodeStore to {path}: " + "; ".join(problems))
-    with atomic_dir(path, prefix=f".{path.name}.tmp-") as tmp:
+    with replacing_dir(path, "store") as tmp:
         np.save(tmp / "frames.npy", np.ascontiguousarray(frames, dtype=np.uint8))
         np.save(tmp / "actions.npy", np.ascontiguousarray(actions, dtype=np.float32))
         np.save(tmp / "episode_ends.npy", np.asarray(episode_ends, dtype=np.int64))
@@ -474,7 +481,21 @@ def _load_each(path: Path, problems: list[str]) -> dict[str, Any]:
     return loaded
 
 
-def validate_store(path: str | os.PathLike) -> list[str]:
+def links_out(path: Path, allow: bool | None = None) -> list[str]:
+    """One problem per store file whose symbolic links lead outside ``path`` (none when ``allow``)."""
+    from wmprobe.data.formats._paths import PathEscapeError, confine, links_allowed
+    if links_allowed(allow):
+        return []
+    out = []
+    for f in [*FILES, *sorted(p.name for p in path.glob("*.npy") if p.name not in FILES)]:  # states.npy too
+        try:
+            confine(path, f, f"EpisodeStore {path}", False)
+        except PathEscapeError as exc:
+            out.append(str(exc))
+    return out
+
+
+def validate_store(path: str | os.PathLike, allow_symlinks_out: bool | None = None) -> list[str]:
     """Every problem found in the store at ``path`` (empty when it loads cleanly), each naming its file.
 
     Each file is checked on its own (missing, unreadable, truncated: one problem per file); when all of them
@@ -483,6 +504,9 @@ def validate_store(path: str | os.PathLike) -> list[str]:
     if not path.is_dir():
         return [f"no EpisodeStore at {path}: directory does not exist"]
     problems = [f"EpisodeStore {path} is incomplete: missing {f}" for f in FILES if not (path / f).is_file()]
+    escapes = links_out(path, allow_symlinks_out)
+    if escapes:  # never read a file outside the store
+        return problems + escapes
     loaded = _load_each(path, problems)
     if problems:
         return problems

@@ -106,8 +106,18 @@ def _try(fn, *args, **kw) -> Any:
 
 
 def build_report(results_dir: str | os.PathLike) -> Path:
-    """Write report.html, figures/, tables/ and findings.json into ``results_dir`` (which holds records)."""
+    """Write report.html, figures/, tables/ and findings.json into ``results_dir`` (which holds records),
+    atomically: built in a temp directory, then renamed into place (``wmprobe.report.publish``)."""
+    from wmprobe.report.publish import publishing, records_digest
     out = Path(results_dir)
+    digest = records_digest(out)
+    with publishing(out, digest) as tmp:
+        _build(out, tmp)
+    return out / "report.html"
+
+
+def _build(out: Path, dest: Path) -> Path:
+    """The report of the records in ``out``, written into ``dest``."""
     df = read_records(out)
     cfg = read_config(out)
     ok = A.measured_rows(df)
@@ -115,7 +125,7 @@ def build_report(results_dir: str | os.PathLike) -> Path:
         raise ProbeError(f"{out}: every cell in the records failed; nothing to report (see the 'error' column)")
     datasets = sorted(ok["dataset"].astype(str).unique())
     main = datasets[0]
-    tables, figdir = out / "tables", out / "figures"
+    tables, figdir = dest / "tables", dest / "figures"
     tables.mkdir(parents=True, exist_ok=True)
     findings: dict[str, Any] = {"datasets": datasets, "headline_probe": A.headline_probe(ok),
                                 "small_test_episodes": V.SMALL_TEST_EPISODES}
@@ -228,11 +238,11 @@ def build_report(results_dir: str | os.PathLike) -> Path:
                          table_html(cols, failed[cols].astype(str).values.tolist(), [False] * len(cols),
                                     css_class="plain")))
     sections.append(("Protocol, config and provenance", _provenance(df, cfg)))
-    (out / "findings.json").write_text(json.dumps(findings, indent=1, default=_json_default) + "\n")
+    (dest / "findings.json").write_text(json.dumps(findings, indent=1, default=_json_default) + "\n")
     n_enc = ok.assign(label=A.encoder_label)["label"].nunique()
     sub = (f"{len(df)} records, {n_enc} encoders, datasets: {', '.join(datasets)}; headline probe "
            f"{findings['headline_probe']}. Which representation knows what the robot did?")
-    path = out / "report.html"
+    path = dest / "report.html"
     path.write_text(page("wmprobe report", sub, sections))
     return path
 

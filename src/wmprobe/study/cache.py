@@ -47,6 +47,20 @@ def default_cache_dir(cache: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser()
 
 
+def claim_cache(root: Path) -> None:
+    """Make ``root`` a cache root, or refuse it: a missing or empty directory is created with the cache marker
+    (``wmprobe._dest``); a cache (marker, or the layout of one written before markers) gets the marker if it
+    lacks it; anything else raises ``DestinationError`` (exit 2) and is left untouched."""
+    from wmprobe._dest import check_dest, claim
+    check_dest(root, "cache", merge=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(f"cannot create the cache directory {root}: {exc.strerror}; point --cache or "
+                         "WMPROBE_CACHE elsewhere") from None
+    claim(root, "cache")
+
+
 def content_key(obj: Any) -> str:
     """A stable 20-hex-digit hash of a JSON-able description."""
     blob = json.dumps({"v": CACHE_VERSION, "obj": obj}, sort_keys=True, default=str).encode()
@@ -74,6 +88,7 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = default_cache_dir(root)
+        claim_cache(self.root)
 
     # ---- paths -----------------------------------------------------------------------------------
     @property
@@ -279,8 +294,29 @@ def cache_ls(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
 
 
 def cache_gc(root: str | os.PathLike | None = None, keep_days: float = 30.0) -> str:
-    """Drop entries no study used in the last ``keep_days`` days, and stale temporaries; returns a summary."""
+    """Drop entries no study used in the last ``keep_days`` days, and stale temporaries; returns a summary.
+
+    ``root`` must be a cache (the ``.wmprobe.json`` cache marker, or the layout of a cache written before
+    markers existed): any other directory raises ``DestinationError`` and nothing is deleted. A negative or
+    non-finite ``keep_days`` is a ConfigError."""
+    import math
+    from wmprobe._dest import DestinationError, claim, dir_kind, read_marker
+    from wmprobe.errors import ConfigError
+    try:
+        keep_days = float(keep_days)
+    except (TypeError, ValueError):
+        raise ConfigError(f"keep_days must be a number of days >= 0, got {keep_days!r}") from None
+    if not math.isfinite(keep_days) or keep_days < 0:
+        raise ConfigError(f"--keep-days must be a number of days >= 0, got {keep_days:g}")
     root = default_cache_dir(root)
+    if not root.is_dir():
+        raise DestinationError(f"no cache at {root}: the directory does not exist")
+    kind = dir_kind(root)
+    if kind != "cache":
+        why = "it has no .wmprobe.json cache marker and is not laid out as a cache" if kind is None else \
+            f"its .wmprobe.json marker says '{kind}'" if read_marker(root) else f"it looks like a {kind} directory"
+        raise DestinationError(f"{root} is not a wmprobe cache ({why}); refusing to delete anything in it")
+    claim(root, "cache")
     cutoff = time.time() - keep_days * 86400
     n, freed = 0, 0
     for kind, path, _ in list(_entries(root)):

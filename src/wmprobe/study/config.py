@@ -62,6 +62,7 @@ class DatasetCfg:
     tasks: str | int | tuple[str, ...] | None = None   # which of the suite's tasks (all | N | names; docs/data.md)
     action_groups: dict[str, list[int]] | None = None  # overrides the store's groups ({} = none; docs/study.md)
     wrist: str | None = None     # pybullet suites: fixed (None, the default) or free (7-dim actions)
+    allow_symlinks_out: bool = False   # a `path:` store whose files link outside it is read (docs/data.md)
 
 
 @dataclass(frozen=True)
@@ -329,8 +330,17 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             if sim is None and d.get("wrist") is not None:
                 c.bad(f"{w}.wrist", "only simulator suites (`sim:`) choose a wrist mode; a store has its actions")
             groups = _check_groups(c, d, w, sim, path)
+            if "allow_symlinks_out" in d:
+                c.typed(d["allow_symlinks_out"], bool, f"{w}.allow_symlinks_out", "true or false")
+            escapes: list[str] = []
+            if path is not None and (Path(path) / "meta.json").exists() and d.get("allow_symlinks_out") is not True:
+                from wmprobe.data.store import links_out
+                escapes = links_out(Path(path))   # what loading the store would refuse (and nothing is read)
+                for problem in escapes[:1]:
+                    c.bad(f"{w}.path", problem)
             params = _sim_params(c, w, sim, d, seed) if sim in SUITES else None
-            lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
+            if not escapes:
+                lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
             dname = str(d.get("name") or sim or Path(str(path)).name)
             if dname in seen:
                 c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
@@ -339,7 +349,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                 datasets.append(DatasetCfg(name=dname, sim=sim, path=path,
                                            action_groups=groups,
                                            **{k: d[k] for k in ("episodes", "steps", "size", "camera", "tasks",
-                                                                "wrist") if k in d}))
+                                                                "wrist", "allow_symlinks_out") if k in d}))
             except TypeError as exc:
                 c.bad(w, str(exc))
 

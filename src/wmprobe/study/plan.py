@@ -263,7 +263,7 @@ def estimate(cfg: Any) -> dict[str, Any]:
     rows = []
     for d in cfg.datasets:
         if d.path:
-            st = EpisodeStore.load(d.path)
+            st = EpisodeStore.load(d.path, allow_symlinks_out=d.allow_symlinks_out)
             n_eps, n_frames = st.n_episodes, st.n_frames
         else:
             from wmprobe.data.sim import DEFAULT_STEPS

@@ -6,7 +6,8 @@
 3. Execute through the configured executor, skipping tasks whose results are already in the cache; a probe
    cell whose latents failed to extract gets rows with the extraction error instead of running.
 4. Write records (merged with what ``out`` already holds) and config.yaml (resolved config, plan, what was
-   computed vs reused, failures, provenance), then the report (rebuilt only when the records changed).
+   computed vs reused, failures, provenance), then the report (rebuilt when the records changed or its last
+   build did not complete).
 
 A re-run of a finished study recomputes nothing; a run killed at any moment (kill -9) resumes with only the
 unfinished shards and cells, and ends with records identical to an uninterrupted run.
@@ -14,7 +15,6 @@ unfinished shards and cells, and ends with records identical to an uninterrupted
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -43,7 +43,7 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
                                              seed=cfg.seed, camera=d.camera, tasks=d.tasks, wrist=d.wrist,
                                              progress=progress)
         else:
-            stores[d.name] = EpisodeStore.load(d.path)
+            stores[d.name] = EpisodeStore.load(d.path, allow_symlinks_out=d.allow_symlinks_out)
         if d.action_groups is not None:
             from wmprobe.data.formats.groups import regroup
             stores[d.name] = regroup(stores[d.name], d.action_groups, cache.data_dir)
@@ -299,6 +299,8 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
     if executor:
         cfg = dataclasses.replace(cfg, executor=dataclasses.replace(cfg.executor, kind=executor))
     out = Path(out or f"{cfg.name}-results")
+    from wmprobe._dest import check_dest
+    check_dest(out, "results", merge=True)  # before any work: never write into a directory wmprobe did not make
     c = Cache(cache)
     say = (lambda m: print(f"[wmprobe {cfg.name}] {m}", flush=True)) if progress else (lambda m: None)
     datasets = resolve_datasets(cfg, c, progress)
@@ -336,9 +338,9 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
               "encoders": {e.label + (f" +ID{e.id_weight:g}" if e.id_weight else ""):
                            {"name": e.name, "key": e.key, "layers": list(e.layers)} for e in encoders},
               "leakage": leakage, "run": stats}
-    before = _digest(out / "records.parquet")
     write_records(rows, out, config, merge_existing=merge)
-    if report and (before != _digest(out / "records.parquet") or not (out / "report.html").exists()):
+    from wmprobe.report.publish import report_current
+    if report and not report_current(out):  # records changed, or the last build did not complete
         from wmprobe.report import build_report
         build_report(out)
     if log:
@@ -372,13 +374,6 @@ def failed_tasks(out: str | os.PathLike) -> list[dict[str, Any]]:
     conf = doc.get("config", doc) if isinstance(doc, dict) else {}
     fails = (conf.get("run") or {}).get("failures") if isinstance(conf, dict) else None
     return list(fails) if isinstance(fails, list) else []
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 __all__ = ["run", "execute", "resolve_datasets", "resolve_encoders", "train_zoo", "pretraining_pool"]

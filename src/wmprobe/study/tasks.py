@@ -45,7 +45,7 @@ def load_encoder_ref(ref: EncoderRef, device: str = "cpu"):
 def load_store(path: str):
     from wmprobe.data.store import EpisodeStore
     if path not in _STORES:
-        _STORES[path] = EpisodeStore.load(path)
+        _STORES[path] = EpisodeStore.load(path, allow_symlinks_out=True)  # the driver checked its links
     return _STORES[path]
 
 

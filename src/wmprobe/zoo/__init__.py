@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
+from wmprobe._dest import write_marker
 from wmprobe._fs import atomic_dir, mark_used
 from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import EncoderSpec, TorchEncoder, conv_tokens, hash_state_dict
@@ -324,7 +325,8 @@ def _save(dest: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
     """``model.safetensors`` + ``recipe.json`` (with the weights file's size and BLAKE2b checksum), atomically."""
     from safetensors.torch import save_file
     from wmprobe.data.store import file_digest
-    with atomic_dir(dest) as tmp:
+    with atomic_dir(dest) as tmp:  # dest: a content-keyed entry of the cache (a leftover there is replaced)
+        write_marker(tmp, "zoo")
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
         f = tmp / "model.safetensors"

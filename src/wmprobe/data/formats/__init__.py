@@ -49,7 +49,8 @@ def detect_format(path: str | os.PathLike) -> str:
 
 def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -> Source:
     """The reader of ``path``. ``options``: ``allow_pickle`` and ``split`` (CALVIN only: a ``split`` for
-    another format is a StoreError)."""
+    another format is a StoreError), ``allow_symlinks_out`` (every format: follow symbolic links that lead out of
+    the dataset; default ``$WMPROBE_ALLOW_SYMLINKS_OUT``, data/formats/_paths.py)."""
     fmt = detect_format(path) if format in (None, "auto") else format
     if options.get("split") is not None and fmt != "calvin":
         raise StoreError(f"{path}: a split ('{options['split']}') can be chosen only for CALVIN data, and this "
@@ -62,25 +63,27 @@ def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -
 
 
 def _open(path, fmt: str, options: dict[str, Any]) -> Source:
+    links = options.get("allow_symlinks_out")
     if fmt == "lerobot":
         from wmprobe.data.formats.lerobot import LeRobotSource
-        return LeRobotSource(path)
+        return LeRobotSource(path, allow_symlinks_out=links)
     if fmt == "calvin":
         from wmprobe.data.formats.calvin import CalvinSource
-        return CalvinSource(path, allow_pickle=bool(options.get("allow_pickle")), split=options.get("split"))
+        return CalvinSource(path, allow_pickle=bool(options.get("allow_pickle")), split=options.get("split"),
+                            allow_symlinks_out=links)
     if fmt == "libero":
         from wmprobe.data.formats.libero import LiberoSource
-        return LiberoSource(path)
+        return LiberoSource(path, allow_symlinks_out=links)
     if fmt == "store":
         from wmprobe.data.formats.storesrc import StoreSource
-        return StoreSource(path)
+        return StoreSource(path, allow_symlinks_out=links)
     raise StoreError(f"unknown dataset format '{fmt}' (one of auto, {', '.join(FORMATS)})")
 
 
 def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None, action_key: str | None = None,
                    size: int | None = None, max_episodes: int | None = None, progress: bool = True,
                    allow_pickle: bool | None = None, split: str | None = None, action_groups=None,
-                   revision: str | None = None) -> Path:
+                   revision: str | None = None, allow_symlinks_out: bool | None = None) -> Path:
     """Convert ``src`` into an EpisodeStore at ``dest`` and return ``dest``.
 
     ``camera`` / ``action_key`` pick the image stream and the action feature (defaults per format, see
@@ -94,18 +97,23 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
     labels: only for files you trust. ``split`` (CALVIN only) picks the split directory under a CALVIN root
     (``training``, the default, or ``validation``). ``src`` may be a hub dataset id (``lerobot/pusht``, at
     ``revision``), read from the Hugging Face cache (downloaded there only when the network is allowed;
-    data/formats/hubsrc.py). A bad source raises one ``FormatError`` naming file and episode, and ``dest`` is
-    left untouched.
+    data/formats/hubsrc.py). ``allow_symlinks_out`` follows symbolic links that lead out of
+    the source (refused by default; absolute paths and ``..`` in its metadata always are: docs/data.md). A bad
+    source raises one ``FormatError`` naming file and episode, and ``dest`` is
+    left untouched. ``dest`` must be missing, empty, or an EpisodeStore holding only wmprobe's files
+    (docs/reliability.md).
     """
     from wmprobe.data.formats.hubsrc import resolve_source
     src, hub_info = resolve_source(src, revision)
+    if hub_info:  # a hub snapshot's files are links into the cache's blobs/ (huggingface_hub's own layout)
+        allow_symlinks_out = True
     dest = Path(dest)
     if size is not None and int(size) <= 0:
         raise StoreError(f"size must be positive, got {size}")
     if allow_pickle is None:
         allow_pickle = os.environ.get("WMPROBE_ALLOW_PICKLE", "") in ("1", "true", "yes")
     prepare_dest(dest, src)
-    source = open_source(src, format, allow_pickle=allow_pickle, split=split)
+    source = open_source(src, format, allow_pickle=allow_pickle, split=split, allow_symlinks_out=allow_symlinks_out)
     try:
         source.select(camera, action_key)
         eps = source.episodes()
@@ -156,13 +164,15 @@ def _peek_shape(source: Source, ep: Episode) -> tuple[int, int]:
 
 
 def dataset_info(path: str | os.PathLike, format: str = "auto", split: str | None = None,
-                 revision: str | None = None) -> dict[str, Any]:
+                 revision: str | None = None, allow_symlinks_out: bool | None = None) -> dict[str, Any]:
     """JSON-able summary of a source dataset or an EpisodeStore (format, version, episodes, frames, ...);
     ``split``: a CALVIN root's split to summarise (see ``import_dataset``); ``path`` may be a hub dataset id
-    (at ``revision``)."""
+    (at ``revision``); ``allow_symlinks_out`` as for ``import_dataset``."""
     from wmprobe.data.formats.hubsrc import resolve_source
     path, hub_info = resolve_source(path, revision)
-    source = open_source(path, format, split=split)
+    if hub_info:  # a hub snapshot's files are links into the cache's blobs/
+        allow_symlinks_out = True
+    source = open_source(path, format, split=split, allow_symlinks_out=allow_symlinks_out)
     try:
         info = source.info()
         if "action_groups" not in info:
@@ -189,7 +199,7 @@ def _default_groups(source: Source) -> str:
 
 def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: str | None = None,
                      action_key: str | None = None, split: str | None = None,
-                     revision: str | None = None) -> list[str]:
+                     revision: str | None = None, allow_symlinks_out: bool | None = None) -> list[str]:
     """Every problem found in a source or store (each naming file and episode); empty when it reads cleanly.
 
     A file or episode whose metadata is bad is reported and left out; the actions and frames of every other
@@ -199,19 +209,21 @@ def validate_dataset(path: str | os.PathLike, *, format: str = "auto", camera: s
     """
     from wmprobe.data.formats.hubsrc import resolve_source
     try:
-        path = resolve_source(path, revision)[0]
+        path, hub_info = resolve_source(path, revision)
     except StoreError as exc:
         return [str(exc)]
+    if hub_info:  # a hub snapshot's files are links into the cache's blobs/
+        allow_symlinks_out = True
     try:
         fmt = detect_format(path) if format in (None, "auto") else format
     except StoreError as exc:
         return [str(exc)]
     if fmt == "store" and split is None:
         from wmprobe.data.store import validate_store
-        return validate_store(path)
+        return validate_store(path, allow_symlinks_out=allow_symlinks_out)
     problems: list[str] = []
     try:
-        source = open_source(path, fmt, split=split)
+        source = open_source(path, fmt, split=split, allow_symlinks_out=allow_symlinks_out)
     except StoreError as exc:
         return [str(exc)]
     try:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from wmprobe._fs import drop_pages
+from wmprobe._dest import check_dest, write_marker
+from wmprobe._fs import drop_pages, make_temp_dir, swap_dir
 from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
                                 nonfinite_episodes)
 from wmprobe.errors import StoreError
@@ -201,13 +201,13 @@ def looks_like_store(path: Path) -> bool:
 
 
 def prepare_dest(dest: Path, src: Path | None = None) -> None:
-    """Refuse to overwrite anything that is not an EpisodeStore (or the source itself)."""
+    """Refuse to write over the source itself, or anything that is not an EpisodeStore holding only wmprobe's
+    files (``wmprobe._dest.check_dest``): a missing or empty ``dest`` is fine."""
     if src is not None:
         s, d = src.resolve(), dest.resolve()
         if s == d or s in d.parents or d in s.parents:
             raise StoreError(f"destination {dest} overlaps the source {src}; choose another directory")
-    if dest.exists() and not (dest.is_dir() and (looks_like_store(dest) or not any(dest.iterdir()))):
-        raise StoreError(f"destination {dest} exists and is not an EpisodeStore; refusing to overwrite it")
+    check_dest(dest, "store")
 
 
 class StoreWriter:
@@ -222,7 +222,7 @@ class StoreWriter:
                  n_episodes: int, state_dim: int | None = None):
         self.dest = Path(dest)
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.tmp-", dir=self.dest.parent))
+        self.tmp = make_temp_dir(self.dest.parent, f".{self.dest.name}.tmp-")
         try:
             self.frames = np.lib.format.open_memmap(self.tmp / "frames.npy", mode="w+", dtype=np.uint8,
                                                     shape=(n_frames, height, width, 3))
@@ -324,9 +324,9 @@ class StoreWriter:
             from wmprobe.data.store import stamp_store
             stamp_store(self.tmp)          # sizes, mtimes and checksums (after the last write to the arrays)
             assert all((self.tmp / f).is_file() for f in FILES)
-            if self.dest.exists():
-                shutil.rmtree(self.dest)
-            os.replace(self.tmp, self.dest)
+            write_marker(self.tmp, "store")
+            check_dest(self.dest, "store")  # still ours to replace (checked before the import, too)
+            swap_dir(self.tmp, self.dest)
         except BaseException:
             self.abort()
             raise

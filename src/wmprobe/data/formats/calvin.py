@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions, note, stack_blocks
+from wmprobe.data.formats._paths import confine, links_allowed
 
 FPS = 30.0  # CALVIN's play data is recorded at 30 Hz
 BLOCK = 32
@@ -59,13 +60,15 @@ class CalvinSource(Source):
     name."""
     format = "calvin"
 
-    def __init__(self, path, allow_pickle: bool = False, split: str | None = None):
+    def __init__(self, path, allow_pickle: bool = False, split: str | None = None,
+                 allow_symlinks_out: bool | None = None):
         self.path = p = Path(path)
+        self.links_out = links_allowed(allow_symlinks_out)
         self.split = split = find_split(p, split)
         self.version = None
         self.fps = FPS
         self.allow_pickle = allow_pickle
-        f = split / "ep_start_end_ids.npy"
+        f = self._inside(split / "ep_start_end_ids.npy")
         try:
             ids = np.load(f, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -88,6 +91,10 @@ class CalvinSource(Source):
 
     def select(self, camera, action_key) -> None:
         super().select(ALIASES.get(camera, camera) if camera else None, action_key)
+
+    def _inside(self, f: Path) -> Path:
+        """``f`` (a file of the dataset), refused if a symbolic link takes it outside (data/formats/_paths.py)."""
+        return confine(self.path, f, str(f), self.links_out)
 
     def _name(self, fid: int) -> str:
         return f"{self.split.name}/episode_{fid:07d}.npz"
@@ -114,7 +121,7 @@ class CalvinSource(Source):
 
     def _lang_episodes(self, problems: list[str] | None) -> list[Episode]:
         """Annotated windows as episodes (task = CALVIN task id); windows overlapping a kept one are dropped."""
-        f = self.lang_file
+        f = self._inside(self.lang_file)
         try:
             d = np.load(f, allow_pickle=True).item()  # opt-in only: unpickling runs code from the file
             tasks, windows = list(d["language"]["task"]), [tuple(int(x) for x in w) for w in d["info"]["indx"]]
@@ -142,6 +149,7 @@ class CalvinSource(Source):
         where = f"{self._name(fid)} (episode {ep.index})"
         if not f.is_file():
             raise FormatError(f"{where}: step file is missing")
+        f = self._inside(f)
         try:
             with np.load(f, allow_pickle=False) as z:
                 if key not in z.files:
@@ -196,6 +204,7 @@ class CalvinSource(Source):
         first = int(self.ids[0, 0])
         f = self.split / f"episode_{first:07d}.npz"
         try:
+            f = self._inside(f)
             with np.load(f, allow_pickle=False) as z:
                 shapes = {k: list(z[k].shape) for k in z.files if k in self.cameras + self.action_keys}
         except Exception:  # info stays cheap and never fails on a bad step; validate reports it

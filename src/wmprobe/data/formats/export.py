@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wmprobe._fs import atomic_dir, drop_pages
+from wmprobe._dest import check_dest, replacing_dir
+from wmprobe._fs import drop_pages
 from wmprobe.data.store import EpisodeStore
 from wmprobe.errors import ConfigError, StoreError
 
@@ -168,11 +169,13 @@ def export_lerobot(store, dest, *, data_files_size_in_mb: float = 100, video_fil
                           f"{video_files_size_in_mb} MB")
     if int(chunks_size) != chunks_size or chunks_size < 1:
         raise ConfigError(f"chunks_size must be a positive integer, got {chunks_size}")
+    dest = check_dest(dest, "lerobot")  # a LeRobot dataset wmprobe did not export is never written over
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
-    dest = Path(dest)
-    if dest.exists() and not (dest.is_dir() and ((dest / "meta" / "info.json").is_file() or not any(dest.iterdir()))):
-        raise StoreError(f"destination {dest} exists and is not a LeRobot dataset; refusing to overwrite it")
+    if store.path is not None:
+        s, d = store.path.resolve(), dest.resolve()
+        if s == d or s in d.parents or d in s.parents:
+            raise StoreError(f"destination {dest} overlaps the store {store.path}; choose another directory")
     n, h, w = store.frames.shape[:3]
     if h % 2 or w % 2:
         raise StoreError(f"{store.name}: frames are {h}x{w}; H.264 (yuv420p) needs even sizes: re-import with an "
@@ -184,7 +187,7 @@ def export_lerobot(store, dest, *, data_files_size_in_mb: float = 100, video_fil
     schema = pa.schema([("action", pa.list_(pa.float32(), store.action_dim)), ("timestamp", pa.float32()),
                         ("frame_index", pa.int64()), ("episode_index", pa.int64()), ("index", pa.int64()),
                         ("task_index", pa.int64())])
-    with atomic_dir(dest, prefix=f".{dest.name}.tmp-") as tmp:
+    with replacing_dir(dest, "lerobot") as tmp:
         data = _DataFiles(tmp, schema, data_files_size_in_mb, chunks_size)
         video = _VideoFiles(tmp, key, fps, (int(h), int(w)), video_files_size_in_mb, chunks_size)
         cols: dict[str, list] = {c: [] for c in ("data/chunk_index", "data/file_index", f"videos/{key}/chunk_index",

@@ -142,8 +142,10 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
     import json
     import os
     import shutil
-    import tempfile
     from pathlib import Path
+
+    from wmprobe._dest import write_marker
+    from wmprobe._fs import make_temp_dir
 
     from wmprobe.data.store import EpisodeStore, compute_fingerprint
     groups = {g: [int(i) for i in v] for g, v in groups.items()}
@@ -154,9 +156,9 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
     key = hashlib.sha256(json.dumps([store.fingerprint, groups], sort_keys=True).encode()).hexdigest()[:16]
     dest = Path(root) / f"regroup-{store.name}-{key}"
     if (dest / "meta.json").is_file():
-        return EpisodeStore.load(dest)
+        return EpisodeStore.load(dest, allow_symlinks_out=True)  # its links (if any) are wmprobe's own
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = make_temp_dir(dest.parent, f".{dest.name}.tmp-")  # mode from the umask
     try:
         optional = ("states.npy",) if getattr(store, "states", None) is not None else ()
         for f in ("frames.npy", "actions.npy", "episode_ends.npy", "tasks.npy") + optional:
@@ -173,6 +175,7 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
         meta["fingerprint"] = compute_fingerprint(store.frames, store.actions, store.episode_ends, store.tasks, meta,
                                                   getattr(store, "states", None))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        write_marker(tmp, "store")
         try:
             os.replace(tmp, dest)
         except OSError:  # another run made it meanwhile
@@ -180,4 +183,4 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return EpisodeStore.load(dest)
+    return EpisodeStore.load(dest, allow_symlinks_out=True)

@@ -11,12 +11,14 @@ from typing import Any, Iterator
 import numpy as np
 
 from wmprobe.data.formats._common import Episode, FormatError, Source, note, stack_blocks
+from wmprobe.data.formats._paths import PathTemplate, confine, links_allowed
 
 V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 STATE_KEY = "observation.state"   # imported as the store's states (the action key may not be it)
+VIDEO_DEMUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 INDEX_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 NUMERIC = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 BLOCK = 32
@@ -64,8 +66,11 @@ class VideoReader:
         self.path, self.where = path, where
         if not path.is_file():
             raise FormatError(f"{where}: video file {path} is missing")
+        demuxer = VIDEO_DEMUXERS.get(path.suffix.lower())
+        if demuxer is None:  # never let FFmpeg probe the format: a playlist or concat script would open others
+            raise FormatError(f"{where}: video file {path} is not {', '.join(VIDEO_DEMUXERS)}; refusing to open it")
         try:
-            self.container = av.open(str(path))
+            self.container = av.open(str(path), format=demuxer)
             self.stream = self.container.streams.video[0]
         except (av.error.FFmpegError, OSError, IndexError) as exc:
             raise FormatError(f"{where}: cannot open video {path} ({exc})") from None
@@ -105,11 +110,13 @@ class LeRobotSource(Source):
     format = "lerobot"
     state_key: str | None = None
 
-    def __init__(self, path):
+    def __init__(self, path, allow_symlinks_out: bool | None = None):
         self.path = root = Path(path)
+        self.links_out = links_allowed(allow_symlinks_out)
         f = root / "meta" / "info.json"
         if not f.is_file():
             raise FormatError(f"{root}: not a LeRobot dataset (no meta/info.json)")
+        f = self._meta(f)
         try:
             info = json.loads(f.read_text())
             self.version = str(info["codebase_version"])
@@ -125,8 +132,9 @@ class LeRobotSource(Source):
         if isinstance(cs, bool) or not isinstance(cs, (int, str)) or not str(cs).isdigit() or int(cs) < 1:
             raise FormatError(f"{f}: chunks_size must be a positive integer, got {cs!r}")
         self.chunks_size = int(cs)
-        self.data_path = info.get("data_path") or (V3_DATA if self.v3 else V2_DATA)
-        self.video_path = info.get("video_path") or (V3_VIDEO if self.v3 else V2_VIDEO)
+        # checked templates: only the documented fields, resolved inside the dataset (data/formats/_paths.py)
+        self.data_path = PathTemplate(info.get("data_path") or (V3_DATA if self.v3 else V2_DATA), "data_path", f)
+        self.video_path = PathTemplate(info.get("video_path") or (V3_VIDEO if self.v3 else V2_VIDEO), "video_path", f)
         self.cameras = [k for k, v in self.features.items()
                         if isinstance(v, dict) and v.get("dtype") in ("video", "image")]
         self.action_keys = [k for k, v in self.features.items() if isinstance(v, dict) and k not in INDEX_KEYS
@@ -137,6 +145,16 @@ class LeRobotSource(Source):
                            else (self.action_keys[0] if self.action_keys else None))
         self._data_cache: dict[Path, Any] = {}
         self._video: VideoReader | None = None
+
+    # ---- paths: inside the dataset only ----------------------------------------------------------------
+    def _meta(self, f: Path) -> Path:
+        """A metadata file of the dataset, refused if a symbolic link takes it outside."""
+        return confine(self.path, f, str(f), self.links_out)
+
+    def _path(self, tpl: PathTemplate, **values) -> Path:
+        """``tpl`` formatted with ``values`` and confined to the dataset (names info.json's field on refusal)."""
+        return confine(self.path, tpl.format(**values), f"{self.path / 'meta' / 'info.json'} {tpl.field}",
+                       self.links_out)
 
     # ---- selection and metadata ----------------------------------------------------------------------
     def select(self, camera, action_key) -> None:
@@ -176,6 +194,7 @@ class LeRobotSource(Source):
             f = root / "meta" / "tasks.parquet"
             if not f.is_file():
                 return []
+            f = self._meta(f)
             import pyarrow as pa
             import pyarrow.parquet as pq
             try:
@@ -202,6 +221,7 @@ class LeRobotSource(Source):
             if required:
                 raise FormatError(f"{f} is missing")
             return []
+        f = self._meta(f)
         rows = []
         for n, line in enumerate(f.read_text().splitlines(), 1):
             if not line.strip():
@@ -247,10 +267,10 @@ class LeRobotSource(Source):
             if task is None:
                 task = tasks[0] if len(tasks) == 1 else "task"
             chunk = idx // self.chunks_size
-            data = self.path / self.data_path.format(episode_chunk=chunk, episode_index=idx, chunk_index=chunk,
-                                                     file_index=idx)
-            video = self.path / self.video_path.format(episode_chunk=chunk, video_key=self.camera,
-                                                       episode_index=idx, chunk_index=chunk, file_index=idx)
+            data = self._path(self.data_path, episode_chunk=chunk, episode_index=idx, chunk_index=chunk,
+                              file_index=idx)
+            video = self._path(self.video_path, episode_chunk=chunk, video_key=self.camera, episode_index=idx,
+                               chunk_index=chunk, file_index=idx)
             eps.append(Episode(idx, length, str(task), f"{_rel(self.path, data)}, episode {idx}",
                                {"data": data, "video": video, "from_ts": 0.0}))
         return eps
@@ -258,7 +278,7 @@ class LeRobotSource(Source):
     def _episodes_v3(self, problems: list[str]) -> list[Episode]:
         import pyarrow as pa
         import pyarrow.parquet as pq
-        files = sorted((self.path / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        files = [self._meta(f) for f in sorted((self.path / "meta" / "episodes").glob("chunk-*/file-*.parquet"))]
         if not files:
             raise FormatError(f"{self.path / 'meta' / 'episodes'}: no chunk-XXX/file-XXX.parquet episode metadata")
         vk = f"videos/{self.camera}/"
@@ -294,16 +314,16 @@ class LeRobotSource(Source):
         """One row of meta/episodes (``vk``: the camera's ``videos/<key>/`` column prefix, None for images)."""
         idx, length = int(r["episode_index"]), int(r["length"])
         fr, to = int(r["dataset_from_index"]), int(r["dataset_to_index"])
-        data = self.path / self.data_path.format(chunk_index=int(r["data/chunk_index"]),
-                                                 file_index=int(r["data/file_index"]))
+        data = self._path(self.data_path, chunk_index=int(r["data/chunk_index"]),
+                          file_index=int(r["data/file_index"]))
         where = f"{_rel(self.path, data)}, episode {idx}"
         if to - fr != length:
             raise FormatError(f"{where}: {meta_file} says length {length} but index range {fr}:{to} "
                               f"({to - fr} frames)")
         extra: dict[str, Any] = {"data": data, "from_index": fr, "to_index": to}
         if vk is not None:
-            vpath = self.path / self.video_path.format(video_key=self.camera, chunk_index=int(r[vk + "chunk_index"]),
-                                                       file_index=int(r[vk + "file_index"]))
+            vpath = self._path(self.video_path, video_key=self.camera, chunk_index=int(r[vk + "chunk_index"]),
+                               file_index=int(r[vk + "file_index"]))
             a, b = float(r[vk + "from_timestamp"]), float(r[vk + "to_timestamp"])
             if abs((b - a) * self.fps - length) > 1.01:
                 raise FormatError(f"{where}: {meta_file} gives video timestamps {a:.3f}-{b:.3f} s "
@@ -408,8 +428,8 @@ class LeRobotSource(Source):
                     frame = lo - a + k
                     data = item.get("bytes") if isinstance(item, dict) else item
                     if data is None and isinstance(item, dict) and item.get("path"):
-                        p = Path(item["path"])
-                        p = p if p.is_absolute() else self.path / p
+                        p = confine(self.path, str(item["path"]), f"{ep.where}: frame {frame} of "
+                                    f"'{self.camera}' (image path)", self.links_out)
                         data = p.read_bytes() if p.is_file() else None
                     if data is None:
                         raise FormatError(f"{ep.where}: frame {frame} of '{self.camera}' has no image bytes")

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from wmprobe.data.formats._common import Episode, FormatError, Source, check_actions, note
+from wmprobe.data.formats._paths import PathEscapeError, confine, links_allowed
 
 FPS = 20.0  # LIBERO's control frequency
 BLOCK = 32
@@ -35,6 +36,35 @@ def demo_cameras(g) -> list[str]:
     return [k for k in obs.keys() if k.endswith("_rgb") or k.endswith("_image")] if obs is not None else []
 
 
+def self_contained(h, where: str) -> None:
+    """Refuse (PathEscapeError) an HDF5 file that would make a read open another file: an external link, a
+    dataset kept in external raw files, or a virtual dataset. LIBERO files are self-contained; none of these
+    is ever followed (``--allow-symlinks-out`` does not change that)."""
+    import h5py
+    found: list[str] = []
+
+    def link(name, lk):  # visiting stops at the first non-None return
+        if isinstance(lk, h5py.ExternalLink):
+            found.append(f"'{name}' is an HDF5 external link to {lk.filename}:{lk.path}")
+            return True
+        return None
+
+    def dataset(name, o):
+        if isinstance(o, h5py.Dataset) and o.external:
+            found.append(f"dataset '{name}' keeps its data in external file(s) {[str(e[0]) for e in o.external][:3]}")
+        elif isinstance(o, h5py.Dataset) and o.is_virtual:
+            found.append(f"dataset '{name}' is a virtual dataset mapping "
+                         f"{sorted({str(v.file_name) for v in o.virtual_sources()})[:3]}")
+        return True if found else None
+
+    if hasattr(h, "visititems_links"):  # h5py >= 3.11; external links are not followed by either visit
+        h.visititems_links(link)
+    if not found:
+        h.visititems(dataset)
+    if found:
+        raise PathEscapeError(f"{where}: {found[0]}; refusing to read it (LIBERO files must be self-contained)")
+
+
 def task_from_filename(path: Path) -> str:
     stem = re.sub(r"_demo$", "", path.stem)
     # LIBERO-90 / LIBERO-10 names start with the scene ("KITCHEN_SCENE3_..."); the rest is the instruction
@@ -45,9 +75,10 @@ def task_from_filename(path: Path) -> str:
 class LiberoSource(Source):
     format = "libero"
 
-    def __init__(self, path):
+    def __init__(self, path, allow_symlinks_out: bool | None = None):
         import h5py  # noqa: F401  (fail early with ImportError if the formats extra is missing)
         self.path = p = Path(path)
+        self.links_out = links_allowed(allow_symlinks_out)
         if p.is_file():
             self.files = [p]
         else:
@@ -74,10 +105,17 @@ class LiberoSource(Source):
         self.close()
         if not f.is_file():
             raise FormatError(f"{f}: file is missing")
+        if f != self.path:  # a file found in the dataset directory must lie inside it (the path given may not)
+            confine(self.path, f, str(f), self.links_out)
         try:
             h = h5py.File(f, "r")
         except OSError as exc:
             raise FormatError(f"{f.name}: not a readable HDF5 file ({exc}); truncated?") from None
+        try:
+            self_contained(h, f.name)
+        except BaseException:
+            h.close()
+            raise
         self._open = (f, h)
         return h
 

@@ -13,9 +13,10 @@ from wmprobe.data.store import EpisodeStore
 class StoreSource(Source):
     format = "store"
 
-    def __init__(self, path):
+    def __init__(self, path, allow_symlinks_out: bool | None = None):
         self.path = Path(path)
-        self.store = EpisodeStore.load(self.path, verify=False)  # re-importing is how an edit is accepted
+        # verify=False: re-importing is how an edit is accepted
+        self.store = EpisodeStore.load(self.path, verify=False, allow_symlinks_out=allow_symlinks_out)
         self.version = str(self.store.meta.get("version"))
         self.fps = float(self.store.meta["fps"])
         self.cameras = ["frames"]
