@@ -41,7 +41,7 @@ DESCRIBE = {
 }
 # top-level names wmprobe writes in a directory of each kind (fnmatch patterns); anything else is the user's
 OWNED = {
-    "store": ("*.npy", "meta.json", "used", MARKER),
+    "store": ("*.npy", "meta.json", "checksums.json", "used", MARKER),
     "lerobot": ("meta", "data", "videos", MARKER),
     "features": ("*.npy", "features.json", MARKER),
     "zoo": ("model.safetensors", "recipe.json", "*.json", "used", MARKER),
