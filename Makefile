@@ -33,8 +33,12 @@ $(VENV)/.installed-test: $(STAMP)
 test: $(STAMP) $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest
 
+# the machine's limits first, then every hot path: each prints its reference ratio and its fraction of the
+# limit that bounds it (docs/performance.md); BENCH_ARGS=--quick for a fast smoke run
 bench: $(STAMP) $(VENV)/.installed-test
-	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
+	$(VENV)/bin/python bench/roofline.py $(BENCH_ARGS) || exit 1
+	for b in $(filter-out bench/roofline.py,$(wildcard bench/*.py)); do \
+		$(VENV)/bin/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) wmprobe-demo .pytest_cache

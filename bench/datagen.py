@@ -6,6 +6,11 @@ reference), bytes per stored frame, and the time the demo's dataset (60 episodes
 The pybullet suites are in ``per_suite`` (and ``ratio``); the metaworld suite, when metaworld is installed,
 is measured the same way under its own key ``metaworld`` (else ``{"skipped": reason}``).
 
+Fraction of the machine's limit: generation is CPU-bound per worker process (physics and software rendering),
+so the limit of a pool is linear scaling over the cores it can use: ``fraction = speed-up over one worker /
+min(workers, cores)`` per suite; ``fraction_of_limit`` is the lowest over the suites. (``bench/roofline.py``'s
+figures are printed beside it for the machine; a renderer has no FLOP or byte count to hold against them.)
+
 The last printed line is one JSON object.
 """
 from __future__ import annotations
@@ -18,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from wmprobe.data.sim import SUITES, generate
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import roofline  # noqa: E402
+from wmprobe.data.sim import SUITES, generate  # noqa: E402
 
 
 def _dir_bytes(path: Path) -> int:
@@ -38,7 +45,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4))
+    ap.add_argument("--quick", action="store_true", help="2 episodes of 10 steps (CI)")
     a = ap.parse_args()
+    if a.quick:
+        a.episodes, a.steps = 2, 10
+    lim = roofline.measure(a.quick)
+    print("machine limits:", roofline.describe(lim), file=sys.stderr)
+    usable = max(1, min(a.workers, os.cpu_count() or 1))
     per_suite = {}
     print(f"{'suite':8s} {'workers':>7s} {'frames/s':>9s} {'1 worker':>9s} {'speed-up':>8s} {'bytes/frame':>11s}",
           file=sys.stderr)
@@ -49,7 +62,8 @@ def main() -> None:
             bpf = _dir_bytes(store.save(Path(tmp) / "store")) / store.n_frames
         per_suite[suite] = {"frames_per_s": round(fps_n, 1), "frames_per_s_1_worker": round(fps_1, 1),
                             "speedup": round(fps_n / fps_1, 2), "bytes_per_frame": round(bpf, 1),
-                            "demo_60x40_s": round(60 * 40 / fps_n, 1)}
+                            "demo_60x40_s": round(60 * 40 / fps_n, 1),
+                            "fraction_of_limit": round(fps_n / fps_1 / usable, 3)}
         r = per_suite[suite]
         print(f"{suite:8s} {a.workers:7d} {fps_n:9.1f} {fps_1:9.1f} {r['speedup']:8.2f} {bpf:11.1f}", file=sys.stderr)
     ratios = [r["speedup"] for r in per_suite.values()]
@@ -57,7 +71,9 @@ def main() -> None:
     print(json.dumps({"bench": "datagen", "reference": "the same generation with 1 worker process",
                       "episodes": a.episodes, "steps": a.steps, "size": a.size, "workers": a.workers,
                       "cpus": os.cpu_count(), "ratio": round(min(ratios), 2), "per_suite": per_suite,
-                      "metaworld": mw}))
+                      "metaworld": mw, "limit": f"linear scaling over min(workers, cores) = {usable}",
+                      "fraction_of_limit": min(r["fraction_of_limit"] for r in per_suite.values()),
+                      "limits": lim}))
 
 
 def measure_metaworld(a: argparse.Namespace) -> dict:

@@ -4,7 +4,8 @@ Every other bench imports ``measure()`` (measured once per process, then cached)
 as a fraction of the limit that bounds it:
 
 - FLOP-bound kernels against ``gemm_gflops`` (``torch.mm`` of two N x N fp32 matrices, N = 2048; 2 N^3 FLOPs
-  per product), with every intra-op thread, and ``gemm_gflops_1thread`` on one thread;
+  per product), with every intra-op thread, and ``gemm_gflops_1thread`` on one thread; float64 work (the
+  ridge probe's factorisations) against ``gemm64_gflops`` (the same in fp64, every thread);
 - memory-bound kernels against ``copy_gbs`` (``dst.copy_(src)`` of a 256 MiB fp32 array: 2 x 256 MiB moved,
   read + write) and ``read_gbs`` (``src.sum()``: 256 MiB read), all threads and one thread;
 - noise kernels against ``randn_per_s`` / ``rand_per_s`` (``torch.randn`` / ``torch.rand`` into a preallocated
@@ -34,6 +35,7 @@ import torch
 _CACHE: dict[bool, dict] = {}
 LIMIT_KEYS = {  # kind -> (key for all threads, key for one thread, unit of work)
     "gemm": ("gemm_gflops", "gemm_gflops_1thread", 1e9),
+    "gemm64": ("gemm64_gflops", "gemm64_gflops", 1e9),
     "copy": ("copy_gbs", "copy_gbs_1thread", 1e9),
     "read": ("read_gbs", "read_gbs_1thread", 1e9),
     "randn": ("randn_per_s", "randn_per_s", 1.0),
@@ -77,9 +79,9 @@ def best_seconds(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def _gemm(n: int, repeats: int) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    c = torch.empty(n, n)
+def _gemm(n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    c = torch.empty(n, n, dtype=dtype)
     return 2 * n ** 3 / best_seconds(lambda: torch.mm(a, b, out=c), repeats) / 1e9
 
 
@@ -114,6 +116,7 @@ def measure(quick: bool = False) -> dict:
     r["gemm_gflops"] = _gemm(n, reps)
     with threads(1):
         r["gemm_gflops_1thread"] = _gemm(n, reps)
+    r["gemm64_gflops"] = _gemm(n, max(2, reps // 2), torch.float64)
     r["copy_gbs"], r["read_gbs"] = _bandwidth(numel, reps)
     with threads(1):
         r["copy_gbs_1thread"], r["read_gbs_1thread"] = _bandwidth(numel, reps)
@@ -141,7 +144,8 @@ def fraction(kind: str, work: float, seconds: float, one_thread: bool = False, q
 
 def describe(r: dict) -> str:
     return (f"{r['cpu']}, {r['cores']} cores, torch {r['torch']} ({r['torch_threads']} threads): "
-            f"GEMM {r['gemm_gflops']:.0f} GFLOP/s ({r['gemm_gflops_1thread']:.0f} on 1 thread); "
+            f"GEMM {r['gemm_gflops']:.0f} GFLOP/s ({r['gemm_gflops_1thread']:.0f} on 1 thread, "
+            f"{r['gemm64_gflops']:.0f} fp64); "
             f"copy {r['copy_gbs']:.1f} GB/s ({r['copy_gbs_1thread']:.1f}), read {r['read_gbs']:.1f} GB/s "
             f"({r['read_gbs_1thread']:.1f}); randn {r['randn_per_s'] / 1e6:.0f} M/s, rand "
             f"{r['rand_per_s'] / 1e6:.0f} M/s, poisson {r['poisson_per_s'] / 1e6:.1f} M/s")

@@ -13,7 +13,13 @@ The last printed line is one JSON object with every figure and its ratio against
     of the same encoder on the same frames already in memory in the same batches. Goal <= 1.10.
     Reference: the pure forward. Encoder: a zoo VAE of the demo preset's size (the study's own kind of encoder).
 
-Usage: ``python bench/study.py [--preset tiny|demo] [--episodes N] [--skip-demo]``
+Fraction of the machine's limit (``bench/roofline.py``): the extraction in (c) is bound by the encoder's
+forward, FLOP-bound: its FLOPs (``torch.utils.flop_counter.FlopCounterMode`` over one pure-forward pass,
+2 per multiply-add) over the one-thread fp32 GEMM peak (the task runs on one thread) give the shortest
+possible time; ``forward_fraction`` and ``extract_fraction`` are that over the measured times, and
+``fraction_of_limit`` the lower.
+
+Usage: ``python bench/study.py [--preset tiny|demo] [--episodes N] [--skip-demo] [--quick]``
 """
 from __future__ import annotations
 
@@ -25,6 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import roofline  # noqa: E402
 
 RSS_CHILD = r"""
 import json, resource, sys
@@ -97,7 +106,8 @@ def extract_vs_forward(root: Path, episodes: int) -> dict:
                     enc.encode(f[b:b + batch, None], [spec.default_layer])
 
     def cached_extract(i):
-        task = ExtractTask(extract_key(ref, ds, eps, f"clean#{i}", False), ref, ds, eps, "clean", False)
+        # each run has its own cache root, so the same key is computed afresh every time
+        task = ExtractTask(extract_key(ref, ds, eps, "clean", False), ref, ds, eps, "clean", False)
         run_task(task, str(root / f"xcache{i}"), threads=1)
     forward()
     cached_extract(-1)  # warm-up (imports, page cache)
@@ -109,11 +119,17 @@ def extract_vs_forward(root: Path, episodes: int) -> dict:
         t0 = time.perf_counter()
         cached_extract(i)
         best_x = min(best_x, time.perf_counter() - t0)
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        forward()
+    flops = fc.get_total_flops()
     assert Cache(root / "xcache0").has_latents(next(p.name for p in (root / "xcache0" / "latents").iterdir()
                                                     if not p.name.startswith(".")))
     return {"encoder": "zoo:vae (demo-preset size)", "frames": int(sum(f.shape[0] for f in frames)),
             "forward_s": round(best_f, 3), "extract_s": round(best_x, 3),
-            "extract_over_forward": round(best_x / best_f, 3)}
+            "extract_over_forward": round(best_x / best_f, 3), "forward_gflop": round(flops / 1e9, 3),
+            "forward_fraction": roofline.fraction("gemm", flops, best_f, one_thread=True),
+            "extract_fraction": roofline.fraction("gemm", flops, best_x, one_thread=True)}
 
 
 def main() -> None:
@@ -121,14 +137,22 @@ def main() -> None:
     ap.add_argument("--preset", default="demo", choices=["tiny", "demo"], help="demo preset for (a)")
     ap.add_argument("--episodes", type=int, default=24, help="N for (b) and (c)")
     ap.add_argument("--skip-demo", action="store_true", help="skip (a), the slowest part")
+    ap.add_argument("--quick", action="store_true", help="4 episodes, (c) only: skips (a) and (b) (CI)")
     a = ap.parse_args()
-    result: dict = {"bench": "study"}
+    if a.quick:
+        a.episodes, a.skip_demo = 4, True
+    result: dict = {"bench": "study", "limits": roofline.measure(a.quick)}
+    print("machine limits:", roofline.describe(result["limits"]), flush=True)
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         x = extract_vs_forward(root, a.episodes)
         print(f"(c) extraction through the cache {x['extract_s']}s vs pure forward {x['forward_s']}s "
               f"({x['frames']} frames): {x['extract_over_forward']}x (goal <= 1.10)", flush=True)
         result["extract"] = x
+        if a.quick:
+            result["fraction_of_limit"] = min(x["forward_fraction"], x["extract_fraction"])
+            print(json.dumps(result))
+            return
         r = rss_runs(a.episodes, root)
         print(f"(b) peak RSS {r['maxrss_mb'][0]} MiB at {a.episodes} episodes, {r['maxrss_mb'][1]} MiB at "
               f"{4 * a.episodes}: {r['rss_ratio']}x (goal <= 1.10)", flush=True)
@@ -138,6 +162,7 @@ def main() -> None:
             print(f"(a) wmprobe demo --preset {a.preset}: cold {w['cold_s']}s, warm {w['warm_s']}s: "
                   f"{w['warm_over_cold']} (goal <= 0.05)", flush=True)
             result["demo"] = w
+    result["fraction_of_limit"] = min(x["forward_fraction"], x["extract_fraction"])
     print(json.dumps(result))
 
 
