@@ -191,7 +191,8 @@ def verdict_html(per_dataset: dict[str, dict[str, Any]], main: str) -> str:
         parts.append(f"On <b>{esc(ds)}</b>: best {esc(best)}; {len(fl.get('above', []))} encoder(s) above the "
                      f"floors with non-overlapping CIs; {len(tiers)} tier(s)."
                      + (" " + esc(small_data_sentence(o.get("headline", {}).get("test_episodes")))
-                        if o.get("small_data") else ""))
+                        if o.get("small_data") and esc(small_data_sentence(o.get("headline", {}).get(
+                            "test_episodes"))) not in " ".join(parts) else ""))
     return "<p id=\"verdict\" class=\"verdict\">" + " ".join(parts) + "</p>"
 
 
