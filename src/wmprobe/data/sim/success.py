@@ -3,12 +3,13 @@
 A predicate reads what the scripted expert reads (``scene.snapshot``: name -> (position (3,) m, yaw)), the
 end-effector position ``ee (3,)`` and the gripper command, at every control step of a rollout; the first
 snapshot (before the first action) fixes the goal of tasks defined relative to the initial scene. An episode
-succeeds when its task's predicate holds at some step (``follow`` tasks: for ``FOLLOW_STEPS`` consecutive
-steps), as Meta-World's ``success`` flag is read: the scripted expert finishes its task, then keeps playing,
+succeeds when its task's predicate holds at some step (``reach`` and ``follow`` tasks: for ``REACH_STEPS`` /
+``FOLLOW_STEPS`` consecutive steps), as Meta-World's ``success`` flag is read: the scripted expert finishes its task, then keeps playing,
 and what it does after the goal was reached does not undo the success.
 
 Tolerances (metres; blocks are ``2 * tasks.BLOCK`` = 4.4 cm cubes):
-- reach: the end effector within ``REACH_TOL`` of the point 3 cm above the block's centre;
+- reach: the end effector within ``REACH_TOL`` of the point 3 cm above the block's centre for ``REACH_STEPS``
+  consecutive steps (the expert holds there; a random walk passing by does not count);
 - push: the block's centre within ``PLACE_TOL`` (xy) of its initial position plus the task's offset;
 - lift: the block raised ``LIFT_HEIGHT`` above its initial height;
 - pick-place: the block put down (centre below ``4 * BLOCK``: on the table, or on a block that lies at the
@@ -34,6 +35,7 @@ LIFT_HEIGHT = 0.08
 STACK_TOL = 0.03
 FOLLOW_TOL = 0.05
 FOLLOW_STEPS = 10
+REACH_STEPS = 3
 
 Snapshot = Mapping[str, tuple[np.ndarray, float]]
 
@@ -88,7 +90,7 @@ class SuccessTracker:
     def update(self, now: Snapshot, ee: np.ndarray, grip_open: bool) -> bool:
         ok = holds(self.task, self.initial, now, ee, grip_open)
         self.run = self.run + 1 if ok else 0
-        need = FOLLOW_STEPS if self.task.skill == "follow" else 1
+        need = {"follow": FOLLOW_STEPS, "reach": REACH_STEPS}.get(self.task.skill, 1)
         if self.first_step is None and self.run >= need:
             self.first_step = self.step
         self.step += 1
