@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(VENV)/bin/wmprobe demo --out $(OUT)
 
 # the tests add pytest, the reference implementations they compare against (scikit-learn, imagecorruptions,
-# scikit-image) and the metaworld suite (MuJoCo, offscreen EGL; its tests skip where it cannot render)
+# scikit-image), the experiment trackers they read back offline (wandb, mlflow-skinny, tensorboard) and the
+# metaworld suite (MuJoCo, offscreen EGL; its tests skip where it cannot render)
 $(VENV)/.installed-test: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[all,test]"
 	$(PIP) install -q -c constraints.txt -e ".[metaworld]" || echo "warning: metaworld not installed; its tests skip" >&2
