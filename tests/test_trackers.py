@@ -26,11 +26,12 @@ def results(store_dir, tmp_path_factory):
                                  "probes": ["ridge"], "ks": [1, 2], "seeds": [0], "n_boot": 20,
                                  "shard_episodes": 4, "executor": {"workers": 1}}))
     env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    cache = ["--cache", str(out.parent / "cache")]   # never the user's ~/.cache (module fixture: set it here)
     r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "run", str(f), "--out", str(out),
-                        "--log", "tensorboard"], capture_output=True, text=True, timeout=600, env=env)
+                        *cache, "--log", "tensorboard"], capture_output=True, text=True, timeout=600, env=env)
     if "needs the tensorboard package" in r.stderr:
-        r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "run", str(f), "--out", str(out)],
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "run", str(f), "--out", str(out),
+                            *cache], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -117,8 +118,13 @@ def test_wandb_offline_run_read_back(results, tmp_path, monkeypatch):
     where = Path(log_results(results, ["wandb"])["wandb"])
     assert "offline-run" in where.name and where.is_dir()
     recs = wandb_records(next(where.glob("run-*.wandb")))
-    config = {i.key: json.loads(i.value_json) for r in recs if r.WhichOneof("record_type") == "run"
-              for i in r.run.config.update}
+    config = {}   # the run record carries the config given to init; later config records update it
+    for r in recs:
+        kind = r.WhichOneof("record_type")
+        if kind in ("run", "config"):
+            config.update({i.key: json.loads(i.value_json)
+                           for i in (r.run.config.update if kind == "run" else r.config.update) if i.key})
+    assert "study" in config, (sorted(config), [r.WhichOneof("record_type") for r in recs])
     assert config["study"]["name"] == "tracked" and config["study"]["ks"] == [1, 2]
     summary = {i.key: json.loads(i.value_json) for r in recs if r.WhichOneof("record_type") == "summary"
                for i in r.summary.update}

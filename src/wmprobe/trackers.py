@@ -81,6 +81,9 @@ def _wandb(out: Path, name: str, config: dict, rows: list[dict], findings: dict,
         where = str(Path(run.dir).parent)
     finally:
         run.finish()
+        teardown = getattr(wandb, "teardown", None)
+        if teardown is not None:  # stop the wandb service process: its files are complete once it has exited
+            teardown()
     return where
 
 
