@@ -87,3 +87,39 @@ def test_expert_succeeds_and_random_fails_on_fresh_initial_states(suite):
         res = scripted_rollouts(params, names, 10, 80, policy)
         per_task = {n: sum(r["success"] for r in res if r["task"] == n) for n in names}
         assert all(ok(k) for k in per_task.values()), (policy, per_task)
+
+
+def test_a_study_with_control_writes_success_rows(tmp_path):
+    """`control:` in a study: per-frame encoders on a simulator dataset get bc-policy rows per seed, task split
+    and task, with Wilson intervals; the same run again reuses them; the probe analysis ignores them."""
+    import pandas as pd
+
+    from wmprobe.analysis import measured_rows
+    from wmprobe.study.runner import run
+    doc = {"name": "ctl", "datasets": [{"name": "dyn", "sim": "dynamic", "episodes": 16, "steps": 12,
+                                         "tasks": ["reach-red", "reach-blue", "lift-blue", "push-red-left"]}],
+           "encoders": [{"name": "pixels:4", "label": "pixels"}], "probes": ["ridge"], "ks": [1], "seeds": [0],
+           "n_boot": 20, "executor": {"workers": 1},
+           "control": {"rollouts": 2, "horizon": 6, "policy_steps": 30}}
+    df = run(doc, out=tmp_path / "out", cache=tmp_path / "cache", progress=False, report=False)
+    ctl = df[df["probe"] == "bc-policy"]
+    assert set(ctl["task_split"]) == {"train", "test"}
+    assert (ctl["error"].fillna("") == "").all(), ctl["error"].tolist()
+    overall = ctl[ctl["task"] == "all"].set_index("task_split")
+    test_tasks = set(ctl[(ctl["task_split"] == "test") & (ctl["task"] != "all")]["task"])
+    assert overall.loc["test", "n_rollouts"] == 2 * len(test_tasks)
+    assert ((ctl["success_ci_low"] <= ctl["success"]) & (ctl["success"] <= ctl["success_ci_high"])).all()
+    assert "bc-policy" not in set(measured_rows(df)["probe"])
+    again = run(doc, out=tmp_path / "out2", cache=tmp_path / "cache", progress=False, report=False)
+    cols = ["task_split", "task", "success", "n_rollouts"]
+    pd.testing.assert_frame_equal(ctl[cols].reset_index(drop=True),
+                                  again[again["probe"] == "bc-policy"][cols].reset_index(drop=True))
+
+
+def test_control_config_is_checked_with_locations():
+    from wmprobe.study.config import validate
+    base = {"name": "x", "datasets": [{"name": "d", "sim": "dynamic", "episodes": 8}], "encoders": ["pixels:4"]}
+    text = "\n".join(map(str, validate({**base, "control": {"rollouts": 0, "horizn": 3, "tasks": ["fly"]}})))
+    for where in ("control.rollouts", "control.horizn", "control.tasks[0]"):
+        assert where in text, text
+    assert validate({**base, "control": {"rollouts": 2}}) == []

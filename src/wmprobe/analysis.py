@@ -59,6 +59,7 @@ def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ProbeError(f"records table lacks column(s) {missing}; is it a wmprobe records file?")
     d = df[df["error"].fillna("").astype(str) == ""] if "error" in df else df
+    d = d[d["probe"].astype(str) != "bc-policy"]   # closed-loop control rows (study `control:`) are no probe cells
     if "train_corruption" in d:
         d = d[d["train_corruption"].fillna("clean").astype(str) == "clean"]
     return d.assign(id_weight=d["id_weight"].astype(float).fillna(0.0))

@@ -36,7 +36,7 @@ import yaml
 from wmprobe.errors import WmprobeError
 
 CELL_KEY = ("encoder", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed")
-OPTIONAL_KEY = {"train_corruption": "clean"}   # key columns present only when some row sets them -> default
+OPTIONAL_KEY = {"train_corruption": "clean", "task_split": "", "task": ""}   # key columns present only when some row sets them -> default
 RECORD_COLUMNS = (
     "encoder", "family", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed",
     "r2", "r2_ci_low", "r2_ci_high", "headline_groups", "r2_translation", "r2_rotation", "r2_gripper",

@@ -115,6 +115,7 @@ class StudyConfig:
     device: str = "cpu"
     threads: int = 1                                          # torch CPU threads per task (results depend on it)
     executor: ExecutorCfg = ExecutorCfg()
+    control: dict[str, Any] | None = None      # closed-loop control (wmprobe.study.control); None: off
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -542,6 +543,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         execfg = ExecutorCfg(str(kind), int(mr) if isinstance(mr, int) else 2, int(wk) if isinstance(wk, int) else 0,
                              dict(sub) if isinstance(sub, dict) else {}, dict(rc) if isinstance(rc, dict) else {})
 
+    from wmprobe.study.control import check_control
+    control = check_control(c.bad, doc.get("control"))
     if c.problems:
         return None, c.problems
     cfg = StudyConfig(
@@ -554,7 +557,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         probe=dict(probe_cfg), n_boot=int(doc.get("n_boot", 1000)), fidelity=bool(doc.get("fidelity", False)),
         fidelity_preset=str(doc.get("fidelity_preset", "demo")),
         fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
-        device=resolve_device(str(doc.get("device", "cpu"))), threads=int(doc.get("threads", 1)), executor=execfg)
+        device=resolve_device(str(doc.get("device", "cpu"))), threads=int(doc.get("threads", 1)), executor=execfg,
+        control=control)
     return cfg, []
 
 

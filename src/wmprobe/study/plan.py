@@ -162,9 +162,11 @@ class Plan:
     extract: list[ExtractTask] = field(default_factory=list)
     probe: list[ProbeTask] = field(default_factory=list)
     fidelity: list[FidelityTask] = field(default_factory=list)
+    control: list[Any] = field(default_factory=list)     # study.control.ControlTask (study `control:`)
 
     def summary(self) -> dict[str, int]:
-        return {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity)}
+        out = {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity)}
+        return {**out, "control": len(self.control)} if self.control else out
 
 
 def shards(episodes: Sequence[int], size: int) -> list[tuple[int, ...]]:
@@ -250,6 +252,11 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": list(clean),
                                    "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
                 plan.fidelity.append(FidelityTask(key, enc, ds, clean, cfg.fidelity_preset))
+            if getattr(cfg, "control", None):
+                from wmprobe.study.control import plan_control
+                ct = plan_control(cfg, enc, ds, clean)
+                if ct is not None:
+                    plan.control.append(ct)
     return plan
 
 

@@ -282,6 +282,12 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"
         rows.extend(cell_rows)
+    if plan.control:   # study `control:`: closed-loop behaviour cloning (wmprobe.study.control)
+        from wmprobe.study.control import error_rows
+        ctl = cells(plan.control, "control")
+        for t in plan.control:
+            r = ctl[t.key]
+            rows.extend(error_rows(t, r.error) if isinstance(r, Outcome) else [dict(x) for x in r])
     return rows
 
 

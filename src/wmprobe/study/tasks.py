@@ -79,6 +79,9 @@ def _dispatch(task: Any, cache: Cache) -> Any:
         return run_fidelity(task, cache)
     if isinstance(task, TrainTask):
         return run_train(task, cache)
+    from wmprobe.study.control import ControlTask, run_control
+    if isinstance(task, ControlTask):
+        return run_control(task, cache)
     raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
 
 
