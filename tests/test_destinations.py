@@ -331,3 +331,26 @@ def test_everything_written_follows_the_umask(tmp_path, store, umask, mask, dmod
         pass
     for name in ("store", "imported", "lerobot", "feat", "results", "cache"):
         assert modes(tmp_path / name) == {"dirs": {dmode}, "files": {fmode}}, (name, modes(tmp_path / name))
+
+
+def test_a_link_to_a_store_is_replaced_where_it_points(tmp_path, store, capsys):
+    """``data/dyn -> /scratch/dyn``: the store on the other disk is replaced, the link stays a link."""
+    from wmprobe.data.formats import import_dataset
+    real = tmp_path / "scratch" / "dyn"
+    import_dataset(store, real, progress=False, max_episodes=2)
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "data" / "dyn"
+    link.symlink_to(real, target_is_directory=True)
+    assert run_cli(capsys, "data", "import", store, link)[0] == 0
+    assert link.is_symlink() and EpisodeStore.load(real).n_episodes == 8
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["dyn"]     # nothing left beside it
+    write_store(link, *_arrays(moving_square_store(episodes=2, steps=4, size=16)))
+    assert link.is_symlink() and EpisodeStore.load(real).n_episodes == 2
+
+
+def test_a_broken_link_as_destination_is_refused(tmp_path, store, capsys):
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    code, err = run_cli(capsys, "data", "import", store, link)
+    assert code == 2 and "broken symbolic link" in err, err
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()

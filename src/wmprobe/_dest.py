@@ -167,13 +167,20 @@ def check_dest(dest: str | os.PathLike, kind: str, *, merge: bool = False) -> Pa
     return dest
 
 
+def real_dest(dest: str | os.PathLike) -> Path:
+    """``dest``, or where it points when it is a symbolic link to a directory: a store at ``data/dyn ->
+    /scratch/dyn`` is replaced at /scratch/dyn (on that disk) and the link keeps working."""
+    dest = Path(dest)
+    return dest.resolve() if dest.is_symlink() and dest.is_dir() else dest
+
+
 @contextlib.contextmanager
 def replacing_dir(dest: str | os.PathLike, kind: str, prefix: str | None = None) -> Iterator[Path]:
     """``check_dest(dest, kind)``, then yield an empty temp directory beside ``dest``; when the block completes
     the marker is added and the temp directory replaces ``dest`` (``wmprobe._fs.swap_dir``); on any error it is
     deleted and ``dest`` is left as it was."""
     from wmprobe._fs import atomic_dir
-    dest = check_dest(dest, kind)
+    dest = real_dest(check_dest(dest, kind))
     with atomic_dir(dest, prefix=prefix or f".{dest.name}.tmp-") as tmp:
         yield tmp
         write_marker(tmp, kind)

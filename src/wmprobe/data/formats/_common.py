@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from wmprobe._dest import check_dest, write_marker
+from wmprobe._dest import check_dest, real_dest, write_marker
 from wmprobe._fs import drop_pages, make_temp_dir, swap_dir
 from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
                                 nonfinite_episodes)
@@ -220,7 +220,7 @@ class StoreWriter:
 
     def __init__(self, dest: str | os.PathLike, n_frames: int, height: int, width: int, action_dim: int,
                  n_episodes: int, state_dim: int | None = None):
-        self.dest = Path(dest)
+        self.dest = real_dest(dest)   # a link to a store: replaced where it points, the link kept
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = make_temp_dir(self.dest.parent, f".{self.dest.name}.tmp-")
         try:
