@@ -279,6 +279,14 @@ def test_unmarked_legacy_directories_keep_working(tmp_path, store, capsys):
     assert read_marker(cache)["kind"] == "cache"
 
 
+def test_cache_gc_on_a_missing_cache_or_a_file(tmp_path, capsys):
+    code, out = run_cli(capsys, "cache", "gc", "--cache", tmp_path / "never-made")
+    assert code == 0 and "0 entries" in out and not (tmp_path / "never-made").exists()
+    (tmp_path / "f").write_text("x")
+    code, err = run_cli(capsys, "cache", "gc", "--cache", tmp_path / "f")
+    assert code == 2 and "not a wmprobe cache" in err and (tmp_path / "f").read_text() == "x"
+
+
 def test_cache_gc_on_a_marked_cache_still_works(tmp_path, capsys):
     from wmprobe.study.cache import Cache
     c = Cache(tmp_path / "cache")

@@ -309,8 +309,10 @@ def cache_gc(root: str | os.PathLike | None = None, keep_days: float = 30.0) -> 
     if not math.isfinite(keep_days) or keep_days < 0:
         raise ConfigError(f"--keep-days must be a number of days >= 0, got {keep_days:g}")
     root = default_cache_dir(root)
+    if not root.exists():
+        return "0 entries, 0.0 MiB (no cache at this path yet)"
     if not root.is_dir():
-        raise DestinationError(f"no cache at {root}: the directory does not exist")
+        raise DestinationError(f"{root} is a file, not a wmprobe cache; refusing to delete it")
     kind = dir_kind(root)
     if kind != "cache":
         why = "it has no .wmprobe.json cache marker and is not laid out as a cache" if kind is None else \
