@@ -48,7 +48,7 @@ OWNED = {
     "results": (),
     "cache": (),
 }
-CACHE_DIRS = ("data", "zoo", "latents", "cells", "locks", "submitit")
+CACHE_DIRS = ("data", "zoo", "latents", "cells", "locks", "submitit", "frames")
 
 
 class DestinationError(StoreError):
