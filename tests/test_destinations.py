@@ -362,3 +362,25 @@ def test_a_broken_link_as_destination_is_refused(tmp_path, store, capsys):
     code, err = run_cli(capsys, "data", "import", store, link)
     assert code == 2 and "broken symbolic link" in err, err
     assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_failed_swap_puts_the_old_directory_back(tmp_path, monkeypatch):
+    """The rename of the new content into place fails (say, EXDEV or a full inode table): the old directory,
+    already renamed aside, is renamed back, and the error is raised."""
+    import wmprobe._fs as fs
+    dest = tmp_path / "store"
+    old = moving_square_store(episodes=2, steps=4, size=16)
+    write_store(dest, *_arrays(old))
+    before = snapshot(dest)
+    real, calls = os.rename, {"n": 0}
+
+    def second_fails(a, b):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(18, "Invalid cross-device link")
+        return real(a, b)
+    monkeypatch.setattr(fs.os, "rename", second_fails)
+    with pytest.raises(OSError):
+        write_store(dest, *_arrays(moving_square_store(episodes=3, steps=4, size=16, seed=2)))
+    monkeypatch.undo()
+    assert snapshot(dest) == before and [p.name for p in tmp_path.iterdir()] == ["store"]

@@ -76,7 +76,8 @@ def swap_dir(tmp: Path, dest: Path) -> None:
         os.rename(tmp, dest)
     except BaseException:
         if old is not None:
-            os.rename(old, dest)
+            with contextlib.suppress(OSError):   # another writer may have put its own dest there meanwhile
+                os.rename(old, dest)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() and not old.is_symlink() else old.unlink()
