@@ -15,16 +15,21 @@ GROUPS = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
 
 
 def moving_square_store(episodes: int = 12, steps: int = 24, size: int = 32, tasks: int = 4,
-                        seed: int = 0) -> EpisodeStore:
-    """Frames (T, size, size, 3): a square at (x, y) with brightness z; a_t moves o_t -> o_{t+1}."""
+                        seed: int = 0, states: bool = False) -> EpisodeStore:
+    """Frames (T, size, size, 3): a square at (x, y) with brightness z; a_t moves o_t -> o_{t+1}.
+    ``states``: also per-frame proprioceptive states ``(x, y, z, gripper)``: the square's position and the
+    gripper command in force (the previous one; 0 at the start), so the state of o_t and o_{t+k} gives the
+    translation and gripper targets exactly and nothing of the (invisible) rotation."""
     rng = np.random.default_rng(seed)
-    eps, task_ids = [], []
+    eps, task_ids, state_eps = [], [], []
     for e in range(episodes):
         x, y, z = rng.uniform(2, size - 8), rng.uniform(2, size - 8), rng.uniform(0.4, 0.8)
         colour = np.array([1.0, 0.3 + 0.1 * (e % tasks), 0.2])
         frames = np.zeros((steps, size, size, 3), np.uint8)
         actions = np.zeros((steps, 7), np.float32)
+        state = np.zeros((steps, 4), np.float32)
         for t in range(steps):
+            state[t] = [x, y, z, actions[t - 1, 6] if t else 0.0]
             img = np.full((size, size, 3), 30, np.float32)
             ix, iy = int(round(x)), int(round(y))
             img[iy:iy + 5, ix:ix + 5] = 255 * z * colour
@@ -37,10 +42,12 @@ def moving_square_store(episodes: int = 12, steps: int = 24, size: int = 32, tas
             actions[t, 6] = float(t % 8 < 4)
             x, y, z = x + d[0], y + d[1], z + dz
         eps.append((frames, actions))
+        state_eps.append(state)
         task_ids.append(e % tasks)
+    extra = {"states": state_eps, "state_names": ["x", "y", "z", "gripper"]} if states else {}
     return from_episodes(eps, task_ids, fps=10, action_names=ACTION_NAMES, action_groups=GROUPS,
                          task_names=[f"task{i}" for i in range(tasks)], source={"kind": "synthetic"},
-                         name="moving-square")
+                         name="moving-square", **extra)
 
 
 def write_tiny_store(path, **kw) -> EpisodeStore:

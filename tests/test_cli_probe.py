@@ -150,3 +150,53 @@ def test_features_form_end_to_end(tmp_path, store_dir, capsys):
                      "--steps", "7", "--k", "1", "--out", tmp_path / "res2") == 0
     (mlp, _) = sorted(read_csv(tmp_path / "res2" / "records.csv"), key=lambda r: r["layer"])
     assert '"steps": 7' in mlp["probe_config"]
+
+
+def test_headline_groups_are_chosen_recorded_and_said(tmp_path, store_dir, capsys):
+    """--headline-groups names what r2 averages (each group once); without it the action-space audit chooses.
+    Either way the choice, the left-out groups with their reasons and the audit go into config.yaml, every row
+    says what its r2 averaged, and the command prints it."""
+    import yaml
+    np.save(tmp_path / "Z.npy", state_latents(store_dir))
+    out = tmp_path / "res"
+    rc = probe_cli("--latents", tmp_path / "Z.npy", "--store", store_dir, "--probe", "ridge", "--split", "episode",
+                   "--seeds", "0", "--k", "1", "--headline-groups", "gripper", "translation", "--out", out)
+    said = capsys.readouterr()
+    assert rc == 0, said.err
+    (r,) = read_csv(out / "records.csv")
+    assert r["headline_groups"] == "translation+gripper"
+    assert float(r["r2"]) == pytest.approx((float(r["r2_translation"]) + float(r["r2_gripper"])) / 2)
+    assert r["acc_gripper"] and float(r["bacc_gripper"]) > 0.9                # the 0/1 gripper, read as a label
+    cfg = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    (name, head), = cfg["headline"].items()
+    assert name == r["dataset"] and set(cfg["audit"]) == {name}
+    assert head["headline_groups"] == ["translation", "gripper"] and head["source"] == "config"
+    assert list(head["left_out"]) == ["rotation"] and "--headline-groups" in head["left_out"]["rotation"]
+    assert "headline_groups" in cfg["audit"][name]
+    assert f"{name}: headline r2 averages translation, gripper (as named); left out: rotation" in said.out
+    # no choice: the audit's, recorded as such
+    rc = probe_cli("--latents", tmp_path / "Z.npy", "--store", store_dir, "--probe", "ridge", "--split", "episode",
+                   "--seeds", "0", "--out", tmp_path / "res2")
+    assert rc == 0
+    cfg = yaml.safe_load((tmp_path / "res2" / "config.yaml").read_text())["config"]
+    head = cfg["headline"][name]
+    assert head["source"] in ("audit", "all") and read_csv(tmp_path / "res2" / "records.csv")[0][
+        "headline_groups"] == "+".join(head["headline_groups"])
+    if head["source"] == "audit":
+        assert cfg["audit"][name]["headline_groups"]
+    # a group the store does not have: one clear error, nothing written
+    capsys.readouterr()
+    rc = probe_cli("--latents", tmp_path / "Z.npy", "--store", store_dir, "--probe", "ridge", "--split", "episode",
+                   "--headline-groups", "wrist", "--out", tmp_path / "res3")
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "wrist" in err and "translation, rotation, gripper" in err
+    assert not (tmp_path / "res3" / "records.csv").exists()
+
+
+def test_python_probe_takes_headline_groups(store_dir):
+    from wmprobe import probe
+    df = probe(state_latents(store_dir), str(store_dir), probe="ridge", split="episode", seeds=(0,), n_boot=20,
+               headline_groups=["rotation"])
+    (row,) = df.to_dict("records")
+    assert row["headline_groups"] == "rotation" and row["r2"] == pytest.approx(row["r2_rotation"])

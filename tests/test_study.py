@@ -509,3 +509,100 @@ def test_every_study_records_its_leakage_check_in_config_yaml(reference):
     d, _ = reference
     leak = yaml.safe_load((d / "out" / "config.yaml").read_text())["config"]["leakage"]
     assert leak["ok"] is True and leak["checked"]["test_episodes"] > 0 and leak["problems"] == []
+
+
+# ---- headline groups, the audit, the state ceiling ------------------------------------------------------
+@pytest.fixture(scope="module")
+def state_store_dir(tmp_path_factory):
+    """The moving square with per-frame proprioceptive states (x, y, z, gripper in force)."""
+    from helpers import moving_square_store
+    path = tmp_path_factory.mktemp("states") / "square-states"
+    moving_square_store(episodes=8, steps=10, size=16, tasks=4, states=True).save(path)
+    return path
+
+
+def _state_study(store_dir, **over):
+    return study(store_dir, encoders=[{"name": "pixels:4", "label": "pixels"}], corruptions=["clean"],
+                 **{"probes": ["ridge", "mlp", "ridge-shuffled"], **over})
+
+
+def test_headline_groups_are_validated_against_the_datasets_groups_with_their_line(tmp_path, store_dir):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(study(store_dir, datasets=[
+        {"name": "square", "path": str(store_dir)},
+        {"name": "moved", "path": str(store_dir), "action_groups": {"translation": [0, 1, 2]}}],
+        headline_groups=["translation", "gripper", "wrist"]), sort_keys=False))
+    problems = {p.where: p for p in validate(f)}
+    assert set(problems) == {"headline_groups[1]", "headline_groups[2]"}, problems
+    assert "'gripper' is not an action group of dataset 'moved' (it has translation)" in problems[
+        "headline_groups[1]"].message
+    assert "'wrist' is not an action group of dataset 'square'" in problems["headline_groups[2]"].message
+    assert "headline_groups" in f.read_text().splitlines()[problems["headline_groups[2]"].line - 1] or \
+        "wrist" in f.read_text().splitlines()[problems["headline_groups[2]"].line - 1]
+    f.write_text(yaml.safe_dump(study(store_dir, headline_groups={"squares": ["translation"]}), sort_keys=False))
+    (p,) = validate(f)
+    assert p.where == "headline_groups.squares" and "not one of the study's datasets" in p.message and p.line
+    cfg = load_config(study(store_dir, headline_groups={"square": ["gripper", "translation"]}))
+    assert cfg.headline_groups == {"square": ("gripper", "translation")}
+    assert cfg.to_dict()["headline_groups"] == {"square": ["gripper", "translation"]}          # saved with records
+
+
+def test_the_config_override_and_the_audit_choice_reach_config_yaml_and_every_row(state_store_dir, tmp_path):
+    from wmprobe.data.audit import audit
+    from wmprobe.data.splits import make_split
+    from wmprobe.data.store import EpisodeStore
+    # no override: the audit of the dataset under the study's split at the headline k chooses
+    out = tmp_path / "audit"
+    df = run(_state_study(state_store_dir), out=out, cache=tmp_path / "cache", progress=False, report=False)
+    cfg = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    store = EpisodeStore.load(state_store_dir)
+    expect = audit(store, make_split(store, kind="task", test_frac=0.25, seed=0), k=1)
+    assert cfg["audit"]["square"]["headline_groups"] == expect["headline_groups"]
+    head = cfg["headline"]["square"]
+    assert head["source"] == "audit" and head["k"] == 1
+    assert head["headline_groups"] == [g for g in ("translation", "rotation", "gripper")
+                                       if g in expect["headline_groups"]]
+    assert set(head["left_out"]) == {"translation", "rotation", "gripper"} - set(head["headline_groups"])
+    assert all(head["left_out"].values())                                        # each with its reason
+    assert set(df["headline_groups"]) == {"+".join(head["headline_groups"])}
+    # the override wins, is recorded with why the others are out, and recomputes every probe cell
+    out2 = tmp_path / "override"
+    df2 = run(_state_study(state_store_dir, headline_groups=["translation"]), out=out2, cache=tmp_path / "cache",
+              progress=False, report=False)
+    cfg2 = yaml.safe_load((out2 / "config.yaml").read_text())["config"]
+    assert cfg2["headline"]["square"]["headline_groups"] == ["translation"]
+    assert cfg2["headline"]["square"]["source"] == "config"
+    assert set(cfg2["headline"]["square"]["left_out"]) == {"rotation", "gripper"}
+    assert "headline_groups" in cfg2["headline"]["square"]["left_out"]["gripper"]
+    assert cfg2["audit"]["square"]["groups"] and cfg2["study"]["headline_groups"] == ["translation"]
+    assert cfg2["run"]["probe"]["computed"] == cfg2["run"]["probe"]["planned"] > 0   # a new headline: new cells
+    assert set(df2["headline_groups"]) == {"translation"}
+    assert np.allclose(df2["r2"], df2["r2_translation"])
+    if head["headline_groups"] != ["translation"]:
+        assert not np.allclose(df["r2"], df2["r2"])
+
+
+def test_state_ceiling_rows_appear_only_for_datasets_with_states(state_store_dir, store_dir, tmp_path):
+    over = {"ks": [1, 2], "seeds": [0, 1], "headline_groups": ["translation", "gripper"]}
+    df = run(_state_study(state_store_dir, **over), out=tmp_path / "s", cache=tmp_path / "cache", progress=False,
+             report=False)
+    st = df[df["encoder"] == "state"]
+    assert set(st["family"]) == {"state"} and set(st["layer"]) == {"state"} and set(st["corruption"]) == {"clean"}
+    # the study's mlp and ridge (no controls), its ks and seeds (ridge: one row per cell)
+    assert sorted(map(tuple, st[["probe", "k", "seed"]].values.tolist())) == sorted(
+        [("mlp", k, s) for k in (1, 2) for s in (0, 1)] + [("ridge", k, 0) for k in (1, 2)])
+    assert (st["error"].fillna("") == "").all() and (st["headline_groups"] == "translation+gripper").all()
+    (ridge,) = st[(st["probe"] == "ridge") & (st["k"] == 1)].to_dict("records")
+    assert ridge["r2_translation"] > 0.95 and ridge["r2_gripper"] > 0.95        # the state tells both
+    assert ridge["r2_rotation"] < 0.2 and ridge["bacc_gripper"] > 0.95          # and nothing of the rotation
+    cfg = yaml.safe_load((tmp_path / "s" / "config.yaml").read_text())["config"]
+    assert cfg["run"]["state"] == {"planned": 4, "computed": 4}
+    # cached like any cell: a rerun computes nothing
+    run(_state_study(state_store_dir, **over), out=tmp_path / "s", cache=tmp_path / "cache", progress=False,
+        report=False)
+    cfg = yaml.safe_load((tmp_path / "s" / "config.yaml").read_text())["config"]
+    assert cfg["run"]["state"] == {"planned": 4, "computed": 0}
+    # a store without states: no state rows
+    df = run(_state_study(store_dir, **over), out=tmp_path / "n", cache=tmp_path / "cache", progress=False,
+             report=False)
+    assert "state" not in set(df["encoder"]) and len(df)

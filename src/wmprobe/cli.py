@@ -294,7 +294,8 @@ def _probe_latents(a: argparse.Namespace) -> list[dict[str, Any]]:
     store = load_dataset(a.latents_store)
     cfg = {} if a.steps is None else {"steps": a.steps}
     return probe(z, store, probe=a.probe, k=a.k, split=a.split, seeds=a.seeds, out=a.out,
-                 encoder=Path(a.latents).stem, source=str(a.latents), progress=not a.quiet, **cfg)
+                 encoder=Path(a.latents).stem, source=str(a.latents), progress=not a.quiet,
+                 headline_groups=a.headline_groups, **cfg)
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
@@ -306,10 +307,15 @@ def cmd_probe(a: argparse.Namespace) -> int:
         rows = _api("wmprobe.pipeline:probe_features_dir")(a.features, a.store, probes=a.probe, ks=a.k,
                                                            split=a.split, seeds=a.seeds, out=a.out,
                                                            progress=not a.quiet,
-                                                           probe_cfg=None if a.steps is None else {"steps": a.steps})
+                                                           probe_cfg=None if a.steps is None else {"steps": a.steps},
+                                                           headline_groups=a.headline_groups)
+    from wmprobe.probes.headline import describe
+    from wmprobe.records import read_config
+    for name, head in (read_config(a.out).get("config", {}).get("headline") or {}).items():
+        print(describe(name, head))
     for r in rows:
         print(f"{r['layer']:>10s} {r['probe']:>14s} k={r['k']} seed={r['seed']} "
-              f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}]")
+              f"R2={r['r2']:.3f} [{r['r2_ci_low']:.3f}, {r['r2_ci_high']:.3f}] ({r['headline_groups']})")
     for w in probe_warnings(rows):
         print(f"wmprobe: warning: {w}", file=sys.stderr)
     print(f"records: {Path(a.out) / 'records.csv'}")
@@ -631,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training steps of the mlp probes (with --latents also of attentive). Default budget: "
                     "mlp 3000 steps x batch 256 x 2 learning rates (1e-3, 3e-4) per seed, attentive its own, "
                     "ridge closed form (docs/protocol.md)")
+    pr.add_argument("--headline-groups", nargs="+", default=None, metavar="GROUP",
+                    help="the action groups the headline R2 averages, each counted once (e.g. translation "
+                         "gripper; default: the action-space audit's choice, else every group)")
     pr.add_argument("--out", required=True, help="results directory (records.parquet/csv, config.yaml; rows merge)")
     pr.set_defaults(fn=cmd_probe)
 

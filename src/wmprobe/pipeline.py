@@ -79,9 +79,12 @@ def _cell_bar(total: int, desc: str, enabled: bool):
 def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLike, *, probes: Sequence[str],
                        ks: Sequence[int], split: str = "task", seeds: Sequence[int] = (0, 1, 2),
                        out: str | os.PathLike, progress: bool = True,
-                       probe_cfg: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                       probe_cfg: dict[str, Any] | None = None,
+                       headline_groups: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """`wmprobe probe FEATURES STORE`: probe features saved by `wmprobe extract`, write records to ``out``.
-    ``probe_cfg``: MLP probe options (e.g. ``{"steps": 500}``), as a study's ``probe:`` block."""
+    ``probe_cfg``: MLP probe options (e.g. ``{"steps": 500}``), as a study's ``probe:`` block;
+    ``headline_groups`` as ``wmprobe.probe`` (default: the action-space audit's, else every group)."""
+    from wmprobe.probes.api import headline_choice
     from wmprobe.data import load_dataset
     from wmprobe.errors import ProbeError
     from wmprobe.records import write_records
@@ -95,6 +98,7 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
     base = {"encoder": feats.spec.get("encoder", feats.spec.get("name")), "family": feats.spec.get("family"),
             "dataset": store.name, "split": sp.kind, "corruption": feats.spec.get("corruption", "clean"),
             "encoder_key": feats.spec.get("key"), "dataset_fingerprint": store.fingerprint}
+    head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     cells = [(layer, k, p) for layer in feats.layers for k in ks for p in probes]
     bar = _cell_bar(len(cells), f"probe {feats.spec.get('encoder', 'features')}", progress)
     rows = []
@@ -103,7 +107,7 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
             if bar is not None:
                 bar.set_postfix_str(f"{layer} {p} k={k}")
             rows += probe_features(feats, store, sp, probes=[p], ks=[k], seeds=seeds, layers=[layer], base=base,
-                                   probe_cfg=probe_cfg)
+                                   probe_cfg=probe_cfg, headline=head["headline_groups"] or None)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -111,5 +115,6 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
             bar.close()
     write_records(rows, out, {"command": "probe", "features": str(features), "store": str(store_path),
                               "probes": list(probes), "ks": list(ks), "split": split, "seeds": list(seeds),
-                              "probe_cfg": dict(probe_cfg or {})})
+                              "probe_cfg": dict(probe_cfg or {}), "headline": {store.name: head},
+                              "audit": {store.name: audit}})
     return rows

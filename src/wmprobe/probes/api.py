@@ -117,13 +117,16 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
           k: int | Sequence[int] = 1, split: str | Split = "task", out: str | os.PathLike | None = None,
           seeds: Sequence[int] = (0, 1, 2), frames_per_step: int = 1, agg: str = "sum", n_boot: int = 1000,
           split_seed: int = 0, layer: str = "input", encoder: str = "latents", source: str | None = None,
-          progress: bool = False, **probe_cfg: Any) -> list[dict[str, Any]]:
+          progress: bool = False, headline_groups: Sequence[str] | None = None,
+          **probe_cfg: Any) -> list[dict[str, Any]]:
     """Probe ``latents: (N, D) | (N, T, D)`` against ``store``'s actions; one record per (probe, k, seed).
 
     If ``out`` is given, the records are also written there by ``wmprobe.records.write_records``
     (records.parquet, records.csv, config.yaml; rows of the same cell are replaced). ``encoder`` fills the
     records' encoder column; ``source`` (e.g. the latents' file) is named in errors and in config.yaml;
-    ``progress`` shows a bar over the (k, probe) cells with an ETA."""
+    ``progress`` shows a bar over the (k, probe) cells with an ETA.
+    ``headline_groups``: the action groups ``r2`` averages (default: the action-space audit's choice for this
+    store and split at the headline k, else every group; ``headline_choice`` says which and why)."""
     from wmprobe.probes import evaluate
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
@@ -139,6 +142,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     _require_tokens(probes, latents, what)
     step_frame, step_episode = latent_steps(latents, store, frames_per_step, what)
     sp = split if isinstance(split, Split) else make_split(store, kind=split, seed=split_seed)
+    head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     rows: list[dict[str, Any]] = []
     from wmprobe.pipeline import _cell_bar
     bar = _cell_bar(len(ks) * len(probes), f"probe {encoder}", progress)
@@ -152,7 +156,8 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
             base = name.partition("-")[0]
             tr, te = (train, test) if base == "attentive" or not train.is_tokens else (train.pooled(), test.pooled())
             cfg = probe_cfg if base != "ridge" else {}
-            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, **cfg):
+            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, headline=head["headline_groups"] or None,
+                              **cfg):
                 rows.append({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",
                              "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
                              "dataset_fingerprint": store.fingerprint, **r})
@@ -166,6 +171,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
                                   "store": str(store.path) if store.path else store.name, "probes": probes,
                                   "ks": [int(x) for x in ks], "split": sp.kind, "seeds": list(seeds),
                                   "frames_per_step": int(frames_per_step), "agg": agg,
+                                  "headline": {store.name: head}, "audit": {store.name: audit},
                                   "probe_cfg": {c: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
                                                 for c, v in probe_cfg.items()}})
     return rows
@@ -176,3 +182,14 @@ def probe_frame(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, **
     frame ``wmprobe.run`` and ``wmprobe.read_records`` return); keyword arguments as ``probe``."""
     from wmprobe.records import _frame
     return _frame(probe(latents, store, **kwargs))
+
+
+def headline_choice(store: EpisodeStore, split: Split, ks: Sequence[int], explicit: Sequence[str] | None,
+                    named_by: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(headline, audit)`` for probing ``store`` under ``split`` at ``ks``: the action-space audit at the
+    headline k, and the headline groups resolved from ``explicit`` (``named_by`` says where the user named
+    them), else the audit, else every group (``wmprobe.probes.headline.resolve``)."""
+    from wmprobe.probes import headline as H
+    k = H.headline_k(ks)
+    audit = H.run_audit(store, split, k, explicit)
+    return H.resolve(store.action_groups, explicit, audit, k=k, what=store.name, explicit_from=named_by), audit

@@ -116,6 +116,8 @@ class StudyConfig:
     threads: int = 1                                          # torch CPU threads per task (results depend on it)
     executor: ExecutorCfg = ExecutorCfg()
     control: dict[str, Any] | None = None      # closed-loop control (wmprobe.study.control); None: off
+    # the groups the headline r2 averages: [groups] for every dataset or {dataset: [groups]}; None: the audit's
+    headline_groups: tuple[str, ...] | dict[str, tuple[str, ...]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -286,6 +288,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
     # datasets
     datasets = []
     lengths: dict[str, int | None] = {}   # longest episode per dataset, where knowable (k is checked on it)
+    groups_of: dict[str, list[str] | None] = {}   # each dataset's action groups, where knowable
     from wmprobe.data.sim import SUITES
     raw = doc.get("datasets") or []
     if not raw:
@@ -343,6 +346,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             if not escapes:
                 lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
             dname = str(d.get("name") or sim or Path(str(path)).name)
+            groups_of[dname] = _declared_groups(sim, path, groups, params)
             if dname in seen:
                 c.bad(f"{w}.name", f"duplicate dataset name '{dname}'")
             seen.add(dname)
@@ -514,6 +518,10 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         c.bad("fidelity_preset", f"unknown decoder-probe preset '{doc.get('fidelity_preset')}' "
                                  f"(known: {', '.join(DECODER_PRESETS)})")
 
+    from wmprobe.probes.headline import check_config as check_headline
+    heads = doc.get("headline_groups")
+    check_headline(c.bad, heads, groups_of)
+
     # executor
     ex = doc.get("executor", {}) or {}
     if isinstance(ex, str):
@@ -558,7 +566,9 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         fidelity_preset=str(doc.get("fidelity_preset", "demo")),
         fidelity_datasets=tuple(fds) if isinstance(fds, list) else None, shard_episodes=int(doc.get("shard_episodes", 16)),
         device=resolve_device(str(doc.get("device", "cpu"))), threads=int(doc.get("threads", 1)), executor=execfg,
-        control=control)
+        control=control,
+        headline_groups=None if heads is None else ({str(d): tuple(v) for d, v in heads.items()}
+                                                     if isinstance(heads, dict) else tuple(heads)))
     return cfg, []
 
 
@@ -581,6 +591,29 @@ def _check_groups(c: _Checker, d: dict, w: str, sim: Any, path: Any) -> dict[str
     except StoreError as exc:
         c.bad(f"{w}.action_groups", str(exc).removeprefix("action_groups: "))
         return None
+
+
+def _declared_groups(sim: Any, path: Any, groups: dict[str, list[int]] | None,
+                     params: dict[str, Any] | None) -> list[str] | None:
+    """The action groups a dataset will have (its ``action_groups:``, the store's meta.json, or the simulator
+    suite's), None when not knowable here (an unreadable store: reported elsewhere)."""
+    import json
+    from wmprobe.probes.headline import declared
+    if groups is not None:
+        return declared(groups)
+    if path is not None:
+        try:
+            return declared(json.loads((Path(path) / "meta.json").read_text())["action_groups"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+    if sim == "metaworld":
+        from wmprobe.data.sim.metaworld import ACTION_GROUPS
+        return declared(ACTION_GROUPS)
+    from wmprobe.data.sim import SUITES, action_space
+    if sim in SUITES:
+        from wmprobe.data.sim.generate import DEFAULT_WRIST
+        return declared(action_space(params.get("wrist") or DEFAULT_WRIST)[1]) if params is not None else None
+    return None
 
 
 def _sim_params(c: _Checker, w: str, sim: str, d: dict[str, Any], seed: Any) -> dict[str, Any] | None:

@@ -8,6 +8,9 @@
   With ``corrupt_train``, one more task per (cell, corruption c != clean) fits on the train latents under c
   and scores the test latents under c (rows with ``train_corruption = c``).
 - ``FidelityTask``: the decoder probe of one (encoder, dataset) on clean tokens -> PSNR/SSIM.
+- ``StateTask``: the state ceiling of one (dataset, probe, k): the same probe on the dataset's proprioceptive
+  state of each frame (no encoder), rows ``encoder = family = layer = state``, clean only. Planned for every
+  dataset with states and every ``mlp`` / ``ridge`` probe of the study.
 
 A task's key hashes its inputs (encoder spec key incl. weights, dataset fingerprint, episodes, corruption,
 layers, probe config, code version), so re-running a study recomputes nothing that is in the cache, and a
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from wmprobe.study.cache import content_key
@@ -48,6 +52,7 @@ class DatasetRef:
     train: tuple[int, ...]
     test: tuple[int, ...]
     headline: tuple[str, ...] = ()   # the action groups the headline r2 averages (empty: every group it has)
+    has_states: bool = False         # the store has proprioceptive states (state ceiling rows)
 
 
 @dataclass(frozen=True)
@@ -157,15 +162,40 @@ class FidelityTask:
         return f"fidelity (decoder probe) of {self.encoder.label} on {self.dataset.name}"
 
 
+STATE_PROBES = ("mlp", "ridge")   # the probes a state ceiling is measured with (pooled vectors, no controls)
+
+
+@dataclass(frozen=True)
+class StateTask:
+    """The state ceiling of one (dataset, probe, k): the probe fit on the store's per-frame state features
+    (``wmprobe.data.audit.state_features``) instead of an encoder's latents, all seeds, clean frames."""
+    key: str
+    dataset: DatasetRef
+    probe: str
+    k: int
+    seeds: tuple[int, ...]
+    probe_cfg: tuple[tuple[str, Any], ...]
+    n_boot: int
+
+    @property
+    def kind(self) -> str:
+        return "state"
+
+    def describe(self) -> str:
+        return f"state ceiling {self.probe} k={self.k} on {self.dataset.name}"
+
+
 @dataclass
 class Plan:
     extract: list[ExtractTask] = field(default_factory=list)
     probe: list[ProbeTask] = field(default_factory=list)
     fidelity: list[FidelityTask] = field(default_factory=list)
     control: list[Any] = field(default_factory=list)     # study.control.ControlTask (study `control:`)
+    state: list[StateTask] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
-        out = {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity)}
+        out = {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity),
+               "state": len(self.state)}
         return {**out, "control": len(self.control)} if self.control else out
 
 
@@ -233,9 +263,28 @@ def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: t
                                                 cfg.n_boot, (), one, corr, train_keys))
 
 
+def _state_tasks(plan: Plan, cfg: Any, ds: DatasetRef) -> None:
+    """Append the state-ceiling tasks of one dataset (none when it has no states)."""
+    if not ds.has_states:
+        return
+    probe_cfg = tuple(sorted(cfg.probe.items()))
+    for k in cfg.ks:
+        for probe in cfg.probes:
+            if probe not in STATE_PROBES:
+                continue
+            pcfg = probe_cfg if probe == "mlp" else ()
+            key = content_key({"task": "state", "v": TASK_VERSION, "dataset": ds.fingerprint, "k": int(k),
+                               "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
+                               "split": [ds.split_kind, list(ds.train), list(ds.test)],
+                               "headline": list(ds.headline) or "every-group", "name": ds.name})
+            plan.state.append(StateTask(key, ds, probe, int(k), tuple(cfg.seeds), pcfg, cfg.n_boot))
+
+
 def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[DatasetRef]) -> Plan:
     """Expand a resolved study (see runner.resolve) into its tasks, in a deterministic order."""
     plan = Plan()
+    for ds in datasets:
+        _state_tasks(plan, cfg, ds)
     attentive = any(p.startswith("attentive") for p in cfg.probes)   # attentive probes read tokens
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
     for ds in datasets:
@@ -289,7 +338,10 @@ def estimate(cfg: Any) -> dict[str, Any]:
         n_aug = n_corr if cfg.corrupt_train else 0   # probe-train corruption: train shards + fits per corruption
         n_train_shards = -(-max(0, n_eps - max(1, round(n_eps * test_frac))) // cfg.shard_episodes)
         aug_fits = sum(1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes if "-" not in p)
+        # the state ceiling: stores with states.npy, and the pybullet suites (Meta-World stores have none)
+        has_states = (Path(d.path) / "states.npy").is_file() if d.path else d.sim != "metaworld"
         rows.append({"dataset": d.name, "episodes": n_eps, "frames": n_frames,
+                     "state_cells": len(cfg.ks) * len([p for p in cfg.probes if p in STATE_PROBES]) * has_states,
                      "extract_tasks": encoders * (n_shards + n_corr * n_test_shards + n_aug * n_train_shards),
                      "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac + n_aug * (1 - test_frac))),
                      "probe_cells": cells + encoders * layers * len(cfg.ks) * n_aug * (len(cfg.probes) - n_ctrl),
@@ -317,12 +369,15 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
              f"  split {cfg.split}; corruptions {', '.join(cfg.corruptions)}; probes {', '.join(cfg.probes)}; "
              f"k {list(cfg.ks)}; seeds {list(cfg.seeds)}; fidelity {'on' if cfg.fidelity else 'off'}"
              + ("; probes also fit on corrupted train latents (corrupt_train)" if cfg.corrupt_train else ""),
+             "  headline groups: " + (str(cfg.headline_groups) if cfg.headline_groups is not None else
+                                      "chosen per dataset by the action-space audit at run time"),
              f"  executor {cfg.executor.kind} (max_retries {cfg.executor.max_retries}); "
              f"cache {default_cache_dir(cache)}"]
-    tot = {"extract_tasks": 0, "frames_encoded": 0, "probe_cells": 0, "probe_fits": 0, "fidelity_tasks": 0}
+    tot = {"extract_tasks": 0, "frames_encoded": 0, "probe_cells": 0, "probe_fits": 0, "fidelity_tasks": 0,
+           "state_cells": 0}
     cols = [("dataset", "dataset"), ("episodes", "episodes"), ("frames", "frames"), ("extract tasks", "extract_tasks"),
             ("frames encoded", "frames_encoded"), ("probe cells", "probe_cells"), ("probe fits", "probe_fits"),
-            ("decoder probes", "fidelity_tasks")]
+            ("decoder probes", "fidelity_tasks"), ("state-ceiling cells", "state_cells")]
     table = [[str(r[k]) for _, k in cols] for r in est["datasets"]]
     for r in est["datasets"]:
         for k in tot:

@@ -103,6 +103,9 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]]) -> tup
     if cfg.zoo.id_groups:
         return list(cfg.zoo.id_groups), "config zoo.id_groups"
     named = getattr(cfg, "headline_groups", None)
+    if isinstance(named, dict):   # {dataset: [groups]}: the groups every named dataset puts in its headline
+        lists = [list(v) for v in named.values()]
+        named = [g for g in lists[0] if all(g in x for x in lists)] if lists else None
     if named:
         return list(named), "config headline_groups"
     try:
@@ -189,9 +192,10 @@ def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, s
     return refs
 
 
-def _dataset_ref(name: str, store: Any, split: Any) -> DatasetRef:
+def _dataset_ref(name: str, store: Any, split: Any, headline: Any = ()) -> DatasetRef:
     return DatasetRef(name, str(store.path), store.fingerprint, store.n_episodes, split.kind,
-                      tuple(int(e) for e in split.train), tuple(int(e) for e in split.test))
+                      tuple(int(e) for e in split.train), tuple(int(e) for e in split.test), tuple(headline),
+                      store.states is not None)
 
 
 FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low", "ssim_ci_high", "decoder_params",
@@ -264,6 +268,7 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
 
     probe_res = cells(plan.probe, "probe")
     fid_res = cells(plan.fidelity, "fidelity")
+    state_res = cells(plan.state, "state")
     fid = {}
     for t in plan.fidelity:
         r = fid_res[t.key]
@@ -282,6 +287,14 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"
         rows.extend(cell_rows)
+    for t in plan.state:   # the state ceiling: clean rows, encoder = family = layer = state
+        r = state_res[t.key]
+        if isinstance(r, Outcome):
+            r = [{"encoder": "state", "family": "state", "dataset": t.dataset.name, "split": t.dataset.split_kind,
+                  "corruption": "clean", "layer": "state", "probe": t.probe, "k": t.k, "seed": s,
+                  "dataset_fingerprint": t.dataset.fingerprint, "r2": float("nan"), "error": r.error or "failed"}
+                 for s in (t.seeds[:1] if t.probe == "ridge" else t.seeds)]
+        rows.extend(dict(x) for x in r)
     if plan.control:   # study `control:`: closed-loop behaviour cloning (wmprobe.study.control)
         from wmprobe.study.control import error_rows
         ctl = cells(plan.control, "control")
@@ -312,6 +325,10 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
     datasets = resolve_datasets(cfg, c, progress)
     say("data ready: " + ", ".join(f"{n} {s.n_episodes} episodes ({sp.kind} split, {len(sp.test)} test)"
                                    for n, (s, sp) in datasets.items()))
+    from wmprobe.probes import headline as H   # the action-space audit and the headline groups, per dataset
+    headlines, audits = H.for_study(cfg, datasets)
+    for n, head in headlines.items():
+        say(H.describe(n, head))
     ex = make_executor(cfg.executor, c.root, cfg.name, progress, cfg.threads, cfg.device)
     stats: dict[str, Any] = {"executor": ex.name, "workers": getattr(ex, "workers", None), "failures": []}
     try:
@@ -328,7 +345,8 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
             f"{leakage['checked']['zoo_checkpoints']} zoo checkpoints)")
         encoders = resolve_encoders(cfg, zoo_models)
         say(f"encoders ready: {', '.join(sorted({e.label for e in encoders}))}")
-        plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp) for n, (s, sp) in datasets.items()])
+        plan = plan_study(cfg, encoders, [_dataset_ref(n, s, sp, headlines[n]["headline_groups"])
+                                          for n, (s, sp) in datasets.items()])
         say(f"plan: {plan.summary()}")
         rows = execute(plan, c, ex, stats)
         _stop_if_disk_full(stats)
@@ -343,7 +361,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
                            for n, (s, sp) in datasets.items()},
               "encoders": {e.label + (f" +ID{e.id_weight:g}" if e.id_weight else ""):
                            {"name": e.name, "key": e.key, "layers": list(e.layers)} for e in encoders},
-              "leakage": leakage, "run": stats}
+              "leakage": leakage, "headline": headlines, "audit": audits, "run": stats}
     write_records(rows, out, config, merge_existing=merge)
     from wmprobe.report.publish import report_current
     if report and not report_current(out):  # records changed, or the last build did not complete

@@ -18,7 +18,7 @@ import numpy as np
 
 from wmprobe._fs import drop_pages
 from wmprobe.study.cache import Cache
-from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask, TrainTask
+from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask, StateTask, TrainTask
 
 _ENCODERS: "OrderedDict[tuple, Any]" = OrderedDict()  # per-process memo, bounded (models can be large)
 _STORES: dict[str, Any] = {}
@@ -79,6 +79,8 @@ def _dispatch(task: Any, cache: Cache) -> Any:
         return run_fidelity(task, cache)
     if isinstance(task, TrainTask):
         return run_train(task, cache)
+    if isinstance(task, StateTask):
+        return run_state(task, cache)
     from wmprobe.study.control import ControlTask, run_control
     if isinstance(task, ControlTask):
         return run_control(task, cache)
@@ -187,6 +189,41 @@ def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     from wmprobe.records import stamp            # where and with what code this cell was measured
     rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))  # what the cache returns
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
+                                    "seconds": round(time.perf_counter() - t0, 3)})
+    return rows
+
+
+STATE = "state"   # encoder, family and layer of the state-ceiling rows
+
+
+def run_state(task: StateTask, cache: Cache) -> list[dict[str, Any]]:
+    """The state ceiling: ``task.probe`` on the store's per-frame state features ``(N, S)`` (no encoder
+    forward), paired and split like any encoder's latents; rows ``encoder = family = layer = state``."""
+    rows = cache.load_cell(task.key)
+    if rows is not None:
+        return rows
+    from wmprobe.data.audit import state_features
+    from wmprobe.data.splits import Split
+    from wmprobe.errors import StoreError
+    from wmprobe.extract import StepFeatures
+    from wmprobe.pipeline import probe_features
+    t0 = time.perf_counter()
+    store = load_store(task.dataset.path)
+    feats = state_features(store)
+    if feats is None:
+        raise StoreError(f"dataset {task.dataset.name} ({task.dataset.path}) has no proprioceptive states; "
+                         "a state ceiling needs them")
+    steps = StepFeatures({STATE: np.asarray(feats, np.float32)}, np.arange(store.n_frames, dtype=np.int64),
+                         store.episode_of_frame())
+    split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
+    base = {"encoder": STATE, "family": STATE, "id_weight": 0.0, "dataset": task.dataset.name, "split": split.kind,
+            "corruption": "clean", "encoder_key": STATE, "dataset_fingerprint": task.dataset.fingerprint}
+    rows = probe_features(steps, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds, layers=[STATE],
+                          n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg), base=base,
+                          headline=task.dataset.headline or None)
+    from wmprobe.records import stamp
+    rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))
+    cache.put_cell(task.key, rows, {"encoder": STATE, "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3)})
     return rows
 
