@@ -98,13 +98,16 @@ def run_train(task: TrainTask, cache: Cache) -> str:
 
 def run_extract(task: ExtractTask, cache: Cache) -> str:
     from wmprobe.extract import extract
+    # resized clean frames are shared by every encoder of the same resize (wmprobe.frames_cache); corrupted
+    # ones are not kept: one copy per corruption spec would multiply the cache's disk use by the specs
+    frames_cache = cache.frames_dir if task.corruption in ("clean", None) else None
 
     def compute():
         enc = load_encoder_ref(task.encoder, task.device)
         store = load_store(task.dataset.path)
         return extract(enc, store, layers=task.encoder.layers, episodes=task.episodes,
                        corruption=task.corruption, corruption_seed=task.corruption_seed,
-                       keep_tokens=task.keep_tokens, frames_cache=cache.frames_dir)
+                       keep_tokens=task.keep_tokens, frames_cache=frames_cache)
     info = {"encoder": task.encoder.label, "encoder_key": task.encoder.key, "dataset": task.dataset.name,
             "dataset_fingerprint": task.dataset.fingerprint, "episodes": [task.episodes[0], task.episodes[-1]],
             "corruption": task.corruption, "host": os.uname().nodename}
