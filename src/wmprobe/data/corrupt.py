@@ -22,8 +22,8 @@ Specs (the canonical string is ``Corruption.spec`` and the records' ``corruption
   glass_blur replaces the sequential random pixel swaps by one random local gather per iteration (same
   displacement range); frost uses a procedural ridged-noise ice texture with the reference images' mean
   colour and contrast instead of its six photographs (not shipped); pixelate and jpeg_compression run
-  Pillow's own code on 8-bit frames (bit-identical to the reference); fog's plasma fractal and every other random field use torch's generator, so draws
-  match the reference in distribution, not value.
+  Pillow's own code on 8-bit frames (bit-identical to the reference); fog's plasma fractal and every other
+  random field use torch's generator, so draws match the reference in distribution, not value.
 """
 from __future__ import annotations
 
