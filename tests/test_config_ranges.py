@@ -194,3 +194,46 @@ def test_unknown_options_of_builtin_encoders_are_refused_at_run_time_too(store_d
             load_encoder(name, bogus=1)
     assert main(["--quiet", "extract", "pixels", str(store_dir), "--out", str(tmp_path / "f"),
                  "--encoder-option", "bogus=1"]) == 2
+
+
+def test_an_impossible_split_of_a_store_is_reported_by_validate(tmp_path):
+    from helpers import write_tiny_store
+    s = write_tiny_store(tmp_path / "s", episodes=6, steps=8, size=16, tasks=4)
+    doc = {"datasets": [{"name": "sq", "path": str(s.path)}], "encoders": ["pixels:8"], "probes": ["ridge"]}
+    assert "split:" in problems({**doc, "split": "task"})            # one held-out task has 1 episode
+    assert "test_frac:" in problems({**doc, "split": "episode", "test_frac": 0.9})
+    assert validate({**doc, "split": "episode"}) == []
+
+
+def test_an_edited_store_is_reported_by_validate(tmp_path):
+    import numpy as np
+    from helpers import write_tiny_store
+    s = write_tiny_store(tmp_path / "s", episodes=8, steps=8, size=16)
+    time.sleep(0.02)
+    with open(s.path / "actions.npy", "r+b") as f:
+        f.seek(-8, 2)
+        f.write(np.float32([7, 7]).tobytes())
+    doc = {"datasets": [{"name": "sq", "path": str(s.path)}], "encoders": ["pixels:8"], "probes": ["ridge"],
+           "split": "episode"}
+    assert "actions.npy" in problems(doc)
+
+
+@pytest.mark.parametrize("probe", ["mlp", "attentive"])
+def test_a_probe_whose_every_head_diverges_is_an_error_not_nan(probe):
+    import torch
+    from wmprobe.errors import ProbeError
+    from wmprobe.probes.mlp import best_heads
+    scores = torch.tensor([[0.1, float("nan"), 0.3], [float("nan")] * 3])
+    with pytest.raises(ProbeError, match=r"diverged.*seed\(s\) \[1\]"):
+        best_heads(scores, [0, 1], probe)
+    assert best_heads(scores[:1], [0], probe).tolist() == [2]           # a NaN head is never picked
+
+
+def test_a_diverging_lr_is_never_chosen_over_a_good_one(store_dir, tmp_path):
+    import numpy as np
+    from helpers import moving_square_store
+    from wmprobe.probes.api import probe
+    s = moving_square_store(episodes=8, steps=10, size=16)
+    z = np.asarray(s.frames, np.float32).reshape(s.n_frames, -1)[:, ::7]
+    rows = probe(z, s, probe="mlp", k=1, split="episode", seeds=[0], steps=30, lrs=[1e-3, 1e8])
+    assert np.isfinite(rows[0]["r2"]) and "1e-3" not in str(rows[0].get("error", ""))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from wmprobe.errors import ProbeError
 from wmprobe.probes.base import ProbeData, Standardizer, require_episodes, val_split
-from wmprobe.probes.mlp import Params, grid, head_r2, train_heads, uniform_init
+from wmprobe.probes.mlp import Params, best_heads, grid, head_r2, train_heads, uniform_init
 
 
 def pool_tokens(z: np.ndarray, pool: int, grid_side: int | None = None) -> np.ndarray:
@@ -155,7 +155,7 @@ class AttentiveProbe:
         with torch.no_grad():
             pred = self._batched(params, xt[vm])
             scores = head_r2(pred, yt[vm])
-        best = scores.argmax(1)
+        best = best_heads(scores, self.seeds, "attentive")
         self.params = {k: p[torch.arange(len(self.seeds)), best][:, None] for k, p in params.items()}
         self.chosen = [{"seed": s, "lr": float(lrs[b]), "weight_decay": float(wds[b]), "val_r2": float(scores[i, b])}
                        for i, (s, b) in enumerate(zip(self.seeds, best.tolist()))]

@@ -49,6 +49,18 @@ def uniform_init(shape: tuple[int, ...], fan_in: int, g: torch.Generator) -> tor
     return (torch.rand(shape, generator=g) * 2 - 1) * b
 
 
+def best_heads(scores: torch.Tensor, seeds: Sequence[int], what: str) -> torch.Tensor:
+    """``(S,)``: per seed, the head (lr, weight decay) with the best FINITE validation R2 of ``scores (S, G)``
+    (argmax alone would pick a diverged head: NaN compares as the maximum); ProbeError when every head of a
+    seed diverged."""
+    finite = torch.isfinite(scores)
+    bad = [int(s) for s, ok in zip(seeds, finite.any(1).tolist()) if not ok]
+    if bad:
+        raise ProbeError(f"{what} probe diverged: every (lr, weight decay) of seed(s) {bad} gave non-finite "
+                         "predictions on the validation episodes; lower `probe.lrs` or `weight_decays`")
+    return torch.where(finite, scores, torch.full_like(scores, -float("inf"))).argmax(1)
+
+
 def train_heads(params: Params, forward: Callable[[Params, torch.Tensor], torch.Tensor], y: torch.Tensor,
                 seeds: Sequence[int], lrs: torch.Tensor, wds: torch.Tensor, *, steps: int, batch_size: int,
                 loss: str = "l1", no_decay: Sequence[str] = ()) -> Params:
@@ -280,7 +292,7 @@ class MLPProbe:
         with torch.no_grad():
             xv = xt[torch.from_numpy(val_m)]
             scores = head_r2(mlp_forward(params, xv[None].expand(len(self.seeds), -1, -1)), yt[torch.from_numpy(val_m)])
-        best = scores.argmax(1)                                                   # (S,)
+        best = best_heads(scores, self.seeds, "mlp")                               # (S,)
         self.params = {k: p[torch.arange(len(self.seeds)), best][:, None] for k, p in params.items()}
         self.val_r2 = scores.tolist()
         self.chosen = [{"seed": s, "lr": float(lrs[b]), "weight_decay": float(wds[b]), "val_r2": float(scores[i, b])}

@@ -151,8 +151,9 @@ def check_probe_options(bad: Callable[[str, str], None], cfg: dict[str, Any]) ->
             bad(f"probe.{key}", f"must be an integer > 0, got {cfg[key]!r}")
     if "hidden" in cfg:
         h = cfg["hidden"]
-        if not isinstance(h, list) or not all(_int(x) and x > 0 for x in h):
-            bad("probe.hidden", f"must be a list of layer widths > 0 (e.g. [256, 128]), got {h!r}")
+        if not isinstance(h, list) or not h or not all(_int(x) and x > 0 for x in h):
+            bad("probe.hidden", f"must be a non-empty list of layer widths > 0 (e.g. [256, 128]; ridge is the "
+                                f"linear probe), got {h!r}")
     for key, ok, rule in (("lrs", lambda x: x > 0, "> 0"), ("weight_decays", lambda x: x >= 0, ">= 0")):
         if key in cfg:
             v = cfg[key]
@@ -312,6 +313,35 @@ def check_executor_numbers(bad: Callable[[str, str], None], sub: dict[str, Any],
     for key, lo in (("num_cpus", 1), ("num_cpus_per_task", 0), ("num_gpus_per_task", 0)):
         if key in ray and ray[key] is not None and not (_num(ray[key]) and ray[key] >= lo):
             bad(f"executor.ray.{key}", f"must be a number >= {lo}, got {ray[key]!r}")
+
+
+def check_store_splits(bad: Callable[[str, str], None], paths: dict[str, str], kind: Any, test_frac: Any,
+                       seed: Any) -> None:
+    """When every dataset is a store on disk, open them (memory-mapped; the size-and-mtime integrity check
+    runs) and make the study's split as the run will, so an impossible split (too few episodes or tasks for
+    ``test_frac``) or a changed store is reported by ``validate``, not by the run."""
+    from wmprobe.data.splits import SPLITS, study_splits
+    from wmprobe.data.store import EpisodeStore
+    from wmprobe.errors import WmprobeError
+    if not paths or kind not in SPLITS or not (_num(test_frac) and 0 < test_frac < 1) or not _int(seed):
+        return
+    stores = {}
+    for where, (name, path, links_ok) in paths.items():
+        try:
+            stores[name] = EpisodeStore.load(path, allow_symlinks_out=links_ok or None)
+        except WmprobeError as exc:
+            bad(f"{where}.path", str(exc))
+    if len(stores) != len(paths):
+        return
+    try:
+        splits = study_splits(stores, kind=kind, test_frac=float(test_frac), seed=int(seed))
+    except WmprobeError as exc:
+        bad("split", f"{exc} (split: {kind}, test_frac: {test_frac})")
+        return
+    for name, sp in splits.items():
+        if len(sp.train) < 2:
+            bad("test_frac", f"leaves {len(sp.train)} train episode(s) of dataset '{name}' ({kind} split); a probe "
+                             "needs >= 2: lower test_frac")
 
 
 def episode_length(sim: str | None, path: str | None, params: dict[str, Any] | None) -> int | None:

@@ -18,8 +18,8 @@ import yaml
 
 from wmprobe.errors import ConfigError
 from wmprobe.study.checks import (MAX_SEED, check_device, check_encoder, check_encoder_arg, check_executor_numbers,
-                                  check_name, check_probe_options, check_unique, episode_length, resolve_device,
-                                  study_layers_apply)
+                                  check_name, check_probe_options, check_store_splits, check_unique, episode_length,
+                                  resolve_device, study_layers_apply)
 
 EXECUTORS = ("local", "submitit", "ray")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
@@ -289,6 +289,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
     datasets = []
     lengths: dict[str, int | None] = {}   # longest episode per dataset, where knowable (k is checked on it)
     groups_of: dict[str, list[str] | None] = {}   # each dataset's action groups, where knowable
+    store_paths: dict[str, Any] = {}      # datasets[i] -> (name, store path), None for a simulator suite
     from wmprobe.data.sim import SUITES
     raw = doc.get("datasets") or []
     if not raw:
@@ -345,6 +346,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
             params = _sim_params(c, w, sim, d, seed) if sim in SUITES else None
             if not escapes:
                 lengths[str(d.get("name") or sim or Path(str(path)).name)] = episode_length(sim, path, params)
+            store_paths[w] = ((str(d.get("name") or Path(str(path)).name), path, d.get("allow_symlinks_out") is True)
+                              if sim is None and path and not escapes else None)
             dname = str(d.get("name") or sim or Path(str(path)).name)
             groups_of[dname] = _declared_groups(sim, path, groups, params)
             if dname in seen:
@@ -454,6 +457,8 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
     tf = doc.get("test_frac", 0.25)
     if c.typed(tf, (int, float), "test_frac", "a number") and not 0 < tf < 1:
         c.bad("test_frac", "must be in (0, 1)")
+    if store_paths and all(store_paths.values()) and not c.problems:
+        check_store_splits(c.bad, store_paths, split, tf, seed)
     from wmprobe.data.corrupt import parse_corruption
     corr = doc.get("corruptions", ["clean"])
     if c.typed(corr, list, "corruptions", "a list"):
