@@ -52,8 +52,8 @@ def encoder_label(d: pd.DataFrame) -> pd.Series:
 
 def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows without an error (``id_weight`` NaN read as 0) of the paper's protocol: probes fit on clean
-    train latents (rows of a ``corrupt_train`` study's augmented fits, ``train_corruption`` != clean, are left
-    out); ProbeError if a needed column is missing."""
+    train latents (rows of a ``corrupt_train`` study's augmented fits, ``train_corruption`` != clean, and rows of
+    imagined latents, ``latents = imagined``, are left out); ProbeError if a needed column is missing."""
     need = {"encoder", "id_weight", "dataset", "corruption", "layer", "probe", "k", "seed", "r2"}
     missing = sorted(need - set(df.columns))
     if missing:
@@ -62,6 +62,8 @@ def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
     d = d[d["probe"].astype(str) != "bc-policy"]   # closed-loop control rows (study `control:`) are no probe cells
     if "train_corruption" in d:
         d = d[d["train_corruption"].fillna("clean").astype(str) == "clean"]
+    if "latents" in d:   # probes of a world model's imagined latents (probe_imagined) are reported beside, not in
+        d = d[d["latents"].fillna("real").astype(str) == "real"]
     return d.assign(id_weight=d["id_weight"].astype(float).fillna(0.0))
 
 

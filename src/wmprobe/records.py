@@ -7,7 +7,8 @@ Layout of a results directory (stable; scripts depend on it):
 
 A cell is identified by ``CELL_KEY`` plus the ``OPTIONAL_KEY`` columns a table has (``train_corruption``: the
 corruption the probe was fit on, only written by studies with ``corrupt_train``; rows without it, and records
-that predate it, are ``clean``); writing rows for a cell that is already present replaces it (so runs
+that predate it, are ``clean``; ``latents``: ``imagined`` for probes of a world model's own k-step rollout
+z_hat_t+k in place of z_t+k, ``real`` elsewhere); writing rows for a cell that is already present replaces it (so runs
 merge and a re-run never duplicates). Rows are sorted by the cell key, so identical inputs give identical
 files. Columns of ``RECORD_COLUMNS`` are always present (NaN / "" when not measured); extra columns are kept
 (e.g. ``r2_<group>`` of a group other than translation / rotation / gripper). ``r2`` is the mean of the R2 of
@@ -36,7 +37,7 @@ import yaml
 from wmprobe.errors import WmprobeError
 
 CELL_KEY = ("encoder", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed")
-OPTIONAL_KEY = {"train_corruption": "clean", "task_split": "", "task": ""}   # key columns present only when some row sets them -> default
+OPTIONAL_KEY = {"train_corruption": "clean", "task_split": "", "task": "", "latents": "real"}   # key columns present only when some row sets them -> default
 RECORD_COLUMNS = (
     "encoder", "family", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed",
     "r2", "r2_ci_low", "r2_ci_high", "headline_groups", "r2_translation", "r2_rotation", "r2_gripper",

@@ -7,6 +7,9 @@
 - ``ProbeTask``: one cell (encoder, dataset, split, corruption, layer, probe, k) with all its seeds -> rows.
   With ``corrupt_train``, one more task per (cell, corruption c != clean) fits on the train latents under c
   and scores the test latents under c (rows with ``train_corruption = c``).
+  For zoo world models (``IMAGINING_FAMILIES``) one more task per (layer, k, mlp | ridge) probes
+  ``g(z_t, z_hat_t+k)`` with the model's own k-step rollout from the clean tokens (rows with
+  ``latents = imagined``; ``wmprobe.probes.imagined``).
 - ``FidelityTask``: the decoder probe of one (encoder, dataset) on clean tokens -> PSNR/SSIM.
 - ``StateTask``: the state ceiling of one (dataset, probe, k): the same probe on the dataset's proprioceptive
   state of each frame (no encoder), rows ``encoder = family = layer = state``, clean only. Planned for every
@@ -26,6 +29,7 @@ from typing import Any, Sequence
 from wmprobe.study.cache import content_key
 
 TASK_VERSION = 3     # 2: one probe task scores clean and every corruption; 3: own-decoder fidelity
+IMAGINING_FAMILIES = ("dynamics", "dynamics-actin")   # zoo world models: one more probe cell on imagined latents
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class ProbeTask:
     tests: tuple[tuple[str, tuple[str, ...]], ...] = (("clean", ()),)
     train_corruption: str = "clean"     # else: fit on ``train_shards`` (train episodes under it), no clean shard
     train_shards: tuple[str, ...] = ()
+    latents: str = "real"     # "imagined": the partner z_t+k is the world model's own rollout (probes.imagined)
 
     @property
     def kind(self) -> str:
@@ -141,6 +146,7 @@ class ProbeTask:
 
     def describe(self) -> str:
         fit = f" fit on {self.train_corruption}" if self.augmented else ""
+        fit += " on imagined latents" if self.latents != "real" else ""
         return (f"probe {self.probe} k={self.k} on {self.encoder.label}/{self.layer} {self.dataset.name} "
                 f"[{', '.join(self.corruptions)}]{fit}")
 
@@ -255,6 +261,11 @@ def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: t
                 key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg, {"clean": list(clean)}, scored)
                 plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
                                             cfg.n_boot, clean, scored))
+                if enc.family in IMAGINING_FAMILIES and probe in ("mlp", "ridge"):   # imagined z_t+k, clean only
+                    key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg,
+                                     {"clean": list(clean), "latents": "imagined"}, (("clean", ()),))
+                    plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
+                                                cfg.n_boot, clean, latents="imagined"))
                 for corr, train_keys, test_keys in (augment if not control else ()):
                     one = ((corr, test_keys),)
                     key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg,
@@ -290,7 +301,8 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
     for ds in datasets:
         fidelity = cfg.fidelity and (cfg.fidelity_datasets is None or ds.name in cfg.fidelity_datasets)
         for enc in encoders:
-            clean = _extract_shards(plan, cfg, enc, ds, range(ds.n_episodes), "clean", fidelity or attentive)
+            imagine = enc.family in IMAGINING_FAMILIES   # imagined probes roll out from the clean tokens
+            clean = _extract_shards(plan, cfg, enc, ds, range(ds.n_episodes), "clean", fidelity or attentive or imagine)
             corruptions = cfg.corruptions if ds.name in corrupt_sets else ("clean",)
             tests = [(corr, _extract_shards(plan, cfg, enc, ds, ds.test, corr, attentive) if corr != "clean" else ())
                      for corr in dict.fromkeys(("clean", *corruptions))]

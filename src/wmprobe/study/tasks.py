@@ -173,12 +173,30 @@ def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     return _locked_cell(cache, task.key, lambda: _compute_probe(task, cache))
 
 
+def _imagined_rows(task: ProbeTask, cache: Cache, store: Any, split: Any) -> list[dict[str, Any]]:
+    """Rows of an imagined-latents cell: the probe on ``(z_t, encoder.imagine(z_t, true actions))`` from the
+    clean tokens of every frame (``wmprobe.probes.imagined``)."""
+    from wmprobe.probes.imagined import probe_imagined
+    feats = _shards(cache, task.clean_shards, tokens=True)
+    tok = feats.tokens[task.layer]
+    tokens = np.zeros((store.n_frames, *tok.shape[1:]), np.float32)
+    tokens[feats.step_frame] = tok
+    return probe_imagined(load_encoder_ref(task.encoder), store, split, ks=[task.k], probes=[task.probe],
+                          seeds=task.seeds, tokens=tokens, layer=task.layer, real=False, n_boot=task.n_boot,
+                          encoder_name=task.encoder.label, headline=task.dataset.headline or None,
+                          **dict(task.probe_cfg))
+
+
 def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     from wmprobe.data.splits import Split
     from wmprobe.pipeline import probe_features
     t0 = time.perf_counter()
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
+    if getattr(task, "latents", "real") == "imagined":
+        rows = [{**r, "id_weight": task.encoder.id_weight, "encoder_key": task.encoder.key}
+                for r in _imagined_rows(task, cache, store, split)]
+        return _store_cell(task, cache, rows, t0)
     tokens = task.probe.startswith("attentive")   # other probes read pooled features only
     feats, test_sets = _probe_inputs(task, cache, tokens, split.test)
     base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
@@ -189,6 +207,10 @@ def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     rows = probe_features(feats, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
                           layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
                           base=base, test_sets=test_sets, headline=task.dataset.headline or None)
+    return _store_cell(task, cache, rows, t0)
+
+
+def _store_cell(task: ProbeTask, cache: Cache, rows: list[dict[str, Any]], t0: float) -> list[dict[str, Any]]:
     from wmprobe.records import stamp            # where and with what code this cell was measured
     rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))  # what the cache returns
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,

@@ -45,6 +45,7 @@ FAMILIES = {
     "dynamics": "world model: tokenizer + action-conditioned latent dynamics (shortcut forcing), latents = tokens",
     "dynamics-actin": "world model with the action fed into the tokenizer trunk (zeros at probe time)",
 }
+DYNAMICS_FAMILIES = ("dynamics", "dynamics-actin")   # families with a latent dynamics model (``imagine``)
 _MODELS = {"vae": "vae:VAE", "image-ssl": "ssl:ImageSSL", "diffusion": "diffusion:Diffusion",
            "videomae": "video:VideoMAE", "vjepa": "video:VJEPA", "dynamics": "dynamics:Dynamics",
            "dynamics-actin": "dynamics:DynamicsActIn", CEILING: "ceiling:Ceiling"}
@@ -207,12 +208,22 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
                 "id_dims": dims if id_weight > 0 else [],
                 "loss_curve": curve[:: max(1, len(curve) // 100)], "final_loss": float(np.mean(curve[-20:])),
                 "plateau": plateau(curve)}
+        if family in DYNAMICS_FAMILIES:   # the dynamics net was trained on these standardised actions (imagine)
+            meta["action_mean"], meta["action_scale"] = action_stats(store, train_episodes, model.clip_len)
         if curves.get("id"):
             meta["id_curve"] = curves["id"][:: max(1, len(curves["id"]) // 100)]
             meta["id_scale"] = curves["scale"][:: max(1, len(curves["scale"]) // 100)]
             meta["id_plateau"] = plateau(curves["id"])
         _save(dest, model, meta)
     return dest
+
+
+def action_stats(store: EpisodeStore, episodes: Sequence[int], clip_len: int) -> tuple[list[float], list[float]]:
+    """``(mean, scale)`` per action dim over the clip starts of ``episodes``: the standardisation ``_fit``
+    applies to the actions it trains on (``(a - mean) / scale``, scale = std clamped to >= 1e-3)."""
+    starts = torch.from_numpy(_clip_starts(store, episodes, clip_len))
+    a = torch.from_numpy(np.array(store.actions, np.float32))[starts]
+    return a.mean(0).tolist(), a.std(0).clamp_min(1e-3).tolist()
 
 
 PLATEAU_TAIL, PLATEAU_SHARE = 0.2, 0.1
@@ -422,6 +433,11 @@ def load(path: str | os.PathLike, device: str = "cpu") -> ZooEncoder:
                        weights_hash=hash_state_dict(state), layers=("out",), default_layer="out",
                        extra={"id_weight": r["id_weight"], "objective": r["objective"], "preset": r["preset"],
                               "params": meta["params"], "trunk_params": meta.get("trunk_params")})
+    if r["family"] in DYNAMICS_FAMILIES:
+        from wmprobe.zoo.imagine import ZooDynamicsEncoder
+        enc = ZooDynamicsEncoder(spec, model, device)
+        enc.set_action_stats(meta.get("action_mean"), meta.get("action_scale"), path)
+        return enc
     cls = ZooDecodingEncoder if callable(getattr(model, "decode", None)) else ZooEncoder
     return cls(spec, model, device)
 

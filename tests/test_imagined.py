@@ -1,0 +1,125 @@
+"""Imagined latents: a zoo world model's own k-step rollout, probed beside the real latents; the records'
+``latents`` key column (``real`` by default) merges with tables that predate it."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import moving_square_store
+from wmprobe import zoo
+from wmprobe.data.splits import make_split
+from wmprobe.errors import EncoderError, ProbeError
+from wmprobe.probes.imagined import probe_imagined
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def store():
+    return moving_square_store(episodes=8, steps=8, size=64)
+
+
+@pytest.fixture(scope="module")
+def ckpts(store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    return {f: zoo.train(f, store, train_episodes=[0, 1, 2, 3, 4, 5], preset="tiny", cache_dir=root,
+                         progress=False) for f in zoo.DYNAMICS_FAMILIES}
+
+
+def test_checkpoint_stores_the_training_action_standardisation(store, ckpts):
+    meta = json.loads((ckpts["dynamics"] / "recipe.json").read_text())
+    L = meta["clip_len"]                                  # _fit standardises over the clip starts of training
+    a = store.actions[np.concatenate([np.arange(s, s + 8 - L + 1) for s in store.episode_starts[:6]])]
+    np.testing.assert_allclose(meta["action_mean"], a.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(meta["action_scale"], np.maximum(a.std(0, ddof=1), 1e-3), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", zoo.DYNAMICS_FAMILIES)
+def test_imagine_is_deterministic_and_keeps_the_token_shape(store, ckpts, family):
+    enc = zoo.load(ckpts[family])
+    tok = enc.encode(np.asarray(store.frames[:5])[:, None]).tokens["out"][:, 0]
+    acts = np.asarray(store.actions[:15], np.float32).reshape(5, 3, 7)
+    a, b = enc.imagine(tok, acts), enc.imagine(tok, acts)
+    assert a.shape == tok.shape and a.dtype == torch.float32 and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert not torch.equal(a, enc.imagine(tok, acts, seed=1))            # the seed is the noise
+    other = enc.imagine(tok, -acts)
+    if family == "dynamics":     # the action enters the dynamics net: other actions, other predictions
+        assert not torch.equal(a, other)
+    else:                        # dynamics-actin: the dynamics net has no action input
+        assert torch.equal(a, other)
+    with pytest.raises(EncoderError, match="actions"):
+        enc.imagine(tok, acts[:, :, :4])
+
+
+def test_old_checkpoint_without_action_stats_refuses_to_imagine(store, ckpts, tmp_path):
+    import shutil
+    old = tmp_path / "old"
+    shutil.copytree(ckpts["dynamics"], old)
+    meta = json.loads((old / "recipe.json").read_text())
+    del meta["action_mean"], meta["action_scale"]
+    (old / "recipe.json").write_text(json.dumps(meta))
+    enc = zoo.load(old)
+    tok = enc.encode(np.asarray(store.frames[:2])[:, None]).tokens["out"][:, 0]
+    with pytest.raises(EncoderError, match="action mean and scale"):
+        enc.imagine(tok, np.zeros((2, 1, 7), np.float32))
+
+
+def test_probe_imagined_rows_beside_the_real_ones(store, ckpts, tmp_path):
+    from wmprobe.records import read_records, write_records
+    split = make_split(store, kind="episode", seed=0)
+    enc = zoo.load(ckpts["dynamics"])
+    rows = probe_imagined(enc, store, split, ks=(1, 2), probes=("ridge",), seeds=(0,), n_boot=20)
+    kinds = {(r["latents"], r["k"]) for r in rows}
+    assert kinds == {("imagined", 1), ("imagined", 2), ("real", 1), ("real", 2)}
+    assert all(np.isfinite(r["r2"]) and r["probe"] == "ridge" for r in rows)
+    again = probe_imagined(enc, store, split, ks=(1, 2), probes=("ridge",), seeds=(0,), n_boot=20)
+    assert [r["r2"] for r in rows] == [r["r2"] for r in again]
+    # records: rows with the column merge with a table that has none (those rows read as real)
+    out = tmp_path / "rec"
+    plain = [{k: v for k, v in r.items() if k != "latents"} for r in rows if r["latents"] == "real"]
+    write_records(plain, out, {})
+    write_records([r for r in rows if r["latents"] == "imagined"], out, {})
+    df = read_records(out)
+    assert sorted(df["latents"].tolist()) == ["imagined"] * 2 + ["real"] * 2
+    write_records([r for r in rows if r["latents"] == "real"], out, {})   # same cells: replaced, not doubled
+    assert len(read_records(out)) == 4
+    from wmprobe.analysis import measured_rows
+    assert set(measured_rows(read_records(out))["latents"]) == {"real"}   # headline analyses: real latents only
+
+
+def test_probe_imagined_refuses_an_encoder_without_dynamics(store, ckpts):
+    from wmprobe.encoders.registry import load_encoder
+    with pytest.raises(ProbeError, match="no dynamics model"):
+        probe_imagined(load_encoder("pixels:8"), store, make_split(store, kind="episode"), ks=(1,))
+
+
+def test_study_adds_imagined_cells_for_world_models_only(tmp_path):
+    """A study with zoo:dynamics and pixels: one imagined cell per (layer, k, mlp | ridge) for the world model,
+    none for pixels; the headline analyses read the real rows only."""
+    from helpers import write_tiny_store
+    from wmprobe.study.runner import run
+    store_dir = tmp_path / "store"
+    write_tiny_store(store_dir, episodes=8, steps=8, size=64)
+    doc = {"name": "imagined", "datasets": [{"name": "square", "path": str(store_dir)}],
+           "encoders": [{"name": "pixels:4", "label": "pixels"}], "corruptions": ["clean"], "probes": ["ridge"],
+           "ks": [1, 2], "seeds": [0], "n_boot": 20, "split": "episode", "executor": {"workers": 1},
+           "zoo": {"families": ["dynamics"], "id_weights": [0.0], "preset": "tiny"}}
+    df = run(doc, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    assert (df["error"].fillna("") == "").all(), df["error"].tolist()
+    probe_rows = df[(df["probe"] == "ridge") & df["encoder"].isin(["pixels", "zoo:dynamics"])]   # not the ceiling
+    got = sorted(zip(probe_rows["encoder"], probe_rows["k"], probe_rows["latents"]))
+    assert got == [("pixels", 1, "real"), ("pixels", 2, "real"), ("zoo:dynamics", 1, "imagined"),
+                   ("zoo:dynamics", 1, "real"), ("zoo:dynamics", 2, "imagined"), ("zoo:dynamics", 2, "real")]
+    assert np.isfinite(probe_rows["r2"]).all()
+    again = run(doc, out=tmp_path / "out2", cache=tmp_path / "cache", progress=False)   # cached, identical
+    cols = ["encoder", "k", "latents", "r2"]
+    pd_equal = again[(again["probe"] == "ridge") & again["encoder"].isin(["pixels", "zoo:dynamics"])][cols].sort_values(cols[:3]).reset_index(drop=True)
+    assert pd_equal.equals(probe_rows[cols].sort_values(cols[:3]).reset_index(drop=True))
