@@ -123,3 +123,17 @@ def test_study_adds_imagined_cells_for_world_models_only(tmp_path):
     cols = ["encoder", "k", "latents", "r2"]
     pd_equal = again[(again["probe"] == "ridge") & again["encoder"].isin(["pixels", "zoo:dynamics"])][cols].sort_values(cols[:3]).reset_index(drop=True)
     assert pd_equal.equals(probe_rows[cols].sort_values(cols[:3]).reset_index(drop=True))
+
+
+def test_dry_run_counts_the_imagined_cells():
+    from wmprobe.study.config import load_config
+    from wmprobe.study.plan import estimate
+    doc = {"name": "e", "datasets": [{"name": "a", "sim": "dynamic", "episodes": 8}], "encoders": [],
+           "corruptions": ["clean"], "probes": ["ridge", "mlp", "mlp-shuffled"], "ks": [1, 2], "seeds": [0, 1],
+           "zoo": {"families": ["vae"], "id_weights": [0.0], "ceiling": False}}
+    base = estimate(load_config(doc))["datasets"][0]
+    doc["zoo"]["families"] = ["vae", "dynamics"]
+    with_wm = estimate(load_config(doc))["datasets"][0]
+    # dynamics: 3 real cells per k, and 2 imagined (mlp, ridge) per k; fits: ridge 1 + mlp 2 seeds per k
+    assert with_wm["probe_cells"] - base["probe_cells"] == 2 * 3 + 2 * 2
+    assert with_wm["probe_fits"] - base["probe_fits"] == 2 * (1 + 2 + 2) + 2 * (1 + 2)

@@ -328,6 +328,8 @@ def estimate(cfg: Any) -> dict[str, Any]:
     per_family = len({(w, o if w else "l1") for w in cfg.zoo.id_weights for o in cfg.zoo.all_objectives})
     zoo_models = len(cfg.zoo.families) * per_family + int(bool(cfg.zoo.families) and cfg.zoo.ceiling)
     encoders = len(cfg.encoders) + zoo_models
+    world_models = len([f for f in cfg.zoo.families if f in IMAGINING_FAMILIES]) * per_family   # imagined cells
+    imagined = [p for p in cfg.probes if p in ("mlp", "ridge")]
     rows = []
     for d in cfg.datasets:
         if d.path:
@@ -356,8 +358,11 @@ def estimate(cfg: Any) -> dict[str, Any]:
                      "state_cells": len(cfg.ks) * len([p for p in cfg.probes if p in STATE_PROBES]) * has_states,
                      "extract_tasks": encoders * (n_shards + n_corr * n_test_shards + n_aug * n_train_shards),
                      "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac + n_aug * (1 - test_frac))),
-                     "probe_cells": cells + encoders * layers * len(cfg.ks) * n_aug * (len(cfg.probes) - n_ctrl),
-                     "probe_fits": encoders * layers * len(cfg.ks) * (fits + n_aug * aug_fits),
+                     "probe_cells": cells + encoders * layers * len(cfg.ks) * n_aug * (len(cfg.probes) - n_ctrl)
+                     + world_models * layers * len(cfg.ks) * len(imagined),
+                     "probe_fits": encoders * layers * len(cfg.ks) * (fits + n_aug * aug_fits)
+                     + world_models * layers * len(cfg.ks) * sum(1 if p == "ridge" else len(cfg.seeds)
+                                                                 for p in imagined),
                      "fidelity_tasks": encoders if cfg.fidelity and (cfg.fidelity_datasets is None
                                                                      or d.name in cfg.fidelity_datasets) else 0})
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}
