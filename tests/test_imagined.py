@@ -137,3 +137,15 @@ def test_dry_run_counts_the_imagined_cells():
     # dynamics: 3 real cells per k, and 2 imagined (mlp, ridge) per k; fits: ridge 1 + mlp 2 seeds per k
     assert with_wm["probe_cells"] - base["probe_cells"] == 2 * 3 + 2 * 2
     assert with_wm["probe_fits"] - base["probe_fits"] == 2 * (1 + 2 + 2) + 2 * (1 + 2)
+
+
+def test_a_failed_imagined_cell_reports_its_error_under_its_own_key():
+    from wmprobe.study.plan import DatasetRef, EncoderRef, ProbeTask
+    from wmprobe.study.runner import _error_rows
+    enc = EncoderRef("zoo:dynamics", "zoo:/x", (), ("out",), "dynamics", 0.0, "ekey")
+    ds = DatasetRef("a", "/d/a", "fp", 8, "episode", (0, 1, 2, 3, 4, 5), (6, 7))
+    real = ProbeTask("k1", enc, ds, "out", "mlp", 1, (0, 1), (), 20, ("s",))
+    imagined = ProbeTask("k2", enc, ds, "out", "mlp", 1, (0, 1), (), 20, ("s",), latents="imagined")
+    assert {r.get("latents", "real") for r in _error_rows(real, "x")} == {"real"}
+    rows = _error_rows(imagined, "no action stats")
+    assert {r["latents"] for r in rows} == {"imagined"} and len(rows) == 2 and "imagined" in imagined.describe()

@@ -212,6 +212,8 @@ def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
             "dataset_fingerprint": task.dataset.fingerprint, "error": error or "failed"}
     if task.augmented:
         base["train_corruption"] = task.train_corruption
+    if getattr(task, "latents", "real") != "real":   # a failed imagined cell must not replace the real one
+        base["latents"] = task.latents
     seeds = (task.seeds[0],) if task.probe.startswith("ridge") else task.seeds
     return [{**base, "corruption": c, "seed": s, "r2": float("nan")} for c in task.corruptions for s in seeds]
 
