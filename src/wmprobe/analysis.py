@@ -132,7 +132,7 @@ def floor_ceiling(df: pd.DataFrame) -> pd.DataFrame:
     if need - set(df.columns):
         return pd.DataFrame()
     d = df[df["error"].fillna("").astype(str) == ""] if "error" in df else df
-    d = d[np.isfinite(d["r2"].astype(float))]
+    d = d[np.isfinite(d["r2"].astype(float)) & (d["probe"].astype(str) != "bc-policy")]
     if d.empty:
         return pd.DataFrame()
     keys = _norm_keys(d)
@@ -172,7 +172,8 @@ def add_r2_norm(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with ``r2_norm = (r2 - floor) / (ceiling - floor)`` (see ``floor_ceiling``; any old r2_norm column
     is recomputed): 0 at the best floor, 1 at the ceiling. NaN for rows with an error, for the controls
     (``-shuffled`` / ``-single`` probes measure leakage, not a place on this scale), where the cell's group has
-    no ceiling or no floor, or where the ceiling clears the floor by less than ``MIN_SPAN``."""
+    no ceiling or no floor, or where the ceiling clears the floor by less than ``MIN_SPAN``; NaN for closed-loop
+    control rows (``bc-policy``)."""
     fc = floor_ceiling(df)
     nan = np.full(len(df), np.nan)
     if fc.empty or fc["ceiling"].isna().all() or fc["floor"].isna().all():
@@ -181,7 +182,8 @@ def add_r2_norm(df: pd.DataFrame) -> pd.DataFrame:
     m = _keyed(df).reset_index(drop=True).merge(fc, on=keys, how="left")
     floor, ceil = m["floor"].to_numpy(float), m["ceiling"].to_numpy(float)
     r2 = df["r2"].to_numpy(float)
-    ok = (ceil - floor >= MIN_SPAN) & ~df["probe"].astype(str).str.endswith(_CONTROL).to_numpy()
+    probe = df["probe"].astype(str)
+    ok = (ceil - floor >= MIN_SPAN) & ~(probe.str.endswith(_CONTROL) | (probe == "bc-policy")).to_numpy()
     if "error" in df:
         ok &= (df["error"].fillna("").astype(str) == "").to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
