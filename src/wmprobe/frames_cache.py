@@ -17,7 +17,8 @@ channels-last strides, kept so the model sees the same layout) + ``entry.json`` 
 ``wmprobe cache ls``), written atomically (temp dir + rename), ``used`` touched on every hit (``wmprobe cache gc`` keeps used entries). A
 missing, partial or unreadable entry is recomputed and rewritten; a read-only cache is used as far as it goes.
 Frames that need no resize (store frames already at the input size) are not cached: reading the store is as
-cheap as reading the cache.
+cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not
+cached either: extraction must call its own ``encode``.
 """
 from __future__ import annotations
 
@@ -48,7 +49,11 @@ class FramesCache:
         frame_hw = tuple(store.frames.shape[1:3])
         needs_resize = key is not None and (frame_hw != tuple(encoder.spec.input_size)
                                             or key.get("resize_short") is not None)
-        self.enabled = bool(needs_resize)
+        # only where extraction's ``encode_resized`` computes what ``encode`` would: an encoder (a plugin) that
+        # replaces ``encode`` itself must be called through it, or its own code would be skipped
+        from wmprobe.encoders.base import Encoder
+        own_encode = "encode" in vars(encoder) or getattr(type(encoder), "encode", None) is not Encoder.encode
+        self.enabled = bool(needs_resize) and not own_encode
         self.base = {"format": FORMAT, "store": store.fingerprint, "frame_size": list(frame_hw), "resize": key,
                      "corruption": getattr(corruption, "spec", "clean"),
                      "corruption_version": getattr(corruption, "version", 0),
