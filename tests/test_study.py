@@ -250,9 +250,9 @@ def test_disk_full_gives_a_clear_error_and_leaves_the_cache_consistent(store_dir
         return real(self, path)
     monkeypatch.setattr(StepFeatures, "save", flaky)
     cfg = study(store_dir, executor={"kind": "local", "max_retries": 0, "workers": 1})
-    df = run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
-    errors = df["error"].fillna("")
-    assert errors.str.contains("disk full").any()               # reported in the records, not dropped
+    with pytest.raises(CacheError, match="disk full while writing latent shard .* free space"):
+        run(cfg, out=tmp_path / "out", cache=tmp_path / "cache", progress=False)   # stops (exit 2), names the path
+    assert not (tmp_path / "out" / "records.parquet").exists()  # no records with holes written
     leftovers = [p for p in (tmp_path / "cache" / "latents").iterdir() if p.name.startswith(".")]
     assert not leftovers
     for p in (tmp_path / "cache" / "latents").iterdir():
