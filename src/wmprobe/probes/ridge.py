@@ -80,8 +80,8 @@ class RidgeProbe:
             lam = np.maximum(lam, 0.0)
             c = v.T @ bc                                            # (F, A)
             # every alpha's weights from the one decomposition: W_a = V diag(1 / (lam + a)) V^T Xc^T yc
-            w_all = np.einsum("fg,kga->fka", v, c[None] / (lam[None, :, None] + alphas[:, None, None]))
-            w_all = w_all.reshape(f_dim, -1)                        # (F, K * A)
+            scaled = c[None] / (lam[None, :, None] + alphas[:, None, None])     # (K, F, A)
+            w_all = v @ scaled.transpose(1, 0, 2).reshape(f_dim, -1)            # (F, K * A): one GEMM
             rows = np.nonzero(fold == f)[0]
             for s in range(0, len(rows), CHUNK):
                 r = rows[s : s + CHUNK]
