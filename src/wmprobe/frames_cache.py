@@ -14,8 +14,9 @@ bicubic resize) share the entry too; the latents are bit-identical to extraction
 
 Layout: ``ROOT/KEY/frames.npy`` (or ``frames_nhwc.npy``: the frames as ``(T, h, w, 3)`` where the resize gave
 channels-last strides, kept so the model sees the same layout) + ``entry.json`` (what the key hashes, for
-``wmprobe cache ls``), written atomically (temp dir + rename), ``used`` touched on every hit (``wmprobe cache gc`` keeps used entries). A
-missing, partial or unreadable entry is recomputed and rewritten; a read-only cache is used as far as it goes.
+``wmprobe cache ls``), written atomically (temp dir + rename), ``used`` touched on every hit (``wmprobe cache
+gc`` keeps used entries). A missing, partial or unreadable entry is recomputed and rewritten; a read-only cache
+is used as far as it goes.
 Frames that need no resize (store frames already at the input size) are not cached: reading the store is as
 cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not
 cached either: extraction must call its own ``encode``.
