@@ -114,7 +114,7 @@ def test_objective_ablation_plans_one_model_per_objective(tmp_path):
 
 
 def test_presets_resolve_and_round_trip():
-    for name in ("tiny", "demo", "paper"):
+    for name in ("tiny", "demo", "compare", "paper"):
         cfg = load_config({"preset": name})
         assert cfg.datasets and cfg.encoders and cfg.zoo.families
         assert load_config(cfg.to_dict()) == cfg

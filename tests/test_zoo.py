@@ -243,3 +243,13 @@ def test_cli_zoo_train_puts_the_checkpoint_where_studies_look(store, tmp_path, m
     assert rc == 0
     (ckpt,) = [p for p in Cache(tmp_path / "cache").zoo_dir.iterdir() if (p / "recipe.json").exists()]
     assert str(ckpt) in capsys.readouterr().out
+
+
+def test_plateau_tells_a_converged_curve_from_one_still_falling():
+    steps = np.arange(400)
+    converged = 0.1 + 0.9 * np.exp(-steps / 40)                 # flat for the last half
+    falling = 1.0 - 0.002 * steps                                # still dropping at the same rate at the end
+    noisy = converged + np.random.default_rng(0).normal(0, 0.02, 400)
+    assert zoo.plateau(converged)["plateaued"] and zoo.plateau(noisy)["plateaued"]
+    assert not zoo.plateau(falling)["plateaued"] and zoo.plateau(falling)["tail_share"] > 0.2
+    assert not zoo.plateau(np.ones(100))["plateaued"]            # a loss that never fell did not converge

@@ -504,8 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
     d.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0,
                    help="study seed: data, splits, zoo training, probes")
-    d.add_argument("--preset", default="demo", choices=["tiny", "demo", "paper"],
-                   help="size of the run: tiny (about a minute), demo (minutes), paper (the full protocol, hours)")
+    d.add_argument("--preset", default="demo", choices=["tiny", "demo", "compare", "paper"],
+                   help="size of the run: tiny (about a minute), demo (minutes), compare (<= 45 min: the frozen "
+                        "families with CIs), paper (the full protocol, hours)")
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
     d.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     d.set_defaults(fn=cmd_demo)
@@ -655,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "  wmprobe run study.yaml --executor submitit   # SLURM job arrays\n"
                            "A killed run resumes where it stopped; a finished one recomputes nothing "
                            "(docs/study.md)."))
-    r.add_argument("study", help="study YAML (docs/study.md; presets: `preset: tiny|demo|paper`)")
+    r.add_argument("study", help="study YAML (docs/study.md; presets: `preset: tiny|demo|compare|paper`)")
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     r.add_argument("--out", default=None, help="results directory (default: NAME-results); records merge")
     r.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")

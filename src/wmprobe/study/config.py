@@ -140,7 +140,7 @@ def preset_dict(name: str) -> dict[str, Any]:
         "split": "task", "corruptions": list(p.corruptions), "corrupt_datasets": list(p.suites[:1]),
         "probes": list(p.probes), "ks": list(p.ks), "seeds": list(p.seeds),
         "probe": {"steps": p.mlp_steps, **p.extra.get("mlp", {})}, "n_boot": p.n_boot,
-        "fidelity": p.fidelity, "fidelity_preset": p.zoo_preset, "fidelity_datasets": list(p.suites[:1]),
+        "fidelity": p.fidelity, "fidelity_preset": p.zoo_preset if p.zoo_preset != "compare" else "demo", "fidelity_datasets": list(p.suites[:1]),
     }
 
 

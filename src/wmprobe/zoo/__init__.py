@@ -61,8 +61,10 @@ class Preset:
     warmup: int = 50
 
 
+# docs/zoo.md "Presets": what each can show, and the arithmetic behind the demo's and compare's budgets
 PRESETS = {"tiny": Preset(width=16, steps=40, batch_size=16, lr=3e-3, warmup=10),
-           "demo": Preset(width=32, steps=160, batch_size=24, lr=2e-3, warmup=30),
+           "demo": Preset(width=32, steps=400, batch_size=24, lr=2e-3, warmup=40),
+           "compare": Preset(width=32, steps=2000, batch_size=24, lr=2e-3, warmup=100),
            "paper": Preset(width=128, steps=20000, batch_size=128, lr=1e-3, warmup=500)}
 
 
