@@ -606,3 +606,30 @@ def test_state_ceiling_rows_appear_only_for_datasets_with_states(state_store_dir
     df = run(_state_study(store_dir, **over), out=tmp_path / "n", cache=tmp_path / "cache", progress=False,
              report=False)
     assert "state" not in set(df["encoder"]) and len(df)
+
+
+
+def test_id_groups_come_from_the_config_else_the_audit(tmp_path):
+    """+ID trains on what the probe's headline scores: the config's zoo.id_groups when given, else the groups the
+    action-space audit finds identifiable in every dataset (its fallback to every group is no evidence)."""
+    from wmprobe.data.audit import audit
+    from wmprobe.data.splits import study_splits
+    from wmprobe.study.runner import zoo_id_groups
+    a, b = _suites(tmp_path)
+    sp = study_splits({"a": a, "b": b}, seed=0)
+    datasets = {"a": (a, sp["a"]), "b": (b, sp["b"])}
+    doc = {"datasets": [{"name": "a", "path": str(tmp_path / "a")}], "encoders": ["pixels:4"]}
+    cfg = load_config({**doc, "zoo": {"families": ["vae"], "id_groups": ["translation", "gripper"]}})
+    assert zoo_id_groups(cfg, datasets) == (["translation", "gripper"], "config zoo.id_groups")
+    groups, source = zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets)
+    found = [audit(s, x, k=4) for s, x in datasets.values()]
+    if any(f["fallback"] for f in found):
+        assert groups is None and source.startswith("default")
+    else:
+        assert source == "audit" and groups == [g for g in found[0]["headline_groups"] if g in found[1]["headline_groups"]]
+    # in a study: the headline every dataset shares (the probe's choice), an "every group" headline is no evidence
+    heads = {"a": {"headline_groups": ["translation", "gripper"], "source": "config"},
+             "b": {"headline_groups": ["translation"], "source": "audit"}}
+    assert zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets, heads, {"b": {}})[0] == ["translation"]
+    heads["b"] = {"headline_groups": ["translation", "rotation", "gripper"], "source": "all"}
+    assert zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets, heads, {})[0] is None

@@ -95,13 +95,24 @@ def pretraining_pool(datasets: dict[str, tuple[Any, Any]], cache: Cache) -> Any:
     return EpisodeStore.load(path)
 
 
-def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]]) -> tuple[list[str] | None, str]:
+def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], headlines: dict[str, Any] | None = None,
+                  audits: dict[str, Any] | None = None) -> tuple[list[str] | None, str]:
     """The action groups +ID (and the ceiling) train on, and where that choice came from: ``zoo.id_groups``
-    of the config, else the study's ``headline_groups``, else the groups the action-space audit finds
-    identifiable in EVERY dataset (``wmprobe.data.audit``, k = 4), else None (``zoo.id_dims``' default:
-    translation where the data have it)."""
+    of the config, else the groups in the headline of EVERY dataset (``headlines``/``audits``: the study's,
+    ``probes.headline.for_study``; a headline that is the audit's fallback or "every group" is no evidence),
+    else (no headlines given) the config's ``headline_groups`` or the audit run here, else None
+    (``zoo.id_dims``' default: translation where the data have it)."""
     if cfg.zoo.id_groups:
         return list(cfg.zoo.id_groups), "config zoo.id_groups"
+    if headlines:
+        lists = []
+        for n, h in headlines.items():
+            weak = h.get("source") == "all" or (h.get("source") == "audit" and (audits or {}).get(n, {}).get("fallback"))
+            lists.append([] if weak else list(h.get("headline_groups") or []))
+        common = [g for g in lists[0] if all(g in x for x in lists)]
+        if common:
+            return common, "the study's headline groups (" + ", ".join(sorted({str(h.get("source")) for h in headlines.values()})) + ")"
+        return None, "default (translation; no group is in every dataset's headline by config or audit)"
     named = getattr(cfg, "headline_groups", None)
     if isinstance(named, dict):   # {dataset: [groups]}: the groups every named dataset puts in its headline
         lists = [list(v) for v in named.values()]
@@ -114,7 +125,9 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]]) -> tup
         return None, "default (translation)"
     common: list[str] | None = None
     for store, split in datasets.values():
-        found = [str(g) for g in (audit(store, split, k=4).get("headline_groups") or [])]
+        res = audit(store, split, k=min(4, int(store.episode_lengths.max()) - 1))
+        # the audit's fallback (no group meets its rule: every group) is no evidence of what the images show
+        found = [] if res.get("fallback") else [str(g) for g in (res.get("headline_groups") or [])]
         common = found if common is None else [g for g in common if g in found]
     if common:
         return common, "audit"
@@ -122,7 +135,8 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]]) -> tup
 
 
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
-              stats: dict[str, Any]) -> list[tuple[str, str, float, str | None]]:
+              stats: dict[str, Any], headlines: dict[str, Any] | None = None,
+              audits: dict[str, Any] | None = None) -> list[tuple[str, str, float, str | None]]:
     """Train (or reuse) every zoo family x id_weight (x objective), and the ceiling, through the executor:
     ``[(label, checkpoint, id_weight, error)]``; the label is ``zoo:FAMILY`` (``zoo:FAMILY[OBJECTIVE]`` for an
     objective other than l1) and ``ceiling`` for the ceiling (recorded with id_weight 0: it has no twin)."""
@@ -131,7 +145,7 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     from wmprobe.study.plan import TrainTask
     from wmprobe.zoo import CEILING, id_dims
     pool = pretraining_pool(datasets, cache)
-    groups, source = zoo_id_groups(cfg, datasets)
+    groups, source = zoo_id_groups(cfg, datasets, headlines, audits)
     id_dims(pool, groups)   # an unknown group is one ConfigError here, not a failure in every training task
     g = tuple(groups) if groups else None
     combos = dict.fromkeys((fam, float(w), obj if w else "l1")  # a frozen model has no +ID objective
@@ -338,7 +352,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         from wmprobe.study.leakage import assert_no_leak, check_leakage
         pool = pretraining_pool(datasets, c) if cfg.zoo.families else None
         assert_no_leak(check_leakage(datasets, pool))
-        zoo_models = train_zoo(cfg, datasets, c, ex, stats)
+        zoo_models = train_zoo(cfg, datasets, c, ex, stats, headlines, audits)
         given = [e.name[4:] for e in cfg.encoders if e.name.startswith("zoo:")]
         leakage = assert_no_leak(check_leakage(datasets, pool, [ck for _, ck, _, err in zoo_models if not err]
                                                + given))
