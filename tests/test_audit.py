@@ -89,6 +89,9 @@ def test_a_binary_axis_gets_accuracy_from_the_state_ceiling():
     g = r["axes"]["gripper"]
     assert g["binary"] and not r["axes"]["x"]["binary"]
     assert g["state_ceiling_acc"] > 0.9 and 0 <= g["state_ceiling_bacc"] <= 1
+    # a binary command stays out of the headline R2 (scored by accuracy beside it), even with a perfect state
+    assert "gripper" not in r["headline_groups"]
+    assert any("binary command" in s for s in r["groups"]["gripper"]["reasons"])
     assert r["state_ceiling"]["by_group"]["translation"] > 0.95      # x_t+k - x_t is the sum of the actions
 
 
