@@ -149,3 +149,22 @@ def test_a_failed_imagined_cell_reports_its_error_under_its_own_key():
     assert {r.get("latents", "real") for r in _error_rows(real, "x")} == {"real"}
     rows = _error_rows(imagined, "no action stats")
     assert {r["latents"] for r in rows} == {"imagined"} and len(rows) == 2 and "imagined" in imagined.describe()
+
+
+def test_plan_gives_imagined_cells_to_world_models_and_imagining_plugins_only():
+    from wmprobe.study.config import load_config
+    from wmprobe.study.plan import DatasetRef, EncoderRef, plan_study
+    cfg = load_config({"name": "p", "datasets": [{"name": "a", "sim": "dynamic"}], "encoders": ["pixels"],
+                       "corruptions": ["clean"], "probes": ["ridge", "mlp", "mlp-shuffled"], "ks": [1, 4],
+                       "seeds": [0]})
+    ds = DatasetRef("a", "/d/a", "fp", 10, "task", (0, 1, 2, 4, 5, 7, 8), (3, 6, 9))
+    refs = [EncoderRef("pix", "pixels", (), ("pooled",), "pixels", 0.0, "k1"),
+            EncoderRef("wm", "zoo:/x", (), ("out",), "dynamics-actin", 0.0, "k2"),
+            EncoderRef("plug", "my:wm", (), ("out",), "custom", 0.0, "k3", imagines=True),
+            EncoderRef("tube", "my:tube", (), ("out",), "custom", 0.0, "k4", frames_per_step=2, imagines=True)]
+    plan = plan_study(cfg, refs, [ds])
+    imagined = sorted((t.encoder.label, t.probe, t.k) for t in plan.probe if t.latents == "imagined")
+    assert imagined == sorted((e, p, k) for e in ("wm", "plug") for p in ("mlp", "ridge") for k in (1, 4))
+    tokens = {t.encoder.label: t.keep_tokens for t in plan.extract}
+    assert tokens == {"pix": False, "wm": True, "plug": True, "tube": False}
+    assert len({t.key for t in plan.probe}) == len(plan.probe)          # imagined cells have keys of their own

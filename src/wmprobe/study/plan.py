@@ -7,7 +7,7 @@
 - ``ProbeTask``: one cell (encoder, dataset, split, corruption, layer, probe, k) with all its seeds -> rows.
   With ``corrupt_train``, one more task per (cell, corruption c != clean) fits on the train latents under c
   and scores the test latents under c (rows with ``train_corruption = c``).
-  For zoo world models (``IMAGINING_FAMILIES``) one more task per (layer, k, mlp | ridge) probes
+  For zoo world models (``IMAGINING_FAMILIES``) and encoders with an ``imagine`` method one more task per (layer, k, mlp | ridge) probes
   ``g(z_t, z_hat_t+k)`` with the model's own k-step rollout from the clean tokens (rows with
   ``latents = imagined``; ``wmprobe.probes.imagined``).
 - ``FidelityTask``: the decoder probe of one (encoder, dataset) on clean tokens -> PSNR/SSIM.
@@ -30,6 +30,7 @@ from wmprobe.study.cache import content_key
 
 TASK_VERSION = 3     # 2: one probe task scores clean and every corruption; 3: own-decoder fidelity
 IMAGINING_FAMILIES = ("dynamics", "dynamics-actin")   # zoo world models: one more probe cell on imagined latents
+# (and any per-frame encoder that has ``imagine``: EncoderRef.imagines, set when the study resolves encoders)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class EncoderRef:
     key: str                     # EncoderSpec.key(): weights hash + preprocessing
     frames_per_step: int = 1
     own_decoder: bool = False    # has decode_latents (fidelity also scores its own decoder)
+    imagines: bool = False       # has imagine(tokens_t, actions) (a plugin world model): imagined probe cells
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,11 @@ def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corrup
     return content_key(key)
 
 
+def _imagines(enc: EncoderRef) -> bool:
+    """Whether ``enc`` gets imagined-latent probe cells: a zoo world model, or an encoder with ``imagine``."""
+    return (enc.family in IMAGINING_FAMILIES or getattr(enc, "imagines", False)) and enc.frames_per_step == 1
+
+
 def _extract_shards(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int],
                     corruption: str, tokens: bool) -> tuple[str, ...]:
     """Append one ExtractTask per shard of ``episodes`` under ``corruption``; returns the shards' keys."""
@@ -261,7 +268,7 @@ def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: t
                 key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg, {"clean": list(clean)}, scored)
                 plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
                                             cfg.n_boot, clean, scored))
-                if enc.family in IMAGINING_FAMILIES and probe in ("mlp", "ridge"):   # imagined z_t+k, clean only
+                if _imagines(enc) and probe in ("mlp", "ridge"):   # imagined z_t+k, clean only
                     key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg,
                                      {"clean": list(clean), "latents": "imagined"}, (("clean", ()),))
                     plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
@@ -301,7 +308,7 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
     for ds in datasets:
         fidelity = cfg.fidelity and (cfg.fidelity_datasets is None or ds.name in cfg.fidelity_datasets)
         for enc in encoders:
-            imagine = enc.family in IMAGINING_FAMILIES   # imagined probes roll out from the clean tokens
+            imagine = _imagines(enc)   # imagined probes roll out from the clean tokens
             clean = _extract_shards(plan, cfg, enc, ds, range(ds.n_episodes), "clean", fidelity or attentive or imagine)
             corruptions = cfg.corruptions if ds.name in corrupt_sets else ("clean",)
             tests = [(corr, _extract_shards(plan, cfg, enc, ds, ds.test, corr, attentive) if corr != "clean" else ())

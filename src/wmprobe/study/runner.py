@@ -200,8 +200,9 @@ def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, s
         if missing:
             raise EncoderError(f"encoder {label}: no layer(s) {missing}; it has {list(spec.layers)}")
         from wmprobe.fidelity import has_own_decoder
+        from wmprobe.zoo.imagine import can_imagine
         refs.append(EncoderRef(label, name, tuple(sorted(options.items())), want, spec.family, id_weight,
-                               spec.key(), spec.frames_per_step, has_own_decoder(enc)))
+                               spec.key(), spec.frames_per_step, has_own_decoder(enc), can_imagine(enc)))
         del enc
     return refs
 
