@@ -33,7 +33,7 @@ from wmprobe.data.store import EpisodeStore, from_episodes, open_cached
 from wmprobe.errors import ConfigError, StoreError
 
 TaskSpec = Union[None, int, str, Sequence[str]]  # None (the suite's default), a count, "all", "a,b", or names
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 DEFAULT_STEPS = 40
 DEFAULT_CAMERA = "oblique"    # of the pybullet suites (metaworld: its own, ``metaworld.DEFAULT_CAMERA``)
 DEFAULT_WRIST = "fixed"

@@ -19,7 +19,8 @@ import numpy as np
 
 SUBSTEPS = 12
 FPS = 240 / SUBSTEPS
-FOV = 45.0                # vertical field of view of every camera, degrees
+FOV = 45.0                # vertical field of view of the cameras, degrees (CAMERA_FOV: the exceptions)
+CAMERA_FOV = {"oblique": 40.0}
 TABLE_Z = 0.0
 WORKSPACE_LO = np.array([0.35, -0.25, 0.03])
 WORKSPACE_HI = np.array([0.75, 0.25, 0.35])
@@ -34,7 +35,7 @@ REST = [0.0, -0.2, 0.0, -2.2, 0.0, 2.0, 0.785]
 COLOURS = {"red": (0.9, 0.15, 0.1, 1), "green": (0.1, 0.75, 0.2, 1), "blue": (0.15, 0.3, 0.95, 1),
            "yellow": (0.95, 0.85, 0.1, 1), "purple": (0.6, 0.2, 0.8, 1), "orange": (1.0, 0.5, 0.05, 1)}
 CAMERAS = {  # name -> (eye, target); measured image directions and motion of `oblique`: docs/data.md
-    "oblique": ((0.9, -0.45, 0.5), (0.55, 0.0, 0.14)),
+    "oblique": ((0.9, -0.45, 0.5), (0.55, 0.0, 0.10)),
     "front": ((1.05, 0.0, 0.6), (0.5, 0.0, 0.1)),
     "side": ((0.55, -0.8, 0.6), (0.55, 0.0, 0.08)),
     "top": ((0.56, 0.0, 1.1), (0.55, 0.0, 0.0)),
@@ -125,7 +126,8 @@ def camera_matrices(camera: str) -> tuple[list[float], list[float]]:
     """``(view, projection)`` of a camera: pybullet's 4x4 matrices as 16 floats each, column-major."""
     import pybullet as p
     eye, tgt = CAMERAS[camera]
-    return list(p.computeViewMatrix(eye, tgt, (0, 0, 1))), list(p.computeProjectionMatrixFOV(FOV, 1.0, 0.05, 3.0))
+    fov = CAMERA_FOV.get(camera, FOV)
+    return list(p.computeViewMatrix(eye, tgt, (0, 0, 1))), list(p.computeProjectionMatrixFOV(fov, 1.0, 0.05, 3.0))
 
 
 def project(points, view, proj, size: int) -> np.ndarray:
