@@ -202,9 +202,9 @@ class Plan:
     state: list[StateTask] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
-        out = {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity),
-               "state": len(self.state)}
-        return {**out, "control": len(self.control)} if self.control else out
+        out = {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity)}
+        extra = {"state": len(self.state), "control": len(self.control)}   # only when planned: old plans print as before
+        return {**out, **{k: n for k, n in extra.items() if n}}
 
 
 def shards(episodes: Sequence[int], size: int) -> list[tuple[int, ...]]:
