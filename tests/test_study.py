@@ -567,19 +567,19 @@ def test_the_config_override_and_the_audit_choice_reach_config_yaml_and_every_ro
     assert set(df["headline_groups"]) == {"+".join(head["headline_groups"])}
     # the override wins, is recorded with why the others are out, and recomputes every probe cell
     out2 = tmp_path / "override"
-    df2 = run(_state_study(state_store_dir, headline_groups=["translation"]), out=out2, cache=tmp_path / "cache",
-              progress=False, report=False)
+    df2 = run(_state_study(state_store_dir, headline_groups=["translation", "gripper"]), out=out2,
+              cache=tmp_path / "cache", progress=False, report=False)
     cfg2 = yaml.safe_load((out2 / "config.yaml").read_text())["config"]
-    assert cfg2["headline"]["square"]["headline_groups"] == ["translation"]
+    assert cfg2["headline"]["square"]["headline_groups"] == ["translation", "gripper"]
     assert cfg2["headline"]["square"]["source"] == "config"
-    assert set(cfg2["headline"]["square"]["left_out"]) == {"rotation", "gripper"}
-    assert "headline_groups" in cfg2["headline"]["square"]["left_out"]["gripper"]
-    assert cfg2["audit"]["square"]["groups"] and cfg2["study"]["headline_groups"] == ["translation"]
+    assert set(cfg2["headline"]["square"]["left_out"]) == {"rotation"}
+    assert "headline_groups" in cfg2["headline"]["square"]["left_out"]["rotation"]
+    assert cfg2["audit"]["square"]["groups"] and cfg2["study"]["headline_groups"] == ["translation", "gripper"]
+    assert head["headline_groups"] != ["translation", "gripper"]          # the audit leaves the binary gripper out
     assert cfg2["run"]["probe"]["computed"] == cfg2["run"]["probe"]["planned"] > 0   # a new headline: new cells
-    assert set(df2["headline_groups"]) == {"translation"}
-    assert np.allclose(df2["r2"], df2["r2_translation"])
-    if head["headline_groups"] != ["translation"]:
-        assert not np.allclose(df["r2"], df2["r2"])
+    assert set(df2["headline_groups"]) == {"translation+gripper"}
+    assert np.allclose(df2["r2"], (df2["r2_translation"] + df2["r2_gripper"]) / 2)
+    assert not np.allclose(df["r2"], df2["r2"])
 
 
 def test_state_ceiling_rows_appear_only_for_datasets_with_states(state_store_dir, store_dir, tmp_path):
