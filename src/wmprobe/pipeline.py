@@ -84,7 +84,7 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
     """`wmprobe probe FEATURES STORE`: probe features saved by `wmprobe extract`, write records to ``out``.
     ``probe_cfg``: MLP probe options (e.g. ``{"steps": 500}``), as a study's ``probe:`` block;
     ``headline_groups`` as ``wmprobe.probe`` (default: the action-space audit's, else every group)."""
-    from wmprobe.probes.api import headline_choice
+    from wmprobe.probes.api import check_ks, headline_choice
     from wmprobe.data import load_dataset
     from wmprobe.errors import ProbeError
     from wmprobe.records import write_records
@@ -98,6 +98,7 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
     base = {"encoder": feats.spec.get("encoder", feats.spec.get("name")), "family": feats.spec.get("family"),
             "dataset": store.name, "split": sp.kind, "corruption": feats.spec.get("corruption", "clean"),
             "encoder_key": feats.spec.get("key"), "dataset_fingerprint": store.fingerprint}
+    check_ks(feats.step_episode, ks, store.name)
     head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     cells = [(layer, k, p) for layer in feats.layers for k in ks for p in probes]
     bar = _cell_bar(len(cells), f"probe {feats.spec.get('encoder', 'features')}", progress)

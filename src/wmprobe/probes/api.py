@@ -142,6 +142,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     _require_tokens(probes, latents, what)
     step_frame, step_episode = latent_steps(latents, store, frames_per_step, what)
     sp = split if isinstance(split, Split) else make_split(store, kind=split, seed=split_seed)
+    check_ks(step_episode, ks, store.name)
     head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     rows: list[dict[str, Any]] = []
     from wmprobe.pipeline import _cell_bar
@@ -182,6 +183,17 @@ def probe_frame(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, **
     frame ``wmprobe.run`` and ``wmprobe.read_records`` return); keyword arguments as ``probe``."""
     from wmprobe.records import _frame
     return _frame(probe(latents, store, **kwargs))
+
+
+def check_ks(step_episode: np.ndarray, ks: Sequence[int], dataset: str) -> None:
+    """The probe's own ProbeError for a k longer than every episode (``pairs.episodes_too_short``), raised
+    before the audit runs at the headline k (its warnings about short episodes come with the probes)."""
+    import warnings
+    from wmprobe.probes.pairs import episodes_too_short
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in ks:
+            episodes_too_short(step_episode, int(k), dataset)
 
 
 def headline_choice(store: EpisodeStore, split: Split, ks: Sequence[int], explicit: Sequence[str] | None,
