@@ -7,7 +7,9 @@ not change the fit). Model ``y = (X - mu) W + y_mean``, ``W = (Xc^T Xc + alpha I
 
 Alpha search: K folds of whole episodes. Per fold, ONE eigendecomposition of the fold-train Gram matrix
 (built as the total Gram minus the held-out fold's, from a single pass over the data) serves every alpha;
-the alpha with the best pooled held-out R2 (uniform over dims) wins, then one solve on all train pairs.
+each target dim gets the alpha with its best pooled held-out R2 (as sklearn's ``RidgeCV(alpha_per_target=
+True)``: a dim the features cannot explain, which favours the largest alpha, no longer shrinks the fit of the
+dims they can), then one solve per distinct alpha on all train pairs. ``alpha``: the per-dim alphas ``(A,)``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from wmprobe.metrics import _r2_from_sums
 from wmprobe.probes.base import ProbeData, Standardizer, episode_folds, pair_inputs, require_episodes
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 7, 21))
+VERSION = 2        # 2: alpha chosen per target dim (1: one alpha for every dim); part of study cache keys
 CHUNK = 8192
 
 
@@ -88,11 +91,16 @@ class RidgeProbe:
                 pred = ((self.x_scaler(x[r]).astype(np.float64) - mu) @ w_all).reshape(len(r), len(alphas), -1)
                 sse += ((pred + ym - y[r].astype(np.float64)[:, None]) ** 2).sum(0)
         sst = ((y.astype(np.float64) - y.mean(0, dtype=np.float64)) ** 2).sum(0)
-        scores = _r2_from_sums(sse, np.broadcast_to(sst, sse.shape)).mean(1)
-        self.cv_r2 = [float(s) for s in scores]
-        self.alpha = float(alphas[int(np.argmax(scores))])
+        per_dim = _r2_from_sums(sse, np.broadcast_to(sst, sse.shape))              # (K, A)
+        best = np.argmax(per_dim, axis=0)                                           # each dim its own alpha
+        self.cv_r2 = [float(s) for s in per_dim.mean(1)]
+        self.cv_r2_per_dim = per_dim[best, np.arange(per_dim.shape[1])].tolist()
+        self.alpha = [float(a) for a in alphas[best]]
         gc, bc, mu, ym = _centred(*tot)
-        self.coef_ = np.linalg.solve(gc + self.alpha * np.eye(f_dim), bc)          # (F, A)
+        self.coef_ = np.zeros(bc.shape)
+        for b in np.unique(best):                                                   # one solve per alpha
+            dims = best == b
+            self.coef_[:, dims] = np.linalg.solve(gc + alphas[b] * np.eye(f_dim), bc[:, dims])   # (F, A_b)
         self.intercept_ = ym - mu @ self.coef_
         return self
 
@@ -103,5 +111,6 @@ class RidgeProbe:
     def config(self) -> dict[str, Any]:
         return {"probe": "ridge", "input": "concat" + ("+diff" if self.use_diff else ""), "pool": "mean",
                 "standardize": self.standardize, "alphas": [self.alphas[0], self.alphas[-1], len(self.alphas)],
-                "cv_folds": self.cv_folds, "cv": "grouped by episode, train split only", "alpha": self.alpha,
-                "cv_r2_best": max(self.cv_r2) if self.cv_r2 else None}
+                "cv_folds": self.cv_folds, "cv": "grouped by episode, train split only, alpha per target dim",
+                "alpha": self.alpha,
+                "cv_r2_best": float(np.mean(self.cv_r2_per_dim)) if self.cv_r2 else None}

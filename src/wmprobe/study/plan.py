@@ -249,7 +249,16 @@ def _probe_key(cfg: Any, enc: EncoderRef, ds: DatasetRef, layer: str, k: int, pr
                         "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
                         "split": [ds.split_kind, list(ds.train), list(ds.test)],
                         "headline": list(ds.headline) or "every-group",   # r2 = mean of these groups' R2
+                        **_ridge_version(probe),
                         "label": [enc.label, enc.family, enc.id_weight, ds.name]})
+
+
+def _ridge_version(probe: str) -> dict[str, int]:
+    """``{"ridge": VERSION}`` for ridge probes (their fit changed: alpha per target dim), else {}."""
+    if not probe.startswith("ridge"):
+        return {}
+    from wmprobe.probes.ridge import VERSION
+    return {"ridge": VERSION}
 
 
 def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: tuple[str, ...],
@@ -294,7 +303,8 @@ def _state_tasks(plan: Plan, cfg: Any, ds: DatasetRef) -> None:
             key = content_key({"task": "state", "v": TASK_VERSION, "dataset": ds.fingerprint, "k": int(k),
                                "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
                                "split": [ds.split_kind, list(ds.train), list(ds.test)],
-                               "headline": list(ds.headline) or "every-group", "name": ds.name})
+                               "headline": list(ds.headline) or "every-group", "name": ds.name,
+                               **_ridge_version(probe)})
             plan.state.append(StateTask(key, ds, probe, int(k), tuple(cfg.seeds), pcfg, cfg.n_boot))
 
 
