@@ -44,11 +44,12 @@ def _digest(plan) -> str:
 
 
 def test_default_plan_and_its_cache_keys_are_unchanged():
-    # digest of the plan's keys: a change here invalidates every cached cell. It changed once on purpose, when
-    # the headline groups (what `r2` averages) entered every probe cell's key; `corrupt_train` never changes it
+    # digest of the plan's keys: a change here invalidates every cached cell. It changed on purpose when the
+    # headline groups (what `r2` averages) entered every probe cell's key, and when ridge cells got
+    # ridge.VERSION (alpha per target dim); `corrupt_train` never changes it
     plan = _synthetic_plan()
     assert plan.summary() == {"extract": 10, "probe": 32, "fidelity": 2}
-    assert _digest(plan) == "088dc1be0307f1775cb3ab1f50339786b2007f44d8acfacbf193fe675834ab44"
+    assert _digest(plan) == "136366c9390365d4fbf5484a2e677dbab8202346c57fe8e6fdc119e706034019"
     assert _digest(_synthetic_plan(corrupt_train=False)) == _digest(plan)
     assert all(not t.augmented for t in plan.probe)
 
