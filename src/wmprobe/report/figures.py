@@ -55,7 +55,7 @@ def headline_figure(s: pd.DataFrame, tiers: pd.Series | None, dataset: str, k: i
     enc["_tier"] = tiers.reindex(enc.index).fillna(0).astype(int) if tiers is not None else 1
     enc = enc.assign(_neg=-enc["r2"]).sort_values(["_neg", "label"]).reset_index(drop=True)
     refs = s[role != "encoder"]
-    vals = list(enc["r2"]) + list(refs["r2"]) + list(enc.get("r2_ci_high", []))
+    vals = list(enc["r2"]) + list(refs["r2"]) + list(enc.get("r2_ci_high", [])) + list(enc.get("r2_ci_low", []))
     lo, hi = robust_limits(vals)
     fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(enc) + 1.9))
     y = np.arange(len(enc))[::-1]

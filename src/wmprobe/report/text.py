@@ -95,7 +95,9 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
     elif v.get("r2_norm"):
         best, val = next(iter(v["r2_norm"].items()))
         out.append(f"The best encoder, {esc(best)}, covers {val:.0%} of the way from the best floor to the "
-                   f"ceiling (r2_norm {val:.2f}).")
+                   f"ceiling (r2_norm {val:.2f})." if val <= 1 else
+                   f"The best encoder, {esc(best)}, scores above the ceiling (r2_norm {val:.2f}): the ceiling, "
+                   f"trained at this budget, is not an upper bound here.")
     tiers = [t for t in v.get("tiers", []) if t]
     if len(tiers) > 1:
         shown = " &gt; ".join("{" + _list(t) + "}" for t in tiers)
