@@ -22,3 +22,13 @@ def store_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("store") / "square"
     write_tiny_store(path, episodes=8, steps=10, size=16, tasks=4)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one CPU thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

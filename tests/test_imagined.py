@@ -13,12 +13,7 @@ from wmprobe.errors import EncoderError, ProbeError
 from wmprobe.probes.imagined import probe_imagined
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # conftest: training is reproducible on one thread
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,7 @@ from wmprobe.errors import ConfigError, EncoderError
 from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES, lambda_sweep
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # conftest: training is reproducible on one thread
 
 
 @pytest.fixture(scope="module")

@@ -71,8 +71,9 @@ def die_with_owner(owner: int) -> None:
     threading.Thread(target=watch, name="wmprobe-owner-watchdog", daemon=True).start()
 
 
-class _OwnedForkServerProcess(mpc.ForkServerProcess):
-    """A forkserver process that calls ``die_with_owner`` before its target runs."""
+class _Owned:
+    """Mixin for a multiprocessing Process class: the child calls ``die_with_owner`` (with the pid of the
+    process that created it) before its target runs."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -83,14 +84,12 @@ class _OwnedForkServerProcess(mpc.ForkServerProcess):
         super().run()
 
 
-class _OwnedSpawnProcess(mpc.SpawnProcess):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._wmprobe_owner = os.getpid()
+class _OwnedForkServerProcess(_Owned, mpc.ForkServerProcess):
+    """A forkserver process that dies with its owner."""
 
-    def run(self) -> None:
-        die_with_owner(self._wmprobe_owner)
-        super().run()
+
+class _OwnedSpawnProcess(_Owned, mpc.SpawnProcess):
+    """A spawned process that dies with its owner."""
 
 
 class _ForkServerContext(mpc.ForkServerContext):
