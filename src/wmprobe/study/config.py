@@ -188,30 +188,6 @@ class _Checker:
         return ok
 
 
-def _line_map(text: str) -> dict[str, int]:
-    """YAML path (``encoders[2].name``) -> 1-based line, from the composed node tree."""
-    out: dict[str, int] = {}
-
-    def walk(node: Any, path: str) -> None:
-        out.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                p = f"{path}.{k.value}" if path else str(k.value)
-                out[p] = k.start_mark.line + 1
-                walk(v, p)
-                out[p] = k.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, f"{path}[{i}]")
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-    if root is not None:
-        walk(root, "")
-    return out
-
-
 def _read(src: str | os.PathLike | dict) -> tuple[dict[str, Any], str | None, dict[str, int], Path | None]:
     if isinstance(src, dict):
         return copy.deepcopy(src), None, {}, None
