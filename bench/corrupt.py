@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmprobe.data.corrupt import CORRUPTIONS, parse_corruption
+from wmprobe.data.corruptions import CORRUPTIONS, parse_corruption
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import roofline  # noqa: E402

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from wmprobe.data.corrupt import CORRUPTIONS, Corruption, list_specs, parse_corruption
+from wmprobe.data.corruptions import CORRUPTIONS, Corruption, list_specs, parse_corruption
 from wmprobe.errors import ConfigError
 
 IMAGENET_C = [n for n in CORRUPTIONS if n not in ("clean", "noise", "blur")]
@@ -168,7 +168,8 @@ def test_pixelate_is_bit_exact_with_pillow(height, width):
 def test_pixelate_torch_op_equals_the_pillow_path(height, width):
     """The clip loop runs pixelate through Pillow on 8-bit frames; the float torch op (the documented maths,
     usable on its own) gives the same 8-bit values."""
-    from wmprobe.data.corrupt import ClipRng, pixelate
+    from wmprobe.data.corruptions.digital import pixelate
+    from wmprobe.data.corruptions.ops import ClipRng
     x = np.random.default_rng(width).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
     for sev in range(1, 6):
         fast = parse_corruption(f"pixelate:{sev}").apply(torch.from_numpy(x)[:, None], 0)[:, 0]
@@ -207,3 +208,26 @@ def test_a_changed_corruption_gets_new_cache_keys_and_the_others_keep_theirs():
     assert pix != content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"], "dataset": "fp",
                                "episodes": [0, 1], "corruption": "pixelate:3", "corruption_seed": 0,
                                "tokens": False})
+
+
+def test_a_new_type_is_one_registered_op_and_the_old_module_still_imports():
+    """Adding a corruption is one ``@corruption`` op: parse, spec, listing, errors and apply follow from it;
+    ``wmprobe.data.corrupt`` (the old single module) re-exports the same objects."""
+    from wmprobe.data import corrupt
+    from wmprobe.data.corruptions import registry
+    assert corrupt.parse_corruption is parse_corruption and corrupt.CORRUPTIONS is CORRUPTIONS
+
+    @registry.corruption("invert_test", "test-only inversion, severity 1-5")
+    def invert(x, s, rng):
+        return 1 - x
+    try:
+        assert CORRUPTIONS["invert_test"].startswith("test-only") and "invert_test:2" in list_specs()
+        assert parse_corruption("invert_test").spec == "invert_test:3"
+        with pytest.raises(ConfigError, match="invert_test"):
+            parse_corruption("nope:1")
+        frames = torch.arange(2 * 3 * 4 * 4 * 3, dtype=torch.uint8).view(2, 3, 4, 4, 3)
+        assert torch.equal(parse_corruption("invert_test:1").apply(frames, 0), 255 - frames)
+        with pytest.raises(ValueError, match="twice"):
+            registry.corruption("invert_test", "again")(invert)
+    finally:
+        registry._TYPES.pop("invert_test")

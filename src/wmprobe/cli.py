@@ -137,7 +137,7 @@ def _ls_data(what: str) -> dict[str, dict[str, str]]:
         out["datasets"] = {**dict(_api("wmprobe.data.sim:SUITES")),
                            **{f: "readable by `wmprobe data import`" for f in ("lerobot", "calvin", "libero", "store")}}
     if what in ("corruptions", "all"):
-        out["corruptions"] = dict(_api("wmprobe.data.corrupt:CORRUPTIONS"))
+        out["corruptions"] = dict(_api("wmprobe.data.corruptions:CORRUPTIONS"))
     if what in ("presets", "all"):
         out["presets"] = {n: p.describe() for n, p in _api("wmprobe.demo:PRESETS").items()}
     return out
@@ -167,7 +167,7 @@ def cmd_ls(a: argparse.Namespace) -> int:
         print("readable formats (wmprobe data import SRC DEST): lerobot (v2.1, v3.0), calvin, libero, store")
     if what in ("corruptions", "all"):
         print("corruptions (NAME:PARAM, e.g. noise:0.15, blur:11, fog:3):")
-        for name, desc in _api("wmprobe.data.corrupt:CORRUPTIONS").items():
+        for name, desc in _api("wmprobe.data.corruptions:CORRUPTIONS").items():
             print(f"  {name:18s} {desc}")
     if what in ("presets", "all"):
         print("presets (wmprobe demo --preset, study `preset:`):")

@@ -158,7 +158,7 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
     if bad:
         raise StoreError(f"{store.name}: episode(s) {bad[:5]} out of range 0..{store.n_episodes - 1}")
     if isinstance(corruption, str):
-        from wmprobe.data.corrupt import parse_corruption
+        from wmprobe.data.corruptions import parse_corruption
         corruption = None if corruption == "clean" else parse_corruption(corruption)
     fps, window = encoder.spec.frames_per_step, encoder_window(encoder)
     pooled: dict[str, list[np.ndarray]] = {l: [] for l in layers}

@@ -435,7 +435,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
         c.bad("test_frac", "must be in (0, 1)")
     if store_paths and all(store_paths.values()) and not c.problems:
         check_store_splits(c.bad, store_paths, split, tf, seed)
-    from wmprobe.data.corrupt import parse_corruption
+    from wmprobe.data.corruptions import parse_corruption
     corr = doc.get("corruptions", ["clean"])
     if c.typed(corr, list, "corruptions", "a list"):
         check_unique(c.bad, corr, "corruptions")

@@ -214,7 +214,7 @@ def shards(episodes: Sequence[int], size: int) -> list[tuple[int, ...]]:
 
 def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corruption: str, keep_tokens: bool,
                 corruption_seed: int = 0) -> str:
-    from wmprobe.data.corrupt import parse_corruption
+    from wmprobe.data.corruptions import parse_corruption
     key = {"task": "extract", "v": TASK_VERSION, "encoder": enc.key, "layers": list(enc.layers),
            "dataset": ds.fingerprint, "episodes": list(episodes), "corruption": corruption,
            "corruption_seed": corruption_seed, "tokens": keep_tokens}
