@@ -24,6 +24,20 @@ def store_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """``wmprobe demo --preset tiny`` (seed 0) run once per session through the installed entry point, with its own
+    cache: ``(out, completed process, cache)``. Shared by test_demo.py and the golden test (test_golden.py)."""
+    import subprocess
+    out = tmp_path_factory.mktemp("demo")
+    cache = tmp_path_factory.mktemp("cache")
+    r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "demo", "--preset", "tiny", "--seed", "0",
+                        "--out", str(out), "--cache", str(cache)], capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "WMPROBE_CACHE": str(cache)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out, r, cache
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """torch on one CPU thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""

@@ -9,17 +9,9 @@ import pytest
 from wmprobe.records import CELL_KEY, RECORD_COLUMNS
 
 
-_CACHE = {}
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    cache = tmp_path_factory.mktemp("cache")
-    r = subprocess.run([sys.executable, "-m", "wmprobe.cli", "--quiet", "demo", "--preset", "tiny", "--out", str(out),
-                        "--cache", str(cache)], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    _CACHE["demo"] = cache
+def demo(tiny_demo):
+    out, r, _ = tiny_demo            # one run per session (conftest.py), shared with the golden test
     return out, r
 
 
@@ -76,7 +68,7 @@ def test_demo_report_opens_in_headless_chromium(demo, tmp_path):
 @pytest.mark.parametrize("executor", [{"kind": "submitit", "submitit": {"cluster": "local", "tasks_per_job": 16,
                                                                           "timeout_min": 20}},
                                       {"kind": "ray", "ray": {"num_cpus": 2}}], ids=["submitit-local", "ray-local"])
-def test_tiny_preset_gives_the_demos_records_on_every_executor(demo, tmp_path, executor):
+def test_tiny_preset_gives_the_demos_records_on_every_executor(demo, tiny_demo, tmp_path, executor):
     """The tiny preset's study on submitit's LocalExecutor and on a local Ray gives the records the local
     executor gave (the demo). The generated data and the zoo checkpoints are copied from the demo's cache (they
     are deterministic, tested above); latents and probe cells are all recomputed under the executor."""
@@ -87,7 +79,7 @@ def test_tiny_preset_gives_the_demos_records_on_every_executor(demo, tmp_path, e
     out, _ = demo
     cache = tmp_path / "cache"
     for sub in ("data", "zoo"):
-        shutil.copytree(_CACHE["demo"] / sub, cache / sub)
+        shutil.copytree(tiny_demo[2] / sub, cache / sub)
     try:
         got = run({"preset": "tiny", "name": "demo-tiny", "seed": 0, "executor": executor}, out=tmp_path / "out",
                   cache=cache, progress=False, report=False)
