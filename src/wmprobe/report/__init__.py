@@ -15,14 +15,17 @@ datasets get the same files with ``-DATASET`` appended to the stem):
     figures/r2_vs_k.png|svg         R2 vs step size k, per dataset
     figures/robustness.png|svg      R2 vs corruption severity, frozen vs +ID, per dataset
     figures/transfer.png|svg        rankings on two benchmarks with Spearman rho
+    figures/control.png|svg         closed-loop success vs R2 per encoder, per task split (study `control:`)
     tables/summary.csv|tex          the ranked summary of MAIN (summary-DATASET.csv for the others)
     tables/pareto.csv               every dataset: label, psnr, r2, on_front
     tables/robustness.csv|tex       R2 per corruption, frozen vs +ID (wide); robustness_long.csv (with drops)
     tables/transfer.csv             per-encoder R2 and ranks on each dataset pair, rho in transfer.json
     tables/static_gap.csv           video minus image-SSL mean R2 on the dynamic and the static suite
+    tables/control.csv              per dataset, task split and encoder: R2, PSNR, pooled success (Wilson CI)
     tables/failed.csv               cells that failed, with their error (only when some did)
     findings.json                   the numbers behind the verdict and the "Findings" section
-                                    (per_dataset.DATASET.verdict: tiers, CI separation, +ID, Table 1, limits)
+                                    (per_dataset.DATASET.verdict: tiers, CI separation, +ID, Table 1, limits;
+                                    control.DATASET.SPLIT: rho of success with R2 and with PSNR, bootstrap CIs)
 
 Figures are PNG at ``report.style.DPI`` (160) with one colour per family throughout (``report.style``).
 """
@@ -222,9 +225,15 @@ def _build(out: Path, dest: Path) -> Path:
         _latex(wide.drop(columns=["encoder"]), tables / "robustness.tex")
 
     across = _across(df, datasets, tables, figdir, findings)
-    sections.append(("Verdict", verdict_html(findings.get("per_dataset", {}), main) + headline_fig))
+    from wmprobe.report.control import control_section
+    control_html, control, control_verdict = control_section(df, figdir, tables, main, _save)
+    if control:
+        findings["control"] = control
+    sections.append(("Verdict", verdict_html(findings.get("per_dataset", {}), main, control_verdict) + headline_fig))
     sections.append(("Findings", findings_html(findings)))
     sections.extend(per_dataset)
+    if control_html:
+        sections.append(("Closed-loop control", control_html))
     if across:
         sections.append(("Across benchmarks", across))
     failed = df[df["error"].fillna("").astype(str) != ""] if "error" in df else df.iloc[:0]

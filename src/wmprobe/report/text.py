@@ -180,8 +180,9 @@ def audit_html(lim: dict[str, Any]) -> str:
               "0.25).</p>")
 
 
-def verdict_html(per_dataset: dict[str, dict[str, Any]], main: str) -> str:
-    """``<p id="verdict">``: the main dataset's verdict in full, one sentence for each other dataset."""
+def verdict_html(per_dataset: dict[str, dict[str, Any]], main: str, control: list[str] | tuple = ()) -> str:
+    """``<p id="verdict">``: the main dataset's verdict in full, one sentence for each other dataset, then the
+    ``control`` sentences (HTML, ``report.control``: does action R2 predict closed-loop success?)."""
     v = per_dataset.get(main, {}).get("verdict", {})
     parts = verdict_sentences(v, main) if v else ["Too few cells for a verdict."]
     for ds, d in per_dataset.items():
@@ -195,6 +196,7 @@ def verdict_html(per_dataset: dict[str, dict[str, Any]], main: str) -> str:
                      + (" " + esc(small_data_sentence(o.get("headline", {}).get("test_episodes")))
                         if o.get("small_data") and esc(small_data_sentence(o.get("headline", {}).get(
                             "test_episodes"))) not in " ".join(parts) else ""))
+    parts.extend(control)
     return "<p id=\"verdict\" class=\"verdict\">" + " ".join(parts) + "</p>"
 
 
