@@ -158,6 +158,17 @@ def test_the_figure_has_a_panel_per_task_split_with_both_cis():
     plt.close("all")
 
 
+def test_a_policy_on_another_layer_than_the_headline_r2_is_named():
+    from wmprobe.report.control import control_sentence
+    df = records(n=5)
+    probe = df[df["probe"] == "mlp"]
+    df = pd.concat([df, probe.assign(layer="l0")], ignore_index=True)    # headline layer: l0; the policy read l1
+    e = AC.control_findings(df)["dynamic"]["train"]
+    assert len(e["policy_layer_differs"]) == 5 and {r["policy_layer"] for r in e["encoders"]} == {"l1"}
+    assert "read another layer than the headline R2" in control_sentence(e, "dynamic", "train")
+    assert AC.control_findings(records(n=5))["dynamic"]["train"]["policy_layer_differs"] == []
+
+
 def test_too_few_encoders_in_the_report_is_a_sentence_not_a_number(tmp_path):
     from wmprobe.report.control import control_sentence
     e = AC.control_findings(records(n=3))["dynamic"]["test"]

@@ -5,14 +5,15 @@ Reads a records table only (as ``wmprobe.analysis``): the closed-loop rows of a 
 
 - ``control_success(df)``: per (dataset, encoder, id_weight, task_split): the rollouts of every seed pooled
   (``task = all`` rows; ``successes`` = sum of ``success x n_rollouts``, ``n_rollouts`` summed), the pooled
-  ``success`` rate and its 95 % Wilson interval.
+  ``success`` rate and its 95 % Wilson interval, ``policy_layer``.
 - ``control_table(df, dataset, task_split)``: one row per encoder measured both ways: its headline R2
   (``analysis.summary_table``: probe mlp, clean, headline k, real latents, mean over probe seeds) with CI and
   seed sd, its decoder-probe PSNR with CI, and its pooled success.
 - ``rank_correlation(table, x)``: Spearman rho of ``success`` against column ``x`` (``r2`` or ``psnr``), with a
   95 % percentile bootstrap CI over encoders AND measurement noise (see ``bootstrap_rhos``).
 - ``control_findings(df)``: ``{dataset: {task_split: {...}}}`` for findings.json: rho with R2, rho with PSNR,
-  the paired difference, the per-encoder table; ``{}`` when the records hold no control rows.
+  the paired difference, the per-encoder table, ``policy_layer_differs`` (encoders whose policy read another
+  layer than their headline R2: only when a study probes several layers); ``{}`` without control rows.
 
 The bootstrap (``bootstrap_rhos``; ``n_boot`` replicates from ``numpy.random.default_rng(seed)``): each replicate
 draws ``n`` encoders with replacement from the ``n`` in the table, then for every drawn copy independently
@@ -72,7 +73,8 @@ def has_control(df: pd.DataFrame) -> bool:
 
 def control_success(df: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, encoder, id_weight, task_split): ``label``, ``family``, ``successes``, ``n_rollouts``,
-    ``seeds``, ``success`` (pooled over seeds) and its Wilson ``success_ci_low`` / ``success_ci_high``."""
+    ``seeds``, ``policy_layer``, ``success`` (pooled over seeds) and its Wilson ``success_ci_low`` /
+    ``success_ci_high``."""
     from wmprobe.control.rollout import wilson
     d = control_rows(df)
     if d.empty:
@@ -85,6 +87,7 @@ def control_success(df: pd.DataFrame) -> pd.DataFrame:
     out = g[["successes", "n_rollouts"]].sum()
     out["seeds"] = g["seed"].nunique()
     out["family"] = g["family"].first()
+    out["policy_layer"] = g["layer"].first().astype(str)
     out = out.reset_index()
     out["label"] = A.encoder_label(out)
     out["success"] = out["successes"] / out["n_rollouts"]
@@ -106,7 +109,8 @@ def _psnr_cis(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
 def control_table(df: pd.DataFrame, dataset: str, task_split: str) -> pd.DataFrame:
     """One row per encoder with a pooled success on (``dataset``, ``task_split``) and a clean headline R2 there
     (the state rows are a reference, not an encoder: left out; the floors and the ceiling are representations a
-    policy reads like any other: kept). Columns: label, encoder, family, id_weight, r2, r2_ci_low, r2_ci_high,
+    policy reads like any other: kept). Columns: label, encoder, family, id_weight, layer (of the headline R2),
+    policy_layer (the layer the policy read: the encoder's first), r2, r2_ci_low, r2_ci_high,
     r2_seed_std, seeds (probe), r2_sd, psnr, psnr_ci_low, psnr_ci_high, psnr_sd, successes, n_rollouts,
     success, success_ci_low, success_ci_high. Sorted by R2 descending."""
     succ = control_success(df)
@@ -120,7 +124,8 @@ def control_table(df: pd.DataFrame, dataset: str, task_split: str) -> pd.DataFra
     if succ.empty or s.empty:
         return pd.DataFrame()
     s = s[~A.is_family(s, A.STATE)]
-    keep = [c for c in ("encoder", "id_weight", "r2", "r2_ci_low", "r2_ci_high", "r2_seed_std", "seeds", "psnr")
+    keep = [c for c in ("encoder", "id_weight", "layer", "r2", "r2_ci_low", "r2_ci_high", "r2_seed_std", "seeds",
+                        "psnr")
             if c in s]
     t = s[keep].merge(succ.drop(columns=["dataset", "seeds"]), on=["encoder", "id_weight"], how="inner")
     t = t.merge(_psnr_cis(df, dataset), on=["encoder", "id_weight"], how="left")
@@ -239,13 +244,15 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
             if t.empty:
                 t = pd.DataFrame(columns=["r2", "psnr", "success", "r2_sd", "psnr_sd", "successes", "n_rollouts"])
             c = compare(t, n_boot=n_boot, seed=seed)
-            cols = [x for x in ("label", "family", "id_weight", "r2", "r2_ci_low", "r2_ci_high", "psnr",
+            cols = [x for x in ("label", "family", "id_weight", "layer", "policy_layer", "r2", "r2_ci_low", "r2_ci_high", "psnr",
                                 "psnr_ci_low", "psnr_ci_high", "success", "success_ci_low", "success_ci_high",
                                 "successes", "n_rollouts") if x in t]
             out.setdefault(ds, {})[sp] = {
                 "n_encoders": int(len(t)), "rho_r2_success": c["r2"]["rho"], "rho_r2_success_ci": c["r2"]["ci"],
                 "rho_psnr_success": c["psnr"]["rho"], "rho_psnr_success_ci": c["psnr"]["ci"], **c,
-                "encoders": t[cols].to_dict("records")}
+                "encoders": t[cols].to_dict("records"),
+                "policy_layer_differs": (t.loc[t["layer"].astype(str) != t["policy_layer"], "label"].tolist()
+                                         if {"layer", "policy_layer"} <= set(t) else [])}
     return out
 
 

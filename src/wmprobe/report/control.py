@@ -108,6 +108,9 @@ def control_sentence(e: dict[str, Any], dataset: str, task_split: str) -> str:
         s += f"In this setting fidelity predicts control better than action R2 does ({diff} excludes 0)."
     else:
         s += f"These data do not establish whether action R2 or fidelity predicts control better ({diff} covers 0)."
+    if e.get("policy_layer_differs"):
+        s += (f" The policy of {esc(', '.join(e['policy_layer_differs']))} read another layer than the headline "
+              f"R2's.")
     return (s + f" With {n} encoders and CIs over encoders and rollouts, this holds for these encoders and tasks "
             f"only; the data cannot say more.")
 
