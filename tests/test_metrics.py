@@ -155,3 +155,19 @@ def test_binary_accuracy_and_balanced_accuracy_match_sklearn(levels):
     assert M.binary_levels(y) == levels and M.binary_levels(pred) is None
     with pytest.raises(ValueError, match="levels"):
         M.binary_accuracy(y + 0.5, pred, levels)
+
+
+def test_bootstrap_mean_ci_resamples_episodes():
+    """The CI of a mean of per-image scores draws whole episodes (``bootstrap_counts``): equal to a direct
+    loop over the same draws; NaN for one episode or no draws."""
+    from wmprobe.metrics import bootstrap_counts, bootstrap_mean_ci
+    rng = np.random.default_rng(0)
+    values, episode = rng.normal(size=40), np.repeat(np.arange(8), 5)
+    lo, hi = bootstrap_mean_ci(values, episode, n_boot=200, seed=3)
+    w = bootstrap_counts(8, 200, 3)
+    means = [np.concatenate([np.repeat(values[episode == e], int(c)) for e, c in enumerate(row)]).mean()
+             for row in w]
+    assert np.allclose([lo, hi], np.quantile(means, [0.025, 0.975]))
+    assert lo < values.mean() < hi
+    assert np.isnan(bootstrap_mean_ci(values, np.zeros(40), n_boot=200)).all()
+    assert np.isnan(bootstrap_mean_ci(values, episode, n_boot=0)).all()

@@ -11,6 +11,7 @@
   (the metric of arXiv 2605.06388), ``mse``.
 - ``bootstrap_ci``: percentile CI resampling test EPISODES (not frames); vectorised through per-episode
   sufficient statistics for R2 (also over groups: ``groups=``) / Pearson / MSE, a loop for any other statistic.
+  ``bootstrap_mean_ci``: the same resampling for the mean of per-image scores (PSNR, SSIM).
 - ``spearman`` / ``spearman_ci`` (bootstrap over items), ``pareto_front``, ``mean_and_spread``.
 
 Shapes: ``y_true, y_pred: (P, A)`` or ``(P,)``; ``episode: (P,) int``.
@@ -209,6 +210,22 @@ def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray, st
     lo, hi = np.nanquantile(vals, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
+
+
+def bootstrap_mean_ci(values: np.ndarray, episode: np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
+                      seed: int = 0) -> tuple[float, float]:
+    """Percentile ``(low, high)`` CI of the mean of ``values: (P,)`` (per-image scores, e.g. PSNR) resampling
+    whole episodes (``episode: (P,)``) with the draws of ``bootstrap_counts``; NaN for ``n_boot <= 0`` or fewer
+    than two episodes. (``bootstrap_ci``'s statistics are functions of a target and a prediction; this one is
+    the plain mean, from per-episode sums.)"""
+    _, inv = np.unique(np.asarray(episode), return_inverse=True)
+    n_e = int(inv.max()) + 1
+    if n_boot <= 0 or n_e < 2:
+        return float("nan"), float("nan")
+    sums, cnt = np.bincount(inv, weights=values, minlength=n_e), np.bincount(inv, minlength=n_e).astype(float)
+    w = bootstrap_counts(n_e, n_boot, seed)
+    lo, hi = np.quantile((w @ sums) / (w @ cnt), [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
 
 # ---- rankings, fronts, seeds --------------------------------------------------------------------
 def _rank(a: np.ndarray) -> np.ndarray:

@@ -87,8 +87,8 @@ def _nearest_index(n: int, o: int) -> torch.Tensor:
 def pixelate_u8(seg: torch.Tensor, s: int) -> torch.Tensor:
     """``pixelate`` on 8-bit frames ``(n, H, W, 3) uint8 -> same``: Pillow's own ``resize(BOX)`` then
     ``resize(NEAREST)`` per frame (Pillow comes with matplotlib). The values are those of the float op
-    ``pixelate`` (tested); Pillow's uint8 C code is ~2x faster than that op on CPU, and it releases the GIL, so clip workers
-    run in parallel."""
+    ``pixelate`` (tested); Pillow's uint8 C code is ~2x faster than that op on CPU, and it releases the GIL,
+    so clip workers run in parallel."""
     from PIL import Image
     c = [0.6, 0.5, 0.4, 0.3, 0.25][s - 1]
     n, h, w, _ = seg.shape

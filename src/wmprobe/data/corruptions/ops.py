@@ -121,8 +121,8 @@ def clipped_zoom(x: torch.Tensor, z: float) -> torch.Tensor:
     """Centre crop of ``ceil(H/z)`` rows/cols zoomed by ``z`` (scipy ``zoom`` order 1), cropped to ``H, W``."""
     h, w = x.shape[-2:]
     ch, cw = math.ceil(h / z), math.ceil(w / z)
-    t, l = (h - ch) // 2, (w - cw) // 2
-    crop = x[..., t:t + ch, l:l + cw]
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[..., top:top + ch, left:left + cw]
     size = (max(h, round(ch * z)), max(w, round(cw * z)))
     return F.interpolate(crop, size=size, mode="bilinear", align_corners=True)[..., :h, :w]
 
