@@ -134,3 +134,33 @@ def test_control_config_is_checked_with_locations():
     for where in ("control.rollouts", "control.horizn", "control.tasks[0]"):
         assert where in text, text
     assert validate({**base, "control": {"rollouts": 2}}) == []
+
+
+def test_control_seeds_and_datasets_narrow_the_control_tasks_only(tmp_path):
+    """`control.seeds` / `control.datasets` pick the policies' seeds and the datasets rolled out (the probes keep
+    the study's); unset, a task's key is what it was before they existed; bad values are located."""
+    import json
+    from types import SimpleNamespace
+
+    from wmprobe.study.config import validate
+    from wmprobe.study.control import FIELDS, plan_control
+    base = {"name": "x", "datasets": [{"name": "d", "sim": "dynamic", "episodes": 8}], "encoders": ["pixels:4"]}
+    text = "\n".join(map(str, validate({**base, "control": {"seeds": [0, 0], "datasets": ["nope"]}})))
+    assert "control.seeds" in text and "control.datasets" in text and "'nope'" in text, text
+    assert validate({**base, "control": {"seeds": [3], "datasets": ["d"]}}) == []
+    assert validate({**base, "control": {"seeds": None, "datasets": None}}) == []
+    for name in ("dyn", "stat"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(json.dumps({"source": {"kind": "wmprobe-sim", "suite": "dynamic"}}))
+    enc = SimpleNamespace(frames_per_step=1, key="k", layers=("out",), label="px", family="pixels", id_weight=0.0)
+    ds = {n: SimpleNamespace(name=n, path=str(tmp_path / n), split_kind="task", train=(0,), test=(1,))
+          for n in ("dyn", "stat")}
+    study = SimpleNamespace(seeds=(0, 1, 2), control=dict(FIELDS))
+    default = plan_control(study, enc, ds["dyn"], ("s",))
+    assert default.seeds == (0, 1, 2)
+    narrowed = SimpleNamespace(seeds=(0, 1, 2), control={**FIELDS, "seeds": [0], "datasets": ["dyn"]})
+    assert plan_control(narrowed, enc, ds["stat"], ("s",)) is None
+    one = plan_control(narrowed, enc, ds["dyn"], ("s",))
+    assert one.seeds == (0,) and one.key != default.key and one.control == default.control
+    same = SimpleNamespace(seeds=(0, 1, 2), control={**FIELDS, "seeds": [0, 1, 2], "datasets": ["dyn", "stat"]})
+    assert plan_control(same, enc, ds["dyn"], ("s",)).key == default.key    # the list does not enter the key

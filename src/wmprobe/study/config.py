@@ -533,7 +533,7 @@ def check(src: str | os.PathLike | dict, overrides: Sequence[str] = ()) -> tuple
                              dict(sub) if isinstance(sub, dict) else {}, dict(rc) if isinstance(rc, dict) else {})
 
     from wmprobe.study.control import check_control
-    control = check_control(c.bad, doc.get("control"))
+    control = check_control(c.bad, doc.get("control"), [d.name for d in datasets])
     if c.problems:
         return None, c.problems
     cfg = StudyConfig(
