@@ -91,6 +91,7 @@ def test_a_constant_success_is_reported_not_correlated():
     assert e["rho_r2_success"] is None
     no_psnr = AC.control_findings(records(n=6, psnr=[np.nan] * 6))["dynamic"]["train"]
     assert no_psnr["r2"]["status"] == "ok" and no_psnr["psnr"]["status"] == "not enough encoders"
+    assert all(e["psnr"] is None for e in no_psnr["encoders"])        # null in findings.json, never NaN
 
 
 def test_the_ci_reflects_rollout_noise_and_is_deterministic():

@@ -250,7 +250,7 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
             out.setdefault(ds, {})[sp] = {
                 "n_encoders": int(len(t)), "rho_r2_success": c["r2"]["rho"], "rho_r2_success_ci": c["r2"]["ci"],
                 "rho_psnr_success": c["psnr"]["rho"], "rho_psnr_success_ci": c["psnr"]["ci"], **c,
-                "encoders": t[cols].to_dict("records"),
+                "encoders": t[cols].astype(object).where(t[cols].notna(), None).to_dict("records"),   # null, not NaN
                 "policy_layer_differs": (t.loc[t["layer"].astype(str) != t["policy_layer"], "label"].tolist()
                                          if {"layer", "policy_layer"} <= set(t) else [])}
     return out
