@@ -8,17 +8,18 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from helpers import moving_square_store
+
 from wmprobe import zoo
 from wmprobe.data.splits import make_split
 from wmprobe.data.store import from_episodes
-from wmprobe.probes import evaluate
-from wmprobe.probes.api import build_probe_data
 from wmprobe.encoders.registry import load_encoder
 from wmprobe.errors import ConfigError, EncoderError
-from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES, lambda_sweep
-
+from wmprobe.probes import evaluate
+from wmprobe.probes.api import build_probe_data
+from wmprobe.zoo import training
+from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES
+from wmprobe.zoo.training import lambda_sweep
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")   # conftest: training is reproducible on one thread
 
@@ -83,7 +84,7 @@ def test_each_objective_runs(objective, store, tmp_path):
 def test_lambda_sweep_spans_five_orders_of_magnitude(store, tmp_path, monkeypatch):
     assert len(LAMBDA_SWEEP) == 5 and max(LAMBDA_SWEEP) / min(LAMBDA_SWEEP) == pytest.approx(1e4)
     calls = []
-    monkeypatch.setattr(zoo, "train", lambda family, store, **kw: calls.append(kw["id_weight"]) or kw["id_weight"])
+    monkeypatch.setattr(training, "train", lambda family, store, **kw: calls.append(kw["id_weight"]) or kw["id_weight"])
     out = lambda_sweep("vae", store, train_episodes=[0, 1], preset="tiny", cache_dir=tmp_path)
     assert calls == [0.0, *LAMBDA_SWEEP] and list(out) == calls
 
@@ -200,13 +201,13 @@ def test_concurrent_trainers_of_one_checkpoint_train_once_and_reuse_marks_it_use
     import time
 
     from wmprobe.study.cache import cache_gc
-    fits, real_fit = [], zoo._fit
+    fits, real_fit = [], training._fit
 
     def slow_fit(*a, **k):
         fits.append(1)
         time.sleep(0.3)                        # the second trainer arrives while the first is still training
         return real_fit(*a, **k)
-    monkeypatch.setattr(zoo, "_fit", slow_fit)
+    monkeypatch.setattr(training, "_fit", slow_fit)
     root = tmp_path / "cache" / "zoo"
     kw = dict(train_episodes=[0, 1, 2], preset="tiny", progress=False, cache_dir=root)
     out: list = []

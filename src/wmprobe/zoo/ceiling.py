@@ -26,5 +26,5 @@ class Ceiling(ZooModel):
         return self.trunk(x)
 
     def loss(self, x: torch.Tensor, a: torch.Tensor):
-        """No family loss: ``zoo._fit`` trains this model by the +ID term alone."""
+        """No family loss: ``zoo.training._fit`` trains this model by the +ID term alone."""
         return x.new_zeros(()), None

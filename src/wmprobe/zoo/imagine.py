@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from wmprobe.errors import EncoderError
-from wmprobe.zoo import ZooDecodingEncoder
+from wmprobe.zoo.encoder import ZooDecodingEncoder
 
 
 class ZooDynamicsEncoder(ZooDecodingEncoder):

@@ -168,9 +168,3 @@ def id_loss(pred: torch.Tensor, target: torch.Tensor, objective: str) -> torch.T
         return F.mse_loss(pred, target)
     raise ValueError(f"unknown +ID objective '{objective}'")
 
-
-def __getattr__(name: str):  # backwards compatible: ``from wmprobe.zoo.models import VAE``
-    if name == "VAE":
-        from wmprobe.zoo.vae import VAE
-        return VAE
-    raise AttributeError(name)

@@ -1,7 +1,7 @@
 """Supervision and ablations for the mini-zoo: +ID for any family, the objective ablation, the lambda sweep.
 
 ``zoo.train(..., id_weight=lam, objective=NAME, id_groups=[...])`` adds the auxiliary term to the family's
-own loss (``zoo._fit`` balances its scale, see docs/zoo.md "+ID"). The auxiliary head is trained jointly
+own loss (``zoo.training._fit`` balances its scale, see docs/zoo.md "+ID"). The auxiliary head is trained jointly
 and discarded; only the encoder is saved and probed. Every objective works on the MEAN-POOLED probed
 latents (layer ``out``) of the frames of the training clip (``models.CLIP_LEN`` frames, the same clips for
 every family), on the +ID action dims only (``id_groups``: by default the groups the probe's headline scores,
@@ -23,13 +23,10 @@ Objectives (``OBJECTIVES``), the paper's ablation on its diffusion model in brac
   same clip are positives, every other pair in the batch a negative; no action labels [0.073]
 (``single``, ``forward`` and ``contrastive`` use the consecutive pairs ``(t, t + 1)``.)
 
-``LAMBDA_SWEEP``: the +ID weights swept over 5 orders of magnitude; ``lambda_sweep(family, store, ...)``
-trains one model per weight (plus the frozen twin) and returns their checkpoints.
+``LAMBDA_SWEEP``: the +ID weights swept over 5 orders of magnitude; ``zoo.training.lambda_sweep(family, store,
+...)`` trains one model per weight (plus the frozen twin) and returns their checkpoints.
 """
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -126,15 +123,3 @@ def flat_pairs(p: torch.Tensor, idx: list[int]) -> torch.Tensor:
     """``p (B, L, C)``, frame indices ``idx (P,)`` -> ``(B * P, C)`` (batch-major, as ``pair_targets``)."""
     return p[:, idx].reshape(-1, p.shape[-1])
 
-
-def lambda_sweep(family: str, store: Any, *, train_episodes: Sequence[int],
-                 lambdas: Sequence[float] = LAMBDA_SWEEP, objective: str = "l1", include_frozen: bool = True,
-                 **train_kw: Any) -> dict[float, Path]:
-    """``{id_weight: checkpoint}`` for ``family`` at every weight in ``lambdas`` (and 0: the frozen twin).
-
-    Everything else (preset, seed, data, forbid_episodes, cache_dir) is passed to ``zoo.train`` unchanged,
-    so the runs differ only in the weight; checkpoints already trained are reused."""
-    from wmprobe import zoo
-    weights = ([0.0] if include_frozen else []) + [float(w) for w in lambdas]
-    return {w: zoo.train(family, store, train_episodes=train_episodes, id_weight=w, objective=objective,
-                         **train_kw) for w in weights}
