@@ -114,3 +114,35 @@ def test_frames_already_at_the_input_size_are_not_cached(tmp_path):
     store = moving_square_store(episodes=2, steps=4, size=64)
     extract(load_encoder("random-conv:0"), store, frames_cache=tmp_path)      # 64 px in, 64 px input
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_frame_cache_keys_are_stable_and_a_copied_entry_is_reused_not_recomputed(tmp_path):
+    import hashlib
+    import json
+    import os
+    import shutil
+    from wmprobe.frames_cache import FramesCache
+    store = moving_square_store(episodes=2, steps=6, size=40)
+    enc = load_encoder("pixels:8")
+    cache = FramesCache(tmp_path / "a", enc, store)
+    for e in (0, 1, 12345):   # the key hashes the same JSON as every earlier version: existing caches stay valid
+        blob = json.dumps({**cache.base, "episode": e}, sort_keys=True, default=str)
+        assert cache.key(e) == hashlib.sha256(blob.encode()).hexdigest()[:32]
+    plain = extract(enc, store)
+    extract(enc, store, frames_cache=tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")                  # a copy: same bytes, new mtimes
+    for f in (tmp_path / "b").glob("*/frames*.npy"):
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+
+    def recompute():
+        raise AssertionError("an intact copied entry was recomputed")
+    copy = FramesCache(tmp_path / "b", enc, store)
+    for e in range(store.n_episodes):
+        entry = tmp_path / "b" / copy.key(e)
+        first = copy.episode(e, recompute)                           # re-hashed, matches: used and restamped
+        rec = json.loads((entry / "entry.json").read_text())
+        name = next(iter(rec["checksums"]))
+        assert rec["stamps"][name]["mtime_ns"] == (entry / name).stat().st_mtime_ns
+        assert torch.equal(copy.episode(e, recompute), first)        # the stamped read gives the same frames
+    again = extract(enc, store, frames_cache=tmp_path / "b")
+    np.testing.assert_array_equal(again.pooled["out"], plain.pooled["out"])

@@ -181,8 +181,9 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
         cache = cache if cache.enabled else None
     encode = encoder.encode if cache is None else encoder.encode_resized
     bar = _progress(len(episodes), f"extract {encoder.spec.name}", progress)
+    starts = store.episode_starts                       # a property that builds the array: once, not per episode
     for e in episodes:
-        start = int(store.episode_starts[e])
+        start = int(starts[e])
         if cache is None:       # (T, H, W, 3) uint8
             frames = _episode_frames(store, e, corruption, corruption_seed)
         else:                   # (T, 3, h, w) resized: windows and padding act on dim 0 alike

@@ -14,9 +14,11 @@ bicubic resize) share the entry too; the latents are bit-identical to extraction
 
 Layout: ``ROOT/KEY/frames.npy`` (or ``frames_nhwc.npy``: the frames as ``(T, h, w, 3)`` where the resize gave
 channels-last strides, kept so the model sees the same layout) + ``entry.json`` (what the key hashes, for
-``wmprobe cache ls``), written atomically (temp dir + rename), ``used`` touched on every hit (``wmprobe cache
-gc`` keeps used entries). A missing, partial or unreadable entry is recomputed and rewritten; a read-only cache
-is used as far as it goes.
+``wmprobe cache ls``, and the frames file's BLAKE2b checksum, size and mtime), written atomically (temp dir +
+rename), ``used`` touched on every hit (``wmprobe cache gc`` keeps used entries). A hit checks the file's size
+and mtime against the record and re-hashes it only when they changed (the store's rule): hashing every read
+cost a tiny model ~10% of its forward pass. A missing, partial, edited or unreadable entry is recomputed and
+rewritten; a read-only cache is used as far as it goes.
 Frames that need no resize (store frames already at the input size) are not cached: reading the store is as
 cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not
 cached either: extraction must call its own ``encode``.
@@ -37,6 +39,8 @@ from wmprobe._fs import atomic_dir, mark_used
 from wmprobe.data.store import file_digest
 
 FORMAT = 1
+_SLOT = "\x00episode\x00"
+_NP_DTYPES = {"torch.uint8": np.uint8, "torch.float32": np.float32}
 
 
 class FramesCache:
@@ -60,21 +64,31 @@ class FramesCache:
                      "corruption_version": getattr(corruption, "version", 0),
                      "corruption_seed": int(corruption_seed) if corruption is not None else 0}
 
+        # the key's JSON around the episode number, serialised once (a JSON int is ``str(int)``)
+        parts = json.dumps({**self.base, "episode": _SLOT}, sort_keys=True, default=str).split(json.dumps(_SLOT))
+        self._key_parts = tuple(parts) if len(parts) == 2 else None
+
     def key(self, episode: int) -> str:
-        blob = json.dumps({**self.base, "episode": int(episode)}, sort_keys=True, default=str)
+        """sha256 of ``json.dumps({**base, "episode": episode}, sort_keys=True)``, first 32 hex digits."""
+        if self._key_parts is None:
+            blob = json.dumps({**self.base, "episode": int(episode)}, sort_keys=True, default=str)
+        else:
+            blob = f"{self._key_parts[0]}{int(episode)}{self._key_parts[1]}"
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def episode(self, episode: int, frames: Callable[[], torch.Tensor]) -> torch.Tensor:
         """``(T, 3, h, w)`` resized frames of ``episode``: from the cache, else ``resize_frames(frames())``
         (``frames()`` gives the episode's, possibly corrupted, ``(T, H, W, 3) uint8`` frames), then stored."""
         entry = self.root / self.key(episode)
+        record = _record(entry)
         for name, nhwc in (("frames.npy", False), ("frames_nhwc.npy", True)):
-            if (entry / name).is_file():
+            if name in record.get("checksums", {}) or (not record and (entry / name).is_file()):
                 try:
-                    if not _intact(entry, name):                  # bit flips, truncation: recompute
+                    arr = _read(entry, name, record, nhwc)
+                    if arr is None:                               # bit flips, truncation: recompute
                         break
-                    arr = torch.from_numpy(np.load(entry / name, allow_pickle=False))
                     mark_used(entry)
+                    arr = torch.from_numpy(arr)
                     return arr.permute(0, 3, 1, 2) if nhwc else arr
                 except (OSError, ValueError, EOFError):
                     break                                     # unreadable: recompute
@@ -88,19 +102,82 @@ class FramesCache:
             with atomic_dir(entry) as tmp:
                 name = "frames_nhwc.npy" if nhwc else "frames.npy"
                 np.save(tmp / name, x.permute(0, 2, 3, 1).numpy() if nhwc else x.numpy())
+                st = (tmp / name).stat()                      # the rename below keeps size and mtime
                 (tmp / "entry.json").write_text(json.dumps({**self.base, "episode": int(episode),
                                                             "shape": list(x.shape), "dtype": str(x.dtype),
-                                                            "checksums": {name: file_digest(tmp / name)}},
+                                                            "checksums": {name: file_digest(tmp / name)},
+                                                            "stamps": {name: {"size": st.st_size,
+                                                                              "mtime_ns": st.st_mtime_ns}}},
                                                            default=str))
         return x
 
 
-def _intact(entry: Path, name: str) -> bool:
-    """True when ``entry/name`` matches the BLAKE2b checksum in ``entry.json`` (False when it does not, or
-    the entry has no readable record: then it is recomputed and rewritten)."""
+def _record(entry: Path) -> dict:
+    """``entry/entry.json`` as written (empty when missing or unreadable: the entry is then recomputed)."""
     try:
-        want = json.loads((entry / "entry.json").read_text())["checksums"][name]
-        return file_digest(entry / name) == want
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+        with open(entry / "entry.json", "rb") as f:
+            rec = json.loads(f.read())
+        return rec if isinstance(rec, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
+
+def _stamped(st: os.stat_result, record: dict, name: str) -> bool:
+    """True when the file's size and mtime are those recorded when the entry was written."""
+    stamps = record.get("stamps")
+    stamp = stamps.get(name) if isinstance(stamps, dict) else None
+    return isinstance(stamp, dict) and st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns")
+
+
+def _read(entry: Path, name: str, record: dict, nhwc: bool) -> np.ndarray | None:
+    """The frames array of ``entry/name``, or None when the file is not what was written. A file as stamped
+    whose ``.npy`` header names the recorded shape and dtype is read in one pass into a new array (no
+    ``np.load`` header parse); any other goes through ``_intact`` (the checksum) and ``np.load``."""
+    path = entry / name
+    st = os.stat(path)
+    if not _stamped(st, record, name):
+        if not _intact(entry, name, record):
+            return None
+        _restamp(entry, name, record, st)                     # intact: the next read takes the fast path
+        return np.load(path, allow_pickle=False)
+    dtype, shape = _NP_DTYPES.get(record.get("dtype")), record.get("shape")
+    if dtype is not None and isinstance(shape, list) and len(shape) == 4 \
+            and all(isinstance(n, int) and n >= 0 for n in shape):
+        shape = (shape[0], shape[2], shape[3], shape[1]) if nhwc else tuple(shape)
+        arr = np.empty(shape, dtype)
+        offset = st.st_size - arr.nbytes                      # np.save writes the C-order data last
+        if 10 <= offset <= 4096:
+            with open(path, "rb") as f:
+                head = f.read(offset).decode("latin1")
+                if head.startswith("\x93NUMPY") and f"'descr': '{arr.dtype.str}'" in head \
+                        and "'fortran_order': False" in head and f"'shape': {shape!r}" in head \
+                        and f.readinto(memoryview(arr).cast("B")) == arr.nbytes:
+                    return arr
+    return np.load(path, allow_pickle=False)
+
+
+def _restamp(entry: Path, name: str, record: dict, st: os.stat_result) -> None:
+    """Record the size and mtime of a file that matched its checksum (a copied entry, or one written before
+    stamps) in ``entry.json``, atomically; best effort (a read-only cache is re-hashed on each read)."""
+    stamps = record.get("stamps") if isinstance(record.get("stamps"), dict) else {}
+    doc = {**record, "stamps": {**stamps, name: {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}}
+    tmp = entry / f".entry.json.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(doc, default=str))
+        os.replace(tmp, entry / "entry.json")
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _intact(entry: Path, name: str, record: dict | None = None) -> bool:
+    """True when ``entry/name`` is what was written: its size and mtime as stamped in ``entry.json`` (the
+    store's rule, ``data.store.check_checksums``: any write moves the mtime), else its BLAKE2b checksum as
+    recorded there (a copied entry, or one written before stamps). False when it differs, or the entry has no
+    readable record: then it is recomputed and rewritten."""
+    try:
+        rec = _record(entry) if record is None else record
+        want = rec["checksums"][name]
+        return _stamped((entry / name).stat(), rec, name) or file_digest(entry / name) == want
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

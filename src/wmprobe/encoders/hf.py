@@ -27,6 +27,7 @@ grid (V-JEPA 2, VideoMAE, SigLIP) always get their config's image size.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -138,11 +139,41 @@ def resize_stage(frames: torch.Tensor, spec: EncoderSpec, device: torch.device) 
 
 
 def normalise_stage(x: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
-    """``resize_stage``'s output -> float32 ``(x * scale - mean) / std`` (scale 1/255 for uint8)."""
+    """``resize_stage``'s output -> float32 ``(x * scale - mean) / std`` (scale 1/255 for uint8).
+
+    One ``addcmul`` (``-mean / std + x * (scale / std)``, fused multiply-add on CPU) per element. The
+    per-channel factors are laid out as a whole frame in ``x``'s memory order (``(3, h, w)`` or, for the
+    channels-last frames of the uint8 resize, ``(h, w, 3)``), so the kernel runs over contiguous rows rather
+    than broadcasting a ``(3, 1, 1)`` tensor along 3-element rows: 2.4x faster on those frames, the same
+    values bit for bit and the same output strides as the broadcast form (still used for other layouts)."""
     scale = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
+    if x.ndim >= 3 and x.shape[-3] == 3:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if x.is_contiguous():
+            shift, factor = _frame_factors(tuple(spec.mean), tuple(spec.std), scale, h, w, False, x.device)
+            return torch.addcmul(shift, x.float(), factor)
+        last = x.movedim(-3, -1)
+        if last.is_contiguous():
+            shift, factor = _frame_factors(tuple(spec.mean), tuple(spec.std), scale, h, w, True, x.device)
+            return torch.addcmul(shift, last.float(), factor).movedim(-1, -3)
     std = torch.tensor(spec.std, device=x.device).view(3, 1, 1)
     mean = torch.tensor(spec.mean, device=x.device).view(3, 1, 1)
     return torch.addcmul(-mean / std, x.float(), scale / std)           # (x * scale - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _frame_factors(mean: tuple, std: tuple, scale: float, h: int, w: int, channels_last: bool,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``normalise_stage``'s ``-mean / std`` and ``scale / std`` (computed exactly as in its broadcast form),
+    expanded to one frame: ``(3, h, w)``, or ``(h, w, 3)`` when ``channels_last``. Ordinary tensors (not
+    inference tensors), never written to."""
+    with torch.inference_mode(False):
+        std_t = torch.tensor(std, device=device).view(3, 1, 1)
+        mean_t = torch.tensor(mean, device=device).view(3, 1, 1)
+        shift, factor = -mean_t / std_t, scale / std_t
+        if channels_last:
+            return (shift.view(3).expand(h, w, 3).contiguous(), factor.view(3).expand(h, w, 3).contiguous())
+        return shift.expand(3, h, w).contiguous(), factor.expand(3, h, w).contiguous()
 
 
 def preprocess_frames(frames: torch.Tensor, spec: EncoderSpec, device: torch.device) -> torch.Tensor:
