@@ -13,6 +13,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from wmprobe import presets
 from wmprobe.errors import ConfigError, WmprobeError
 
 EPILOG = """examples:
@@ -504,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="wmprobe-demo", help="results directory (default: wmprobe-demo)")
     d.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0,
                    help="study seed: data, splits, zoo training, probes")
-    d.add_argument("--preset", default="demo", choices=["tiny", "demo", "compare", "paper"],
+    d.add_argument("--preset", default="demo", choices=presets.names(),
                    help="size of the run: tiny (about a minute), demo (minutes), compare (<= 45 min: the frozen "
                         "families with CIs), paper (the full protocol, hours)")
     d.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
@@ -680,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     zt = zsub.add_parser("train", help="train one family on a store's train split")
     zt.add_argument("family", help="zoo family (`wmprobe ls families`)")
     zt.add_argument("--data", required=True, help="EpisodeStore to train on")
-    zt.add_argument("--preset", default="demo", choices=["tiny", "demo", "compare", "paper"],
+    zt.add_argument("--preset", default="demo", choices=presets.names(),
                     help="training budget (docs/zoo.md)")
     zt.add_argument("--id-weight", type=at_least(0, float), default=0.0,
                     help="weight of the inverse-dynamics (+ID) loss; 0 trains the frozen-objective model")

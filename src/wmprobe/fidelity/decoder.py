@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from wmprobe import presets
 from wmprobe._threads import torch_threads
 from wmprobe.errors import ProbeError
 from wmprobe.fidelity.metrics import Scores
@@ -41,12 +42,8 @@ class DecoderPreset:
     lr: float
 
 
-# paper: ~17M parameters for D=1024 on a 16x16 grid and 256 px frames (the paper's "~17M decoder")
-PRESETS: dict[str, DecoderPreset] = {
-    "tiny": DecoderPreset(width=32, blocks=1, steps=200, batch=32, lr=5e-3),
-    "demo": DecoderPreset(width=48, blocks=1, steps=300, batch=32, lr=5e-3),
-    "paper": DecoderPreset(width=416, blocks=4, steps=3000, batch=64, lr=5e-4),
-}
+# the ``decoder`` section of each preset file (wmprobe/presets/NAME.yaml)
+PRESETS: dict[str, DecoderPreset] = presets.section("decoder", DecoderPreset)
 
 
 class _Block(nn.Module):

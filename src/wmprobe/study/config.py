@@ -125,23 +125,9 @@ class StudyConfig:
 
 # ---- presets: the same sizes as `wmprobe demo --preset` ------------------------------------------
 def preset_dict(name: str) -> dict[str, Any]:
-    from wmprobe.demo import PRESETS
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}': choose one of {sorted(PRESETS)}")
-    p = PRESETS[name]
-    encoders: list[Any] = [{"name": p.extra.get("pixels", "pixels"), "label": "pixels"},
-                           {"name": "random-conv:{seed}", "label": "random-conv"}]
-    return {
-        "name": name, "preset": name,
-        "datasets": [{"name": s, "sim": s, "episodes": p.episodes, "steps": p.steps, "size": p.size}
-                     for s in p.suites],
-        "encoders": encoders,
-        "zoo": {"families": list(p.families), "id_weights": [0.0, p.id_weight], "preset": p.zoo_preset},
-        "split": "task", "corruptions": list(p.corruptions), "corrupt_datasets": list(p.suites[:1]),
-        "probes": list(p.probes), "ks": list(p.ks), "seeds": list(p.seeds),
-        "probe": {"steps": p.mlp_steps, **p.extra.get("mlp", {})}, "n_boot": p.n_boot,
-        "fidelity": p.fidelity, "fidelity_preset": p.zoo_preset if p.zoo_preset != "compare" else "demo", "fidelity_datasets": list(p.suites[:1]),
-    }
+    """The study config that ``preset: NAME`` stands for (``wmprobe/presets/NAME.yaml``, study/presets.py)."""
+    from wmprobe.study.presets import study_preset
+    return study_preset(name).study_dict()
 
 
 # ---- loading and checking ------------------------------------------------------------------------

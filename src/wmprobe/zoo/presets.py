@@ -1,7 +1,10 @@
-"""Zoo training presets: the trunk width and the training budget (docs/zoo.md "Presets")."""
+"""Zoo training presets: the trunk width and the training budget, read from the ``zoo`` section of each preset
+file (``wmprobe/presets/NAME.yaml``; docs/zoo.md "Presets" says what each can show)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from wmprobe import presets
 
 
 @dataclass(frozen=True)
@@ -12,12 +15,8 @@ class Preset:
     steps: int
     batch_size: int          # pairs per step: every family sees 2 * batch_size frames per step
     lr: float
-    beta: float = 1e-4
-    warmup: int = 50
+    beta: float
+    warmup: int
 
 
-# docs/zoo.md "Presets": what each can show, and the arithmetic behind the demo's and compare's budgets
-PRESETS = {"tiny": Preset(width=16, steps=40, batch_size=16, lr=3e-3, warmup=10),
-           "demo": Preset(width=32, steps=400, batch_size=24, lr=2e-3, warmup=40),
-           "compare": Preset(width=32, steps=2000, batch_size=24, lr=2e-3, warmup=100),
-           "paper": Preset(width=128, steps=20000, batch_size=128, lr=1e-3, warmup=500)}
+PRESETS: dict[str, Preset] = presets.section("zoo", Preset)

@@ -1,0 +1,63 @@
+"""Presets as data: the YAML files shipped in the package load through importlib.resources, every consumer
+(demo, a study's `preset:`, the zoo, the decoder probe) reads them, and a broken file is one clear error."""
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from wmprobe import presets
+from wmprobe.errors import ConfigError
+
+NAMES = ["tiny", "demo", "compare", "paper"]
+
+
+def test_the_preset_files_ship_in_the_package_and_load_through_importlib_resources():
+    files = sorted(f.name for f in resources.files("wmprobe.presets").iterdir() if f.name.endswith(".yaml"))
+    assert files == sorted(f"{n}.yaml" for n in NAMES)
+    assert presets.names() == NAMES                                   # smallest first (`order`)
+    # the wheel's package-data globs cover every file of the package that is not Python
+    globs = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["wmprobe"]
+    for f in files:
+        assert any(fnmatch.fnmatch(f"presets/{f}", g) for g in globs), f
+
+
+def test_every_consumer_reads_the_files():
+    from wmprobe import demo, fidelity, zoo
+    from wmprobe.study.config import check, preset_dict
+    assert list(demo.PRESETS) == NAMES and list(zoo.PRESETS) == NAMES
+    assert list(fidelity.PRESETS) == ["tiny", "demo", "paper"]        # compare uses the demo's decoder
+    for name in NAMES:
+        doc = presets.read(name)
+        assert asdict(zoo.PRESETS[name]) == doc["zoo"]
+        assert preset_dict(name)["preset"] == name
+        cfg, problems = check({"preset": name})
+        assert not problems and cfg.zoo.preset == name and cfg.fidelity_preset in fidelity.PRESETS
+    # `zoo.families: all` is every pretraining family of the zoo registry
+    assert preset_dict("demo")["zoo"]["families"] == list(zoo.FAMILIES)
+    assert preset_dict("tiny")["zoo"]["families"] == ["vae"]
+    with pytest.raises(ConfigError, match="choose one of"):
+        preset_dict("huge")
+
+
+def test_a_broken_preset_file_is_one_error_naming_the_file():
+    good = presets.read("tiny")
+    with pytest.raises(ConfigError, match=r"presets/tiny.yaml.*unknown keys \['extra'\]"):
+        presets._check("tiny", {**good, "extra": {}})
+    with pytest.raises(ConfigError, match=r"presets/x.yaml.*preset: x"):
+        presets._check("x", good)
+    from wmprobe.zoo.presets import Preset
+    bad = {**good, "zoo": {**good["zoo"], "lr2": 1}}
+    presets._files.cache_clear()
+    try:
+        import unittest.mock as mock
+        with mock.patch.object(presets, "_files", lambda: {"tiny": bad}):
+            with pytest.raises(ConfigError, match=r"presets/tiny.yaml: `zoo` must give exactly"):
+                presets.section("zoo", Preset)
+    finally:
+        presets._files.cache_clear()
