@@ -14,7 +14,6 @@ Shapes:
 from __future__ import annotations
 
 import hashlib
-import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wmprobe._hashing import json_hash
 from wmprobe.errors import EncoderError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +65,7 @@ class EncoderSpec:
         """Hash of everything that changes the output (the name is excluded: same model, same key)."""
         d = self.to_dict()
         d.pop("name")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return json_hash(d, 16, default=str)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from wmprobe._fs import mark_used
+from wmprobe._hashing import json_hash
 from wmprobe.errors import WmprobeError
 
 CACHE_VERSION = 1
@@ -63,8 +64,7 @@ def claim_cache(root: Path) -> None:
 
 def content_key(obj: Any) -> str:
     """A stable 20-hex-digit hash of a JSON-able description."""
-    blob = json.dumps({"v": CACHE_VERSION, "obj": obj}, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
+    return json_hash({"v": CACHE_VERSION, "obj": obj}, 20, default=str)
 
 
 def file_checksum(path: Path) -> str:

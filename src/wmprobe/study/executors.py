@@ -55,12 +55,9 @@ def run_batch(tasks: Sequence[Any], cache_root: str, max_retries: int, threads: 
     return [_attempt(t, cache_root, max_retries, threads) for t in tasks]
 
 
-def _bar(total: int, desc: str, enabled: bool):
-    from wmprobe.extract import _progress
-    bar = _progress(total, desc, enabled)
-    if hasattr(bar, "unit"):
-        bar.unit = "task"
-    return bar
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    from wmprobe._progress import progress_bar
+    return progress_bar(total, desc, enabled, unit="task", dynamic_ncols=True)
 
 
 class LocalExecutor:

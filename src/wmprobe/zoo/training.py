@@ -7,8 +7,6 @@ cosine); only the pretraining signal differs (docs/zoo.md).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, replace
@@ -20,6 +18,8 @@ import torch
 from filelock import FileLock
 
 from wmprobe._fs import mark_used
+from wmprobe._hashing import json_hash
+from wmprobe._progress import progress_bar
 from wmprobe._threads import torch_threads
 from wmprobe.data.store import EpisodeStore
 from wmprobe.errors import ConfigError, EncoderError
@@ -68,10 +68,10 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
     recipe = {"family": family, "preset": preset, **asdict(cfg), "id_weight": float(id_weight),
               "objective": objective, "id_groups": groups if id_weight > 0 else None,
               "clip_len": model_class(family).clip_len, "seed": int(seed), "data": store.fingerprint,
-              "train_episodes": hashlib.sha256(json.dumps(train_episodes).encode()).hexdigest()[:12],
+              "train_episodes": json_hash(train_episodes, 12),
               "train_tasks": task_names(store, train_episodes),
               "bf16": bool(bf16), "code_version": CODE_VERSION}
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    key = json_hash(recipe, 12)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     suffix = f"-{objective}" if objective != "l1" and id_weight else ""
     dest = root / f"{family}-{preset}-id{id_weight:g}{suffix}-{key}"
@@ -157,10 +157,7 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
     curves: dict[str, list[float]] = {"loss": [], "id": [], "scale": []}
     ema_f = ema_a = None
     t0 = time.perf_counter()
-    bar = None
-    if progress and os.environ.get("WMPROBE_QUIET") != "1":
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, desc=f"zoo {family}{' +ID' if id_weight and own else ''}", leave=False)
+    bar = progress_bar(cfg.steps, f"zoo {family}{' +ID' if id_weight and own else ''}", progress)
     dev_type = torch.device(device).type
     model.train()
     for step in range(cfg.steps):
@@ -203,10 +200,9 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
             curves["scale"].append(float(scale))
         if not np.isfinite(curves["loss"][-1]) or curves["loss"][-1] > 1e6:
             raise EncoderError(f"zoo {family}: the loss diverged at step {step} (lr {lr:.2g})")
-        if bar:
-            bar.update(1)
-            bar.set_postfix(loss=f"{curves['loss'][-1]:.4f}")
-    bar and bar.close()
+        bar.update(1)
+        bar.set_postfix(loss=f"{curves['loss'][-1]:.4f}")
+    bar.close()
     model.eval()
     return model, head, curves, time.perf_counter() - t0, n_clips
 

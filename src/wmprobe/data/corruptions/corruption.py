@@ -5,32 +5,17 @@ the same shape and dtype; the per-type ops live in the family modules and are lo
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
+from wmprobe._threads import torch_threads
 from wmprobe.data.corruptions.ops import ClipRng, generator
 from wmprobe.data.corruptions.registry import CorruptionType, types
 from wmprobe.errors import ConfigError
 
 CHUNK_ELEMENTS = 1 << 19   # frames are processed in cache-sized chunks of a clip (about 2 MB of float32)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch ops on one intra-op thread, then restore the caller's setting.
-
-    The chunks are small (cache-sized), where OpenMP fork/join costs more than it gains; on a loaded 2-core
-    machine two threads were 10-50x slower than one (bench/corrupt.py). Parallelise over episodes instead.
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _valid() -> str:
@@ -101,7 +86,9 @@ class Corruption:
         out = torch.empty_like(frames)
         step = max(1, CHUNK_ELEMENTS // (h * w * 3))          # depends on the frame size only, never on B
         workers = max(1, min(int(workers), b))
-        with _single_thread():
+        # one intra-op thread: the chunks are small (cache-sized), where OpenMP fork/join costs more than it
+        # gains; on a loaded 2-core machine two threads were 10-50x slower than one (bench/corrupt.py)
+        with torch_threads(1):
             if workers == 1:
                 for i in range(b):
                     self._clip(ctype, frames, out, seeds, step, i)

@@ -13,6 +13,7 @@ import numpy as np
 
 from wmprobe._dest import check_dest, real_dest, write_marker
 from wmprobe._fs import drop_pages, make_temp_dir, swap_dir
+from wmprobe._progress import progress_bar as _progress_bar
 from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
                                 nonfinite_episodes)
 from wmprobe.errors import StoreError
@@ -182,14 +183,9 @@ def describe_resize(shape: tuple[int, int] | None, size: int | None) -> str:
     return f"frames {h}x{w}{crop}, resized to {size}x{size}"
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    if enabled and not os.environ.get("WMPROBE_QUIET"):
-        try:
-            from tqdm.auto import tqdm
-            return tqdm(total=total, desc=desc, unit="frame", leave=False)
-        except ImportError:  # pragma: no cover
-            pass
-    return None
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A bar over imported frames (``wmprobe._progress``)."""
+    return _progress_bar(total, desc, enabled, unit="frame")
 
 
 # ---- streaming writer -------------------------------------------------------------------------------

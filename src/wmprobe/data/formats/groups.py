@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
+from wmprobe._hashing import json_hash
 from wmprobe.data.store import AXIS_GROUPS
 from wmprobe.errors import StoreError
 
@@ -138,7 +139,6 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
     whose arrays are hard links (else symlinks, else copies) of the original's and whose meta.json carries the
     new groups and a fingerprint recomputed over the same bytes: every cell keyed on it is its own. Returns
     ``store`` itself when the groups are already its groups."""
-    import hashlib
     import json
     import os
     import shutil
@@ -153,7 +153,7 @@ def regroup(store: Any, groups: Mapping[str, Sequence[int]], root: Any) -> Any:
         return store
     if store.path is None:
         raise StoreError(f"{store.name}: only a store on disk can be regrouped")
-    key = hashlib.sha256(json.dumps([store.fingerprint, groups], sort_keys=True).encode()).hexdigest()[:16]
+    key = json_hash([store.fingerprint, groups], 16)
     dest = Path(root) / f"regroup-{store.name}-{key}"
     if (dest / "meta.json").is_file():
         return EpisodeStore.load(dest, allow_symlinks_out=True)  # its links (if any) are wmprobe's own

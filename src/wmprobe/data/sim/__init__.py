@@ -9,8 +9,10 @@ Suites (``SUITES``):
 reuses a store generated with the same parameters (key: parameters + ``GENERATOR_VERSION``). Actions are
 end-effector deltas (see ``scene``): ``x y z gripper`` with the wrist held fixed (the default), 7-DoF with
 ``wrist="free"``; stores carry the proprioceptive state per frame and the camera's projection (for the
-action-space audit). Episode ``i`` depends only on ``(suite, seed, i)`` (see ``generate``). Modules: ``scene`` (world, control, rendering), ``tasks`` (tasks and scripted experts),
-``generate`` (episodes, workers, cache).
+action-space audit). Episode ``i`` depends only on ``(suite, seed, i)`` (see ``generate``). Modules:
+``scene`` (world, control, rendering), ``tasks`` (tasks and scripted experts), ``generate`` (episodes, cache),
+``runs`` (the ``tasks`` argument and the episode runner every suite shares), ``metaworld`` (the Meta-World
+suite).
 """
 from wmprobe.data.sim.generate import (ACTION_GROUPS, ACTION_NAMES, DEFAULT_CAMERA, DEFAULT_STEPS, DEFAULT_WRIST,
                                        FREE_ACTION_GROUPS, FREE_ACTION_NAMES, GENERATOR_VERSION, STATE_NAMES,

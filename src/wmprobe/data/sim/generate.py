@@ -16,23 +16,21 @@ action-space audit (``wmprobe.data.audit``) can measure how far each action axis
 from __future__ import annotations
 
 import contextlib
-import difflib
-import hashlib
-import json
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, Union
+from typing import Any, Iterator
 
 import numpy as np
 
 from wmprobe._fs import mark_used
-from wmprobe._mp import context, hidden_main
+from wmprobe._hashing import json_hash
+from wmprobe._mp import context
+from wmprobe.data.sim.runs import TaskSpec, run_episodes, select_tasks
 from wmprobe.data.store import EpisodeStore, from_episodes, open_cached
 from wmprobe.errors import ConfigError, StoreError
 
-TaskSpec = Union[None, int, str, Sequence[str]]  # None (the suite's default), a count, "all", "a,b", or names
 GENERATOR_VERSION = 6
 DEFAULT_STEPS = 40
 DEFAULT_CAMERA = "oblique"    # of the pybullet suites (metaworld: its own, ``metaworld.DEFAULT_CAMERA``)
@@ -68,49 +66,6 @@ class Episode:
     fingers: np.ndarray | None = None
     states: np.ndarray | None = None
     noise: float = 0.0
-
-
-def select_tasks(tasks: TaskSpec, names: Sequence[str], default: Sequence[str], label: str,
-                 canon: Callable[[str], str] = str) -> list[str]:
-    """The task names a run asks for, from ``names`` (all the suite's tasks, in their canonical order).
-
-    ``None`` -> ``default``; ``"all"`` -> ``names``; a count ``N`` (an int or a string of digits) -> the first
-    N of ``default`` followed by the other ``names`` in order (``N = len(names)`` is ``names``); a list, or a
-    comma-separated string, of names -> those names in that order, each mapped by ``canon``. Unknown names,
-    repeats, an empty list and a count outside ``1..len(names)`` are ConfigErrors; an unknown name's error
-    lists the close matches."""
-    if tasks is None:
-        return list(default)
-    if isinstance(tasks, str):
-        text = tasks.strip()
-        if text == "all":
-            return list(names)
-        tasks = int(text) if text.isdigit() else [t.strip() for t in text.split(",") if t.strip()]
-    if isinstance(tasks, (int, np.integer)) and not isinstance(tasks, bool):
-        return _first_tasks(int(tasks), names, default, label)
-    given = [str(t) for t in tasks]
-    chosen = [canon(t) for t in given]
-    unknown = [(t, c) for t, c in zip(given, chosen) if c not in names]
-    if unknown:
-        raise ConfigError(f"{label} has no task " + "; no task ".join(_unknown(t, c, names) for t, c in unknown)
-                          + f"; choose among its {len(names)} tasks ({', '.join(names[:6])}, ...), 'all' or a count")
-    if not chosen or len(set(chosen)) != len(chosen):
-        raise ConfigError(f"{label}: tasks must be a non-empty list without repeats, got {given}")
-    return chosen
-
-
-def _first_tasks(n: int, names: Sequence[str], default: Sequence[str], label: str) -> list[str]:
-    """The first ``n`` of ``default`` then the rest of ``names``; all of ``names`` (in order) for ``n = len``."""
-    if not 1 <= n <= len(names):
-        raise ConfigError(f"{label} has {len(names)} tasks: a task count must be 1..{len(names)}, got {n}")
-    if n == len(names):
-        return list(names)
-    return (list(default) + [t for t in names if t not in default])[:n]
-
-
-def _unknown(given: str, name: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    return f"'{given}'" + (f" (did you mean {' or '.join(close)}?)" if close else "")
 
 
 def _pybullet_tasks(suite: str, tasks: TaskSpec) -> list[str] | None:
@@ -275,41 +230,6 @@ def _context() -> mp.context.BaseContext:
     return context(["wmprobe.data.sim.generate", "wmprobe.data.sim.scene", "pybullet"])
 
 
-def run_episodes(job: Callable[[tuple[dict[str, Any], int]], Any], params: dict[str, Any], workers: int | None,
-                 ctx: Callable[[], mp.context.BaseContext], desc: str, progress: bool,
-                 on_serial_exit: Callable[[], None] | None = None) -> list[Any]:
-    """``[job((params, i)) for i in range(params["episodes"])]``, in order, on ``workers`` processes of the
-    context ``ctx()`` (default ``min(cpu count, 4)``; 1 runs in this process, then ``on_serial_exit``), with
-    a tqdm bar on stderr when ``progress`` and ``WMPROBE_QUIET`` is not ``1``."""
-    n_workers = max(1, min(int(workers or min(os.cpu_count() or 1, 4)), params["episodes"]))
-    jobs = [(params, i) for i in range(params["episodes"])]
-    bar = None
-    if progress and os.environ.get("WMPROBE_QUIET") != "1":
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(jobs), desc=desc, unit="ep", leave=False)
-    results = []
-    try:
-        if n_workers == 1:
-            try:
-                for j in jobs:
-                    results.append(job(j))
-                    bar is not None and bar.update(1)
-            finally:
-                if on_serial_exit is not None:
-                    on_serial_exit()
-        else:
-            with hidden_main():
-                pool = ctx().Pool(n_workers)
-            with pool:
-                for r in pool.imap(job, jobs, chunksize=1):
-                    results.append(r)
-                    bar is not None and bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return results
-
-
 def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps: int | None = None,
              camera: str | None = None, workers: int | None = None, progress: bool = True,
              tasks: TaskSpec = None, wrist: str | None = None) -> EpisodeStore:
@@ -319,9 +239,9 @@ def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps:
     ``x y z gripper``, with ``wrist="fixed"``, the default; 7 with ``"free"``); states ``(episodes * steps, S)
     float32`` (``meta["state_names"]``: EE position, with a free wrist its orientation, finger opening).
     ``camera``: one of ``scene.CAMERAS`` (default ``oblique``). ``workers`` processes (default
-    ``min(cpu count, 4)``) never change the result. A tqdm bar goes to stderr when ``progress`` (and
-    ``WMPROBE_QUIET`` is not ``1``). ``tasks``: a count, ``"all"`` or task names (``select_tasks``; default:
-    all of a pybullet suite's, the 16 ``DEFAULT_TASKS`` of ``metaworld``); ``meta["task_names"]`` are the
+    ``min(cpu count, 4)``) never change the result. A progress bar goes to stderr when ``progress`` (and
+    the session is not quiet, ``wmprobe._progress``). ``tasks``: a count, ``"all"`` or task names
+    (``select_tasks``; default: all of a pybullet suite's, the 16 ``DEFAULT_TASKS`` of ``metaworld``); ``meta["task_names"]`` are the
     run's tasks. ``meta["camera"]``: ``camera_meta``; ``meta["expert_noise"]``: the per-episode std (m) of the
     expert's translation noise. ``metaworld``: see ``wmprobe.data.sim.metaworld``."""
     params = check_params(suite, episodes, size, seed, steps, camera, tasks, wrist)
@@ -371,7 +291,7 @@ def cache_key(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps
     """12 hex digits of sha256 over the resolved parameters (task names, wrist mode and generator version
     included)."""
     params = check_params(suite, episodes, size, seed, steps, camera, tasks, wrist)
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    return json_hash(params, 12)
 
 
 def cached_generate(suite: str, cache_dir: str | os.PathLike, episodes: int, *, size: int = 64, seed: int = 0,

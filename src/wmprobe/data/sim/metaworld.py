@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from wmprobe._mp import context
-from wmprobe.data.sim.generate import TaskSpec, select_tasks
+from wmprobe.data.sim.runs import TaskSpec, run_episodes, select_tasks
 from wmprobe.data.store import EpisodeStore, from_episodes
 from wmprobe.errors import ConfigError
 
@@ -264,7 +264,6 @@ def generate_metaworld(episodes: int, *, size: int = 64, seed: int = 0, steps: i
     _import()  # fail here, with the install hint, rather than in every worker
     from metaworld.sawyer_xyz_env import SawyerXYZEnv
     fps = float(SawyerXYZEnv.metadata["render_fps"])  # 80 = 1 / (frame_skip 5 x timestep 2.5 ms)
-    from wmprobe.data.sim.generate import run_episodes
     results = run_episodes(_job, params, workers, _context, "simulate metaworld", progress, on_serial_exit=_free_gl)
     from importlib.metadata import version
     return from_episodes([(f, a) for f, a, _ in results], [t for _, _, t in results], fps=fps,
