@@ -10,6 +10,7 @@ import pytest
 from wmprobe import analysis_control as AC
 from wmprobe.records import write_records
 from wmprobe.report import build_report
+from wmprobe.report.control import control_sentence
 
 FAMILIES = ("pixels", "random", "vae", "vjepa", "image-ssl", "dynamics", "videomae", "diffusion", "autoencoder",
             "ceiling")
@@ -175,3 +176,18 @@ def test_too_few_encoders_in_the_report_is_a_sentence_not_a_number(tmp_path):
     e = AC.control_findings(records(n=3))["dynamic"]["test"]
     s = control_sentence(e, "dynamic", "test")
     assert "not enough encoders" in s and "nan" not in s.lower()
+
+
+def test_policies_that_fail_alike_are_called_unreadable_not_correlated(tmp_path):
+    # the demo zoo's first control run: 0 to 3 successes in 22 rollouts for every encoder. A rank correlation of
+    # such rates reads rollout noise; the findings say that no pair of encoders separates, and the sentence
+    # refuses to say which measure predicts control
+    rates = [2 / 22 if i % 3 == 0 else 0.0 for i in range(10)]         # 1 success per seed of 11
+    e = AC.control_findings(records(n_rollouts=22, success=rates))["dynamic"]["train"]
+    assert e["success_separates"] is False and e["separated_pairs"] == 0
+    assert e["success_max"] == pytest.approx(2 / 22) and e["rho_r2_success"] is not None   # rho kept, not hidden
+    sentence = re.sub(r"<[^>]+>", "", control_sentence(e, "dynamic", "train"))
+    assert "does not tell the 10 encoders apart" in sentence and "reads that noise" in sentence
+    assert "predicts control better" not in sentence
+    spread = AC.control_findings(records(n_rollouts=40))["dynamic"]["train"]            # 0.0 ... 0.9 of 40
+    assert spread["success_separates"] is True and spread["separated_pairs"] > 10

@@ -33,6 +33,11 @@ a paired CI of the difference (over the encoders that have a PSNR). The point es
 
 A correlation needs at least ``MIN_ENCODERS`` encoders and both columns varying; otherwise its entry says so
 (``status`` "not enough encoders" or "constant", ``rho`` None, ``reason``), never a silent NaN.
+
+``separation(table)``: whether closed-loop success tells the encoders apart at all: the number of encoder
+pairs whose Wilson intervals do not overlap, and the best success. When no pair separates, the policies
+succeed (or fail) alike within rollout noise and a rank correlation of success reads that noise: the entry
+keeps rho and its CI, and ``success_separates`` is False so the report says the correlation cannot be read.
 """
 from __future__ import annotations
 
@@ -228,6 +233,18 @@ def compare(t: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str
     return res
 
 
+def separation(t: pd.DataFrame) -> dict[str, Any]:
+    """``success_separates`` (some pair of encoders has disjoint Wilson intervals of success),
+    ``separated_pairs``, ``success_max`` and its encoder ``best`` of a ``control_table``."""
+    if t.empty:
+        return {"success_separates": False, "separated_pairs": 0, "success_max": None, "best": None}
+    lo, hi = t["success_ci_low"].to_numpy(float), t["success_ci_high"].to_numpy(float)
+    pairs = int(np.triu(lo[:, None] > hi[None, :], 0).sum() + np.triu(lo[None, :] > hi[:, None], 0).sum())
+    i = int(np.argmax(t["success"].to_numpy(float)))
+    return {"success_separates": pairs > 0, "separated_pairs": pairs,
+            "success_max": float(t["success"].iloc[i]), "best": str(t["label"].iloc[i]) if "label" in t else None}
+
+
 def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
     """``{dataset: {task_split: entry}}``, entry = ``{"n_encoders", "rho_r2_success", "rho_r2_success_ci",
     "rho_psnr_success", "rho_psnr_success_ci", "r2": ..., "psnr": ..., "difference": ..., "encoders": [...]}``
@@ -250,6 +267,7 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
             out.setdefault(ds, {})[sp] = {
                 "n_encoders": int(len(t)), "rho_r2_success": c["r2"]["rho"], "rho_r2_success_ci": c["r2"]["ci"],
                 "rho_psnr_success": c["psnr"]["rho"], "rho_psnr_success_ci": c["psnr"]["ci"], **c,
+                **separation(t),
                 "encoders": t[cols].astype(object).where(t[cols].notna(), None).to_dict("records"),   # null, not NaN
                 "policy_layer_differs": (t.loc[t["layer"].astype(str) != t["policy_layer"], "label"].tolist()
                                          if {"layer", "policy_layer"} <= set(t) else [])}
@@ -257,4 +275,4 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
 
 
 __all__ = ["MIN_ENCODERS", "bootstrap_rhos", "compare", "control_findings", "control_success", "control_table",
-           "has_control", "rank_correlation"]
+           "has_control", "rank_correlation", "separation"]

@@ -94,6 +94,13 @@ def control_sentence(e: dict[str, Any], dataset: str, task_split: str) -> str:
          + (" (its CI excludes 0: success rises with R2 here)" if r["ci"] and r["ci"][0] > 0 else
             " (its CI excludes 0: success falls as R2 rises here)" if r["ci"] and r["ci"][1] < 0 else
             " (its CI covers 0: no link shown)"))
+    if not e.get("success_separates", True):
+        best = e.get("success_max")
+        return (where + f"closed-loop success does not tell the {n} encoders apart: no two encoders' success "
+                f"intervals separate (best {_n(best)}, {esc(e.get('best'))}), so the policies succeed or fail alike "
+                f"within rollout noise and a rank correlation of success with R2 (rho {_n(r['rho'])} "
+                f"{_ci(r['ci'])}) or with PSNR reads that noise; it cannot say whether either predicts control. "
+                "More rollouts, or policies that solve the tasks, are needed first.")
     if p.get("status") != AC.OK:
         return (s + f"; with PSNR: {esc(p.get('status'))} ({esc(p.get('reason'))}), so whether R2 predicts "
                 f"control better than fidelity cannot be said. With {n} encoders these data cannot say more.")
