@@ -35,11 +35,21 @@ test: $(STAMP) $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest
 
 # the machine's limits first, then every hot path: each prints its reference ratio and its fraction of the
-# limit that bounds it (docs/performance.md); BENCH_ARGS=--quick for a fast smoke run
+# limit that bounds it (docs/performance.md). Each bench runs at the sizes of docs/performance.md's figures,
+# BENCH_SIZES_<name> (about 6 minutes in all on 2 quiet cores); BENCH_ARGS replaces them for every bench
+# (BENCH_ARGS=--quick: a smoke run), BENCH_STANDARD=0 runs each bench at its own (much larger) defaults.
+BENCH_STANDARD ?= 1
+BENCH_SIZES_probes := --steps 100 --layers 1 --pairs 20000 --dim 512 --paper-steps 30
+BENCH_SIZES_extract := --quick --threads 1
+BENCH_SIZES_study := --quick
+BENCH_SIZES_zoo := --quick --threads 1
+BENCH_SIZES_datagen := --quick
+BENCH_SIZES_readers := --quick
+BENCHES := $(basename $(notdir $(filter-out bench/roofline.py,$(wildcard bench/*.py))))
+bench-args = $(if $(strip $(BENCH_ARGS)),$(BENCH_ARGS),$(if $(filter 1,$(BENCH_STANDARD)),$(BENCH_SIZES_$(1))))
 bench: $(STAMP) $(VENV)/.installed-test
 	$(VENV)/bin/python bench/roofline.py $(BENCH_ARGS) || exit 1
-	for b in $(filter-out bench/roofline.py,$(wildcard bench/*.py)); do \
-		$(VENV)/bin/python $$b $(BENCH_ARGS) || exit 1; done
+	$(foreach b,$(BENCHES),$(VENV)/bin/python bench/$(b).py $(call bench-args,$(b)) || exit 1;)
 
 clean:
 	rm -rf $(VENV) wmprobe-demo .pytest_cache
