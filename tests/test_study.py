@@ -220,6 +220,25 @@ def test_models_with_their_own_decoder_also_report_its_fidelity(store_dir, tmp_p
     assert vae["psnr_own"].iloc[0] == pytest.approx(ref["psnr"], abs=1e-6)
 
 
+def test_a_failed_zoo_model_gets_error_rows_under_its_label_and_family(store_dir, tmp_path, monkeypatch):
+    """A zoo model whose training fails is one error row per dataset, named by its label (``zoo:FAMILY[OBJ]``)
+    and its family (a ``ZooModel`` carries both; nothing is parsed back out of the label)."""
+    from wmprobe import zoo
+    from wmprobe.errors import EncoderError
+
+    def fail(family, store, **kw):
+        raise EncoderError(f"no {family} today")
+    monkeypatch.setattr(zoo, "train", fail)
+    df = run(study(store_dir, encoders=[{"name": "pixels:4", "label": "pixels"}], probes=["ridge"],
+                   corruptions=["clean"], zoo={"families": ["vae"], "id_weights": [1.0], "objective": "l2",
+                                               "preset": "tiny"}),
+             out=tmp_path / "out", cache=tmp_path / "cache", progress=False)
+    bad = df[df["encoder"].str.startswith("zoo:")]
+    assert bad["encoder"].tolist() == ["zoo:vae[l2]"] and bad["family"].tolist() == ["vae"]
+    assert bad["error"].str.contains("zoo training failed").all() and bad["error"].str.contains("no vae").all()
+    assert df[df["encoder"] == "pixels"]["r2"].notna().all()
+
+
 def test_corrupt_shard_is_recomputed_not_used(reference, store_dir, tmp_path):
     d, df = reference
     cache = tmp_path / "cache"

@@ -134,12 +134,24 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], headli
     return None, "default (translation; the audit found no group identifiable in every dataset)"
 
 
+@dataclasses.dataclass(frozen=True)
+class ZooModel:
+    """One zoo model a study trained: ``label`` (``zoo:FAMILY``, ``zoo:FAMILY[OBJECTIVE]`` for an objective
+    other than l1, ``ceiling``), ``family``, ``checkpoint`` directory ('' when training failed), ``id_weight``
+    (0 for the ceiling: it has no twin) and ``error`` (None when it trained)."""
+
+    label: str
+    family: str
+    checkpoint: str
+    id_weight: float
+    error: str | None = None
+
+
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
               stats: dict[str, Any], headlines: dict[str, Any] | None = None,
-              audits: dict[str, Any] | None = None) -> list[tuple[str, str, float, str | None]]:
-    """Train (or reuse) every zoo family x id_weight (x objective), and the ceiling, through the executor:
-    ``[(label, checkpoint, id_weight, error)]``; the label is ``zoo:FAMILY`` (``zoo:FAMILY[OBJECTIVE]`` for an
-    objective other than l1) and ``ceiling`` for the ceiling (recorded with id_weight 0: it has no twin)."""
+              audits: dict[str, Any] | None = None) -> list[ZooModel]:
+    """Train (or reuse) every zoo family x id_weight (x objective), and the ceiling, through the executor;
+    one ``ZooModel`` each."""
     if not cfg.zoo.families:
         return []
     from wmprobe.study.plan import TrainTask
@@ -160,7 +172,7 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
             label, w = CEILING, 0.0
         else:
             label, w = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else ""), t.id_weight
-        out.append((label, o.value if o.ok else "", w, None if o.ok else o.error))
+        out.append(ZooModel(label, t.family, o.value if o.ok else "", w, None if o.ok else o.error))
         if not o.ok:
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
     stats["train"] = {"planned": len(tasks)}
@@ -169,28 +181,28 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     return out
 
 
-def _plateaus(models: list[tuple[str, str, float, str | None]]) -> dict[str, Any]:
+def _plateaus(models: list[ZooModel]) -> dict[str, Any]:
     """``{label [+IDw]: plateau of its loss (and of its +ID loss)}`` from each checkpoint's recipe.json."""
     import json
     out = {}
-    for label, ck, w, err in models:
-        if err:
+    for m in models:
+        if m.error:
             continue
         try:
-            meta = json.loads((Path(ck) / "recipe.json").read_text())
+            meta = json.loads((Path(m.checkpoint) / "recipe.json").read_text())
         except (OSError, ValueError):
             continue
         entry = dict(meta.get("plateau") or {})
         if meta.get("id_plateau"):
             entry["id"] = meta["id_plateau"]
-        out[label + (f" +ID{w:g}" if w else "")] = entry
+        out[m.label + (f" +ID{m.id_weight:g}" if m.id_weight else "")] = entry
     return out
 
 
-def resolve_encoders(cfg: StudyConfig, zoo_models: list[tuple[str, str, float, str | None]]) -> list[EncoderRef]:
+def resolve_encoders(cfg: StudyConfig, zoo_models: list[ZooModel]) -> list[EncoderRef]:
     from wmprobe.encoders.registry import load_encoder
     entries = [(e.name, e.shown, dict(e.options), e.layers, e.id_weight) for e in cfg.encoders]
-    entries += [(f"zoo:{ckpt}", label, {}, None, w) for label, ckpt, w, err in zoo_models if err is None]
+    entries += [(f"zoo:{m.checkpoint}", m.label, {}, None, m.id_weight) for m in zoo_models if m.error is None]
     refs = []
     for name, label, options, layers, id_weight in entries:
         enc = load_encoder(name, device=cfg.device, **options)
@@ -355,7 +367,7 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         assert_no_leak(check_leakage(datasets, pool))
         zoo_models = train_zoo(cfg, datasets, c, ex, stats, headlines, audits)
         given = [e.name[4:] for e in cfg.encoders if e.name.startswith("zoo:")]
-        leakage = assert_no_leak(check_leakage(datasets, pool, [ck for _, ck, _, err in zoo_models if not err]
+        leakage = assert_no_leak(check_leakage(datasets, pool, [m.checkpoint for m in zoo_models if not m.error]
                                                + given))
         say(f"leakage check: ok ({leakage['checked']['test_episodes']} test episodes, "
             f"{len(leakage['checked']['test_task_names'])} held-out task names, "
@@ -369,9 +381,9 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         _stop_if_disk_full(stats)
     finally:
         getattr(ex, "close", lambda: None)()
-    rows += [{"encoder": label, "family": label[4:].split("[")[0] if label.startswith("zoo:") else label, "id_weight": w, "dataset": n, "split": sp.kind,
-              "corruption": "clean", "probe": "-", "error": f"zoo training failed: {err}"}
-             for label, _, w, err in zoo_models if err for n, (_, sp) in datasets.items()]
+    rows += [{"encoder": m.label, "family": m.family, "id_weight": m.id_weight, "dataset": n, "split": sp.kind,
+              "corruption": "clean", "probe": "-", "error": f"zoo training failed: {m.error}"}
+             for m in zoo_models if m.error for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)
     config = {"command": "run", **(extra_config or {}), "overrides": list(overrides), "study": cfg.to_dict(), "cache": str(c.root),
               "datasets": {n: {"fingerprint": s.fingerprint, "path": str(s.path), "split": sp.describe()}
