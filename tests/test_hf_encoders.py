@@ -336,3 +336,22 @@ def test_encoders_sharing_a_resize_share_frame_cache_entries(ckpts, tmp_path):
     np.testing.assert_array_equal(feats.pooled["out"], extract(vm, store).pooled["out"])
     extract(vj, store, frames_cache=tmp_path, corruption="contrast:1")         # new pixels: new entries
     assert len(list(tmp_path.iterdir())) == 2 * len(entries)
+
+
+def test_normalisation_is_the_processor_formula_bit_for_bit_in_every_layout():
+    """The frame-shaped factor tables give exactly ``-mean / std + x * (scale / std)`` (the broadcast form),
+    with the same output strides, for channels-last and contiguous, uint8 and float frames."""
+    from types import SimpleNamespace
+    from wmprobe.encoders.hf import normalise_stage
+    spec = SimpleNamespace(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    m, s = torch.tensor(spec.mean).view(3, 1, 1), torch.tensor(spec.std).view(3, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    u8 = torch.randint(0, 256, (2, 5, 24, 20, 3), dtype=torch.uint8, generator=g)
+    for frames in (u8, torch.rand(u8.shape, generator=g)):
+        scale = 1.0 / 255.0 if frames.dtype == torch.uint8 else 1.0
+        for x in (frames.permute(0, 1, 4, 2, 3), frames.permute(0, 1, 4, 2, 3).contiguous(),
+                  frames.permute(0, 1, 4, 2, 3)[..., 1:, 2:]):
+            want = torch.addcmul(-m / s, x.float(), scale / s)
+            got = normalise_stage(x, spec)
+            assert got.dtype == torch.float32 and got.stride() == want.stride()
+            assert torch.equal(got, want)
