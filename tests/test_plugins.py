@@ -31,7 +31,7 @@ def plugin(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     (pkg / "encoder.py").write_text(code[0])
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_RUNTIME", {})
+    monkeypatch.setattr(registry.ENCODERS, "_runtime", {})
     yield tmp_path
     for name in [m for m in sys.modules if m == "acme_wm" or m.startswith("acme_wm.")]:
         del sys.modules[name]

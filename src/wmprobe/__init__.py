@@ -11,7 +11,6 @@ Heavy modules are imported lazily, so ``import wmprobe`` stays cheap.
 """
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
@@ -35,5 +34,5 @@ __all__ = ["__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'wmprobe' has no attribute {name!r}")
-    module, _, attr = _LAZY[name].partition(":")
-    return getattr(import_module(module), attr)
+    from wmprobe.registry import resolve
+    return resolve(_LAZY[name])

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import traceback
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,12 +34,13 @@ OVERRIDES_HELP = ("dotted overrides of the study config, values parsed as YAML, 
 
 
 def _api(target: str) -> Callable[..., Any]:
-    module, _, attr = target.partition(":")
+    from wmprobe.registry import ResolveError, resolve
     try:
-        return getattr(import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise WmprobeError(f"this wmprobe install lacks {target} ({exc}); reinstall with "
+        fn: Callable[..., Any] = resolve(target)
+    except ResolveError as exc:
+        raise WmprobeError(f"this wmprobe install lacks {target} ({exc.cause or exc}); reinstall with "
                            "`pip install -c constraints.txt -e '.[all]'`") from None
+    return fn
 
 
 def _print_json(obj: Any) -> None:
@@ -111,17 +111,6 @@ def _failed_summary(out: str | os.PathLike) -> int:
     return FAILED_TASKS
 
 
-PROBE_HELP = {
-    "mlp": "MLP on the pair (f(o_t), f(o_t+k)): 2 hidden layers (256, 128), L1 loss, 3000 steps x batch 256, lr "
-           "picked from {1e-3, 3e-4} on held-out train episodes; one fit per seed",
-    "ridge": "closed-form ridge on the pooled pair, alpha by episode-grouped CV on train (deterministic)",
-    "attentive": "attention pooling over the patch tokens of both steps, then an MLP (needs --tokens / "
-                 "(N, tokens, D) latents)",
-}
-CONTROL_HELP = {"shuffled": "control: the partner step comes from another episode; must score <= ~0",
-                "single": "control: only f(o_t), no second frame"}
-
-
 def _ls_data(what: str) -> dict[str, dict[str, str]]:
     """``{section: {name: description}}`` for `wmprobe ls` (text or --json)."""
     out: dict[str, dict[str, str]] = {}
@@ -131,9 +120,9 @@ def _ls_data(what: str) -> dict[str, dict[str, str]]:
     if what in ("families", "all"):
         out["families"] = dict(_api("wmprobe.zoo:FAMILIES"))
     if what in ("probes", "all"):
-        from wmprobe.probes import CONTROLS
-        out["probes"] = {**{n: PROBE_HELP.get(n, "") for n in _api("wmprobe.probes:PROBES")},
-                         **{f"PROBE-{c}": CONTROL_HELP.get(c, "control") for c in CONTROLS}}
+        from wmprobe.probes.spec import CONTROLS, probe_spec
+        out["probes"] = {**{n: probe_spec(n).description for n in _api("wmprobe.probes:PROBES")},
+                         **{f"PROBE-{c}": desc for c, desc in CONTROLS.items()}}
     if what in ("datasets", "all"):
         out["datasets"] = {**dict(_api("wmprobe.data.sim:SUITES")),
                            **{f: "readable by `wmprobe data import`" for f in ("lerobot", "calvin", "libero", "store")}}

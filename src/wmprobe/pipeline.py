@@ -32,6 +32,7 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
     from wmprobe.errors import ProbeError
     from wmprobe.probes import evaluate_many
     from wmprobe.probes.api import build_probe_data
+    from wmprobe.probes.spec import probe_spec
     if test_sets is None:
         test_sets = [((base or {}).get("corruption", "clean"), test_feats)]
     rows = []
@@ -50,15 +51,16 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
             pooled = data("pooled")
             tokens = None
             for probe in probes:
-                if probe.startswith("attentive"):  # un-pooled patch tokens of both steps
+                spec = probe_spec(probe)
+                if spec.needs_tokens:  # un-pooled patch tokens of both steps
                     if layer not in feats.tokens:
                         raise ProbeError(f"probe {probe} needs patch tokens: extract with keep_tokens=True "
                                          "(`wmprobe extract --tokens`)")
                     tokens = tokens or data("tokens")
-                train, tests, groups = tokens if probe.startswith("attentive") else pooled
-                if "-" in probe:   # controls (shuffled / single pairs) are measured on clean features only
+                train, tests, groups = tokens if spec.needs_tokens else pooled
+                if spec.is_control:   # controls (shuffled / single pairs) are measured on clean features only
                     tests = {n: t for (n, tf), t in zip(test_sets, tests.values()) if tf is None} or tests
-                cfg = dict(probe_cfg or {}) if probe.startswith("mlp") else {}
+                cfg = spec.study_options(probe_cfg)
                 res = evaluate_many(probe, train, tests, groups, seeds=tuple(seeds), n_boot=n_boot,
                                     headline=headline, **cfg)
                 for name, rs in res.items():

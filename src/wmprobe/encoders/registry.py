@@ -5,7 +5,8 @@ Names resolve in this order:
    checkpoint (``facebook/vjepa2-vitl-fpc64-256`` or a ``save_pretrained`` directory) gets its family from its
    config.json (``encoders/detect.py``);
 2. third-party plugins registered under the ``wmprobe.encoders`` entry-point group;
-3. names added at run time with ``register_encoder``;
+3. names added at run time with ``register_encoder``
+(the three layers are one ``wmprobe.registry.Registry``: ``ENCODERS``);
 4. a dotted path ``package.module:factory`` (the module must be importable).
 
 A factory is called as ``factory(arg, **options)`` where ``arg`` is the text after the first ``:``
@@ -13,14 +14,13 @@ A factory is called as ``factory(arg, **options)`` where ``arg`` is the text aft
 """
 from __future__ import annotations
 
-import difflib
-import importlib
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata  # noqa: F401 - tests fake plugins through ``registry.metadata.entry_points``
 from typing import Any, Callable
 
 from wmprobe.encoders.base import Encoder
 from wmprobe.errors import EncoderError
+from wmprobe.registry import Registry, ResolveError, resolve, target_of
 
 ENTRY_POINT_GROUP = "wmprobe.encoders"
 
@@ -60,27 +60,36 @@ BUILTIN: dict[str, Registered] = {
                                  "diffusers UNet denoiser features at a fixed noise timestep", "hf"),
 }
 
-_RUNTIME: dict[str, Registered] = {}
+
+def _plugin_meta(ep: Any) -> dict[str, Any]:
+    return {"family": "plugin", "description": f"plugin from {ep.dist.name if ep.dist else '?'}"}
+
+
+def _check_factory(name: str, obj: Any) -> Callable[..., Encoder]:
+    if not callable(obj):
+        raise EncoderError(f"encoder '{name}': {obj!r} is not callable")
+    return obj
+
+
+#: every encoder name -> its factory target; ``meta``: family, description, needs (an extra)
+ENCODERS: Registry[Callable[..., Encoder]] = Registry("encoder", group=ENTRY_POINT_GROUP, error=EncoderError,
+                                                      check=_check_factory, plugin_meta=_plugin_meta)
+for _name, _reg in BUILTIN.items():
+    ENCODERS.add(_name, _reg.target, family=_reg.family, description=_reg.description, needs=_reg.needs)
 
 
 def register_encoder(name: str, target: str | Callable[..., Encoder], family: str = "custom",
                      description: str = "") -> None:
     """Register ``name`` at run time; ``target`` is ``"module:factory"`` or a callable."""
     if callable(target):
-        target = f"{target.__module__}:{target.__qualname__}"
-    _RUNTIME[name] = Registered(target, family, description)
-
-
-def _entry_points() -> dict[str, Registered]:
-    found = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = Registered(ep.value, "plugin", f"plugin from {ep.dist.name if ep.dist else '?'}")
-    return found
+        target = target_of(target)
+    ENCODERS.add(name, target, runtime=True, family=family, description=description, needs="")
 
 
 def list_encoders() -> dict[str, Registered]:
     """Every known name (built-in, plugins, run-time), without importing any model code."""
-    return {**BUILTIN, **_entry_points(), **_RUNTIME}
+    return {n: Registered(str(e.target), e.meta.get("family", "plugin"), e.meta.get("description", ""),
+                          e.meta.get("needs", "")) for n, e in ENCODERS.entries().items()}
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -89,18 +98,16 @@ def split_name(name: str) -> tuple[str, str | None]:
 
 
 def _import_target(target: str, what: str) -> Callable[..., Encoder]:
-    module, _, attr = target.partition(":")
+    """``resolve(target)`` with the encoder wording of its errors (``what``: the name the user gave)."""
     try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise EncoderError(f"encoder '{what}': cannot import {module} ({exc}); "
-                           "install the extra it needs (e.g. pip install -c constraints.txt 'wmprobe[hf]')") from None
-    obj: Any = mod
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise EncoderError(f"encoder '{what}': {module} has no attribute '{attr}'")
-    return obj
+        return _check_factory(what, resolve(target))
+    except ResolveError as exc:
+        if exc.reason == "import":
+            raise EncoderError(f"encoder '{what}': cannot import {exc.module} ({exc.cause}); install the extra it "
+                               "needs (e.g. pip install -c constraints.txt 'wmprobe[hf]')") from None
+        if exc.reason == "attribute":
+            raise EncoderError(f"encoder '{what}': {exc.module} has no attribute '{exc.attr}'") from None
+        raise EncoderError(f"encoder '{what}': target {target!r} is not 'module:factory'") from None
 
 
 def _checkpoint_like(name: str) -> bool:
@@ -113,19 +120,18 @@ def load_encoder(name: str, **options: Any) -> Encoder:
     if not isinstance(name, str) or not name:
         raise EncoderError(f"encoder name must be a non-empty string, got {name!r}")
     base, arg = split_name(name)
-    known = list_encoders()
+    known = ENCODERS.entries()
     if base in known:
-        factory = _import_target(known[base].target, name)
+        factory = _import_target(str(known[base].target), name) if known[base].lazy else ENCODERS.load(known[base])
     elif "." in base and arg:
         factory = _import_target(name, name)  # dotted path module:factory
         arg = None
     elif ":" not in name and _checkpoint_like(name):  # a bare hub id or save_pretrained directory
         from wmprobe.encoders.detect import detect_family
         family = detect_family(name)
-        factory, arg = _import_target(known[family].target, f"{family}:{name}"), name
+        factory, arg = _import_target(str(known[family].target), f"{family}:{name}"), name
     else:
-        close = difflib.get_close_matches(base, list(known), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = ENCODERS.did_you_mean(base, among=list(known))
         raise EncoderError(f"unknown encoder '{name}'{hint} (`wmprobe ls` lists encoders; "
                            "a plugin can be named as package.module:factory)")
     enc = factory(arg, **options)

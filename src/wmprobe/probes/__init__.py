@@ -2,44 +2,30 @@
 
 Probe names: ``mlp`` (paper protocol), ``ridge`` (closed form), ``attentive`` (patch tokens), and controls
 as their own names: ``<probe>-shuffled`` (the partner step of every train AND test pair comes from another
-episode; must score <= ~0) and ``<probe>-single`` (only f(o_t)). See docs/protocol.md.
+episode; must score <= ~0) and ``<probe>-single`` (only f(o_t)). See docs/protocol.md. What each name means
+to the stages (seeded, tokens, options, controls) is its ``ProbeSpec`` (``wmprobe.probes.spec``).
 """
 from __future__ import annotations
 
 import json
 import time
-from importlib import import_module
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from wmprobe.errors import ProbeError
 from wmprobe.probes.base import Probe, ProbeData
+from wmprobe.probes.spec import CONTROLS, PROBES, ProbeSpec, parse_probe_name, probe_spec, register_probe
 
-PROBES: dict[str, str] = {
-    "mlp": "wmprobe.probes.mlp:MLPProbe",
-    "ridge": "wmprobe.probes.ridge:RidgeProbe",
-    "attentive": "wmprobe.probes.attentive:AttentiveProbe",
-}
-CONTROLS = ("shuffled", "single")
 GROUPS = ("translation", "rotation", "gripper")
 SHUFFLE_SEED = 12345
 
 
-def parse_probe_name(name: str) -> tuple[str, str | None]:
-    """``"mlp-shuffled" -> ("mlp", "shuffled")``; ProbeError for unknown names."""
-    base, _, control = str(name).partition("-")
-    if base not in PROBES or (control and control not in CONTROLS):
-        known = sorted(PROBES) + [f"{p}-{c}" for p in sorted(PROBES) for c in CONTROLS]
-        raise ProbeError(f"unknown probe {name!r}; choose one of {', '.join(known)}")
-    return base, control or None
-
-
 def make_probe(name: str, **cfg: Any) -> Probe:
     """Instantiate a registered probe (lazy import), e.g. ``make_probe("mlp", steps=300, seeds=(0,))``."""
-    base, _ = parse_probe_name(name)
-    module, _, cls = PROBES[base].partition(":")
-    return getattr(import_module(module), cls)(**cfg)
+    spec = probe_spec(name)
+    probe: Probe = PROBES.get(spec.base)(**cfg)
+    return probe
 
 
 def shuffle_partners(data: ProbeData, seed: int = SHUFFLE_SEED) -> ProbeData:
@@ -132,7 +118,8 @@ def evaluate_many(probe_name: str, train: ProbeData, tests: Mapping[str, ProbeDa
     fit depends only on ``train``, seeds and config; ``train_seconds`` is that one fit's time in every row."""
     from wmprobe.metrics import bootstrap_ci, mse, pearson_r, r2_over_groups, r2_score
     from wmprobe.probes.base import require_episodes
-    base, control = parse_probe_name(probe_name)
+    spec = probe_spec(probe_name)
+    base, control = spec.base, spec.control
     require_episodes(train, 2)
     for test in tests.values():
         require_episodes(test, 2)
@@ -146,7 +133,7 @@ def evaluate_many(probe_name: str, train: ProbeData, tests: Mapping[str, ProbeDa
         tests = {n: shuffle_partners(t, SHUFFLE_SEED + 1) for n, t in tests.items()}
     elif control == "single":
         train, tests = single_frame_data(train), {n: single_frame_data(t) for n, t in tests.items()}
-    probe = make_probe(base, seeds=tuple(seeds), **probe_cfg)
+    probe = make_probe(base, seeds=spec.fit_seeds(seeds), **probe_cfg)   # one fit per seed, or one fit
     t0 = time.perf_counter()
     probe.fit(train)
     train_seconds = time.perf_counter() - t0
@@ -174,5 +161,6 @@ def probe(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     return _probe(*args, **kwargs)
 
 
-__all__ = ["PROBES", "ProbeData", "Probe", "make_probe", "evaluate", "evaluate_many", "probe", "parse_probe_name",
-           "shuffle_partners", "single_frame_data", "headline_of", "ordered_groups", "GROUPS", "ALL_DIMS"]
+__all__ = ["PROBES", "CONTROLS", "ProbeSpec", "probe_spec", "register_probe", "ProbeData", "Probe", "make_probe",
+           "evaluate", "evaluate_many", "probe", "parse_probe_name", "shuffle_partners",
+           "single_frame_data", "headline_of", "ordered_groups", "GROUPS", "ALL_DIMS"]

@@ -107,8 +107,9 @@ def load_latents(path: str | os.PathLike) -> np.ndarray:
 
 def _require_tokens(probes: Sequence[str], latents: np.ndarray, what: str) -> None:
     """Attentive probes read ``(N, T, D)`` tokens; ProbeError before any fit if ``latents`` are pooled."""
+    from wmprobe.probes.spec import probe_spec
     for name in probes:
-        if name.partition("-")[0] == "attentive" and latents.ndim != 3:
+        if probe_spec(name).needs_tokens and latents.ndim != 3:
             raise ProbeError(f"probe {name} needs patch tokens (N, tokens, D) but {what} are pooled, shape "
                              f"{tuple(latents.shape)}; pass un-pooled tokens or use mlp / ridge")
 
@@ -128,6 +129,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     ``headline_groups``: the action groups ``r2`` averages (default: the action-space audit's choice for this
     store and split at the headline k, else every group; ``headline_choice`` says which and why)."""
     from wmprobe.probes import evaluate
+    from wmprobe.probes.spec import probe_spec
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
     what = "latents" if source is None else f"latents from {source}"
@@ -154,9 +156,9 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
             if bar is not None:
                 bar.set_postfix_str(f"{name} k={kk}")
                 bar.update(0)
-            base = name.partition("-")[0]
-            tr, te = (train, test) if base == "attentive" or not train.is_tokens else (train.pooled(), test.pooled())
-            cfg = probe_cfg if base != "ridge" else {}
+            spec = probe_spec(name)
+            tr, te = (train, test) if spec.needs_tokens or not train.is_tokens else (train.pooled(), test.pooled())
+            cfg = spec.api_options(probe_cfg)
             for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, headline=head["headline_groups"] or None,
                               **cfg):
                 rows.append({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",

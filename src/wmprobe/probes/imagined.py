@@ -56,7 +56,8 @@ def probe_imagined(encoder: Any, store: Any, split: Any, ks: Sequence[int] = (1,
                    **probe_cfg: Any) -> list[dict[str, Any]]:
     """Record rows of the imagined (and, with ``real``, the real) probes; see the module doc. ``headline``: the
     action groups the headline r2 averages (default every group); ``probe_cfg``: the mlp probe's options."""
-    from wmprobe.probes import evaluate, parse_probe_name
+    from wmprobe.probes import evaluate
+    from wmprobe.probes.spec import probe_spec
     from wmprobe.probes.base import ProbeData
     from wmprobe.probes.pairs import make_pairs, tubelet_steps
     from wmprobe.zoo.imagine import can_imagine
@@ -67,8 +68,7 @@ def probe_imagined(encoder: Any, store: Any, split: Any, ks: Sequence[int] = (1,
     if getattr(encoder.spec, "frames_per_step", 1) != 1:
         raise ProbeError(f"{name}: imagined latents need a per-frame encoder (one latent step per frame)")
     for p in probes:
-        base, control = parse_probe_name(p)
-        if base not in ("mlp", "ridge") or control:
+        if not probe_spec(p).on_imagined:
             raise ProbeError(f"probe_imagined: probe {p!r} is not mlp or ridge (the imagined probes are those two)")
     tokens = clean_tokens(encoder, store, layer) if tokens is None else np.asarray(tokens, np.float32)
     if tokens.ndim != 3 or tokens.shape[0] != store.n_frames:
@@ -91,7 +91,7 @@ def probe_imagined(encoder: Any, store: Any, split: Any, ks: Sequence[int] = (1,
             data[REAL][part] = ProbeData(z_t, tokens[j].mean(1), y, ep, f"{store.name} {part}")
         for latents in ((REAL, IMAGINED) if real else (IMAGINED,)):
             for p in probes:
-                cfg = probe_cfg if p != "ridge" else {}
+                cfg = probe_spec(p).study_options(probe_cfg)
                 for r in evaluate(p, data[latents]["train"], data[latents]["test"], pairs.target_groups,
                                   seeds=seeds, n_boot=n_boot, headline=headline, **cfg):
                     rows.append({"encoder": name, "family": encoder.spec.family, "dataset": store.name,

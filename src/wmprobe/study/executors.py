@@ -20,9 +20,10 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from wmprobe.errors import ConfigError
+from wmprobe.registry import Registry
 
 
 @dataclass
@@ -327,14 +328,29 @@ def local_workers(requested: int | None, device: str) -> int:
                       4))
 
 
+def _local(cfg: Any, cache_root: Path, study_name: str, progress: bool, threads: int | None, device: str) -> Any:
+    return LocalExecutor(cfg.max_retries, progress, local_workers(cfg.workers, device), threads)
+
+
+def _submitit(cfg: Any, cache_root: Path, study_name: str, progress: bool, threads: int | None, device: str) -> Any:
+    return SubmititExecutor(cfg.submitit, cache_root / "submitit" / study_name, cfg.max_retries, progress, threads)
+
+
+def _ray(cfg: Any, cache_root: Path, study_name: str, progress: bool, threads: int | None, device: str) -> Any:
+    return RayExecutor(cfg.ray, cfg.max_retries, progress, threads)
+
+
+#: executor kind -> ``factory(cfg, cache_root, study_name, progress, threads, device)`` (the study's ``executor.kind``)
+EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", error=ConfigError)
+EXECUTORS.add("local", _local, description="this machine: in process or a pool of clean worker processes")
+EXECUTORS.add("submitit", _submitit, description="SLURM job arrays through submitit (or its local/debug executors)")
+EXECUTORS.add("ray", _ray, description="Ray tasks on a cluster, or on a local Ray started here")
+
+
 def make_executor(cfg: Any, cache_root: Path, study_name: str, progress: bool = True, threads: int | None = 1,
                   device: str = "cpu"):
     """The executor a study's ``executor`` block names."""
-    if cfg.kind == "local":
-        return LocalExecutor(cfg.max_retries, progress, local_workers(cfg.workers, device), threads)
-    if cfg.kind == "submitit":
-        return SubmititExecutor(cfg.submitit, cache_root / "submitit" / study_name, cfg.max_retries, progress,
-                                threads)
-    if cfg.kind == "ray":
-        return RayExecutor(cfg.ray, cfg.max_retries, progress, threads)
-    raise ConfigError(f"unknown executor '{cfg.kind}': choose local, submitit or ray")
+    if cfg.kind not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{cfg.kind}'{EXECUTORS.did_you_mean(str(cfg.kind))}: choose "
+                          f"{', '.join(EXECUTORS.names()[:-1])} or {EXECUTORS.names()[-1]}")
+    return EXECUTORS.get(cfg.kind)(cfg, cache_root, study_name, progress, threads, device)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from wmprobe.probes.spec import probe_spec
 from wmprobe.study.cache import content_key
 
 TASK_VERSION = 3     # 2: one probe task scores clean and every corruption; 3: own-decoder fidelity
@@ -170,9 +171,6 @@ class FidelityTask:
         return f"fidelity (decoder probe) of {self.encoder.label} on {self.dataset.name}"
 
 
-STATE_PROBES = ("mlp", "ridge")   # the probes a state ceiling is measured with (pooled vectors, no controls)
-
-
 @dataclass(frozen=True)
 class StateTask:
     """The state ceiling of one (dataset, probe, k): the probe fit on the store's per-frame state features
@@ -249,16 +247,8 @@ def _probe_key(cfg: Any, enc: EncoderRef, ds: DatasetRef, layer: str, k: int, pr
                         "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
                         "split": [ds.split_kind, list(ds.train), list(ds.test)],
                         "headline": list(ds.headline) or "every-group",   # r2 = mean of these groups' R2
-                        **_ridge_version(probe),
+                        **probe_spec(probe).cache_version(),
                         "label": [enc.label, enc.family, enc.id_weight, ds.name]})
-
-
-def _ridge_version(probe: str) -> dict[str, int]:
-    """``{"ridge": VERSION}`` for ridge probes (their fit changed: alpha per target dim), else {}."""
-    if not probe.startswith("ridge"):
-        return {}
-    from wmprobe.probes.ridge import VERSION
-    return {"ridge": VERSION}
 
 
 def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: tuple[str, ...],
@@ -271,13 +261,14 @@ def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: t
     for layer in enc.layers:
         for k in cfg.ks:
             for probe in cfg.probes:
-                control = "-" in probe   # controls (shuffled/single pairs) are measured on clean features only
+                spec = probe_spec(probe)
+                control = spec.is_control   # controls (shuffled/single pairs) are measured on clean features only
                 scored = tuple(tests) if not control else (("clean", ()),)
-                pcfg = probe_cfg if probe.startswith("mlp") else ()
+                pcfg = probe_cfg if spec.takes_config else ()
                 key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg, {"clean": list(clean)}, scored)
                 plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
                                             cfg.n_boot, clean, scored))
-                if _imagines(enc) and probe in ("mlp", "ridge"):   # imagined z_t+k, clean only
+                if _imagines(enc) and spec.on_imagined:   # imagined z_t+k, clean only
                     key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg,
                                      {"clean": list(clean), "latents": "imagined"}, (("clean", ()),))
                     plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
@@ -297,14 +288,15 @@ def _state_tasks(plan: Plan, cfg: Any, ds: DatasetRef) -> None:
     probe_cfg = tuple(sorted(cfg.probe.items()))
     for k in cfg.ks:
         for probe in cfg.probes:
-            if probe not in STATE_PROBES:
+            spec = probe_spec(probe)
+            if not spec.on_states:
                 continue
-            pcfg = probe_cfg if probe == "mlp" else ()
+            pcfg = probe_cfg if spec.takes_config else ()
             key = content_key({"task": "state", "v": TASK_VERSION, "dataset": ds.fingerprint, "k": int(k),
                                "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
                                "split": [ds.split_kind, list(ds.train), list(ds.test)],
                                "headline": list(ds.headline) or "every-group", "name": ds.name,
-                               **_ridge_version(probe)})
+                               **spec.cache_version()})
             plan.state.append(StateTask(key, ds, probe, int(k), tuple(cfg.seeds), pcfg, cfg.n_boot))
 
 
@@ -313,7 +305,7 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
     plan = Plan()
     for ds in datasets:
         _state_tasks(plan, cfg, ds)
-    attentive = any(p.startswith("attentive") for p in cfg.probes)   # attentive probes read tokens
+    attentive = any(probe_spec(p).needs_tokens for p in cfg.probes)   # e.g. attentive probes read tokens
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
     for ds in datasets:
         fidelity = cfg.fidelity and (cfg.fidelity_datasets is None or ds.name in cfg.fidelity_datasets)
@@ -346,7 +338,8 @@ def estimate(cfg: Any) -> dict[str, Any]:
     zoo_models = len(cfg.zoo.families) * per_family + int(bool(cfg.zoo.families) and cfg.zoo.ceiling)
     encoders = len(cfg.encoders) + zoo_models
     world_models = len([f for f in cfg.zoo.families if f in IMAGINING_FAMILIES]) * per_family   # imagined cells
-    imagined = [p for p in cfg.probes if p in ("mlp", "ridge")]
+    specs = [probe_spec(p) for p in cfg.probes]
+    imagined = [s for s in specs if s.on_imagined]
     rows = []
     for d in cfg.datasets:
         if d.path:
@@ -363,23 +356,22 @@ def estimate(cfg: Any) -> dict[str, Any]:
         n_shards = -(-n_eps // cfg.shard_episodes)
         n_test_shards = -(-max(1, round(n_eps * test_frac)) // cfg.shard_episodes)
         layers = len(cfg.layers) if cfg.layers else 1
-        n_ctrl = len([p for p in cfg.probes if "-" in p])
+        n_ctrl = len([s for s in specs if s.is_control])
         cells = encoders * layers * len(cfg.ks) * (len(corr) * (len(cfg.probes) - n_ctrl) + n_ctrl)
-        fits = sum(1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes)  # one scores every corruption
+        fits = sum(len(s.fit_seeds(cfg.seeds)) for s in specs)  # one fit scores every corruption
         n_aug = n_corr if cfg.corrupt_train else 0   # probe-train corruption: train shards + fits per corruption
         n_train_shards = -(-max(0, n_eps - max(1, round(n_eps * test_frac))) // cfg.shard_episodes)
-        aug_fits = sum(1 if p.startswith("ridge") else len(cfg.seeds) for p in cfg.probes if "-" not in p)
+        aug_fits = sum(len(s.fit_seeds(cfg.seeds)) for s in specs if not s.is_control)
         # the state ceiling: stores with states.npy, and the pybullet suites (Meta-World stores have none)
         has_states = (Path(d.path) / "states.npy").is_file() if d.path else d.sim != "metaworld"
         rows.append({"dataset": d.name, "episodes": n_eps, "frames": n_frames,
-                     "state_cells": len(cfg.ks) * len([p for p in cfg.probes if p in STATE_PROBES]) * has_states,
+                     "state_cells": len(cfg.ks) * len([s for s in specs if s.on_states]) * has_states,
                      "extract_tasks": encoders * (n_shards + n_corr * n_test_shards + n_aug * n_train_shards),
                      "frames_encoded": encoders * int(n_frames * (1 + n_corr * test_frac + n_aug * (1 - test_frac))),
                      "probe_cells": cells + encoders * layers * len(cfg.ks) * n_aug * (len(cfg.probes) - n_ctrl)
                      + world_models * layers * len(cfg.ks) * len(imagined),
                      "probe_fits": encoders * layers * len(cfg.ks) * (fits + n_aug * aug_fits)
-                     + world_models * layers * len(cfg.ks) * sum(1 if p == "ridge" else len(cfg.seeds)
-                                                                 for p in imagined),
+                     + world_models * layers * len(cfg.ks) * sum(len(s.fit_seeds(cfg.seeds)) for s in imagined),
                      "fidelity_tasks": encoders if cfg.fidelity and (cfg.fidelity_datasets is None
                                                                      or d.name in cfg.fidelity_datasets) else 0})
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}

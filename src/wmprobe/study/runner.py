@@ -241,12 +241,14 @@ def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
         base["train_corruption"] = task.train_corruption
     if getattr(task, "latents", "real") != "real":   # a failed imagined cell must not replace the real one
         base["latents"] = task.latents
-    seeds = (task.seeds[0],) if task.probe.startswith("ridge") else task.seeds
+    from wmprobe.probes.spec import probe_spec
+    seeds = probe_spec(task.probe).fit_seeds(task.seeds)
     return [{**base, "corruption": c, "seed": s, "r2": float("nan")} for c in task.corruptions for s in seeds]
 
 
 def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[dict]:
     """Run the plan's tasks through ``ex``; returns rows; ``stats`` gets what was computed, reused, failed."""
+    from wmprobe.probes.spec import probe_spec
     root = str(cache.root)
 
     todo = [t for t in plan.extract if not (cache.has_latents(t.key) and cache.verify_latents(t.key))]
@@ -322,7 +324,7 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
             r = [{"encoder": "state", "family": "state", "dataset": t.dataset.name, "split": t.dataset.split_kind,
                   "corruption": "clean", "layer": "state", "probe": t.probe, "k": t.k, "seed": s,
                   "dataset_fingerprint": t.dataset.fingerprint, "r2": float("nan"), "error": r.error or "failed"}
-                 for s in (t.seeds[:1] if t.probe == "ridge" else t.seeds)]
+                 for s in probe_spec(t.probe).fit_seeds(t.seeds)]
         rows.extend(dict(x) for x in r)
     if plan.control:   # study `control:`: closed-loop behaviour cloning (wmprobe.study.control)
         from wmprobe.study.control import error_rows

@@ -197,7 +197,8 @@ def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
         rows = [{**r, "id_weight": task.encoder.id_weight, "encoder_key": task.encoder.key}
                 for r in _imagined_rows(task, cache, store, split)]
         return _store_cell(task, cache, rows, t0)
-    tokens = task.probe.startswith("attentive")   # other probes read pooled features only
+    from wmprobe.probes.spec import probe_spec
+    tokens = probe_spec(task.probe).needs_tokens   # other probes read pooled features only
     feats, test_sets = _probe_inputs(task, cache, tokens, split.test)
     base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
             "dataset": task.dataset.name, "split": split.kind, "encoder_key": task.encoder.key,
