@@ -23,6 +23,11 @@ class StoreError(WmprobeError):
     """An EpisodeStore (or a source being imported) is missing, corrupt or inconsistent."""
 
 
+class FormatError(StoreError):
+    """A source dataset (LeRobot, CALVIN, LIBERO) is missing, corrupt or inconsistent; names file and episode.
+    (Re-exported by ``wmprobe.data.formats``; defined here so the store and the readers share it without a cycle.)"""
+
+
 class ConfigError(WmprobeError):
     """A config or command-line option is invalid."""
 

@@ -30,8 +30,8 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
     ``test_sets``: ``[(corruption, features or None for feats itself), ...]``: each probe is fit ONCE and
     scored on every set; each row's ``corruption`` column names its set (controls: the clean set only)."""
     from wmprobe.errors import ProbeError
-    from wmprobe.probes import evaluate_many
-    from wmprobe.probes.api import build_probe_data
+    from wmprobe.probes.core import evaluate_many
+    from wmprobe.probes.data import build_probe_data
     from wmprobe.probes.spec import probe_spec
     if test_sets is None:
         test_sets = [((base or {}).get("corruption", "clean"), test_feats)]
@@ -69,15 +69,6 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
     return rows
 
 
-def _cell_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar over probe cells (with elapsed time and ETA) on stderr, or None (``--quiet``)."""
-    if not enabled or os.environ.get("WMPROBE_QUIET"):
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="cell", bar_format="{desc}: {n}/{total} cells [{elapsed}<{remaining}] "
-                "{postfix}", mininterval=1.0)
-
-
 def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLike, *, probes: Sequence[str],
                        ks: Sequence[int], split: str = "task", seeds: Sequence[int] = (0, 1, 2),
                        out: str | os.PathLike, progress: bool = True,
@@ -86,7 +77,7 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
     """`wmprobe probe FEATURES STORE`: probe features saved by `wmprobe extract`, write records to ``out``.
     ``probe_cfg``: MLP probe options (e.g. ``{"steps": 500}``), as a study's ``probe:`` block;
     ``headline_groups`` as ``wmprobe.probe`` (default: the action-space audit's, else every group)."""
-    from wmprobe.probes.api import check_ks, headline_choice
+    from wmprobe.probes.api import cell_bar, check_ks, headline_choice
     from wmprobe.data import load_dataset
     from wmprobe.errors import ProbeError
     from wmprobe.records import write_records
@@ -103,7 +94,7 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
     check_ks(feats.step_episode, ks, store.name)
     head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     cells = [(layer, k, p) for layer in feats.layers for k in ks for p in probes]
-    bar = _cell_bar(len(cells), f"probe {feats.spec.get('encoder', 'features')}", progress)
+    bar = cell_bar(len(cells), f"probe {feats.spec.get('encoder', 'features')}", progress)
     rows = []
     try:
         for layer, k, p in cells:  # one cell at a time, so the bar moves and its ETA means something

@@ -96,7 +96,7 @@ def audit(store: EpisodeStore, split: Split | str = "task", k: int = 4, *,
     is_test = np.isin(pairs.episode, np.asarray(split.test, np.int64))
     is_train = np.isin(pairs.episode, np.asarray(split.train, np.int64))
     names = list(store.meta["action_names"])
-    from wmprobe.probes import ordered_groups
+    from wmprobe.probes.core import ordered_groups
     declared = store.action_groups
     groups = {g: list(declared[g]) for g in ordered_groups(list(declared)) if len(declared[g])}
     group_of = {i: g for g, idx in groups.items() for i in idx}
@@ -182,8 +182,8 @@ def _state_ceiling(store: EpisodeStore, split: Split, k: int, names: list[str]) 
     if feats is None:
         return None
     from wmprobe.metrics import binary_accuracy, binary_levels, r2_score
-    from wmprobe.probes import evaluate, make_probe
-    from wmprobe.probes.api import build_probe_data
+    from wmprobe.probes.core import evaluate, make_probe
+    from wmprobe.probes.data import build_probe_data
     frame = np.arange(store.n_frames, dtype=np.int64)
     train, test, groups = build_probe_data(feats, frame, store.episode_of_frame(), store, split, k,
                                            what="states")

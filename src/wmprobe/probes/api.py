@@ -1,7 +1,7 @@
-"""From features + store to probe records: ``build_probe_data`` and ``probe`` (bring your own latents).
+"""From latents + store to probe records: ``probe`` (bring your own latents).
 
-``build_probe_data(features, step_frame, step_episode, store, split, k)`` pairs steps within episodes
-(``pairs.make_pairs``) and cuts the pairs into train / test by the split's episodes.
+``build_probe_data`` (features + store -> paired train/test data) lives in ``probes.data`` and is re-exported
+here.
 
 ``probe(latents, store, ...)`` takes latents aligned row by row with the store's frames
 (``(N, D)`` pooled or ``(N, T, D)`` tokens; with ``frames_per_step = f > 1`` one row per f frames of each
@@ -19,57 +19,17 @@ import numpy as np
 from wmprobe.data.splits import Split, make_split
 from wmprobe.data.store import EpisodeStore
 from wmprobe.errors import ProbeError
-from wmprobe.probes.base import ProbeData
-from wmprobe.probes.pairs import make_pairs, tubelet_steps
+from wmprobe.probes.data import build_probe_data
+from wmprobe.probes.pairs import tubelet_steps
 
 
-def _check_features(features: np.ndarray, step_episode: np.ndarray, name: str, what: str = "latents") -> None:
-    """``features: (S, D) | (S, N, D)`` finite, one row per step of ``step_episode: (S,)``; ``what`` names them."""
-    if features.ndim not in (2, 3):
-        raise ProbeError(f"{name}: {what} must be (S, D) pooled or (S, N, D) tokens, got {features.shape}")
-    if 0 in features.shape[1:]:
-        raise ProbeError(f"{name}: {what} have shape {tuple(features.shape)}: every row needs at least one "
-                         "feature (and one token)")
-    if features.shape[0] != step_episode.shape[0]:
-        raise ProbeError(f"{name}: {features.shape[0]} rows of {what} but {step_episode.shape[0]} latent steps")
-    for c in range(0, features.shape[0], 65536):
-        block = np.asarray(features[c : c + 65536]).reshape(min(65536, features.shape[0] - c), -1)
-        bad = ~np.isfinite(block).all(1)
-        if bad.any():
-            eps = np.unique(step_episode[c : c + 65536][bad])[:10].tolist()
-            raise ProbeError(f"{name}: NaN or inf {what} in episode(s) {eps}")
-
-
-def build_probe_data(features: np.ndarray, step_frame: np.ndarray, step_episode: np.ndarray,
-                     store: EpisodeStore, split: Split, k: int = 1, *, agg: str = "sum", shuffle: bool = False,
-                     single: bool = False, seed: int = 0,
-                     what: str = "latents") -> tuple[ProbeData, ProbeData, dict[str, list[int]]]:
-    """``(train, test, target_groups)`` for ``features: (S, D) | (S, N, D)`` of the steps ``step_frame``.
-
-    ``shuffle`` / ``single`` apply the controls here already (``evaluate`` can also apply them by name);
-    ``what`` names the features in error messages (e.g. ``"latents (Z.npy)"``)."""
-    from wmprobe.probes import shuffle_partners, single_frame_data
-    name = store.name
-    features = np.asarray(features)
-    step_frame, step_episode = np.asarray(step_frame, np.int64), np.asarray(step_episode, np.int64)
-    _check_features(features, step_episode, name, what)
-    pairs = make_pairs(step_frame, step_episode, store.actions, store.episode_ends, k, store.action_groups,
-                       agg, dataset=name)
-    out = []
-    for part, eps in (("train", split.train), ("test", split.test)):
-        mask = np.isin(pairs.episode, np.asarray(eps, np.int64))
-        n_eps = len(np.unique(pairs.episode[mask]))
-        if n_eps < 2:
-            raise ProbeError(f"{name}: the {part} split has pairs from {n_eps} episode(s) at k={k}; a probe needs "
-                             ">= 2 (more episodes, or a smaller k)")
-        pi, pj = pairs.i[mask], pairs.j[mask]
-        d = ProbeData(features[pi], features[pj], pairs.y[mask], pairs.episode[mask], f"{name} {part}")
-        if shuffle:
-            d = shuffle_partners(d, seed + (part == "test"))
-        if single:
-            d = single_frame_data(d)
-        out.append(d)
-    return out[0], out[1], pairs.target_groups
+def cell_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar over probe cells (with elapsed time and ETA) on stderr, or None (``--quiet``)."""
+    if not enabled or os.environ.get("WMPROBE_QUIET"):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="cell", bar_format="{desc}: {n}/{total} cells [{elapsed}<{remaining}] "
+                "{postfix}", mininterval=1.0)
 
 
 def latent_steps(latents: np.ndarray, store: EpisodeStore, frames_per_step: int = 1,
@@ -128,7 +88,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     ``progress`` shows a bar over the (k, probe) cells with an ETA.
     ``headline_groups``: the action groups ``r2`` averages (default: the action-space audit's choice for this
     store and split at the headline k, else every group; ``headline_choice`` says which and why)."""
-    from wmprobe.probes import evaluate
+    from wmprobe.probes.core import evaluate
     from wmprobe.probes.spec import probe_spec
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
@@ -147,8 +107,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     check_ks(step_episode, ks, store.name)
     head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     rows: list[dict[str, Any]] = []
-    from wmprobe.pipeline import _cell_bar
-    bar = _cell_bar(len(ks) * len(probes), f"probe {encoder}", progress)
+    bar = cell_bar(len(ks) * len(probes), f"probe {encoder}", progress)
     for kk in ks:
         train, test, groups = build_probe_data(latents, step_frame, step_episode, store, sp, int(kk), agg=agg,
                                                what=what)
@@ -203,7 +162,7 @@ def headline_choice(store: EpisodeStore, split: Split, ks: Sequence[int], explic
     """``(headline, audit)`` for probing ``store`` under ``split`` at ``ks``: the action-space audit at the
     headline k, and the headline groups resolved from ``explicit`` (``named_by`` says where the user named
     them), else the audit, else every group (``wmprobe.probes.headline.resolve``)."""
-    from wmprobe.probes import headline as H
+    import wmprobe.probes.headline as H
     k = H.headline_k(ks)
     audit = H.run_audit(store, split, k, explicit)
     return H.resolve(store.action_groups, explicit, audit, k=k, what=store.name, explicit_from=named_by), audit

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 from wmprobe.errors import ProbeError
-from wmprobe.probes import ordered_groups
+from wmprobe.probes.core import ordered_groups
 
 SOURCES = ("config", "audit", "all")
 

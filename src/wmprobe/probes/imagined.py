@@ -56,7 +56,7 @@ def probe_imagined(encoder: Any, store: Any, split: Any, ks: Sequence[int] = (1,
                    **probe_cfg: Any) -> list[dict[str, Any]]:
     """Record rows of the imagined (and, with ``real``, the real) probes; see the module doc. ``headline``: the
     action groups the headline r2 averages (default every group); ``probe_cfg``: the mlp probe's options."""
-    from wmprobe.probes import evaluate
+    from wmprobe.probes.core import evaluate
     from wmprobe.probes.spec import probe_spec
     from wmprobe.probes.base import ProbeData
     from wmprobe.probes.pairs import make_pairs, tubelet_steps

@@ -138,8 +138,8 @@ def error_rows(task: ControlTask, error: str) -> list[dict[str, Any]]:
 
 
 def run_control(task: ControlTask, cache: Any) -> list[dict[str, Any]]:
-    from wmprobe.study.tasks import _locked_cell
-    return _locked_cell(cache, task.key, lambda: _compute(task, cache))
+    from wmprobe.study.worker import locked_cell
+    return locked_cell(cache, task.key, lambda: _compute(task, cache))
 
 
 def _compute(task: ControlTask, cache: Any) -> list[dict[str, Any]]:
@@ -148,7 +148,9 @@ def _compute(task: ControlTask, cache: Any) -> list[dict[str, Any]]:
     from wmprobe.control import ControlConfig, PolicyConfig, evaluate_control
     from wmprobe.data.splits import Split
     from wmprobe.records import stamp
-    from wmprobe.study.tasks import _jsonable, _shards, load_encoder_ref, load_store
+    from wmprobe.study.worker import jsonable as _jsonable
+    from wmprobe.study.worker import load_encoder_ref, load_store
+    from wmprobe.study.worker import shards as _shards
     t0 = time.perf_counter()
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)

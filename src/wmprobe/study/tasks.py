@@ -11,43 +11,17 @@ import contextlib
 import json
 import os
 import time
-from collections import OrderedDict
 from typing import Any, Iterator
 
 import numpy as np
 
 from wmprobe._fs import drop_pages
 from wmprobe.study.cache import Cache
-from wmprobe.study.plan import EncoderRef, ExtractTask, FidelityTask, ProbeTask, StateTask, TrainTask
-
-_ENCODERS: "OrderedDict[tuple, Any]" = OrderedDict()  # per-process memo, bounded (models can be large)
-_STORES: dict[str, Any] = {}
-_MAX_ENCODERS = 2
-
-
-def load_encoder_ref(ref: EncoderRef, device: str = "cpu"):
-    from wmprobe.encoders.registry import load_encoder
-    from wmprobe.errors import EncoderError
-    memo = (ref.name, ref.options, device)
-    if memo in _ENCODERS:
-        _ENCODERS.move_to_end(memo)
-        return _ENCODERS[memo]
-    enc = load_encoder(ref.name, device=device, **dict(ref.options))
-    if enc.spec.key() != ref.key:
-        raise EncoderError(f"encoder {ref.label} ({ref.name}) changed since the study was planned: spec key "
-                           f"{enc.spec.key()} != {ref.key} (weights or preprocessing differ); re-run the study")
-    _ENCODERS[memo] = enc
-    while len(_ENCODERS) > _MAX_ENCODERS:
-        _ENCODERS.popitem(last=False)
-    return enc
-
-
-def load_store(path: str):
-    from wmprobe.data.store import EpisodeStore
-    if path not in _STORES:
-        _STORES[path] = EpisodeStore.load(path, allow_symlinks_out=True)  # the driver checked its links
-    return _STORES[path]
-
+from wmprobe.study.plan import ExtractTask, FidelityTask, ProbeTask, StateTask, TrainTask
+from wmprobe.study.worker import jsonable as _jsonable
+from wmprobe.study.worker import load_encoder_ref, load_store
+from wmprobe.study.worker import locked_cell as _locked_cell
+from wmprobe.study.worker import shards as _shards
 
 def run_task(task: Any, cache_root: str, threads: int | None = None) -> Any:
     """Run one task; the value is what the driver needs (shard key, checkpoint path or rows).
@@ -115,21 +89,6 @@ def run_extract(task: ExtractTask, cache: Cache) -> str:
     return task.key
 
 
-def _shards(cache: Cache, keys: tuple[str, ...], tokens: bool = True):
-    """The shards' features concatenated in memory; ``tokens=False`` leaves the patch tokens (kept for the
-    decoder probe or attentive probes) on disk, so a pooled-feature probe's memory is only the pooled rows."""
-    from wmprobe.errors import StoreError
-    from wmprobe.extract import StepFeatures
-    parts = []
-    for k in keys:
-        f = cache.load_latents(k)
-        if f is None:
-            raise StoreError(f"latent shard {k} is missing from the cache {cache.root} (deleted or corrupt "
-                             "after extraction); re-run the study to recompute it")
-        parts.append(f if tokens else StepFeatures(f.pooled, f.step_frame, f.step_episode, {}, f.spec))
-    return StepFeatures.concat(parts)
-
-
 def _with_corrupted_test(clean, corrupted, test_episodes: tuple[int, ...]):
     """Clean features for train episodes, corrupted ones for test episodes, in step order."""
     from wmprobe.extract import StepFeatures
@@ -156,17 +115,6 @@ def _probe_inputs(task: ProbeTask, cache: Cache, tokens: bool, test_episodes: tu
     clean = _shards(cache, task.clean_shards, tokens)
     return clean, [(corr, _with_corrupted_test(clean, _shards(cache, keys, tokens), test_episodes) if keys else None)
                    for corr, keys in task.tests]
-
-
-def _locked_cell(cache: Cache, key: str, compute: Any) -> list[dict[str, Any]]:
-    """The cell's cached rows, else ``compute()`` (which stores them) under the cell's file lock: of two
-    processes (or hosts) sharing a cache, the second waits for the first and reuses its rows."""
-    rows = cache.load_cell(key)
-    if rows is not None:
-        return rows
-    with cache.lock(f"cell-{key}"):
-        rows = cache.load_cell(key)   # written by another process while we waited
-        return rows if rows is not None else compute()
 
 
 def run_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
@@ -323,14 +271,3 @@ def _decoder_probe(cache: Cache, task: FidelityTask, store: Any, test_episodes: 
     return decoder_fidelity(RowGather(tokens, tr), RowGather([store.frames], step_frame[tr]),
                             RowGather(tokens, te), RowGather([store.frames], step_frame[te]), episode[te],
                             seed=task.seed, preset=task.preset, threads=1)
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        elif isinstance(v, np.ndarray):
-            v = v.tolist()
-        out[k] = v
-    return out

@@ -16,7 +16,7 @@ from wmprobe._fs import drop_pages, make_temp_dir, swap_dir
 from wmprobe._progress import progress_bar as _progress_bar
 from wmprobe.data.store import (FORMAT, FORMAT_VERSION, FILES, check_arrays, compute_fingerprint,
                                 nonfinite_episodes)
-from wmprobe.errors import StoreError
+from wmprobe.errors import FormatError, StoreError
 
 def stack_blocks(frames: Iterable[np.ndarray], size: int = 32) -> Iterator[np.ndarray]:
     """Group single frames ``(H, W, 3)`` into stacked blocks ``(<= size, H, W, 3)``: readers stream an episode
@@ -29,10 +29,6 @@ def stack_blocks(frames: Iterable[np.ndarray], size: int = 32) -> Iterator[np.nd
             buf = []
     if buf:
         yield np.stack(buf)
-
-
-class FormatError(StoreError):
-    """A source dataset (LeRobot, CALVIN, LIBERO) is missing, corrupt or inconsistent; names file and episode."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ import string
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from wmprobe.data.formats._common import FormatError
+from wmprobe.errors import FormatError
 
 # LeRobot v2.0/v2.1 use episode_chunk, episode_index, video_key; v3.0 uses chunk_index, file_index, video_key
 TEMPLATE_FIELDS = {"episode_chunk": int, "episode_index": int, "chunk_index": int, "file_index": int,
