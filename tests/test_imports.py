@@ -17,14 +17,8 @@ PACKAGE = "wmprobe"
 
 # (importer, imported): an edge closing a cycle that is still to be removed -> who removes it
 ALLOWED: dict[tuple[str, str], str] = {
-    # demo.py <-> study/config.py: config reads the presets from demo.py; goes when presets are YAML data
-    ("wmprobe.study.config", "wmprobe.demo"): "split (issue 20 part B: presets as data)",
     # generate dispatches to metaworld, which builds on generate's TaskSpec / run_episodes
-    ("wmprobe.data.sim.generate", "wmprobe.data.sim.metaworld"): "lead (data/sim/*: a suite registry)",
-    # models.__getattr__ re-exports VAE for old imports; imagine / objectives reach back into zoo/__init__
-    ("wmprobe.zoo.models", "wmprobe.zoo.vae"): "split (issue 20 part B: zoo split)",
-    ("wmprobe.zoo.imagine", "wmprobe.zoo"): "split (issue 20 part B: zoo split)",
-    ("wmprobe.zoo.objectives", "wmprobe.zoo"): "split (issue 20 part B: zoo split)",
+    ("wmprobe.data.sim.generate", "wmprobe.data.sim.metaworld"): "lead (data/sim/*: e.g. a suite registry)",
 }
 
 
