@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine with Python 3.11 and pip:
 #   make demo   install into .venv, then run `wmprobe demo`
 #   make test   install into .venv (with test extras), then run the whole test suite
+#   make lint   ruff (src/, tests/) and mypy (the package; strict on the core modules), as CI runs them
 PY ?= python3
 VENV ?= .venv
 PIP := $(VENV)/bin/pip
 OUT ?= wmprobe-demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test lint install clean bench
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +34,11 @@ $(VENV)/.installed-test: $(STAMP)
 
 test: $(STAMP) $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest
+
+# ruff and mypy as configured in pyproject.toml ([tool.ruff], [tool.mypy]); installed with the test extras
+lint: $(STAMP) $(VENV)/.installed-test
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
 
 # the machine's limits first, then every hot path: each prints its reference ratio and its fraction of the
 # limit that bounds it (docs/performance.md). Each bench runs at the sizes of docs/performance.md's figures,

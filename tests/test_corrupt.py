@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from wmprobe.data.corruptions import CORRUPTIONS, Corruption, list_specs, parse_corruption
+from wmprobe.data.corruptions import CORRUPTIONS, list_specs, parse_corruption
 from wmprobe.errors import ConfigError
 
 IMAGENET_C = [n for n in CORRUPTIONS if n not in ("clean", "noise", "blur")]

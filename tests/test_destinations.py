@@ -17,7 +17,6 @@ from helpers import moving_square_store, write_tiny_store
 from wmprobe._dest import MARKER, DestinationError, dir_kind, read_marker
 from wmprobe.cli import main
 from wmprobe.data.store import EpisodeStore, write_store
-from wmprobe.errors import StoreError
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:

@@ -77,3 +77,30 @@ def test_records_written_before_the_headline_columns_still_read_and_merge(tmp_pa
     assert df.loc[5, "headline_groups"] == "translation" and df.loc[5, "bacc_gripper"] == 0.6
     assert df.loc[1, "r2"] == pytest.approx(0.1) and df.loc[1, "headline_groups"] == ""
     assert pd.read_csv(tmp_path / "records.csv")["headline_groups"].fillna("").tolist() == ["", "", "translation"]
+
+
+def test_the_record_schema_gives_the_columns_their_kinds_and_defaults(tmp_path):
+    """Columns, kinds and defaults come from records.Record: a row measuring nothing gets each column's
+    default, typed, in the written files."""
+    from dataclasses import fields
+
+    from wmprobe.records import COLUMN_KINDS, Record
+    assert RECORD_COLUMNS == tuple(f.name for f in fields(Record)) and set(CELL_KEY) <= set(RECORD_COLUMNS)
+    assert COLUMN_KINDS["k"] is int and COLUMN_KINDS["r2"] is float and COLUMN_KINDS["encoder"] is str
+    write_records([{"encoder": "e", "dataset": "d", "probe": "mlp"}], tmp_path)
+    got = read_records(tmp_path).iloc[0]
+    assert got["k"] == -1 and got["seed"] == -1 and got["id_weight"] == 0.0 and got["layer"] == ""
+    assert math.isnan(got["r2"]) and got["error"] == ""
+
+
+def test_one_row_builder_starts_from_what_was_measured():
+    from wmprobe.records import Source
+    from wmprobe.records import row as build
+    src = Source("zoo:vae", "vae", "dynamic", "task", 1.0, "ekey", "fp")
+    r = build(src, {"r2": 0.5, "r2_extra_group": 0.1}, corruption="clean", k=4, train_corruption="blur:11")
+    assert r == {"encoder": "zoo:vae", "family": "vae", "id_weight": 1.0, "dataset": "dynamic", "split": "task",
+                 "encoder_key": "ekey", "dataset_fingerprint": "fp", "r2": 0.5, "r2_extra_group": 0.1,
+                 "corruption": "clean", "k": 4, "train_corruption": "blur:11"}
+    assert build(r, seed=2)["seed"] == 2 and "seed" not in r          # extends a row without changing it
+    with pytest.raises(ValueError, match="not record columns: \\['corruptoin'\\]"):
+        build(src, corruptoin="clean")

@@ -1,7 +1,11 @@
+import sys
+from importlib.metadata import EntryPoint
+
 import pytest
 
 from wmprobe.encoders.registry import list_encoders, load_encoder
-from wmprobe.errors import EncoderError
+from wmprobe.errors import ConfigError, EncoderError, WmprobeError
+from wmprobe.registry import Registry, ResolveError, resolve
 
 
 def test_unknown_encoder_suggests_close_names():
@@ -21,11 +25,6 @@ def test_empty_name_is_an_error():
 
 
 # ---- the generic Registry (wmprobe.registry) -------------------------------------------------------------
-import sys
-from importlib.metadata import EntryPoint
-
-from wmprobe.errors import ConfigError, WmprobeError
-from wmprobe.registry import Registry, ResolveError, resolve
 
 
 @pytest.fixture

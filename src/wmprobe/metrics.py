@@ -18,11 +18,11 @@ Shapes: ``y_true, y_pred: (P, A)`` or ``(P,)``; ``episode: (P,) int``.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-Stat = Callable[[np.ndarray, np.ndarray], float]
+Stat = Callable[..., Any]   # (y_true, y_pred) -> float
 
 
 def _2d(y: np.ndarray) -> np.ndarray:
@@ -47,7 +47,7 @@ def _r2_from_sums(sse: np.ndarray, sst: np.ndarray) -> np.ndarray:
     return r2
 
 
-def r2_score(y_true: np.ndarray, y_pred: np.ndarray, multioutput: str = "uniform_average"):
+def r2_score(y_true: np.ndarray, y_pred: np.ndarray, multioutput: str = "uniform_average") -> float | np.ndarray:
     """R2 as ``sklearn.metrics.r2_score``: float (uniform_average) or ``(A,)`` array (raw_values)."""
     t, p = _check(y_true, y_pred)
     sse = ((t - p) ** 2).sum(0)
@@ -62,7 +62,7 @@ def r2_score(y_true: np.ndarray, y_pred: np.ndarray, multioutput: str = "uniform
 
 def r2_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: Mapping[str, Sequence[int]]) -> dict[str, float]:
     """``{group: R2 uniform-averaged over that group's dims}``; NaN for a group with no dims."""
-    raw = r2_score(y_true, y_pred, multioutput="raw_values")
+    raw = np.asarray(r2_score(y_true, y_pred, multioutput="raw_values"))
     return {g: (float(raw[list(idx)].mean()) if len(idx) else float("nan")) for g, idx in groups.items()}
 
 
@@ -129,7 +129,7 @@ def mse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 # ---- bootstrap over episodes --------------------------------------------------------------------
-def _episode_sums(t: np.ndarray, p: np.ndarray, episode: np.ndarray):
+def _episode_sums(t: np.ndarray, p: np.ndarray, episode: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Per-episode sufficient statistics: counts (E,), and (E, A) sums of t, t^2, p, p^2, t*p, (t-p)^2."""
     _, inv = np.unique(np.asarray(episode), return_inverse=True)
     n_e = int(inv.max()) + 1
@@ -170,16 +170,17 @@ def bootstrap_stats(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray,
     cnt, sums = _episode_sums(t - t.mean(0), p - p.mean(0), episode)
     sums[5] = _episode_sums(t - p, t - p, episode)[1][1]
     w = bootstrap_counts(len(cnt), n_boot, seed)
-    name = {r2_score: "r2", pearson_r: "pearson", mse: "mse"}.get(stat, stat) if callable(stat) else stat
+    names: dict[Any, str] = {r2_score: "r2", pearson_r: "pearson", mse: "mse"}
+    name = names.get(stat, stat) if callable(stat) else stat
     if name in ("r2", "pearson", "mse"):
         n = (w @ cnt)[:, None]
         st, stt, sp, spp, stp, sse = (w @ x for x in sums)
         if name == "mse":
-            return sse.sum(1) / (n[:, 0] * t.shape[1])
+            return np.asarray(sse.sum(1) / (n[:, 0] * t.shape[1]))
         sst = np.maximum(stt - st ** 2 / n, 0.0)
         if name == "r2":
             raw = _r2_from_sums(sse, np.where(sst > 1e-10 * stt, sst, 0.0))
-            return raw.mean(1) if weights is None else raw @ weights
+            return np.asarray(raw.mean(1) if weights is None else raw @ weights)
         spp_c = np.maximum(spp - sp ** 2 / n, 0.0)
         cov = stp - st * sp / n
         den = np.sqrt(sst * spp_c)
@@ -187,7 +188,7 @@ def bootstrap_stats(y_true: np.ndarray, y_pred: np.ndarray, episode: np.ndarray,
             r = np.where(den > 0, cov / np.where(den > 0, den, 1.0), np.nan)
         ok = ~np.isnan(r)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ok, r, 0.0).sum(1) / ok.sum(1)
+            return np.asarray(np.where(ok, r, 0.0).sum(1) / ok.sum(1))
     if not callable(stat):
         raise ValueError(f"unknown statistic {stat!r}: pass 'r2', 'pearson', 'mse' or a function")
     _, inv = np.unique(episode, return_inverse=True)
@@ -272,7 +273,7 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ge = (x[None, :] >= x[:, None]) & (y[None, :] >= y[:, None])
     gt = (x[None, :] > x[:, None]) | (y[None, :] > y[:, None])
     dominated = (ge & gt & ok[None, :]).any(1)
-    return ok & ~dominated
+    return np.asarray(ok & ~dominated)
 
 
 def mean_and_spread(values: Sequence[float]) -> dict[str, float]:

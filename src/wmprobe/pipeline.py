@@ -7,23 +7,24 @@ per (encoder, dataset) on clean frames by the study's fidelity task and attached
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from wmprobe.data.splits import Split, make_split
 from wmprobe.data.store import EpisodeStore
 from wmprobe.extract import StepFeatures
+from wmprobe.records import Source, row
 
 
 def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, probes: Sequence[str],
                    ks: Sequence[int], seeds: Sequence[int], layers: Sequence[str] | None = None,
                    n_boot: int = 1000, probe_cfg: dict[str, Any] | None = None,
-                   base: dict[str, Any] | None = None, test_feats: StepFeatures | None = None,
+                   base: Source | Mapping[str, Any] | None = None, test_feats: StepFeatures | None = None,
                    test_sets: Sequence[tuple[str, StepFeatures | None]] | None = None,
                    headline: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Every (layer, k, probe) cell on one set of features; one row per seed.
 
     ``headline``: the action groups whose R2 the ``r2`` column averages (default: every group of the store).
+    ``base``: what every row starts from (``records.row``): a ``records.Source`` or a row of columns.
 
     ``test_feats`` (same steps, e.g. extracted from corrupted frames) replaces the TEST side only: the probe is
     fit on ``feats`` (clean) and scored on ``test_feats``: test-time corruption, as in the paper.
@@ -33,9 +34,10 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
     from wmprobe.probes.core import evaluate_many
     from wmprobe.probes.data import build_probe_data
     from wmprobe.probes.spec import probe_spec
+    base = base if base is not None else {}
     if test_sets is None:
-        test_sets = [((base or {}).get("corruption", "clean"), test_feats)]
-    rows = []
+        test_sets = [((base.columns() if isinstance(base, Source) else base).get("corruption", "clean"), test_feats)]
+    rows: list[dict[str, Any]] = []
     for layer in layers or feats.layers:
         for k in ks:
             def data(kind: str):
@@ -49,7 +51,7 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
                 return train, tests, groups
 
             pooled = data("pooled")
-            tokens = None
+            tokens: Any = None
             for probe in probes:
                 spec = probe_spec(probe)
                 if spec.needs_tokens:  # un-pooled patch tokens of both steps
@@ -64,8 +66,7 @@ def probe_features(feats: StepFeatures, store: EpisodeStore, split: Split, *, pr
                 res = evaluate_many(probe, train, tests, groups, seeds=tuple(seeds), n_boot=n_boot,
                                     headline=headline, **cfg)
                 for name, rs in res.items():
-                    rows.extend({**(base or {}), **r, "corruption": name, "layer": layer, "k": int(k)}
-                                for r in rs)
+                    rows.extend(row(base, r, corruption=name, layer=layer, k=int(k)) for r in rs)
     return rows
 
 
@@ -88,9 +89,10 @@ def probe_features_dir(features: str | os.PathLike, store_path: str | os.PathLik
         raise ProbeError(f"features in {features} were extracted from dataset {fp}, not from {store_path} "
                          f"({store.fingerprint}); extract them again from this store")
     sp = make_split(store, kind=split, seed=0)
-    base = {"encoder": feats.spec.get("encoder", feats.spec.get("name")), "family": feats.spec.get("family"),
-            "dataset": store.name, "split": sp.kind, "corruption": feats.spec.get("corruption", "clean"),
-            "encoder_key": feats.spec.get("key"), "dataset_fingerprint": store.fingerprint}
+    base = row(Source(str(feats.spec.get("encoder", feats.spec.get("name")) or ""), str(feats.spec.get("family") or ""),
+                      store.name, sp.kind, encoder_key=str(feats.spec.get("key") or ""),
+                      dataset_fingerprint=store.fingerprint),
+               corruption=feats.spec.get("corruption", "clean"))
     check_ks(feats.step_episode, ks, store.name)
     head, audit = headline_choice(store, sp, ks, headline_groups, "--headline-groups / headline_groups")
     cells = [(layer, k, p) for layer in feats.layers for k in ks for p in probes]

@@ -28,37 +28,126 @@ import platform
 import socket
 import subprocess
 from importlib import metadata
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, get_type_hints
 
 import numpy as np
 import yaml
 
 from wmprobe.errors import WmprobeError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+NAN = float("nan")
+
+@dataclass(frozen=True)
+class Record:
+    """One row of the records: the columns of ``RECORD_COLUMNS``, in this order, with their kinds (``str``,
+    ``int`` or ``float``) and the value a row that does not measure a column gets (``""``, ``-1``, NaN; 0 for
+    ``id_weight``). Everything about the columns is derived from this class: add a column here (at the end of
+    its group) and it is written, typed and defaulted everywhere. Rows themselves are plain dicts built by
+    ``row`` (they travel through the cache as JSON and may carry extra columns, e.g. ``r2_<group>``)."""
+
+    # the cell: what was measured (with ``seed``, the key; see CELL_KEY)
+    encoder: str = ""
+    family: str = ""
+    id_weight: float = 0.0
+    dataset: str = ""
+    split: str = ""
+    corruption: str = ""
+    layer: str = ""
+    probe: str = ""
+    k: int = -1
+    seed: int = -1
+    # the scores
+    r2: float = NAN
+    r2_ci_low: float = NAN
+    r2_ci_high: float = NAN
+    headline_groups: str = ""
+    r2_translation: float = NAN
+    r2_rotation: float = NAN
+    r2_gripper: float = NAN
+    acc_gripper: float = NAN
+    bacc_gripper: float = NAN
+    pearson: float = NAN
+    mse: float = NAN
+    psnr: float = NAN
+    ssim: float = NAN
+    n_train: int = -1
+    n_test: int = -1
+    n_test_episodes: int = -1
+    train_seconds: float = NAN
+    probe_config: str = ""
+    # what it was computed from
+    encoder_key: str = ""
+    dataset_fingerprint: str = ""
+    error: str = ""
+    # where and with what code (ROW_PROVENANCE)
+    host: str = ""
+    git_commit: str = ""
+    wmprobe_version: str = ""
+    torch_version: str = ""
+
+
+def _kinds() -> dict[str, type]:
+    hints = get_type_hints(Record)
+    return {f.name: hints[f.name] for f in fields(Record)}
+
+
+COLUMN_KINDS: dict[str, type] = _kinds()            # column -> str | int | float
+RECORD_COLUMNS: tuple[str, ...] = tuple(COLUMN_KINDS)
 CELL_KEY = ("encoder", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed")
-OPTIONAL_KEY = {"train_corruption": "clean", "task_split": "", "task": "", "latents": "real"}   # key columns present only when some row sets them -> default
-RECORD_COLUMNS = (
-    "encoder", "family", "id_weight", "dataset", "split", "corruption", "layer", "probe", "k", "seed",
-    "r2", "r2_ci_low", "r2_ci_high", "headline_groups", "r2_translation", "r2_rotation", "r2_gripper",
-    "acc_gripper", "bacc_gripper", "pearson", "mse",
-    "psnr", "ssim", "n_train", "n_test", "n_test_episodes", "train_seconds", "probe_config",
-    "encoder_key", "dataset_fingerprint", "error",
-    "host", "git_commit", "wmprobe_version", "torch_version",
-)
+# key columns present only when some row sets them -> their default
+OPTIONAL_KEY = {"train_corruption": "clean", "task_split": "", "task": "", "latents": "real"}
 # where and with what code each row was computed (set when the cell is computed, so a study's cached rows
 # keep the provenance of the run that measured them; config.yaml has the full versions of the latest run)
 ROW_PROVENANCE = ("host", "git_commit", "wmprobe_version", "torch_version")
-_STR = {"encoder", "family", "dataset", "split", "corruption", "layer", "probe", "headline_groups", "probe_config",
-        "encoder_key",
-        "dataset_fingerprint", "error", *ROW_PROVENANCE}
-_INT = {"k", "seed", "n_train", "n_test", "n_test_episodes"}
+_STR = {c for c, kind in COLUMN_KINDS.items() if kind is str}
+_INT = {c for c, kind in COLUMN_KINDS.items() if kind is int}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Record)}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a row was measured on: an encoder (label, family, +ID weight, spec key) on a dataset (name, split,
+    fingerprint). ``row`` starts every row from one."""
+
+    encoder: str
+    family: str
+    dataset: str
+    split: str
+    id_weight: float = 0.0
+    encoder_key: str = ""
+    dataset_fingerprint: str = ""
+
+    def columns(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "family": self.family, "id_weight": self.id_weight, "dataset": self.dataset,
+                "split": self.split, "encoder_key": self.encoder_key, "dataset_fingerprint": self.dataset_fingerprint}
+
+
+def row(source: Source | Mapping[str, Any], *measured: Mapping[str, Any], **columns: Any) -> dict[str, Any]:
+    """One record row: ``source``'s columns (a ``Source``, or a row to extend), then each ``measured`` mapping
+    (e.g. a probe's scores) and ``columns`` over it, later ones winning. ``columns`` must name record columns or
+    ``OPTIONAL_KEY`` columns (a typo is a ValueError, not a silently extra column); ``measured`` may carry
+    extra columns."""
+    unknown = [c for c in columns if c not in COLUMN_KINDS and c not in OPTIONAL_KEY]
+    if unknown:
+        raise ValueError(f"not record columns: {unknown} (records.Record lists them)")
+    out = source.columns() if isinstance(source, Source) else dict(source)
+    for m in measured:
+        out.update(m)
+    out.update(columns)
+    return out
+
+
 PACKAGES = ("wmprobe", "torch", "numpy", "scipy", "transformers", "diffusers", "pybullet", "pyarrow")
 
 
 def provenance() -> dict[str, Any]:
     """Versions, git commit, host and time: travels with every results directory."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for p in PACKAGES:
         try:
             versions[p] = metadata.version(p)
@@ -101,10 +190,12 @@ def git_commit() -> str | None:
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every ``Record`` column (missing or None: the column's default), text columns as text (a
+    dict or list as sorted JSON), integer columns as int (-1 for NaN) and ``id_weight`` as float."""
     r = dict(row)
     for c in RECORD_COLUMNS:
         if c not in r or r[c] is None:
-            r[c] = "" if c in _STR else (0 if c == "id_weight" else np.nan)
+            r[c] = _DEFAULTS[c]
     for c in _STR:
         if not isinstance(r[c], str):
             r[c] = json.dumps(r[c], sort_keys=True, default=str) if isinstance(r[c], (dict, list)) else str(r[c])
@@ -115,12 +206,12 @@ def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
-def cell_key(df) -> list[str]:
+def cell_key(df: pd.DataFrame) -> list[str]:
     """The columns that identify a cell of ``df``: ``CELL_KEY`` plus the ``OPTIONAL_KEY`` columns it has."""
     return list(CELL_KEY) + [c for c in OPTIONAL_KEY if c in df.columns]
 
 
-def _with_optional_key(df, columns):
+def _with_optional_key(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """``df`` with every ``OPTIONAL_KEY`` column of ``columns``, missing values set to that column's default."""
     for c, default in OPTIONAL_KEY.items():
         if c in columns:
@@ -128,7 +219,7 @@ def _with_optional_key(df, columns):
     return df
 
 
-def _frame(rows: Iterable[dict[str, Any]]):
+def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
     rows = [normalise_row(r) for r in stamp(rows)]
     df = pd.DataFrame(rows)
@@ -139,7 +230,7 @@ def _frame(rows: Iterable[dict[str, Any]]):
     return df[list(RECORD_COLUMNS) + extra]
 
 
-def merge(old, new):
+def merge(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``new`` replace rows of ``old`` with the same cell key; sorted by the key. An ``OPTIONAL_KEY``
     column that only one side has is given its default on the other."""
     import pandas as pd
@@ -156,7 +247,7 @@ def merge(old, new):
     return df.sort_values(cell_key(df), kind="stable").reset_index(drop=True)
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
     from wmprobe._fs import make_temp_file
     tmp = make_temp_file(path.parent, f".{path.name}.")  # mode from the umask, not mkstemp's 0600
     try:
@@ -167,7 +258,7 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike, config: dict[str, Any] | None = None,
+def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike[str], config: dict[str, Any] | None = None,
                   *, merge_existing: bool = True) -> Path:
     """Write/merge ``rows`` into ``out_dir`` (parquet + csv) and the resolved ``config`` with provenance."""
     from wmprobe._dest import check_dest, claim
@@ -189,14 +280,14 @@ def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike, co
     return out
 
 
-def _derived(df):
+def _derived(df: pd.DataFrame) -> pd.DataFrame:
     """Columns derived from every cell at once, recomputed on each write: ``r2_norm`` (each row's place between
     the best floor and the ceiling of its (dataset, split, corruption, probe, k); ``analysis.add_r2_norm``)."""
     from wmprobe.analysis import add_r2_norm
     return add_r2_norm(df)
 
 
-def read_records(path: str | os.PathLike):
+def read_records(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The records of a results directory (or a records.parquet/.csv file) as a pandas DataFrame."""
     import pandas as pd
     p = Path(path)
@@ -213,7 +304,7 @@ def read_records(path: str | os.PathLike):
     return with_all_columns(df)
 
 
-def with_all_columns(df):
+def with_all_columns(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every ``RECORD_COLUMNS`` column, those it lacks (records written before they existed, e.g.
     ``headline_groups``) filled with "" (text) or NaN (numbers)."""
     lacking = [c for c in RECORD_COLUMNS if c not in df.columns]
@@ -222,11 +313,12 @@ def with_all_columns(df):
     return df.assign(**{c: "" if c in _STR else np.nan for c in lacking})
 
 
-def read_config(path: str | os.PathLike) -> dict[str, Any]:
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     f = Path(path) / "config.yaml"
     if not f.exists():
         return {}
-    return yaml.safe_load(f.read_text()) or {}
+    doc: dict[str, Any] = yaml.safe_load(f.read_text()) or {}
+    return doc
 
 
 def _plain(x: Any) -> Any:

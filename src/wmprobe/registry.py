@@ -190,7 +190,7 @@ class Registry(Generic[T]):
         memo = (entry.name, id(entry.target))
         if memo in self._loaded:
             return self._loaded[memo]
-        obj = resolve(entry.target) if entry.lazy else entry.target
+        obj: T = resolve(entry.target) if entry.lazy else entry.target
         if self._check is not None:
             obj = self._check(entry.name, obj)
         if entry.source != "plugin":     # plugins are re-read on every lookup; do not pin them

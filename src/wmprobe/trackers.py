@@ -13,7 +13,8 @@
 Where it goes: W&B under ``RESULTS/wandb`` (``WANDB_MODE=offline`` keeps it local; project ``$WANDB_PROJECT`` or
 ``wmprobe``); MLflow to ``$MLFLOW_TRACKING_URI``, else a file store at ``RESULTS/mlruns`` (experiment
 ``wmprobe``; MLflow 3 accepts a file store only with ``MLFLOW_ALLOW_FILE_STORE=true``, which is set while
-logging to a ``file:`` URI); TensorBoard event files under ``RESULTS/tensorboard/``. ``wmprobe run|demo|report ... --log KIND``
+logging to a ``file:`` URI); TensorBoard event files under ``RESULTS/tensorboard/``. ``wmprobe run|demo|report ...
+--log KIND``
 calls this after the report is written. A tracker whose package is missing is one clear error naming the extra.
 """
 from __future__ import annotations

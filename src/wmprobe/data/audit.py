@@ -25,10 +25,12 @@ under the study's split and reports, per action axis and per group:
 The rule (``RULE``): a group is in the headline iff it is not a binary command (a gripper open/close label:
 R2 of a two-level label on held-out tasks measures the shift of its class balance more than what is read;
 it is scored by accuracy and balanced accuracy beside its R2, and the embedded study measured the gripper
-state at chance from the frames, balanced accuracy 0.48-0.61 for every encoder), ``var_share >= 0.25``, it is not constant on the test
+state at chance from the frames, balanced accuracy 0.48-0.61 for every encoder), ``var_share >= 0.25``, it is not
+constant on the test
 episodes, its state ceiling R2 >= 0.5 (when the store has states) and, for simulated data, its median image
 motion over k steps is >= 2 px and (translation) no two of its axes' image directions are within 15 degrees
-(the ``front`` camera maps x and z onto one direction). ``headline=`` overrides the rule (the evidence is still reported and the
+(the ``front`` camera maps x and z onto one direction). ``headline=`` overrides the rule (the evidence is still
+reported and the
 override marked); if no group qualifies, the headline is every group, with a reason saying so.
 """
 from __future__ import annotations

@@ -129,6 +129,8 @@ def load_encoder(name: str, **options: Any) -> Encoder:
     elif ":" not in name and _checkpoint_like(name):  # a bare hub id or save_pretrained directory
         from wmprobe.encoders.detect import detect_family
         family = detect_family(name)
+        if family is None:
+            raise EncoderError(f"encoder '{name}': cannot tell its family (no config.json on disk or hub)")
         factory, arg = _import_target(str(known[family].target), f"{family}:{name}"), name
     else:
         hint = ENCODERS.did_you_mean(base, among=list(known))

@@ -23,13 +23,11 @@ from wmprobe.probes.data import build_probe_data
 from wmprobe.probes.pairs import tubelet_steps
 
 
-def cell_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar over probe cells (with elapsed time and ETA) on stderr, or None (``--quiet``)."""
-    if not enabled or os.environ.get("WMPROBE_QUIET"):
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="cell", bar_format="{desc}: {n}/{total} cells [{elapsed}<{remaining}] "
-                "{postfix}", mininterval=1.0)
+def cell_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A bar over probe cells (with elapsed time and ETA) on stderr (``wmprobe._progress``: a no-op when quiet)."""
+    from wmprobe._progress import progress_bar
+    return progress_bar(total, desc, enabled, unit="cell", leave=True, mininterval=1.0,
+                        bar_format="{desc}: {n}/{total} cells [{elapsed}<{remaining}] {postfix}")
 
 
 def latent_steps(latents: np.ndarray, store: EpisodeStore, frames_per_step: int = 1,
@@ -44,7 +42,7 @@ def latent_steps(latents: np.ndarray, store: EpisodeStore, frames_per_step: int 
     return step_frame, step_episode
 
 
-def load_latents(path: str | os.PathLike) -> np.ndarray:
+def load_latents(path: str | os.PathLike[str]) -> np.ndarray:
     """``(N, D) | (N, T, D)`` latents from a ``.npy`` file, memory-mapped; ProbeError naming the file if it is
     missing, an ``.npz`` archive, corrupt, or not a real-valued numeric array."""
     path = Path(path)
@@ -57,7 +55,7 @@ def load_latents(path: str | os.PathLike) -> np.ndarray:
     if magic != b"\x93NUMPY":
         raise ProbeError(f"latents file {path} is corrupt or not a .npy array (no NumPy header)")
     try:
-        z = np.load(path, allow_pickle=False, mmap_mode="r")
+        z: np.ndarray = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as exc:
         raise ProbeError(f"latents file {path} is corrupt or not a .npy array ({exc})") from None
     if not (np.issubdtype(z.dtype, np.integer) or np.issubdtype(z.dtype, np.floating)):
@@ -74,8 +72,8 @@ def _require_tokens(probes: Sequence[str], latents: np.ndarray, what: str) -> No
                              f"{tuple(latents.shape)}; pass un-pooled tokens or use mlp / ridge")
 
 
-def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe: str | Sequence[str] = "mlp",
-          k: int | Sequence[int] = 1, split: str | Split = "task", out: str | os.PathLike | None = None,
+def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike[str], *, probe: str | Sequence[str] = "mlp",
+          k: int | Sequence[int] = 1, split: str | Split = "task", out: str | os.PathLike[str] | None = None,
           seeds: Sequence[int] = (0, 1, 2), frames_per_step: int = 1, agg: str = "sum", n_boot: int = 1000,
           split_seed: int = 0, layer: str = "input", encoder: str = "latents", source: str | None = None,
           progress: bool = False, headline_groups: Sequence[str] | None = None,
@@ -118,8 +116,8 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
             spec = probe_spec(name)
             tr, te = (train, test) if spec.needs_tokens or not train.is_tokens else (train.pooled(), test.pooled())
             cfg = spec.api_options(probe_cfg)
-            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot, headline=head["headline_groups"] or None,
-                              **cfg):
+            for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot,
+                              headline=head["headline_groups"] or None, **cfg):
                 rows.append({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",
                              "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
                              "dataset_fingerprint": store.fingerprint, **r})
@@ -139,7 +137,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, *, probe
     return rows
 
 
-def probe_frame(latents: np.ndarray, store: EpisodeStore | str | os.PathLike, **kwargs: Any):
+def probe_frame(latents: np.ndarray, store: EpisodeStore | str | os.PathLike[str], **kwargs: Any) -> Any:
     """``wmprobe.probe``: ``probe`` with the records as a pandas DataFrame with the records' columns (the same
     frame ``wmprobe.run`` and ``wmprobe.read_records`` return); keyword arguments as ``probe``."""
     from wmprobe.records import _frame

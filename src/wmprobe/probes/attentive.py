@@ -123,7 +123,8 @@ class AttentiveProbe:
                 ps.update({f"ln1w{li}": torch.ones(1, d), f"ln1b{li}": torch.zeros(1, d),
                            f"Wqkv{li}": uniform_init((d, 3 * d), d, gen), f"Wo{li}": uniform_init((d, d), d, gen),
                            f"ln2w{li}": torch.ones(1, d), f"ln2b{li}": torch.zeros(1, d),
-                           f"Wm1{li}": uniform_init((d, 2 * d), d, gen), f"Wm2{li}": uniform_init((2 * d, d), 2 * d, gen)})
+                           f"Wm1{li}": uniform_init((d, 2 * d), d, gen),
+                           f"Wm2{li}": uniform_init((2 * d, d), 2 * d, gen)})
             ps.update({"query": torch.randn(1, d, generator=gen) * 0.02, "lnkw": torch.ones(1, d),
                        "lnkb": torch.zeros(1, d), "Wq": uniform_init((d, d), d, gen),
                        "Wkv": uniform_init((d, 2 * d), d, gen), "Wco": uniform_init((d, d), d, gen),
@@ -173,7 +174,8 @@ class AttentiveProbe:
         return self.y_scaler.inverse(out.numpy())
 
     def config(self) -> dict[str, Any]:
-        return {"probe": "attentive", "input": "tokens of both steps", "fuse": self.fuse, "pool": self.pool, "grid": self.grid,
+        return {"probe": "attentive", "input": "tokens of both steps", "fuse": self.fuse, "pool": self.pool,
+                "grid": self.grid,
                 "dim": self.dim, "heads": self.heads, "depth": self.depth, "loss": self.loss, "optimizer": "adamw",
                 "steps": self.steps, "batch_size": self.batch_size, "schedule": "warmup+cosine", "lrs": self.lrs,
                 "weight_decays": self.wds, "seeds": self.seeds, "val_frac": self.val_frac,

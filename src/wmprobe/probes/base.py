@@ -116,10 +116,12 @@ class Standardizer:
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
+        out: np.ndarray = ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
+        return out
 
     def inverse(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, np.float32) * self.std + self.mean).astype(np.float32)
+        out: np.ndarray = (np.asarray(x, np.float32) * self.std + self.mean).astype(np.float32)
+        return out
 
 
 def pair_inputs(data: ProbeData, use_diff: bool = False) -> np.ndarray:

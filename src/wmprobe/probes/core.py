@@ -99,10 +99,11 @@ def binary_groups(train: ProbeData, tests: Mapping[str, ProbeData],
     """The groups whose every dim takes exactly two levels on train (e.g. a gripper command), and no other
     value on any test set: ``{group: [(low, high) per dim]}``."""
     from wmprobe.metrics import binary_levels
-    out = {}
+    out: dict[str, list[tuple[float, float]]] = {}
     for g, idx in target_groups.items():
-        levels = [binary_levels(train.y[:, d]) for d in idx]
-        if idx and all(lv is not None for lv in levels) and all(
+        found = [binary_levels(train.y[:, d]) for d in idx]
+        levels = [lv for lv in found if lv is not None]
+        if idx and len(levels) == len(found) and all(
                 np.isin(t.y[:, d], lv).all() for t in tests.values() for d, lv in zip(idx, levels)):
             out[g] = levels
     return out

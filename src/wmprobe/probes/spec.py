@@ -26,8 +26,9 @@ class ProbeSpec:
     ``needs_tokens``: reads the un-pooled patch tokens of both steps (extraction keeps them; else pooled rows).
     ``config_section``: the study config block its options come from (``"probe"``: the study's ``probe:`` block
     and `wmprobe probe FEATURES --steps`; None: none). ``takes_options``: options given with latents
-    (``wmprobe.probe(..., **options)``, `wmprobe probe --latents --steps`) reach it. ``state``: also measured on a dataset's proprioceptive
-    states (the state ceiling). ``imagined``: also probed on a world model's imagined latents.
+    (``wmprobe.probe(..., **options)``, `wmprobe probe --latents --steps`) reach it. ``state``: also measured
+    on a dataset's proprioceptive states (the state ceiling). ``imagined``: also probed on a world model's imagined
+    latents.
     ``version``: ``"module:ATTR"`` of an integer bumped when the probe's fit changes; it enters cache keys.
     ``control``: ``shuffled`` / ``single`` for a control of ``base``, else None. A control is measured on clean
     features only, never on the state ceiling or imagined latents."""
@@ -113,7 +114,8 @@ register_probe(ProbeSpec(
 register_probe(ProbeSpec(
     "ridge", "wmprobe.probes.ridge:RidgeProbe",
     "closed-form ridge on the pooled pair, alpha by episode-grouped CV on train (deterministic)",
-    seeded=False, takes_options=False, state=True, imagined=True, version="wmprobe.probes.ridge:VERSION"), runtime=False)
+    seeded=False, takes_options=False, state=True, imagined=True, version="wmprobe.probes.ridge:VERSION"),
+    runtime=False)
 register_probe(ProbeSpec(
     "attentive", "wmprobe.probes.attentive:AttentiveProbe",
     "attention pooling over the patch tokens of both steps, then an MLP (needs --tokens / (N, tokens, D) latents)",

@@ -7,7 +7,8 @@
 - ``ProbeTask``: one cell (encoder, dataset, split, corruption, layer, probe, k) with all its seeds -> rows.
   With ``corrupt_train``, one more task per (cell, corruption c != clean) fits on the train latents under c
   and scores the test latents under c (rows with ``train_corruption = c``).
-  For zoo world models (``IMAGINING_FAMILIES``) and encoders with an ``imagine`` method one more task per (layer, k, mlp | ridge) probes
+  For zoo world models (``IMAGINING_FAMILIES``) and encoders with an ``imagine`` method one more task per (layer, k,
+  mlp | ridge) probes
   ``g(z_t, z_hat_t+k)`` with the model's own k-step rollout from the clean tokens (rows with
   ``latents = imagined``; ``wmprobe.probes.imagined``).
 - ``FidelityTask``: the decoder probe of one (encoder, dataset) on clean tokens -> PSNR/SSIM.
@@ -201,7 +202,8 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         out = {"extract": len(self.extract), "probe": len(self.probe), "fidelity": len(self.fidelity)}
-        extra = {"state": len(self.state), "control": len(self.control)}   # only when planned: old plans print as before
+        # only when planned: old plans print as before
+        extra = {"state": len(self.state), "control": len(self.control)}
         return {**out, **{k: n for k, n in extra.items() if n}}
 
 
@@ -389,7 +391,7 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
              f"  encoders: {', '.join(e.shown for e in cfg.encoders) or '-'}"
              + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)}"
                 + (f" x objectives {list(cfg.zoo.all_objectives)} " if cfg.zoo.objectives else " ")
-                + 
+                +
                 f"({est['zoo_models']} models{' incl. the ceiling' if cfg.zoo.ceiling else ''}, "
                 f"zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),
              f"  split {cfg.split}; corruptions {', '.join(cfg.corruptions)}; probes {', '.join(cfg.probes)}; "

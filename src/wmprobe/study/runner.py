@@ -25,6 +25,7 @@ import numpy as np
 
 from wmprobe._fs import mark_used
 from wmprobe.errors import ConfigError, EncoderError
+from wmprobe.records import Source, row
 from wmprobe.study.cache import Cache, content_key
 from wmprobe.study.config import StudyConfig, load_config
 from wmprobe.study.executors import Outcome, make_executor
@@ -107,11 +108,13 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], headli
     if headlines:
         lists = []
         for n, h in headlines.items():
-            weak = h.get("source") == "all" or (h.get("source") == "audit" and (audits or {}).get(n, {}).get("fallback"))
+            weak = h.get("source") == "all" or (h.get("source") == "audit"
+                                                and (audits or {}).get(n, {}).get("fallback"))
             lists.append([] if weak else list(h.get("headline_groups") or []))
         common = [g for g in lists[0] if all(g in x for x in lists)]
         if common:
-            return common, "the study's headline groups (" + ", ".join(sorted({str(h.get("source")) for h in headlines.values()})) + ")"
+            sources = ", ".join(sorted({str(h.get("source")) for h in headlines.values()}))
+            return common, f"the study's headline groups ({sources})"
         return None, "default (translation; no group is in every dataset's headline by config or audit)"
     named = getattr(cfg, "headline_groups", None)
     if isinstance(named, dict):   # {dataset: [groups]}: the groups every named dataset puts in its headline
@@ -233,17 +236,16 @@ FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low"
 def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
     """The rows a failed probe task would have written (every corruption it scores, every seed), with NaN
     metrics and the error: a failure is reported in the records, never dropped."""
-    base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
-            "dataset": task.dataset.name, "split": task.dataset.split_kind,
-            "layer": task.layer, "probe": task.probe, "k": task.k, "encoder_key": task.encoder.key,
-            "dataset_fingerprint": task.dataset.fingerprint, "error": error or "failed"}
+    source = Source(task.encoder.label, task.encoder.family, task.dataset.name, task.dataset.split_kind,
+                    task.encoder.id_weight, task.encoder.key, task.dataset.fingerprint)
+    base = row(source, layer=task.layer, probe=task.probe, k=task.k, error=error or "failed")
     if task.augmented:
         base["train_corruption"] = task.train_corruption
     if getattr(task, "latents", "real") != "real":   # a failed imagined cell must not replace the real one
         base["latents"] = task.latents
     from wmprobe.probes.spec import probe_spec
     seeds = probe_spec(task.probe).fit_seeds(task.seeds)
-    return [{**base, "corruption": c, "seed": s, "r2": float("nan")} for c in task.corruptions for s in seeds]
+    return [row(base, corruption=c, seed=s, r2=float("nan")) for c in task.corruptions for s in seeds]
 
 
 def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[dict]:
@@ -321,10 +323,10 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
     for t in plan.state:   # the state ceiling: clean rows, encoder = family = layer = state
         r = state_res[t.key]
         if isinstance(r, Outcome):
-            r = [{"encoder": "state", "family": "state", "dataset": t.dataset.name, "split": t.dataset.split_kind,
-                  "corruption": "clean", "layer": "state", "probe": t.probe, "k": t.k, "seed": s,
-                  "dataset_fingerprint": t.dataset.fingerprint, "r2": float("nan"), "error": r.error or "failed"}
-                 for s in probe_spec(t.probe).fit_seeds(t.seeds)]
+            src = Source("state", "state", t.dataset.name, t.dataset.split_kind,
+                         dataset_fingerprint=t.dataset.fingerprint)
+            r = [row(src, corruption="clean", layer="state", probe=t.probe, k=t.k, seed=s, r2=float("nan"),
+                     error=r.error or "failed") for s in probe_spec(t.probe).fit_seeds(t.seeds)]
         rows.extend(dict(x) for x in r)
     if plan.control:   # study `control:`: closed-loop behaviour cloning (wmprobe.study.control)
         from wmprobe.study.control import error_rows
@@ -383,11 +385,12 @@ def run(study: str | os.PathLike | dict | StudyConfig, out: str | os.PathLike | 
         _stop_if_disk_full(stats)
     finally:
         getattr(ex, "close", lambda: None)()
-    rows += [{"encoder": m.label, "family": m.family, "id_weight": m.id_weight, "dataset": n, "split": sp.kind,
-              "corruption": "clean", "probe": "-", "error": f"zoo training failed: {m.error}"}
+    rows += [row(Source(m.label, m.family, n, sp.kind, m.id_weight), corruption="clean", probe="-",
+                 error=f"zoo training failed: {m.error}")
              for m in zoo_models if m.error for n, (_, sp) in datasets.items()]
     stats["seconds"] = round(time.perf_counter() - t0, 1)
-    config = {"command": "run", **(extra_config or {}), "overrides": list(overrides), "study": cfg.to_dict(), "cache": str(c.root),
+    config = {"command": "run", **(extra_config or {}), "overrides": list(overrides), "study": cfg.to_dict(),
+              "cache": str(c.root),
               "datasets": {n: {"fingerprint": s.fingerprint, "path": str(s.path), "split": sp.describe()}
                            for n, (s, sp) in datasets.items()},
               "encoders": {e.label + (f" +ID{e.id_weight:g}" if e.id_weight else ""):

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from wmprobe._fs import drop_pages
+from wmprobe.records import Source, row
 from wmprobe.study.cache import Cache
 from wmprobe.study.plan import ExtractTask, FidelityTask, ProbeTask, StateTask, TrainTask
 from wmprobe.study.worker import jsonable as _jsonable
@@ -142,17 +143,16 @@ def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
     if getattr(task, "latents", "real") == "imagined":
-        rows = [{**r, "id_weight": task.encoder.id_weight, "encoder_key": task.encoder.key}
+        rows = [row(r, id_weight=task.encoder.id_weight, encoder_key=task.encoder.key)
                 for r in _imagined_rows(task, cache, store, split)]
         return _store_cell(task, cache, rows, t0)
     from wmprobe.probes.spec import probe_spec
     tokens = probe_spec(task.probe).needs_tokens   # other probes read pooled features only
     feats, test_sets = _probe_inputs(task, cache, tokens, split.test)
-    base = {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
-            "dataset": task.dataset.name, "split": split.kind, "encoder_key": task.encoder.key,
-            "dataset_fingerprint": task.dataset.fingerprint}
-    if task.augmented:   # only these rows carry the column: default records stay as they were
-        base["train_corruption"] = task.train_corruption
+    source = Source(task.encoder.label, task.encoder.family, task.dataset.name, split.kind, task.encoder.id_weight,
+                    task.encoder.key, task.dataset.fingerprint)
+    # only augmented rows carry train_corruption: default records stay as they were
+    base = row(source, train_corruption=task.train_corruption) if task.augmented else source
     rows = probe_features(feats, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds,
                           layers=[task.layer], n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg),
                           base=base, test_sets=test_sets, headline=task.dataset.headline or None)
@@ -190,8 +190,8 @@ def run_state(task: StateTask, cache: Cache) -> list[dict[str, Any]]:
     steps = StepFeatures({STATE: np.asarray(feats, np.float32)}, np.arange(store.n_frames, dtype=np.int64),
                          store.episode_of_frame())
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
-    base = {"encoder": STATE, "family": STATE, "id_weight": 0.0, "dataset": task.dataset.name, "split": split.kind,
-            "corruption": "clean", "encoder_key": STATE, "dataset_fingerprint": task.dataset.fingerprint}
+    base = row(Source(STATE, STATE, task.dataset.name, split.kind, 0.0, STATE, task.dataset.fingerprint),
+               corruption="clean")
     rows = probe_features(steps, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds, layers=[STATE],
                           n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg), base=base,
                           headline=task.dataset.headline or None)

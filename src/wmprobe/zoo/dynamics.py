@@ -13,7 +13,8 @@ For the smallest step (``d = 1/8``) the target is ``z_t+1`` itself (flow matchin
 target is the bootstrap of two half steps of the model itself (no gradient): ``v1`` from
 ``f(z_noisy, tau, d/2)``, ``v2`` from ``f(z_noisy + v1 d/2, tau + d/2, d/2)``, target velocity
 ``(v1 + v2) / 2``, compared in x-space (``z_noisy + (1 - tau) v``, i.e. the velocity loss weighted by
-``(1 - tau)^2``), clamped to the tanh range [-1, 1]. Loss = reconstruction + dynamics MSE. Dreamer 4's causal transformer over long contexts,
+``(1 - tau)^2``), clamped to the tanh range [-1, 1]. Loss = reconstruction + dynamics MSE. Dreamer 4's causal
+transformer over long contexts,
 its loss ramp weights and its separate training phases are NOT implemented: both losses are trained
 jointly; the target ``z_t+1`` is stop-gradient, the context ``z_t`` passes gradient into the tokenizer.
 

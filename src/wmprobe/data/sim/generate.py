@@ -241,7 +241,8 @@ def generate(suite: str, episodes: int, *, size: int = 64, seed: int = 0, steps:
     ``camera``: one of ``scene.CAMERAS`` (default ``oblique``). ``workers`` processes (default
     ``min(cpu count, 4)``) never change the result. A progress bar goes to stderr when ``progress`` (and
     the session is not quiet, ``wmprobe._progress``). ``tasks``: a count, ``"all"`` or task names
-    (``select_tasks``; default: all of a pybullet suite's, the 16 ``DEFAULT_TASKS`` of ``metaworld``); ``meta["task_names"]`` are the
+    (``select_tasks``; default: all of a pybullet suite's, the 16 ``DEFAULT_TASKS`` of ``metaworld``);
+    ``meta["task_names"]`` are the
     run's tasks. ``meta["camera"]``: ``camera_meta``; ``meta["expert_noise"]``: the per-episode std (m) of the
     expert's translation noise. ``metaworld``: see ``wmprobe.data.sim.metaworld``."""
     params = check_params(suite, episodes, size, seed, steps, camera, tasks, wrist)

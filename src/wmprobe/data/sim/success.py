@@ -4,7 +4,8 @@ A predicate reads what the scripted expert reads (``scene.snapshot``: name -> (p
 end-effector position ``ee (3,)`` and the gripper command, at every control step of a rollout; the first
 snapshot (before the first action) fixes the goal of tasks defined relative to the initial scene. An episode
 succeeds when its task's predicate holds at some step (``reach`` and ``follow`` tasks: for ``REACH_STEPS`` /
-``FOLLOW_STEPS`` consecutive steps), as Meta-World's ``success`` flag is read: the scripted expert finishes its task, then keeps playing,
+``FOLLOW_STEPS`` consecutive steps), as Meta-World's ``success`` flag is read: the scripted expert finishes its task,
+then keeps playing,
 and what it does after the goal was reached does not undo the success.
 
 Tolerances (metres; blocks are ``2 * tasks.BLOCK`` = 4.4 cm cubes):
