@@ -7,7 +7,6 @@ only when that family is built.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +58,9 @@ def family(name: str) -> ZooFamily:
 
 def model_class(name: str) -> type:
     """The ``ZooModel`` subclass of family ``name``."""
-    mod, cls = family(name).model.split(":")
-    return getattr(importlib.import_module(f"wmprobe.zoo.{mod}"), cls)
+    from wmprobe.registry import resolve
+    cls: type = resolve(f"wmprobe.zoo.{family(name).model}")
+    return cls
 
 
 def build(name: str, width: int, action_dim: int) -> torch.nn.Module:
