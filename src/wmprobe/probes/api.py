@@ -88,6 +88,7 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike[str], *, 
     store and split at the headline k, else every group; ``headline_choice`` says which and why)."""
     from wmprobe.probes.core import evaluate
     from wmprobe.probes.spec import probe_spec
+    from wmprobe.records import row
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore.load(store)
     what = "latents" if source is None else f"latents from {source}"
@@ -118,9 +119,9 @@ def probe(latents: np.ndarray, store: EpisodeStore | str | os.PathLike[str], *, 
             cfg = spec.api_options(probe_cfg)
             for r in evaluate(name, tr, te, groups, seeds=seeds, n_boot=n_boot,
                               headline=head["headline_groups"] or None, **cfg):
-                rows.append({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",
-                             "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
-                             "dataset_fingerprint": store.fingerprint, **r})
+                rows.append(row({"encoder": encoder, "dataset": store.name, "split": sp.kind, "corruption": "clean",
+                                 "layer": layer, "k": int(kk), "frames_per_step": int(frames_per_step),
+                                 "dataset_fingerprint": store.fingerprint}, r))
             if bar is not None:
                 bar.update(1)
     if bar is not None:

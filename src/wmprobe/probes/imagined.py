@@ -58,6 +58,7 @@ def probe_imagined(encoder: Any, store: Any, split: Any, ks: Sequence[int] = (1,
     action groups the headline r2 averages (default every group); ``probe_cfg``: the mlp probe's options."""
     from wmprobe.probes.core import evaluate
     from wmprobe.probes.spec import probe_spec
+    from wmprobe.records import Source, row
     from wmprobe.probes.base import ProbeData
     from wmprobe.probes.pairs import make_pairs, tubelet_steps
     from wmprobe.zoo.imagine import can_imagine
@@ -94,7 +95,7 @@ def probe_imagined(encoder: Any, store: Any, split: Any, ks: Sequence[int] = (1,
                 cfg = probe_spec(p).study_options(probe_cfg)
                 for r in evaluate(p, data[latents]["train"], data[latents]["test"], pairs.target_groups,
                                   seeds=seeds, n_boot=n_boot, headline=headline, **cfg):
-                    rows.append({"encoder": name, "family": encoder.spec.family, "dataset": store.name,
-                                 "split": split.kind, "corruption": "clean", "layer": layer, "k": int(k),
-                                 "latents": latents, "dataset_fingerprint": store.fingerprint, **r})
+                    src = Source(name, encoder.spec.family, store.name, split.kind,
+                                 dataset_fingerprint=store.fingerprint)
+                    rows.append(row(src, r, corruption="clean", layer=layer, k=int(k), latents=latents))
     return rows

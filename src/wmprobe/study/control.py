@@ -126,10 +126,10 @@ def plan_control(cfg: Any, enc: Any, ds: Any, clean: tuple[str, ...]) -> Control
 
 
 def base_row(task: ControlTask) -> dict[str, Any]:
-    return {"encoder": task.encoder.label, "family": task.encoder.family, "id_weight": task.encoder.id_weight,
-            "dataset": task.dataset.name, "split": task.dataset.split_kind, "corruption": "clean",
-            "layer": task.layer, "probe": "bc-policy", "k": 0, "encoder_key": task.encoder.key,
-            "dataset_fingerprint": task.dataset.fingerprint}
+    from wmprobe.records import Source, row
+    src = Source(task.encoder.label, task.encoder.family, task.dataset.name, task.dataset.split_kind,
+                 task.encoder.id_weight, task.encoder.key, task.dataset.fingerprint)
+    return row(src, corruption="clean", layer=task.layer, probe="bc-policy", k=0)
 
 
 def error_rows(task: ControlTask, error: str) -> list[dict[str, Any]]:
