@@ -210,24 +210,23 @@ def test_a_changed_corruption_gets_new_cache_keys_and_the_others_keep_theirs():
                                "tokens": False})
 
 
-def test_a_new_type_is_one_registered_op_and_the_old_module_still_imports():
+def test_a_new_type_is_one_registered_op_and_the_old_module_still_imports(monkeypatch):
     """Adding a corruption is one ``@corruption`` op: parse, spec, listing, errors and apply follow from it;
     ``wmprobe.data.corrupt`` (the old single module) re-exports the same objects."""
     from wmprobe.data import corrupt
     from wmprobe.data.corruptions import registry
     assert corrupt.parse_corruption is parse_corruption and corrupt.CORRUPTIONS is CORRUPTIONS
+    monkeypatch.setattr(registry.TYPES, "_builtin", dict(registry.TYPES._builtin))   # undone after the test
+    monkeypatch.setattr(registry, "_found", {})
 
     @registry.corruption("invert_test", "test-only inversion, severity 1-5")
     def invert(x, s, rng):
         return 1 - x
-    try:
-        assert CORRUPTIONS["invert_test"].startswith("test-only") and "invert_test:2" in list_specs()
-        assert parse_corruption("invert_test").spec == "invert_test:3"
-        with pytest.raises(ConfigError, match="invert_test"):
-            parse_corruption("nope:1")
-        frames = torch.arange(2 * 3 * 4 * 4 * 3, dtype=torch.uint8).view(2, 3, 4, 4, 3)
-        assert torch.equal(parse_corruption("invert_test:1").apply(frames, 0), 255 - frames)
-        with pytest.raises(ValueError, match="twice"):
-            registry.corruption("invert_test", "again")(invert)
-    finally:
-        registry._TYPES.pop("invert_test")
+    assert CORRUPTIONS["invert_test"].startswith("test-only") and "invert_test:2" in list_specs()
+    assert parse_corruption("invert_test").spec == "invert_test:3"
+    with pytest.raises(ConfigError, match="invert_test"):
+        parse_corruption("nope:1")
+    frames = torch.arange(2 * 3 * 4 * 4 * 3, dtype=torch.uint8).view(2, 3, 4, 4, 3)
+    assert torch.equal(parse_corruption("invert_test:1").apply(frames, 0), 255 - frames)
+    with pytest.raises(ValueError, match="twice"):
+        registry.corruption("invert_test", "again")(invert)

@@ -1036,3 +1036,26 @@ def test_states_are_imported_where_the_format_records_them(tmp_path, eps, v3_vid
     part = EpisodeStore.load(import_dataset(lib, tmp_path / "part", progress=False))
     assert part.states is None and "demo_1" in part.meta["source"]["states"]
     assert "state_names" not in part.meta
+
+
+def test_readers_are_a_registry_and_a_registered_reader_is_opened_with_its_options(tmp_path):
+    """``--format`` names come from ``READERS``; an unknown one is one StoreError with close names; a reader
+    registered at run time is opened through the same path, with only the options it declares."""
+    from wmprobe.data import formats
+    assert formats.FORMATS == ("lerobot", "calvin", "libero", "store") == tuple(formats.READERS.names())
+    with pytest.raises(StoreError, match=r"unknown dataset format 'lerobto' \(one of auto, lerobot.*did you mean "
+                                         r"lerobot"):
+        formats.open_source(tmp_path, "lerobto")
+    with pytest.raises(StoreError, match="only for CALVIN"):
+        formats.open_source(tmp_path, "lerobot", split="training")
+    seen = {}
+
+    class Toy:
+        def __init__(self, path, allow_symlinks_out=None, split=None):
+            seen.update(path=path, links=allow_symlinks_out, split=split)
+    formats.READERS.add("toy", Toy, runtime=True, options=("split",))
+    try:
+        assert isinstance(formats.open_source(tmp_path, "toy", split="a", allow_pickle=True), Toy)
+        assert seen == {"path": tmp_path, "links": None, "split": "a"}
+    finally:
+        formats.READERS._runtime.pop("toy")

@@ -249,3 +249,15 @@ def test_plateau_tells_a_converged_curve_from_one_still_falling():
     assert zoo.plateau(converged)["plateaued"] and zoo.plateau(noisy)["plateaued"]
     assert not zoo.plateau(falling)["plateaued"] and zoo.plateau(falling)["tail_share"] > 0.2
     assert not zoo.plateau(np.ones(100))["plateaued"]            # a loss that never fell did not converge
+
+
+def test_families_are_a_registry_of_named_types():
+    """Each family is a ``ZooFamily`` (description, model class, dynamics) in ``zoo.families.REGISTRY``;
+    ``FAMILIES`` lists the pretraining ones; an unknown name is one ConfigError with close names."""
+    from wmprobe.zoo.families import REGISTRY, ZooFamily, family
+    assert list(zoo.FAMILIES) == [n for n in REGISTRY.names() if REGISTRY.get(n).pretraining]
+    assert isinstance(family("vjepa"), ZooFamily) and not family("ceiling").pretraining
+    assert zoo.DYNAMICS_FAMILIES == ("dynamics", "dynamics-actin") and family("dynamics").dynamics
+    assert zoo.model_class("vae").__name__ == "VAE"
+    with pytest.raises(ConfigError, match="did you mean vjepa"):
+        family("vjeap")

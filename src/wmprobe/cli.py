@@ -125,7 +125,7 @@ def _ls_data(what: str) -> dict[str, dict[str, str]]:
                          **{f"PROBE-{c}": desc for c, desc in CONTROLS.items()}}
     if what in ("datasets", "all"):
         out["datasets"] = {**dict(_api("wmprobe.data.sim:SUITES")),
-                           **{f: "readable by `wmprobe data import`" for f in ("lerobot", "calvin", "libero", "store")}}
+                           **{f: "readable by `wmprobe data import`" for f in _api("wmprobe.data.formats:READERS")}}
     if what in ("corruptions", "all"):
         out["corruptions"] = dict(_api("wmprobe.data.corruptions:CORRUPTIONS"))
     if what in ("presets", "all"):
@@ -154,7 +154,10 @@ def cmd_ls(a: argparse.Namespace) -> int:
         print("embedded simulator suites (wmprobe data gen SUITE DEST):")
         for name, desc in _api("wmprobe.data.sim:SUITES").items():
             print(f"  {name:16s} {desc}")
-        print("readable formats (wmprobe data import SRC DEST): lerobot (v2.1, v3.0), calvin, libero, store")
+        print("readable formats (wmprobe data import SRC DEST):")
+        readers = _api("wmprobe.data.formats:READERS")
+        for name, entry in readers.entries().items():
+            print(f"  {name:16s} {entry.meta.get('description', '')}")
     if what in ("corruptions", "all"):
         print("corruptions (NAME:PARAM, e.g. noise:0.15, blur:11, fog:3):")
         for name, desc in _api("wmprobe.data.corruptions:CORRUPTIONS").items():
@@ -530,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "static/dynamic, the 16 DEFAULT_TASKS of metaworld; docs/data.md)")
     g.add_argument("--force", action="store_true",
                    help="regenerate even if DEST already holds a store generated with these parameters")
-    formats = ["auto", "lerobot", "calvin", "libero", "store"]  # wmprobe.data.formats.FORMATS
+    formats = ["auto", *_api("wmprobe.data.formats:READERS").names()]
     i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data (or a store) into an EpisodeStore")
     i.add_argument("src", help="LeRobot / CALVIN / LIBERO dataset (a directory, or a LIBERO .hdf5), a store, or a "
                    "hub dataset id (lerobot/pusht, read from the Hugging Face cache)")

@@ -17,7 +17,7 @@ from wmprobe.encoders.base import EncoderSpec, hash_state_dict
 from wmprobe.errors import ConfigError, EncoderError
 from wmprobe.study.cache import default_cache_dir as cache_root
 from wmprobe.zoo.encoder import ZooDecodingEncoder, ZooEncoder
-from wmprobe.zoo.families import DYNAMICS_FAMILIES, build
+from wmprobe.zoo.families import build, family
 from wmprobe.zoo.imagine import ZooDynamicsEncoder
 
 CODE_VERSION = 4
@@ -112,7 +112,7 @@ def load(path: str | os.PathLike, device: str = "cpu") -> ZooEncoder:
                        weights_hash=hash_state_dict(state), layers=("out",), default_layer="out",
                        extra={"id_weight": r["id_weight"], "objective": r["objective"], "preset": r["preset"],
                               "params": meta["params"], "trunk_params": meta.get("trunk_params")})
-    if r["family"] in DYNAMICS_FAMILIES:
+    if family(r["family"]).dynamics:
         enc = ZooDynamicsEncoder(spec, model, device)
         enc.set_action_stats(meta.get("action_mean"), meta.get("action_scale"), path)
         return enc

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from wmprobe.errors import ConfigError
+from wmprobe.registry import Registry, resolve
 
 
 @dataclass(frozen=True)
 class ZooFamily:
-    """One zoo family: ``model`` is ``"module:Class"`` under ``wmprobe.zoo``; ``dynamics``: it has a latent
-    dynamics model (``imagine``); ``pretraining``: False for the ceiling (not a pretraining family)."""
+    """One zoo family: ``model`` is ``"module:Class"`` (a bare module name is under ``wmprobe.zoo``);
+    ``dynamics``: it has a latent dynamics model (``imagine``); ``pretraining``: False for the ceiling."""
 
     name: str
     description: str
@@ -27,7 +28,18 @@ class ZooFamily:
 
 
 CEILING = "ceiling"   # not a pretraining family: the trunk trained by +ID alone (zoo/ceiling.py)
-_FAMILIES: dict[str, ZooFamily] = {f.name: f for f in (
+
+
+def _check(name: str, obj: object) -> ZooFamily:
+    if not isinstance(obj, ZooFamily):
+        raise ConfigError(f"zoo family {name!r} does not name a ZooFamily (got {type(obj).__name__})")
+    return obj
+
+
+#: every family (a plugin: an entry point in the group ``wmprobe.zoo_families`` naming a ``ZooFamily``)
+REGISTRY: Registry[ZooFamily] = Registry("zoo family", group="wmprobe.zoo_families", error=ConfigError,
+                                         check=_check)
+for _f in (
     ZooFamily("vae", "reconstruction: KL-regularised conv autoencoder (as SD/SDXL VAEs), latents = posterior mean",
               "vae:VAE"),
     ZooFamily("image-ssl", "image SSL: VICReg on two augmented views of single frames, latents = trunk output",
@@ -44,22 +56,25 @@ _FAMILIES: dict[str, ZooFamily] = {f.name: f for f in (
               "dynamics:DynamicsActIn", dynamics=True),
     ZooFamily(CEILING, "the ceiling: the trunk trained by inverse dynamics alone", "ceiling:Ceiling",
               pretraining=False),
-)}
-FAMILIES = {n: f.description for n, f in _FAMILIES.items() if f.pretraining}
-DYNAMICS_FAMILIES = tuple(n for n, f in _FAMILIES.items() if f.dynamics)   # have ``imagine``
+):
+    REGISTRY.add(_f.name, _f)
+FAMILIES = {n: REGISTRY.get(n).description for n in REGISTRY.builtin_names() if REGISTRY.get(n).pretraining}
+DYNAMICS_FAMILIES = tuple(n for n in REGISTRY.builtin_names() if REGISTRY.get(n).dynamics)   # have ``imagine``
 
 
 def family(name: str) -> ZooFamily:
     """The ``ZooFamily`` of ``name`` (a pretraining family or ``ceiling``); ConfigError listing them otherwise."""
-    if name not in _FAMILIES:
-        raise ConfigError(f"unknown zoo family '{name}': choose one of {sorted(FAMILIES)} (or '{CEILING}')")
-    return _FAMILIES[name]
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown zoo family '{name}': choose one of {sorted(FAMILIES)} (or '{CEILING}')"
+                          f"{REGISTRY.did_you_mean(name)}")
+    return REGISTRY.get(name)
 
 
 def model_class(name: str) -> type:
-    """The ``ZooModel`` subclass of family ``name``."""
-    from wmprobe.registry import resolve
-    cls: type = resolve(f"wmprobe.zoo.{family(name).model}")
+    """The ``ZooModel`` subclass of family ``name`` (its ``model`` target; a bare ``"module:Class"`` is under
+    ``wmprobe.zoo``)."""
+    target = family(name).model
+    cls: type = resolve(target if "." in target.partition(":")[0] else f"wmprobe.zoo.{target}")
     return cls
 
 

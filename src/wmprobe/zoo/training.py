@@ -25,7 +25,8 @@ from wmprobe.data.store import EpisodeStore
 from wmprobe.errors import ConfigError, EncoderError
 from wmprobe.zoo.checkpoint import CODE_VERSION, default_cache_dir, intact, save
 from wmprobe.zoo.data import action_stats, clip_starts, frames, id_dims, task_names
-from wmprobe.zoo.families import CEILING, DYNAMICS_FAMILIES, FAMILIES, build, model_class
+from wmprobe.zoo.families import CEILING, build, model_class
+from wmprobe.zoo.families import family as family_of
 from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES, aux_loss, make_head
 from wmprobe.zoo.presets import PRESETS
 
@@ -43,8 +44,7 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
     groups +ID trains on (``id_dims``; default translation). ``bf16``: autocast the forward pass to bfloat16
     (CPU or CUDA). ``threads``: torch CPU threads while training (restored after). ``overrides``: preset
     fields to change (e.g. ``{"steps": 200}``); the recipe records the resulting values."""
-    if family not in FAMILIES and family != CEILING:
-        raise ConfigError(f"unknown zoo family '{family}': choose one of {sorted(FAMILIES)} (or '{CEILING}')")
+    fam = family_of(family)   # ConfigError for an unknown family
     if family == CEILING:
         if objective not in ("l1", "l2"):
             raise ConfigError(f"the zoo ceiling is trained by inverse dynamics (objective l1 or l2), not '{objective}'")
@@ -96,7 +96,7 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
                 "id_dims": dims if id_weight > 0 else [],
                 "loss_curve": curve[:: max(1, len(curve) // 100)], "final_loss": float(np.mean(curve[-20:])),
                 "plateau": plateau(curve)}
-        if family in DYNAMICS_FAMILIES:   # the dynamics net was trained on these standardised actions (imagine)
+        if fam.dynamics:   # the dynamics net was trained on these standardised actions (imagine)
             meta["action_mean"], meta["action_scale"] = action_stats(store, train_episodes, model.clip_len)
         if curves.get("id"):
             meta["id_curve"] = curves["id"][:: max(1, len(curves["id"]) // 100)]

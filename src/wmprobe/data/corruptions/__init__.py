@@ -43,14 +43,17 @@ from wmprobe.data.corruptions import digital  # noqa: F401
 # isort: on
 from wmprobe.data.corruptions.corruption import CHUNK_ELEMENTS, Corruption, list_specs, parse_corruption
 from wmprobe.data.corruptions.ops import ClipRng
-from wmprobe.data.corruptions.registry import SEVERITY_DEFAULT, CorruptionType, corruption, types
+from wmprobe.data.corruptions.registry import SEVERITY_DEFAULT, TYPES, CorruptionType, corruption, lookup, types
 
 
 class _Descriptions(Mapping[str, str]):
     """``name -> description`` of every registered type, read live from the registry."""
 
     def __getitem__(self, name: str) -> str:
-        return types()[name].description
+        t = lookup(name)
+        if t is None:
+            raise KeyError(name)
+        return t.description
 
     def __iter__(self) -> Iterator[str]:
         return iter(types())
@@ -62,5 +65,5 @@ class _Descriptions(Mapping[str, str]):
 #: name -> one-line description (``wmprobe ls corruptions``)
 CORRUPTIONS: Mapping[str, str] = _Descriptions()
 
-__all__ = ["CHUNK_ELEMENTS", "CORRUPTIONS", "SEVERITY_DEFAULT", "ClipRng", "Corruption", "CorruptionType",
-           "corruption", "list_specs", "parse_corruption", "types"]
+__all__ = ["CHUNK_ELEMENTS", "CORRUPTIONS", "SEVERITY_DEFAULT", "TYPES", "ClipRng", "Corruption", "CorruptionType",
+           "corruption", "list_specs", "lookup", "parse_corruption", "types"]

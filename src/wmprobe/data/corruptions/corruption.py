@@ -12,7 +12,7 @@ import torch
 
 from wmprobe._threads import torch_threads
 from wmprobe.data.corruptions.ops import ClipRng, generator
-from wmprobe.data.corruptions.registry import CorruptionType, types
+from wmprobe.data.corruptions.registry import CorruptionType, lookup, types
 from wmprobe.errors import ConfigError
 
 CHUNK_ELEMENTS = 1 << 19   # frames are processed in cache-sized chunks of a clip (about 2 MB of float32)
@@ -36,7 +36,7 @@ class Corruption:
 
     @property
     def _type(self) -> CorruptionType | None:
-        return types().get(self.name)
+        return lookup(self.name)
 
     @property
     def kind(self) -> str:
@@ -130,7 +130,7 @@ def parse_corruption(spec: str | Corruption | None) -> Corruption:
         raise ConfigError(f"corruption spec must be a string, got {type(spec).__name__}; {_valid()}")
     name, _, arg = spec.strip().lower().partition(":")
     name, arg = name.strip(), arg.strip()
-    t = types().get(name)
+    t = lookup(name)
     if t is None:
         raise ConfigError(f"unknown corruption {spec!r}; {_valid()}")
     if t.param == "none":

@@ -2,10 +2,13 @@
 
 A family module (noise.py, blur.py, weather.py, digital.py) declares each of its types with ``@corruption(...)``
 on the op; ``wmprobe.data.corruptions`` imports every family module, so adding a type touches its family file
-only (plus its test). An op is ``op(x, param, rng) -> y`` on ``x: (M, 3, H, W)`` float32 in [0, 1] (one chunk
-of one clip, ``rng`` a ``ClipRng``) returning the same shape (clipped and rounded by the caller); a type whose
-pixels are computed on 8-bit values directly also gives ``u8(frames (n, H, W, 3) uint8, param) -> same`` with
-exactly the values of its float op (the clip loop prefers it).
+only (plus its test). ``TYPES`` is a ``wmprobe.registry.Registry``: a plugin adds a type with an entry point in
+the group ``wmprobe.corruptions`` naming a ``CorruptionType`` (``"module:attr"``).
+
+An op is ``op(x, param, rng) -> y`` on ``x: (M, 3, H, W)`` float32 in [0, 1] (one chunk of one clip, ``rng`` a
+``ClipRng``) returning the same shape (clipped and rounded by the caller); a type whose pixels are computed on
+8-bit values directly also gives ``u8(frames (n, H, W, 3) uint8, param) -> same`` with exactly the values of
+its float op (the clip loop prefers it).
 """
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
 import torch
+
+from wmprobe.errors import ConfigError
+from wmprobe.registry import Registry
 
 SEVERITY_DEFAULT = 3
 
@@ -39,8 +45,16 @@ class CorruptionType:
     version: int = 1
 
 
-_TYPES: dict[str, CorruptionType] = {
-    "clean": CorruptionType("clean", "no corruption (identity)", param="none", default=None)}
+def _check(name: str, obj: object) -> CorruptionType:
+    if not isinstance(obj, CorruptionType):
+        raise ConfigError(f"corruption {name!r} does not name a CorruptionType (got {type(obj).__name__})")
+    return obj
+
+
+TYPES: Registry[CorruptionType] = Registry("corruption", group="wmprobe.corruptions", error=ConfigError,
+                                           check=_check)
+TYPES.add("clean", CorruptionType("clean", "no corruption (identity)", param="none", default=None))
+_found: dict[str, CorruptionType] = {}   # resolved types by name (a lookup per spec, without re-listing plugins)
 
 
 def corruption(name: str, description: str, *, param: ParamKind = "severity",
@@ -48,14 +62,24 @@ def corruption(name: str, description: str, *, param: ParamKind = "severity",
                u8: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None) -> Callable[[Op], Op]:
     """Decorator registering ``op`` as corruption ``name`` (a name is registered once)."""
     def deco(op: Op) -> Op:
-        if name in _TYPES:
-            raise ValueError(f"corruption {name!r} is registered twice")
-        _TYPES[name] = CorruptionType(name, description, op, u8, param, default, version)
+        TYPES.add(name, CorruptionType(name, description, op, u8, param, default, version))
+        _found.pop(name, None)
         return op
     return deco
 
 
 def types() -> dict[str, CorruptionType]:
     """Every registered type: clean, then the paper's noise and blur, then the ImageNet-C types in the order
-    their family modules register them (the order of ``wmprobe ls corruptions`` and ``list_specs``)."""
-    return dict(sorted(_TYPES.items(), key=lambda kv: _KIND_ORDER[kv[1].param]))
+    their family modules register them (the order of ``wmprobe ls corruptions`` and ``list_specs``), then
+    plugins."""
+    found = {name: TYPES.get(name) for name in TYPES.names()}
+    return dict(sorted(found.items(), key=lambda kv: _KIND_ORDER[kv[1].param]))
+
+
+def lookup(name: str) -> CorruptionType | None:
+    """The type named ``name`` or None (resolved once per name)."""
+    if name not in _found:
+        if name not in TYPES:
+            return None
+        _found[name] = TYPES.get(name)
+    return _found[name]

@@ -15,11 +15,20 @@ from wmprobe.data.formats import groups as _groups
 from wmprobe.data.formats._common import (Episode, FormatError, Source, StoreWriter, describe_resize,
                                           looks_like_store, prepare_dest, progress_bar)
 from wmprobe.errors import StoreError
+from wmprobe.registry import Registry
 
-__all__ = ["FORMATS", "FormatError", "dataset_info", "detect_format", "export_lerobot", "import_dataset",
+__all__ = ["FORMATS", "READERS", "FormatError", "dataset_info", "detect_format", "export_lerobot", "import_dataset",
            "open_source", "validate_dataset"]
 
-FORMATS = ("lerobot", "calvin", "libero", "store")
+# the readers: name -> Source class (lazy "module:Class"); ``options``: the open_source options it takes beyond
+# ``allow_symlinks_out``; plugins register under the entry-point group ``wmprobe.formats``
+READERS: Registry[type[Source]] = Registry("dataset format", group="wmprobe.formats", error=StoreError)
+READERS.add("lerobot", "wmprobe.data.formats.lerobot:LeRobotSource", description="LeRobot v2.1 / v3.0 datasets")
+READERS.add("calvin", "wmprobe.data.formats.calvin:CalvinSource", description="CALVIN splits (training, validation)",
+            options=("allow_pickle", "split"))
+READERS.add("libero", "wmprobe.data.formats.libero:LiberoSource", description="LIBERO .hdf5 files")
+READERS.add("store", "wmprobe.data.formats.storesrc:StoreSource", description="an EpisodeStore (re-imported)")
+FORMATS = tuple(READERS.builtin_names())
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -52,7 +61,8 @@ def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -
     another format is a StoreError), ``allow_symlinks_out`` (every format: follow symbolic links that lead out of
     the dataset; default ``$WMPROBE_ALLOW_SYMLINKS_OUT``, data/formats/_paths.py)."""
     fmt = detect_format(path) if format in (None, "auto") else format
-    if options.get("split") is not None and fmt != "calvin":
+    takes = READERS.entry(fmt).meta.get("options", ()) if fmt in READERS else ()
+    if options.get("split") is not None and "split" not in takes:
         raise StoreError(f"{path}: a split ('{options['split']}') can be chosen only for CALVIN data, and this "
                          f"is {fmt} data")
     try:
@@ -62,22 +72,14 @@ def open_source(path: str | os.PathLike, format: str = "auto", **options: Any) -
                          "(`pip install -c constraints.txt -e '.[formats]'`)") from None
 
 
-def _open(path, fmt: str, options: dict[str, Any]) -> Source:
-    links = options.get("allow_symlinks_out")
-    if fmt == "lerobot":
-        from wmprobe.data.formats.lerobot import LeRobotSource
-        return LeRobotSource(path, allow_symlinks_out=links)
-    if fmt == "calvin":
-        from wmprobe.data.formats.calvin import CalvinSource
-        return CalvinSource(path, allow_pickle=bool(options.get("allow_pickle")), split=options.get("split"),
-                            allow_symlinks_out=links)
-    if fmt == "libero":
-        from wmprobe.data.formats.libero import LiberoSource
-        return LiberoSource(path, allow_symlinks_out=links)
-    if fmt == "store":
-        from wmprobe.data.formats.storesrc import StoreSource
-        return StoreSource(path, allow_symlinks_out=links)
-    raise StoreError(f"unknown dataset format '{fmt}' (one of auto, {', '.join(FORMATS)})")
+def _open(path: str | os.PathLike, fmt: str, options: dict[str, Any]) -> Source:
+    """``READERS[fmt](path, allow_symlinks_out=..., **the options the reader takes)``."""
+    if fmt not in READERS:
+        raise StoreError(f"unknown dataset format '{fmt}' (one of auto, {', '.join(READERS.names())})"
+                         f"{READERS.did_you_mean(fmt)}")
+    entry = READERS.entry(fmt)
+    kwargs = {k: options.get(k) for k in entry.meta.get("options", ())}
+    return READERS.load(entry)(path, allow_symlinks_out=options.get("allow_symlinks_out"), **kwargs)
 
 
 def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None, action_key: str | None = None,

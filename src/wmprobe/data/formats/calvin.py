@@ -67,7 +67,7 @@ class CalvinSource(Source):
         self.split = split = find_split(p, split)
         self.version = None
         self.fps = FPS
-        self.allow_pickle = allow_pickle
+        self.allow_pickle = bool(allow_pickle)
         f = self._inside(split / "ep_start_end_ids.npy")
         try:
             ids = np.load(f, allow_pickle=False)
