@@ -32,17 +32,13 @@ def run_task(task: Any, cache_root: str, threads: int | None = None) -> Any:
     worker processes an executor used: a BLAS reduction split over a different number of threads sums in a
     different order (Ray workers, for one, start with OMP_NUM_THREADS=1 while a local process uses every core).
     """
-    import torch
     from threadpoolctl import threadpool_limits
+
+    from wmprobe._threads import torch_threads
     cache = Cache(cache_root)
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        with threadpool_limits(limits=int(threads), user_api="blas") if threads else contextlib.nullcontext():
-            return _dispatch(task, cache)
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(threads), \
+            threadpool_limits(limits=int(threads), user_api="blas") if threads else contextlib.nullcontext():
+        return _dispatch(task, cache)
 
 
 def _dispatch(task: Any, cache: Cache) -> Any:
