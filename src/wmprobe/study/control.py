@@ -34,7 +34,7 @@ def check_control(bad: Callable[[str, str], None], raw: Any,
         bad("control", "expected a mapping: {rollouts: N, horizon: T, tasks: [...], policy_steps: S, "
                        "seeds: [...], datasets: [...]}")
         return None
-    out = dict(FIELDS)
+    out: dict[str, Any] = dict(FIELDS)
     for k, v in raw.items():
         if k not in FIELDS:
             bad(f"control.{k}", f"unknown key (known: {', '.join(FIELDS)})")

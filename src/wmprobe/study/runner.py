@@ -44,7 +44,7 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
                                              seed=cfg.seed, camera=d.camera, tasks=d.tasks, wrist=d.wrist,
                                              progress=progress)
         else:
-            stores[d.name] = EpisodeStore.load(d.path, allow_symlinks_out=d.allow_symlinks_out)
+            stores[d.name] = EpisodeStore.load(str(d.path), allow_symlinks_out=d.allow_symlinks_out)
         if d.action_groups is not None:
             from wmprobe.data.formats.groups import regroup
             stores[d.name] = regroup(stores[d.name], d.action_groups, cache.data_dir)
@@ -126,14 +126,14 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], headli
         from wmprobe.data.audit import audit
     except ImportError:
         return None, "default (translation)"
-    common: list[str] | None = None
+    shared: list[str] | None = None
     for store, split in datasets.values():
         res = audit(store, split, k=min(4, int(store.episode_lengths.max()) - 1))
         # the audit's fallback (no group meets its rule: every group) is no evidence of what the images show
         found = [] if res.get("fallback") else [str(g) for g in (res.get("headline_groups") or [])]
-        common = found if common is None else [g for g in common if g in found]
-    if common:
-        return common, "audit"
+        shared = found if shared is None else [g for g in shared if g in found]
+    if shared:
+        return shared, "audit"
     return None, "default (translation; the audit found no group identifiable in every dataset)"
 
 
@@ -272,7 +272,7 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
             if rows is not None:
                 done[t.key] = rows
                 continue
-            deps = getattr(t, "required_shards", None) or getattr(t, "shards", ())
+            deps: tuple[str, ...] = tuple(getattr(t, "required_shards", ()) or getattr(t, "shards", ()))
             broken = [bad_shards[d] for d in deps if d in bad_shards]
             lost = [(c, next(bad_shards[x] for x in keys if x in bad_shards))
                     for c, keys in getattr(t, "tests", ()) if any(x in bad_shards for x in keys)]
@@ -302,32 +302,32 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
     probe_res = cells(plan.probe, "probe")
     fid_res = cells(plan.fidelity, "fidelity")
     state_res = cells(plan.state, "state")
-    fid = {}
-    for t in plan.fidelity:
-        r = fid_res[t.key]
-        if isinstance(r, Outcome):
-            fid[(t.encoder.label, t.encoder.id_weight, t.dataset.name)] = {"fidelity_error": r.error}
+    fid: dict[tuple[str, float, str], dict[str, Any]] = {}
+    for ft in plan.fidelity:
+        fr = fid_res[ft.key]
+        if isinstance(fr, Outcome):
+            fid[(ft.encoder.label, ft.encoder.id_weight, ft.dataset.name)] = {"fidelity_error": fr.error}
         else:
-            fid[(t.encoder.label, t.encoder.id_weight, t.dataset.name)] = r[0]
-    rows = []
-    for t in plan.probe:
-        r = probe_res[t.key]
-        cell_rows = _error_rows(t, r.error) if isinstance(r, Outcome) else [dict(x) for x in r]
-        f = fid.get((t.encoder.label, t.encoder.id_weight, t.dataset.name))
+            fid[(ft.encoder.label, ft.encoder.id_weight, ft.dataset.name)] = fr[0]
+    rows: list[dict[str, Any]] = []
+    for pt in plan.probe:
+        r = probe_res[pt.key]
+        cell_rows = _error_rows(pt, r.error) if isinstance(r, Outcome) else [dict(x) for x in r]
+        f = fid.get((pt.encoder.label, pt.encoder.id_weight, pt.dataset.name)) or {}
         for x in cell_rows if f else ():
             if x.get("corruption") == "clean":
                 x.update({k: f.get(k) for k in FIDELITY_COLUMNS if k in f})
                 if f.get("fidelity_error"):
                     x["error"] = (x.get("error") or "") + f"fidelity: {f['fidelity_error']}"
         rows.extend(cell_rows)
-    for t in plan.state:   # the state ceiling: clean rows, encoder = family = layer = state
-        r = state_res[t.key]
-        if isinstance(r, Outcome):
-            src = Source("state", "state", t.dataset.name, t.dataset.split_kind,
-                         dataset_fingerprint=t.dataset.fingerprint)
-            r = [row(src, corruption="clean", layer="state", probe=t.probe, k=t.k, seed=s, r2=float("nan"),
-                     error=r.error or "failed") for s in probe_spec(t.probe).fit_seeds(t.seeds)]
-        rows.extend(dict(x) for x in r)
+    for st in plan.state:   # the state ceiling: clean rows, encoder = family = layer = state
+        sr = state_res[st.key]
+        if isinstance(sr, Outcome):
+            src = Source("state", "state", st.dataset.name, st.dataset.split_kind,
+                         dataset_fingerprint=st.dataset.fingerprint)
+            sr = [row(src, corruption="clean", layer="state", probe=st.probe, k=st.k, seed=s, r2=float("nan"),
+                      error=sr.error or "failed") for s in probe_spec(st.probe).fit_seeds(st.seeds)]
+        rows.extend(dict(x) for x in sr)
     if plan.control:   # study `control:`: closed-loop behaviour cloning (wmprobe.study.control)
         from wmprobe.study.control import error_rows
         ctl = cells(plan.control, "control")
