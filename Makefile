@@ -42,7 +42,7 @@ lint: $(STAMP) $(VENV)/.installed-test
 
 # the machine's limits first, then every hot path: each prints its reference ratio and its fraction of the
 # limit that bounds it (docs/performance.md). Each bench runs at the sizes of docs/performance.md's figures,
-# BENCH_SIZES_<name> (about 6 minutes in all on 2 quiet cores); BENCH_ARGS replaces them for every bench
+# BENCH_SIZES_<name> (about 190 CPU seconds in all: within 6 minutes on 2 quiet cores); BENCH_ARGS replaces them for every bench
 # (BENCH_ARGS=--quick: a smoke run), BENCH_STANDARD=0 runs each bench at its own (much larger) defaults.
 BENCH_STANDARD ?= 1
 BENCH_SIZES_probes := --steps 100 --layers 1 --pairs 20000 --dim 512 --paper-steps 30

@@ -37,7 +37,7 @@ def _gram_by_fold(x: np.ndarray, y: np.ndarray, fold: np.ndarray, n_folds: int, 
         acc = out[f]
         for c in range(0, len(rows), CHUNK):
             r = rows[c : c + CHUNK]
-            xc = scaler(x[r]).astype(dt)
+            xc = scaler(x[r]).astype(dt, copy=False)
             yc = y[r].astype(np.float64)
             acc[0] += (xc.T @ xc).astype(np.float64)
             acc[1] += xc.astype(np.float64).T @ yc
