@@ -171,3 +171,11 @@ def test_bootstrap_mean_ci_resamples_episodes():
     assert lo < values.mean() < hi
     assert np.isnan(bootstrap_mean_ci(values, np.zeros(40), n_boot=200)).all()
     assert np.isnan(bootstrap_mean_ci(values, episode, n_boot=0)).all()
+
+
+def test_spearman_drops_pairs_with_a_missing_side_instead_of_ranking_nan_last():
+    # an encoder without a PSNR (NaN) used to be ranked as the largest value: rho 0.4 here instead of 1.0
+    from scipy.stats import spearmanr
+    a, b = np.array([1.0, 2.0, np.nan, 4.0, 5.0]), np.array([1.0, 3.0, 2.0, 5.0, np.inf])
+    assert M.spearman(a, b) == pytest.approx(spearmanr([1.0, 2.0, 4.0], [1.0, 3.0, 5.0]).statistic)
+    assert np.isnan(M.spearman(np.array([np.nan, 1.0, 2.0]), np.array([1.0, np.nan, 3.0])))   # one pair left

@@ -244,10 +244,17 @@ def _rank(a: np.ndarray) -> np.ndarray:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (``scipy.stats.spearmanr``); NaN when either side is constant."""
+    """Spearman rank correlation (``scipy.stats.spearmanr``) over the pairs where both sides are finite (an
+    encoder without a PSNR drops out instead of being ranked as the largest value); NaN when either side is
+    constant or fewer than 2 pairs remain."""
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"spearman needs two equal-length arrays of >= 2 items, got {a.shape} and {b.shape}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.all():
+        a, b = a[ok], b[ok]
+        if len(a) < 2:
+            return float("nan")
     ra, rb = _rank(a) - (len(a) + 1) / 2, _rank(b) - (len(b) + 1) / 2
     den = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
     return float((ra * rb).sum() / den) if den > 0 else float("nan")
