@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from wmprobe.probes.spec import probe_spec
+from wmprobe.probes.spec import ProbeSpec, probe_spec
 from wmprobe.study.cache import content_key
 
 TASK_VERSION = 3     # 2: one probe task scores clean and every corruption; 3: own-decoder fidelity
@@ -253,20 +253,25 @@ def _probe_key(cfg: Any, enc: EncoderRef, ds: DatasetRef, layer: str, k: int, pr
                         "label": [enc.label, enc.family, enc.id_weight, ds.name]})
 
 
+def _options(cfg: Any, spec: ProbeSpec) -> tuple[tuple[str, Any], ...]:
+    """The probe's options from the study config block its spec names (``probe:`` for mlp), sorted; () when it
+    takes none. They enter the probe's cache key."""
+    return tuple(sorted(getattr(cfg, spec.config_section).items())) if spec.takes_config else ()
+
+
 def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: tuple[str, ...],
                  tests: list[tuple[str, tuple[str, ...]]],
                  augment: list[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None:
     """Append the probe tasks of one (encoder, dataset): one clean fit per (layer, k, probe) scored on every
     ``tests`` entry, and per ``augment`` entry ``(corruption, train keys, test keys)`` one fit on the corrupted
     train latents scored on the corrupted test latents (never for the -shuffled / -single controls)."""
-    probe_cfg = tuple(sorted(cfg.probe.items()))
     for layer in enc.layers:
         for k in cfg.ks:
             for probe in cfg.probes:
                 spec = probe_spec(probe)
                 control = spec.is_control   # controls (shuffled/single pairs) are measured on clean features only
                 scored = tuple(tests) if not control else (("clean", ()),)
-                pcfg = probe_cfg if spec.takes_config else ()
+                pcfg = _options(cfg, spec)
                 key = _probe_key(cfg, enc, ds, layer, k, probe, pcfg, {"clean": list(clean)}, scored)
                 plan.probe.append(ProbeTask(key, enc, ds, layer, probe, int(k), tuple(cfg.seeds), pcfg,
                                             cfg.n_boot, clean, scored))
@@ -287,13 +292,12 @@ def _state_tasks(plan: Plan, cfg: Any, ds: DatasetRef) -> None:
     """Append the state-ceiling tasks of one dataset (none when it has no states)."""
     if not ds.has_states:
         return
-    probe_cfg = tuple(sorted(cfg.probe.items()))
     for k in cfg.ks:
         for probe in cfg.probes:
             spec = probe_spec(probe)
             if not spec.on_states:
                 continue
-            pcfg = probe_cfg if spec.takes_config else ()
+            pcfg = _options(cfg, spec)
             key = content_key({"task": "state", "v": TASK_VERSION, "dataset": ds.fingerprint, "k": int(k),
                                "probe": probe, "seeds": list(cfg.seeds), "cfg": list(pcfg), "n_boot": cfg.n_boot,
                                "split": [ds.split_kind, list(ds.train), list(ds.test)],
