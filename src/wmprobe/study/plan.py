@@ -256,7 +256,9 @@ def _probe_key(cfg: Any, enc: EncoderRef, ds: DatasetRef, layer: str, k: int, pr
 def _options(cfg: Any, spec: ProbeSpec) -> tuple[tuple[str, Any], ...]:
     """The probe's options from the study config block its spec names (``probe:`` for mlp), sorted; () when it
     takes none. They enter the probe's cache key."""
-    return tuple(sorted(getattr(cfg, spec.config_section).items())) if spec.takes_config else ()
+    if spec.config_section is None:
+        return ()
+    return tuple(sorted(getattr(cfg, spec.config_section).items()))
 
 
 def _probe_tasks(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, clean: tuple[str, ...],
