@@ -66,11 +66,18 @@ def headline_of(target_groups: Mapping[str, Sequence[int]], headline: Sequence[s
     present = ordered_groups([g for g, idx in target_groups.items() if len(idx)])
     if headline is None:
         return present
+    return checked_headline(headline, present, what)
+
+
+def checked_headline(headline: Sequence[str], present: Sequence[str], what: str, of: str = "the data") -> list[str]:
+    """A user's headline groups in canonical order; ProbeError naming ``what`` and the groups ``present`` when
+    the list is empty, a bare string, or names a group that is not one of ``present`` (the action groups of
+    ``of``)."""
     if isinstance(headline, str) or not list(headline):
         raise ProbeError(f"{what}: headline groups must be a non-empty list of group names, got {headline!r}")
     missing = [g for g in headline if g not in present]
     if missing:
-        raise ProbeError(f"{what}: headline group(s) {missing} are not action groups of the data; it has "
+        raise ProbeError(f"{what}: headline group(s) {missing} are not action groups of {of}; it has "
                          f"{', '.join(present) or 'no groups'}")
     return ordered_groups(headline)
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from wmprobe.errors import ProbeError
-from wmprobe.probes.core import ordered_groups
+from wmprobe.probes.core import checked_headline, ordered_groups
 
 SOURCES = ("config", "audit", "all")
 
@@ -57,13 +56,7 @@ def resolve(groups: Mapping[str, Sequence[int]], explicit: Sequence[str] | None 
     none; groups the dataset lacks are dropped with a reason)."""
     have = declared(groups)
     if explicit is not None:
-        if isinstance(explicit, str) or not list(explicit):
-            raise ProbeError(f"{what}: headline groups must be a non-empty list of group names, got {explicit!r}")
-        missing = [g for g in explicit if g not in have]
-        if missing:
-            raise ProbeError(f"{what}: headline group(s) {missing} are not action groups of it; it has "
-                             f"{', '.join(have) or 'no groups'}")
-        chosen, source, rule = ordered_groups(explicit), "config", f"named in {explicit_from}"
+        chosen, source, rule = checked_headline(explicit, have, what, of="it"), "config", f"named in {explicit_from}"
         why: Callable[[str], str] = lambda g: f"not named in {explicit_from}"  # noqa: E731
     elif audit is not None and [g for g in audit.get("headline_groups") or () if g in have]:
         chosen, source = ordered_groups([g for g in audit["headline_groups"] if g in have]), "audit"
