@@ -142,26 +142,23 @@ def cmd_ls(a: argparse.Namespace) -> int:
         print("encoders (NAME or NAME:ARG):")
         for name, reg in sorted(_api("wmprobe.encoders.registry:list_encoders")().items()):
             print(f"  {name:16s} {reg.family:12s} {reg.description}")
-    if what in ("families", "all"):
-        print("zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):")
-        for name, desc in _api("wmprobe.zoo:FAMILIES").items():
-            print(f"  {name:16s} {desc}")
-    if what in ("probes", "all"):
-        print("probes (wmprobe probe --probe NAME ...; study `probes:`):")
-        for name, desc in _ls_data("probes")["probes"].items():
-            print(f"  {name:16s} {desc}")
-    if what in ("datasets", "all"):
-        print("embedded simulator suites (wmprobe data gen SUITE DEST):")
-        for name, desc in _api("wmprobe.data.sim:SUITES").items():
-            print(f"  {name:16s} {desc}")
-        print("readable formats (wmprobe data import SRC DEST):")
-        readers = _api("wmprobe.data.formats:READERS")
-        for name, entry in readers.entries().items():
-            print(f"  {name:16s} {entry.meta.get('description', '')}")
-    if what in ("corruptions", "all"):
-        print("corruptions (NAME:PARAM, e.g. noise:0.15, blur:11, fog:3):")
-        for name, desc in _api("wmprobe.data.corruptions:CORRUPTIONS").items():
-            print(f"  {name:18s} {desc}")
+    sections = (
+        ("families", "zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):",
+         lambda: _api("wmprobe.zoo:FAMILIES").items(), 16),
+        ("probes", "probes (wmprobe probe --probe NAME ...; study `probes:`):",
+         lambda: _ls_data("probes")["probes"].items(), 16),
+        ("datasets", "embedded simulator suites (wmprobe data gen SUITE DEST):",
+         lambda: _api("wmprobe.data.sim:SUITES").items(), 16),
+        ("datasets", "readable formats (wmprobe data import SRC DEST):",
+         lambda: ((n, e.meta.get("description", ""))
+                  for n, e in _api("wmprobe.data.formats:READERS").entries().items()), 16),
+        ("corruptions", "corruptions (NAME:PARAM, e.g. noise:0.15, blur:11, fog:3):",
+         lambda: _api("wmprobe.data.corruptions:CORRUPTIONS").items(), 18))
+    for key, title, rows, width in sections:
+        if what in (key, "all"):
+            print(title)
+            for name, desc in rows():
+                print(f"  {name:{width}s} {desc}")
     if what in ("presets", "all"):
         print("presets (wmprobe demo --preset, study `preset:`):")
         for name, p in _api("wmprobe.demo:PRESETS").items():

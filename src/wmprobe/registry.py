@@ -88,6 +88,16 @@ class Entry(Generic[T]):
         return isinstance(self.target, str)
 
 
+def instance_of(cls: type[T], what: str, error: type[Exception] = WmprobeError) -> Callable[[str, Any], T]:
+    """A ``Registry`` ``check`` that accepts instances of ``cls`` only: ``error`` "WHAT 'name' does not name a
+    CLS (got TYPE)" otherwise."""
+    def check(name: str, obj: Any) -> T:
+        if not isinstance(obj, cls):
+            raise error(f"{what} {name!r} does not name a {cls.__name__} (got {type(obj).__name__})")
+        return obj
+    return check
+
+
 class Registry(Generic[T]):
     """Named entries of one kind (``kind`` names it in messages: ``"encoder"``, ``"probe"``...).
 

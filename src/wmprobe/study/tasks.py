@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -42,19 +42,13 @@ def run_task(task: Any, cache_root: str, threads: int | None = None) -> Any:
 
 
 def _dispatch(task: Any, cache: Cache) -> Any:
-    if isinstance(task, ExtractTask):
-        return run_extract(task, cache)
-    if isinstance(task, ProbeTask):
-        return run_probe(task, cache)
-    if isinstance(task, FidelityTask):
-        return run_fidelity(task, cache)
-    if isinstance(task, TrainTask):
-        return run_train(task, cache)
-    if isinstance(task, StateTask):
-        return run_state(task, cache)
     from wmprobe.study.control import ControlTask, run_control
-    if isinstance(task, ControlTask):
-        return run_control(task, cache)
+    runners: tuple[tuple[type, Callable[[Any, Cache], Any]], ...] = (
+        (ExtractTask, run_extract), (ProbeTask, run_probe), (FidelityTask, run_fidelity), (TrainTask, run_train),
+        (StateTask, run_state), (ControlTask, run_control))
+    for kind, run in runners:
+        if isinstance(task, kind):
+            return run(task, cache)
     raise TypeError(f"not a wmprobe study task: {type(task).__name__}")
 
 

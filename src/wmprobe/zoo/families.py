@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from wmprobe.errors import ConfigError
-from wmprobe.registry import Registry, resolve
+from wmprobe.registry import Registry, instance_of, resolve
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,9 @@ class ZooFamily:
 CEILING = "ceiling"   # not a pretraining family: the trunk trained by +ID alone (zoo/ceiling.py)
 
 
-def _check(name: str, obj: object) -> ZooFamily:
-    if not isinstance(obj, ZooFamily):
-        raise ConfigError(f"zoo family {name!r} does not name a ZooFamily (got {type(obj).__name__})")
-    return obj
-
-
 #: every family (a plugin: an entry point in the group ``wmprobe.zoo_families`` naming a ``ZooFamily``)
 REGISTRY: Registry[ZooFamily] = Registry("zoo family", group="wmprobe.zoo_families", error=ConfigError,
-                                         check=_check)
+                                         check=instance_of(ZooFamily, "zoo family", ConfigError))
 for _f in (
     ZooFamily("vae", "reconstruction: KL-regularised conv autoencoder (as SD/SDXL VAEs), latents = posterior mean",
               "vae:VAE"),

@@ -18,7 +18,7 @@ from typing import Callable, Literal, Optional
 import torch
 
 from wmprobe.errors import ConfigError
-from wmprobe.registry import Registry
+from wmprobe.registry import Registry, instance_of
 
 SEVERITY_DEFAULT = 3
 
@@ -45,14 +45,8 @@ class CorruptionType:
     version: int = 1
 
 
-def _check(name: str, obj: object) -> CorruptionType:
-    if not isinstance(obj, CorruptionType):
-        raise ConfigError(f"corruption {name!r} does not name a CorruptionType (got {type(obj).__name__})")
-    return obj
-
-
 TYPES: Registry[CorruptionType] = Registry("corruption", group="wmprobe.corruptions", error=ConfigError,
-                                           check=_check)
+                                           check=instance_of(CorruptionType, "corruption", ConfigError))
 TYPES.add("clean", CorruptionType("clean", "no corruption (identity)", param="none", default=None))
 _found: dict[str, CorruptionType] = {}   # resolved types by name (a lookup per spec, without re-listing plugins)
 
