@@ -61,3 +61,18 @@ def test_a_broken_preset_file_is_one_error_naming_the_file():
                 presets.section("zoo", Preset)
     finally:
         presets._files.cache_clear()
+
+
+def test_the_cli_reports_a_broken_preset_file_in_one_line(capsys, monkeypatch):
+    # the parser's --preset choices read the preset files: a broken file is exit 2 and one line, no traceback
+    from wmprobe.cli import main
+    good = presets.read("tiny")
+    del good["study"]
+
+    def broken():
+        return {"tiny": presets._check("tiny", good)}
+    monkeypatch.setattr(presets, "_files", broken)
+    assert main(["ls"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "presets/tiny.yaml: missing keys ['study']" in err[0]
+    assert "unknown keys" not in err[0] and "Traceback" not in err[0]

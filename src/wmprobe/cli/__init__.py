@@ -112,7 +112,11 @@ def _os_error(exc: OSError, args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:   # the parser's choices come from the registries and preset files: a broken one is reported here
+        parser = build_parser()
+    except WmprobeError as exc:
+        print(f"wmprobe: error: {exc}", file=sys.stderr)
+        return 2
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides after an option (`run s.yaml --dry-run ks=[1]`) land here; anything else is an error
         if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):

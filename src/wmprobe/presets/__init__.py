@@ -38,7 +38,11 @@ def _files() -> dict[str, Any]:
     for f in resources.files(__name__).iterdir():
         if f.name.endswith(".yaml"):
             name = f.name[:-len(".yaml")]
-            found[name] = _check(name, yaml.safe_load(f.read_text(encoding="utf-8")))
+            try:
+                doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"preset file wmprobe/presets/{f.name}: not valid YAML: {exc}") from None
+            found[name] = _check(name, doc)
     return dict(sorted(found.items(), key=lambda kv: (kv[1]["order"], kv[0])))
 
 
@@ -49,7 +53,9 @@ def _check(name: str, doc: Any) -> dict[str, Any]:
     unknown = sorted(set(doc) - KEYS)
     missing = [k for k in REQUIRED if k not in doc]
     if unknown or missing:
-        raise ConfigError(f"{where}: unknown keys {unknown}, missing keys {missing} (keys: {sorted(KEYS)})")
+        wrong = "; ".join(w for w in (f"unknown keys {unknown}" if unknown else "",
+                                       f"missing keys {missing}" if missing else "") if w)
+        raise ConfigError(f"{where}: {wrong} (keys: {sorted(KEYS)})")
     if not isinstance(doc["study"], dict) or doc["study"].get("preset") != name:
         raise ConfigError(f"{where}: `study` must be a study mapping with `preset: {name}`")
     return doc
