@@ -188,7 +188,7 @@ def bench_ridge(layers: int, pairs: int, dim: int, ref_pairs: int, ref_dim: int)
     per_layer, gram_s, eigh_s, eighs = [], 0.0, 0.0, 0
     for layer in range(layers):
         data = synthetic(pairs, dim, 100 + layer, ep_len=50)
-        g, e, n_e, total = timed_phases(lambda: RidgeProbe().fit(data))
+        g, e, n_e, total = timed_phases(lambda d=data: RidgeProbe().fit(d))   # bound now: `data` is deleted below
         per_layer.append(total)
         gram_s, eigh_s, eighs = gram_s + g, eigh_s + e, eighs + n_e
         del data

@@ -151,7 +151,7 @@ def test_statistically_matches_imagecorruptions(name):
             assert corr > 0.2, (sev, corr)                           # same image under independent draws
 
 
-@pytest.mark.parametrize("height,width", [(128, 128), (64, 67), (37, 40)])
+@pytest.mark.parametrize("height,width", [(128, 128), (64, 67), (37, 40), (4, 7)])
 def test_pixelate_is_bit_exact_with_pillow(height, width):
     """imagecorruptions' pixelate is Pillow's resize(BOX) then resize(NEAREST); ours reproduces it bit for bit
     (Pillow ships with matplotlib, so this runs everywhere), including the window-edge ties of odd sizes."""
@@ -193,6 +193,43 @@ def test_jpeg_compression_is_bit_exact_with_pillows_codec():
             ref.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
         ours = parse_corruption(f"jpeg_compression:{sev}").apply(torch.from_numpy(x)[:, None], 0)[:, 0].numpy()
         assert np.array_equal(ours, np.stack(ref)), sev
+
+
+@pytest.mark.parametrize("height,width", [(128, 128), (1, 1), (17, 3), (70, 301)])
+def test_jpeg_compression_direct_codec_equals_save_and_open(height, width, monkeypatch):
+    """The clip loop calls Pillow's JPEG codec directly with the settings Image.save derives; its frames equal
+    Image.save + Image.open's at every quality and at sizes that are not multiples of the 16-pixel MCU, and so
+    do those of the save/open path it falls back to on a Pillow without those entry points."""
+    import io
+
+    from PIL import Image
+
+    from wmprobe.data.corruptions import digital
+    x = np.random.default_rng(height * width).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+    clips = torch.from_numpy(x).view(1, 3, height, width, 3)
+    for sev, q in enumerate((25, 18, 15, 10, 7), start=1):
+        ref = []
+        for im in x:
+            buf = io.BytesIO()
+            Image.fromarray(im).save(buf, "JPEG", quality=q)
+            ref.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+        ours = parse_corruption(f"jpeg_compression:{sev}").apply_clips(clips, [0])[0].numpy()
+        assert np.array_equal(ours, np.stack(ref)), sev
+        with monkeypatch.context() as m:
+            m.setattr(digital, "_jpeg_config", lambda quality: None)
+            fallback = digital.jpeg_compression_u8(torch.from_numpy(x), sev)
+        assert np.array_equal(fallback.numpy(), np.stack(ref)), sev
+
+
+def test_u8_ops_write_into_out_or_return_the_same_frames():
+    """The u8 ops give the same frames whether the clip loop hands them ``out`` or they allocate."""
+    from wmprobe.data.corruptions.digital import jpeg_compression_u8, pixelate_u8
+    x = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (4, 40, 37, 3), dtype=np.uint8))
+    for fn in (pixelate_u8, jpeg_compression_u8):
+        for sev in (1, 3, 5):
+            out = torch.full_like(x, 7)
+            assert fn(x, sev, out=out) is out
+            assert torch.equal(out, fn(x, sev)) and not torch.equal(out, x), (fn.__name__, sev)
 
 
 def test_a_changed_corruption_gets_new_cache_keys_and_the_others_keep_theirs():

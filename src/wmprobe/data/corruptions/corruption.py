@@ -5,8 +5,10 @@ the same shape and dtype; the per-type ops live in the family modules and are lo
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -16,6 +18,15 @@ from wmprobe.data.corruptions.registry import CorruptionType, lookup, types
 from wmprobe.errors import ConfigError
 
 CHUNK_ELEMENTS = 1 << 19   # frames are processed in cache-sized chunks of a clip (about 2 MB of float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _writes_into(u8: Callable[..., torch.Tensor]) -> bool:
+    """Whether a type's ``u8`` op takes ``out=`` (writes the chunk's result in place, no extra buffer)."""
+    try:
+        return "out" in inspect.signature(u8).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _valid() -> str:
@@ -105,7 +116,11 @@ class Corruption:
         for t0 in range(0, frames.shape[1], step):
             seg = frames[i, t0:t0 + step]
             if ctype.u8 is not None:
-                out[i, t0:t0 + step] = ctype.u8(seg, self.param)
+                dst = out[i, t0:t0 + step]                          # contiguous: a slice of the clip
+                if _writes_into(ctype.u8):
+                    ctype.u8(seg, self.param, out=dst)
+                else:
+                    dst.copy_(ctype.u8(seg, self.param))
                 continue
             x = seg.permute(0, 3, 1, 2).float().div_(255.0)
             y = ctype.op(x, self.param, ClipRng([gen], len(seg)))

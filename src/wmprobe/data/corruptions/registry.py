@@ -8,7 +8,8 @@ the group ``wmprobe.corruptions`` naming a ``CorruptionType`` (``"module:attr"``
 An op is ``op(x, param, rng) -> y`` on ``x: (M, 3, H, W)`` float32 in [0, 1] (one chunk of one clip, ``rng`` a
 ``ClipRng``) returning the same shape (clipped and rounded by the caller); a type whose pixels are computed on
 8-bit values directly also gives ``u8(frames (n, H, W, 3) uint8, param) -> same`` with exactly the values of
-its float op (the clip loop prefers it).
+its float op (the clip loop prefers it); a ``u8`` that also takes ``out=`` (a contiguous ``(n, H, W, 3)`` uint8
+tensor) is called with it and writes its result there instead of returning a new tensor.
 """
 from __future__ import annotations
 
