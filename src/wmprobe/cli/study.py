@@ -24,6 +24,17 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stability(a: argparse.Namespace) -> int:
+    from wmprobe import stability as st
+    res = st.stability_from_dirs(a.results)
+    print(st.format_stability(res))
+    if a.json:
+        import json
+        Path(a.json).write_text(json.dumps(st.to_json(res), indent=1) + "\n", encoding="utf-8")
+        print(f"stability: {a.json}")
+    return 0
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     if a.dry_run:
         print(_api("wmprobe.study.plan:describe_study")(a.study, cache=a.cache, overrides=a.overrides))
@@ -74,6 +85,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rp = sub.add_parser("report", help="build report.html, figures and tables from a results directory")
     rp.add_argument("results", help="results directory holding records.parquet (from run, demo or probe)")
     rp.set_defaults(fn=cmd_report)
+
+    sp = sub.add_parser("stability", help="rank stability of the encoders across runs with different data seeds",
+                        epilog="example: wmprobe stability results-seed11 results-seed12 results-seed13 "
+                        "--json stability.json   (docs/protocol.md \"Rank stability across data seeds\")")
+    sp.add_argument("results", nargs="+", help="results directories of the same study, one per data seed (>= 2)")
+    sp.add_argument("--json", default=None, metavar="FILE", help="also write the numbers as JSON to FILE")
+    sp.set_defaults(fn=cmd_stability)
 
     r = sub.add_parser("run", help="run a config-driven study (local, SLURM or Ray)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(

@@ -1,0 +1,100 @@
+"""Rank stability across data seeds (wmprobe.stability, `wmprobe stability`) on hand-made records tables."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from wmprobe.errors import ProbeError
+from wmprobe.records import write_records
+from wmprobe.stability import format_stability, kendall_tau, stability, stability_from_dirs, to_json
+
+FAMILIES = ["vae", "vjepa", "videomae", "diffusion", "image-ssl"]
+
+
+def run(r2: dict[str, float], *, plus_id: dict[str, float] | None = None, ci: float = 0.05) -> pd.DataFrame:
+    """One run's records: each zoo family frozen (and +ID) at the given clean R2, two probe seeds (+-0.005),
+    the pixel floor at 0.3, the ceiling and the state reference (which stability leaves out)."""
+    rows = []
+    cells = [(f"zoo:{f}", f, 0.0, v) for f, v in r2.items()]
+    cells += [(f"zoo:{f}", f, 1.0, v) for f, v in (plus_id or {}).items()]
+    cells += [("pixels", "pixels", 0.0, 0.3), ("ceiling", "ceiling", 0.0, 0.9), ("state", "state", 0.0, 0.99)]
+    for enc, fam, idw, v in cells:
+        for seed, j in ((0, -0.005), (1, 0.005)):
+            rows.append(dict(encoder=enc, family=fam, id_weight=idw, dataset="dynamic", split="task", layer="out",
+                             k=4, seed=seed, error="", corruption="clean", probe="mlp", r2=v + j,
+                             r2_ci_low=v + j - ci, r2_ci_high=v + j + ci))
+    return pd.DataFrame(rows)
+
+
+def test_kendall_tau_is_scipys_and_nan_for_a_constant_vector():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=9), rng.normal(size=9)
+    assert kendall_tau(a, b) == pytest.approx(stats.kendalltau(a, b).statistic)
+    assert np.isnan(kendall_tau(np.ones(4), b[:4]))
+
+
+def test_identical_orderings_give_tau_one_and_every_pair_ordered_alike():
+    base = dict(zip(FAMILIES, [0.5, 0.6, 0.7, 0.8, 0.4]))
+    res = stability({"a": run(base), "b": run({f: v + 0.02 for f, v in base.items()})})
+    g = res["datasets"]["dynamic"]["groups"]
+    assert g["frozen"]["tau_mean"] == pytest.approx(1.0) and g["frozen"]["n_encoders"] == 5
+    assert g["all"]["n_encoders"] == 6          # the floor is in `all`; the ceiling and state never are
+    assert g["frozen"]["concordant_pairs"] == 1.0
+    # CIs of +-0.05 around values 0.1 apart: adjacent pairs overlap, pairs 0.2+ apart do not
+    assert 0 < g["frozen"]["separated_pairs"] < 1
+    table = res["datasets"]["dynamic"]["table"]
+    assert list(table.index[:2]) == ["zoo:diffusion", "zoo:videomae"] and "ceiling" not in table.index
+    assert table.loc["zoo:vae", "r2_data_seed_sd"] == pytest.approx(np.std([0.5, 0.52], ddof=1))
+
+
+def test_a_reversed_ordering_gives_tau_minus_one_and_no_stable_pair():
+    base = dict(zip(FAMILIES, [0.5, 0.6, 0.7, 0.8, 0.4]))
+    rev = dict(zip(FAMILIES, [0.7, 0.6, 0.5, 0.4, 0.8]))
+    g = stability({"a": run(base), "b": run(rev)})["datasets"]["dynamic"]["groups"]["frozen"]
+    assert g["tau_mean"] == pytest.approx(stats.kendalltau([0.5, 0.6, 0.7, 0.8, 0.4],
+                                                           [0.7, 0.6, 0.5, 0.4, 0.8]).statistic)
+    assert g["concordant_pairs"] < 0.5
+
+
+def test_three_runs_give_every_pair_and_groups_only_where_three_encoders_are_shared():
+    a = dict(zip(FAMILIES, [0.5, 0.6, 0.7, 0.8, 0.4]))
+    b = dict(zip(FAMILIES, [0.6, 0.5, 0.7, 0.8, 0.4]))    # one swap
+    ids = {f: v + 0.3 for f, v in a.items()}
+    res = stability({"s1": run(a, plus_id=ids), "s2": run(b, plus_id=ids), "s3": run(a)})
+    g = res["datasets"]["dynamic"]["groups"]
+    assert [(p["a"], p["b"]) for p in g["frozen"]["pairs"]] == [("s1", "s2"), ("s1", "s3"), ("s2", "s3")]
+    assert g["frozen"]["tau_min"] == pytest.approx(0.8) and g["frozen"]["tau_mean"] == pytest.approx(0.8667, abs=1e-3)
+    assert [(p["a"], p["b"]) for p in g["+ID"]["pairs"]] == [("s1", "s2")]    # s3 has no +ID models
+    assert g["zoo"]["n_encoders"] == 10
+    table = res["datasets"]["dynamic"]["table"]
+    assert np.isnan(table.loc["zoo:vae +ID", "rank_mean"]) and table.loc["zoo:vae +ID", "runs"] == 2
+
+
+def test_fewer_than_two_runs_or_nothing_comparable_is_one_clear_error():
+    with pytest.raises(ProbeError, match=">= 2 runs"):
+        stability({"a": run({"vae": 0.5})})
+    with pytest.raises(ProbeError, match="no dataset has >= 3 encoders"):
+        stability({"a": run({"vae": 0.5}), "b": run({"vae": 0.6})})
+
+
+def test_the_cli_reads_results_directories_names_runs_by_seed_and_writes_json(tmp_path, capsys):
+    from wmprobe.cli import main
+    dirs = []
+    for seed, shift in ((11, 0.0), (12, 0.03)):
+        d = tmp_path / f"run{seed}"
+        write_records(run({f: v + shift for f, v in zip(FAMILIES, [0.5, 0.6, 0.7, 0.8, 0.4])}).to_dict("records"), d)
+        (d / "config.yaml").write_text(f"config:\n  command: run\n  study:\n    name: x\n    seed: {seed}\n")
+        dirs.append(str(d))
+    out = tmp_path / "st.json"
+    assert main(["stability", *dirs, "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "seed 11/seed 12 1.00" in text and "zoo:diffusion" in text
+    doc = json.loads(out.read_text())
+    assert doc["runs"] == ["seed 11", "seed 12"]
+    assert doc["datasets"]["dynamic"]["groups"]["frozen"]["tau_mean"] == pytest.approx(1.0)
+    assert format_stability(stability_from_dirs(dirs)) in text
+    assert to_json(stability_from_dirs(dirs)) == doc
