@@ -6,6 +6,7 @@ from pathlib import Path
 
 from wmprobe import presets
 from wmprobe.cli._common import OVERRIDES_HELP, SEED_MAX, _api, _failed_summary, at_least
+from wmprobe.study.executor_registry import EXECUTORS
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -105,7 +106,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     r.add_argument("--out", default=None, help="results directory (default: NAME-results); records merge")
     r.add_argument("--cache", default=None, help="cache dir (default $WMPROBE_CACHE or ~/.cache/wmprobe)")
-    r.add_argument("--executor", default=None, choices=["local", "submitit", "ray"],
+    r.add_argument("--executor", default=None, choices=EXECUTORS.names(),
                    help="override the study's executor.kind (default: the study's, local)")
     r.add_argument("--dry-run", action="store_true", help="print the plan and estimated work; run nothing")
     r.set_defaults(fn=cmd_run)

@@ -20,10 +20,10 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from wmprobe.errors import ConfigError
-from wmprobe.registry import Registry
+from wmprobe.study.executor_registry import EXECUTORS
 
 
 @dataclass
@@ -338,13 +338,6 @@ def _submitit(cfg: Any, cache_root: Path, study_name: str, progress: bool, threa
 
 def _ray(cfg: Any, cache_root: Path, study_name: str, progress: bool, threads: int | None, device: str) -> Any:
     return RayExecutor(cfg.ray, cfg.max_retries, progress, threads)
-
-
-#: executor kind -> ``factory(cfg, cache_root, study_name, progress, threads, device)`` (the study's ``executor.kind``)
-EXECUTORS: Registry[Callable[..., Any]] = Registry("executor", error=ConfigError)
-EXECUTORS.add("local", _local, description="this machine: in process or a pool of clean worker processes")
-EXECUTORS.add("submitit", _submitit, description="SLURM job arrays through submitit (or its local/debug executors)")
-EXECUTORS.add("ray", _ray, description="Ray tasks on a cluster, or on a local Ray started here")
 
 
 def make_executor(cfg: Any, cache_root: Path, study_name: str, progress: bool = True, threads: int | None = 1,

@@ -2,7 +2,7 @@
 
 ``study_preset(name).study_dict()`` is what a study's ``preset: NAME`` fills in (the file's keys override it)
 and what ``wmprobe demo --preset NAME`` runs; ``zoo.families: all`` in a file stands for every pretraining
-family of the zoo registry (``wmprobe.zoo.FAMILIES``), resolved here.
+family of the zoo registry (``zoo.families.pretraining_families``, plugins included), resolved here.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def study_preset(name: str) -> StudyPreset:
     study = doc["study"]
     zoo = study.get("zoo")
     if isinstance(zoo, dict) and zoo.get("families") == "all":
-        from wmprobe.zoo.families import FAMILIES
-        zoo["families"] = list(FAMILIES)
+        from wmprobe.zoo.families import pretraining_families
+        zoo["families"] = pretraining_families()
     return StudyPreset(name, str(doc["description"]), study)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmprobe.errors import ConfigError
+from wmprobe.errors import ConfigError, WmprobeError
 from wmprobe.registry import Registry, instance_of, resolve
 
 
@@ -54,6 +54,22 @@ for _f in (
     REGISTRY.add(_f.name, _f)
 FAMILIES = {n: REGISTRY.get(n).description for n in REGISTRY.builtin_names() if REGISTRY.get(n).pretraining}
 DYNAMICS_FAMILIES = tuple(n for n in REGISTRY.builtin_names() if REGISTRY.get(n).dynamics)   # have ``imagine``
+
+
+def pretraining_families() -> list[str]:
+    """Every pretraining family of the registry, built-in first, then plugins (what ``zoo.families: all``
+    stands for and what a study's ``zoo.families`` may name). A plugin that does not load is listed: building
+    it says why."""
+    names = []
+    for name, entry in REGISTRY.entries().items():
+        try:
+            fam = REGISTRY.load(entry)
+        except WmprobeError:
+            names.append(name)
+            continue
+        if fam.pretraining:
+            names.append(name)
+    return names
 
 
 def family(name: str) -> ZooFamily:

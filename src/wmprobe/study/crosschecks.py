@@ -1,0 +1,100 @@
+"""The checks of a study config that relate two or more keys, all here, run after every section's own checks.
+
+Each takes the checker, the (merged) YAML mapping and the ``Facts`` the datasets and encoders sections found,
+and reports with ``c.bad`` at the key a user would change:
+
+- ``encoders``: at least one encoder or zoo family;
+- ``split`` / ``test_frac``: when every dataset is a store on disk, the study's split made as the run will;
+- ``corrupt_datasets`` / ``fidelity_datasets``: names of the study's datasets;
+- ``corrupt_train``: something to fit on (a corruption other than clean, on some dataset);
+- ``ks``: shorter than the longest episode of each dataset;
+- ``layers``: layers every encoder without its own ``layers`` has (where knowable without a model);
+- ``device``: available here, unless a cluster executor runs the study elsewhere;
+- ``headline_groups``: groups each dataset declares (probes/headline.py);
+- ``control``: its section, datasets among the study's (study/control.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from wmprobe.study.checker import Checker, get
+from wmprobe.study.checks import check_device, check_store_splits, study_layers_apply
+from wmprobe.study.schema import StudyConfig
+from wmprobe.study.sections import Facts
+
+#: keys whose problems do not stop the store split from being tried (opening every store is slow, so with a
+#: problem in any other key, the datasets, encoders and zoo among them, the split waits for the next check)
+_SPLIT_INDEPENDENT = {"corruptions", "corrupt_datasets", "corrupt_train", "layers", "probes", "ks", "seeds", "probe",
+                      "n_boot", "fidelity", "fidelity_preset", "fidelity_datasets", "shard_episodes", "device",
+                      "threads", "executor", "control", "headline_groups"}
+
+
+def _top(where: str) -> str:
+    return where.split("[")[0].split(".")[0]
+
+
+def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any] | None:
+    """Run every cross-field check; returns the resolved ``control`` section (None when off)."""
+    names = [d.name for d in facts.datasets]
+    check_encoders_or_zoo(c, doc)
+    if facts.stores and all(facts.stores.values()) \
+            and all(_top(p.where) in _SPLIT_INDEPENDENT for p in c.problems):
+        stores = {w: s for w, s in facts.stores.items() if s is not None}
+        check_store_splits(c.bad, stores, get(doc, "split", StudyConfig), get(doc, "test_frac", StudyConfig),
+                           get(doc, "seed", StudyConfig))
+    check_dataset_names(c, doc, names)
+    check_corrupt_train(c, doc)
+    check_ks(c, doc, facts.lengths)
+    layers = doc.get("layers")
+    if isinstance(layers, list):
+        study_layers_apply(c.bad, [e.name for e in facts.encoders if e.layers is None], tuple(map(str, layers)))
+    executor = doc.get("executor")
+    kind = executor.get("kind") if isinstance(executor, dict) else None
+    check_device(c.bad, get(doc, "device", StudyConfig), here=kind in (None, "local"))  # cluster nodes have their own
+    from wmprobe.probes.headline import check_config as check_headline
+    check_headline(c.bad, doc.get("headline_groups"), facts.groups_of)
+    from wmprobe.study.control import check_control
+    return check_control(c.bad, doc.get("control"), names)
+
+
+def check_encoders_or_zoo(c: Checker, doc: dict[str, Any]) -> None:
+    zoo = doc.get("zoo") or {}
+    if not doc.get("encoders") and not (isinstance(zoo, dict) and zoo.get("families")):
+        c.bad("encoders", "name at least one encoder (or zoo families)")
+
+
+def check_dataset_names(c: Checker, doc: dict[str, Any], names: list[str]) -> None:
+    """``corrupt_datasets`` and ``fidelity_datasets`` name datasets of the study."""
+    for key in ("corrupt_datasets", "fidelity_datasets"):
+        val = doc.get(key)
+        if isinstance(val, list):
+            for i, n in enumerate(val):
+                if n not in names:
+                    c.bad(f"{key}[{i}]", f"'{n}' is not one of the study's datasets")
+
+
+def check_corrupt_train(c: Checker, doc: dict[str, Any]) -> None:
+    """With ``corrupt_train: true`` there is a corruption other than clean on some dataset."""
+    if doc.get("corrupt_train") is not True:
+        return
+    corruptions = get(doc, "corruptions", StudyConfig)
+    if isinstance(corruptions, (list, tuple)) and all(str(s) == "clean" for s in corruptions):
+        c.bad("corrupt_train", "is true but `corruptions` names only clean: there is nothing to fit the probe "
+                               "on (add a corruption such as noise:0.15, or drop corrupt_train)")
+    elif doc.get("corrupt_datasets") == []:
+        c.bad("corrupt_train", "is true but `corrupt_datasets` is empty: no dataset is corrupted, so there is "
+                               "nothing to fit the probe on")
+
+
+def check_ks(c: Checker, doc: dict[str, Any], lengths: dict[str, int | None]) -> None:
+    """Each k leaves a pair in the longest episode of every dataset whose length is known."""
+    ks = get(doc, "ks", StudyConfig)
+    if not isinstance(ks, (list, tuple)):
+        return
+    for i, k in enumerate(ks):
+        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+            continue
+        for name, longest in lengths.items():
+            if longest is not None and k >= longest:
+                c.bad(f"ks[{i}]", f"k={k} needs episodes longer than {k} steps, but the longest "
+                                  f"episode of dataset '{name}' has {longest}")
