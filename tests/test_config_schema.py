@@ -89,6 +89,8 @@ def test_zoo_families_come_from_the_registry_plugins_included(monkeypatch):
     monkeypatch.setattr(families.REGISTRY, "plugins", lambda: {"myfam": Entry("myfam", plugin, "plugin")})
     assert validate(doc) == []
     assert families.pretraining_families()[-1] == "myfam" and "ceiling" not in families.pretraining_families()
+    from wmprobe.cli.misc import _ls_data
+    assert _ls_data("families")["families"]["myfam"] == "a plugin family"   # `wmprobe ls families` lists it
 
 
 def test_families_all_in_a_study_file_is_every_pretraining_family(tmp_path):

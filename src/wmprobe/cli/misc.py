@@ -13,7 +13,7 @@ def _ls_data(what: str) -> dict[str, dict[str, str]]:
         out["encoders"] = {n: f"{r.family}: {r.description}" for n, r in
                            sorted(_api("wmprobe.encoders.registry:list_encoders")().items())}
     if what in ("families", "all"):
-        out["families"] = dict(_api("wmprobe.zoo:FAMILIES"))
+        out["families"] = _api("wmprobe.zoo.families:describe_families")()
     if what in ("probes", "all"):
         from wmprobe.probes.spec import CONTROLS, probe_spec
         out["probes"] = {**{n: probe_spec(n).description for n in _api("wmprobe.probes:PROBES")},
@@ -39,7 +39,7 @@ def cmd_ls(a: argparse.Namespace) -> int:
             print(f"  {name:16s} {reg.family:12s} {reg.description}")
     sections = (
         ("families", "zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):",
-         lambda: _api("wmprobe.zoo:FAMILIES").items(), 16),
+         lambda: _api("wmprobe.zoo.families:describe_families")().items(), 16),
         ("probes", "probes (wmprobe probe --probe NAME ...; study `probes:`):",
          lambda: _ls_data("probes")["probes"].items(), 16),
         ("datasets", "embedded simulator suites (wmprobe data gen SUITE DEST):",

@@ -7,6 +7,7 @@ from pathlib import Path
 from wmprobe import presets
 from wmprobe.cli._common import OVERRIDES_HELP, SEED_MAX, _api, _failed_summary, at_least
 from wmprobe.study.executor_registry import EXECUTORS
+from wmprobe.trackers import TRACKERS
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def _add_log(sp: argparse.ArgumentParser) -> None:
     """``--log TRACKER ...`` (demo, report, run): where results are also logged."""
-    sp.add_argument("--log", nargs="+", default=None, choices=["wandb", "mlflow", "tensorboard"],
+    sp.add_argument("--log", nargs="+", default=None, choices=TRACKERS,
                     metavar="TRACKER", help="also log the resolved config, one entry per record row, the "
                     "findings and the figures to wandb, mlflow and/or tensorboard (optional extras; W&B "
                     "offline with WANDB_MODE=offline; MLflow to $MLFLOW_TRACKING_URI or DIR/mlruns; "

@@ -30,7 +30,7 @@ def cmd_zoo(a: argparse.Namespace) -> int:
     if a.zoo_cmd == "ls":
         ckpts = zoo_checkpoints(_api("wmprobe.study.cache:Cache")(a.cache).zoo_dir)
         if a.json:
-            _print_json({"checkpoints": ckpts, "families": dict(_api("wmprobe.zoo:FAMILIES"))})
+            _print_json({"checkpoints": ckpts, "families": _api("wmprobe.zoo.families:describe_families")()})
             return 0
         root = _api("wmprobe.study.cache:Cache")(a.cache).zoo_dir
         print(f"trained checkpoints in {root} (probe one as encoder 'zoo:PATH'):")
@@ -39,7 +39,7 @@ def cmd_zoo(a: argparse.Namespace) -> int:
         else:
             print("  none yet (`wmprobe zoo train FAMILY --data STORE`, or a study with `zoo: {families: [...]}`)")
         print("families:")
-        for name, desc in _api("wmprobe.zoo:FAMILIES").items():
+        for name, desc in _api("wmprobe.zoo.families:describe_families")().items():
             print(f"  {name:16s} {desc}")
         print(f"  {'ceiling':16s} the shared trunk trained by inverse dynamics alone (+ID, no family loss)")
         print("+ID objectives (--objective, with --id-weight > 0):")

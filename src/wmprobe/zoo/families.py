@@ -72,6 +72,17 @@ def pretraining_families() -> list[str]:
     return names
 
 
+def describe_families() -> dict[str, str]:
+    """``{family: description}`` of ``pretraining_families()`` (``wmprobe ls families``, ``wmprobe zoo ls``)."""
+    out = {}
+    for name in pretraining_families():
+        try:
+            out[name] = REGISTRY.get(name).description
+        except WmprobeError as exc:
+            out[name] = f"(does not load: {exc})"
+    return out
+
+
 def family(name: str) -> ZooFamily:
     """The ``ZooFamily`` of ``name`` (a pretraining family or ``ceiling``); ConfigError listing them otherwise."""
     if name not in REGISTRY:
