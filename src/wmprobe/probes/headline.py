@@ -88,36 +88,6 @@ def describe(name: str, res: Mapping[str, Any]) -> str:
     return line
 
 
-def check_config(bad: Callable[[str, str], None], value: Any, groups_of: Mapping[str, list[str] | None]) -> None:
-    """A study's ``headline_groups:``: a list of group names (for every dataset) or a mapping ``{dataset:
-    [groups]}``, each group declared by its dataset(s). ``groups_of``: dataset -> its groups (None when not
-    knowable before the run; then the run checks them)."""
-    if value is None:
-        return
-
-    def check_list(names: Any, where: str, datasets: Sequence[str]) -> None:
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            bad(where, f"expected a non-empty list of action group names, got {names!r}")
-            return
-        for i, n in enumerate(names):
-            if n in names[:i]:
-                bad(f"{where}[{i}]", f"'{n}' is listed twice")
-            lacking = [f"dataset '{d}' (it has {', '.join(groups_of[d] or []) or 'no groups'})" for d in datasets
-                       if groups_of.get(d) is not None and n not in (groups_of[d] or [])]
-            if lacking:
-                bad(f"{where}[{i}]", f"'{n}' is not an action group of {' nor of '.join(lacking)}")
-
-    if isinstance(value, dict):
-        for d, names in value.items():
-            if d not in groups_of:
-                bad(f"headline_groups.{d}", f"'{d}' is not one of the study's datasets "
-                                            f"({', '.join(groups_of)})")
-            else:
-                check_list(names, f"headline_groups.{d}", [d])
-    else:
-        check_list(value, "headline_groups", list(groups_of))
-
-
 def for_dataset(value: Any, dataset: str) -> tuple[str, ...] | None:
     """The user's headline groups for ``dataset`` from a checked ``headline_groups`` value (None: not named)."""
     if value is None:

@@ -10,12 +10,12 @@ and reports with ``c.bad`` at the key a user would change:
 - ``ks``: shorter than the longest episode of each dataset;
 - ``layers``: layers every encoder without its own ``layers`` has (where knowable without a model);
 - ``device``: available here, unless a cluster executor runs the study elsewhere;
-- ``headline_groups``: groups each dataset declares (probes/headline.py);
+- ``headline_groups``: groups each dataset declares (docs/protocol.md, "Headline groups");
 - ``control``: its section, datasets among the study's (study/control.py).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from wmprobe.study.checker import Checker, get
 from wmprobe.study.checks import check_device, check_store_splits, study_layers_apply
@@ -51,8 +51,7 @@ def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any]
     executor = doc.get("executor")
     kind = executor.get("kind") if isinstance(executor, dict) else None
     check_device(c.bad, get(doc, "device", StudyConfig), here=kind in (None, "local"))  # cluster nodes have their own
-    from wmprobe.probes.headline import check_config as check_headline
-    check_headline(c.bad, doc.get("headline_groups"), facts.groups_of)
+    check_headline_groups(c, doc.get("headline_groups"), facts.groups_of)
     from wmprobe.study.control import check_control
     return check_control(c.bad, doc.get("control"), names)
 
@@ -98,3 +97,33 @@ def check_ks(c: Checker, doc: dict[str, Any], lengths: dict[str, int | None]) ->
             if longest is not None and k >= longest:
                 c.bad(f"ks[{i}]", f"k={k} needs episodes longer than {k} steps, but the longest "
                                   f"episode of dataset '{name}' has {longest}")
+
+
+def check_headline_groups(c: Checker, value: Any, groups_of: Mapping[str, list[str] | None]) -> None:
+    """A study's ``headline_groups:``: a list of group names (for every dataset) or a mapping ``{dataset:
+    [groups]}``, each group declared by its dataset(s). ``groups_of``: dataset -> its groups (None when not
+    knowable before the run; then the run checks them)."""
+    if value is None:
+        return
+
+    def check_list(names: Any, where: str, datasets: Sequence[str]) -> None:
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            c.bad(where, f"expected a non-empty list of action group names, got {names!r}")
+            return
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                c.bad(f"{where}[{i}]", f"'{n}' is listed twice")
+            lacking = [f"dataset '{d}' (it has {', '.join(groups_of[d] or []) or 'no groups'})" for d in datasets
+                       if groups_of.get(d) is not None and n not in (groups_of[d] or [])]
+            if lacking:
+                c.bad(f"{where}[{i}]", f"'{n}' is not an action group of {' nor of '.join(lacking)}")
+
+    if isinstance(value, dict):
+        for d, names in value.items():
+            if d not in groups_of:
+                c.bad(f"headline_groups.{d}", f"'{d}' is not one of the study's datasets "
+                                              f"({', '.join(groups_of)})")
+            else:
+                check_list(names, f"headline_groups.{d}", [d])
+    else:
+        check_list(value, "headline_groups", list(groups_of))
