@@ -73,10 +73,6 @@ class Checker:
         """``isinstance(value, kind)``, a bool never counting as a number; else ``expected WHAT, got ...``."""
         return check_value(self, Rule(kind if isinstance(kind, tuple) else (kind,), what), value, where)
 
-    def since(self, n: int) -> list[Problem]:
-        """The problems reported after the first ``n``."""
-        return self.problems[n:]
-
 
 def check_unique(bad: Bad, values: Any, where: str) -> None:
     """Each entry once: a repeated probe / k / seed / corruption would only repeat identical rows."""
