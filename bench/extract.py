@@ -25,7 +25,7 @@
 (b) Throughput of the ViT-B models on CPU, fp32 vs bf16 autocast: V-JEPA 2 clips/s (16-frame clips) and
     DINOv2 frames/s, on the model call alone.
 
-Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N]``
+Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N] [--sizes tiny,base]``
 """
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ BASE = dict(hidden_size=768, num_attention_heads=12, num_hidden_layers=12, inter
 
 def make_store(path: Path, episodes: int, steps: int, size: int) -> EpisodeStore:
     rng = np.random.default_rng(0)
-    eps = [(rng.integers(0, 256, (steps, size, size, 3), dtype=np.uint8), rng.normal(size=(steps, 7)).astype(np.float32))
-           for _ in range(episodes)]
+    eps = [(rng.integers(0, 256, (steps, size, size, 3), dtype=np.uint8),
+            rng.normal(size=(steps, 7)).astype(np.float32)) for _ in range(episodes)]
     store = from_episodes(eps, list(range(episodes)), fps=10, action_names=list("xyzrpqg"),
                           action_groups={"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]},
                           task_names=[f"t{i}" for i in range(episodes)], source={"kind": "bench"}, name="bench")
@@ -153,7 +153,8 @@ def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, re
     return {"model": f"{kind}-{size}", "input": img, "batches": len(inputs), "forward_s": round(forward_s, 4),
             "pipeline_s": round(pipeline_s, 4), "extract_s": round(extract_s, 4),
             "extract_uncached_s": round(uncached_s, 4), "ratio": round(extract_s / forward_s, 3),
-            "ratio_uncached": round(uncached_s / forward_s, 3), "ratio_cpu": round(cpu[2] / cpu[0], 3), "preprocess_ratio": round(pipeline_s / forward_s, 3),
+            "ratio_uncached": round(uncached_s / forward_s, 3), "ratio_cpu": round(cpu[2] / cpu[0], 3),
+            "preprocess_ratio": round(pipeline_s / forward_s, 3),
             "wmprobe_ratio": round(extract_s / pipeline_s, 3), "forward_gflop": round(flops / 1e9, 3),
             "forward_fraction": roofline.fraction("gemm", flops, forward_s),
             "extract_fraction": roofline.fraction("gemm", flops, extract_s)}
@@ -169,7 +170,8 @@ def throughput(kind: str, img: int, root: Path, n: int, repeats: int) -> dict:
         x = enc.preprocess(torch.from_numpy(rng.integers(0, 256, (8, 1, img, img, 3), dtype=np.uint8)))[:, 0]
         inputs, unit, n = [x] * n, "frames_per_s", n * 8
     fp32, bf16 = best_of([lambda: forward_only(enc, inputs), lambda: forward_only(enc, inputs, bf16=True)], repeats)
-    return {"model": f"{kind}-base", "input": img, unit + "_fp32": round(n / fp32, 3), unit + "_bf16": round(n / bf16, 3)}
+    return {"model": f"{kind}-base", "input": img, unit + "_fp32": round(n / fp32, 3),
+            unit + "_bf16": round(n / bf16, 3)}
 
 
 def main() -> None:
@@ -177,6 +179,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller store and inputs (~1 min on 2 cores)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--sizes", default="tiny,base", help="model sizes to time: tiny, base or both (default)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -191,12 +194,17 @@ def main() -> None:
         root = Path(tmp)
         store = make_store(root / "store", 4, 32, 128)       # 4 episodes x 32 frames of 128x128
         base_store = store.subset([0] if a.quick else [0, 1])
+        sizes = {s.strip() for s in a.sizes.split(",")}
+        if not sizes <= {"tiny", "base"} or not sizes:
+            ap.error(f"--sizes: tiny, base or tiny,base; got {a.sizes!r}")
         for kind in ("vjepa2", "dinov2"):
-            rows.append(overhead(kind, "tiny", tiny_side[kind], store, root, repeats, 32))
-            print(json.dumps(rows[-1]), flush=True)
-            rows.append(overhead(kind, "base", base_side[kind], base_store, root, max(1, repeats - 1), 16))
-            print(json.dumps(rows[-1]), flush=True)
-        for kind in ("vjepa2", "dinov2"):
+            if "tiny" in sizes:
+                rows.append(overhead(kind, "tiny", tiny_side[kind], store, root, repeats, 32))
+                print(json.dumps(rows[-1]), flush=True)
+            if "base" in sizes:
+                rows.append(overhead(kind, "base", base_side[kind], base_store, root, max(1, repeats - 1), 16))
+                print(json.dumps(rows[-1]), flush=True)
+        for kind in ("vjepa2", "dinov2") if "base" in sizes else ():
             thr.append(throughput(kind, base_side[kind], root, 1, 1))
             print(json.dumps(thr[-1]), flush=True)
     summary = {"bench": "extract", "reference": "bare transformers model forward on the same preprocessed batches",

@@ -146,3 +146,47 @@ def test_frame_cache_keys_are_stable_and_a_copied_entry_is_reused_not_recomputed
         assert torch.equal(copy.episode(e, recompute), first)        # the stamped read gives the same frames
     again = extract(enc, store, frames_cache=tmp_path / "b")
     np.testing.assert_array_equal(again.pooled["out"], plain.pooled["out"])
+
+
+def test_the_episode_normaliser_reuses_one_buffer_with_normalise_s_bits_and_strides():
+    """Extraction normalises each cached episode into one reused buffer; the values and strides are those of
+    the adapter's own ``normalise`` for uint8 channels-last, contiguous and float frames, episode lengths up
+    and down."""
+    from types import SimpleNamespace
+
+    from wmprobe.encoders.hf import normalise_stage
+    from wmprobe.extract import _EpisodeNormaliser
+    spec = SimpleNamespace(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+    class Enc:
+        device = torch.device("cpu")
+
+        def normalise(self, x, out=None):
+            return normalise_stage(x, spec, out)
+    norm = _EpisodeNormaliser(Enc())
+    g = torch.Generator().manual_seed(0)
+    for t in (9, 4, 12):
+        u8 = torch.randint(0, 256, (t, 20, 24, 3), dtype=torch.uint8, generator=g)
+        for x in (u8.permute(0, 3, 1, 2), u8.permute(0, 3, 1, 2).contiguous(), u8.permute(0, 3, 1, 2).float() / 255):
+            want = normalise_stage(x, spec)
+            got = norm(x)
+            assert torch.equal(got, want) and got.stride() == want.stride() and got.dtype == torch.float32
+            assert got.untyped_storage().data_ptr() == norm.buffer.untyped_storage().data_ptr()
+
+
+def test_a_rewritten_cache_record_is_read_again_not_taken_from_memory(tmp_path):
+    """Cache records are kept in memory between hits while entry.json is unchanged; a replaced one is re-read."""
+    import json
+    import os
+
+    from wmprobe.frames_cache import _record
+    (tmp_path / "entry.json").write_text(json.dumps({"shape": [1, 3, 2, 2]}))
+    assert _record(tmp_path) == {"shape": [1, 3, 2, 2]}
+    first = _record(tmp_path)
+    first["shape"] = "edited by a caller"                          # a caller's copy, not the kept record
+    assert _record(tmp_path) == {"shape": [1, 3, 2, 2]}
+    (tmp_path / "new.json").write_text(json.dumps({"shape": [2, 3, 2, 2]}))
+    os.replace(tmp_path / "new.json", tmp_path / "entry.json")      # how entries are rewritten: a rename
+    assert _record(tmp_path) == {"shape": [2, 3, 2, 2]}
+    (tmp_path / "entry.json").write_text("not json")
+    assert _record(tmp_path) == {}

@@ -20,6 +20,8 @@ optionally average-pooled over a square token grid by ``token_pool``); ``step_fr
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
@@ -179,15 +181,16 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
         from wmprobe.frames_cache import FramesCache
         cache = FramesCache(frames_cache, encoder, store, corruption, corruption_seed)
         cache = cache if cache.enabled else None
-    encode = encoder.encode if cache is None else encoder.encode_resized
+    encode = encoder.encode if cache is None else encoder.encode_normalised
+    normalise = _EpisodeNormaliser(encoder)              # used with the cache only; its buffer comes on use
     bar = _progress(len(episodes), f"extract {encoder.spec.name}", progress)
     starts = store.episode_starts                       # a property that builds the array: once, not per episode
     for e in episodes:
         start = int(starts[e])
         if cache is None:       # (T, H, W, 3) uint8
             frames = _episode_frames(store, e, corruption, corruption_seed)
-        else:                   # (T, 3, h, w) resized: windows and padding act on dim 0 alike
-            frames = cache.episode(e, lambda: _episode_frames(store, e, corruption, corruption_seed))
+        else:                   # (T, 3, h, w) resized, then normalised: windows and padding act on dim 0 alike
+            frames = normalise(cache.episode(e, lambda: _episode_frames(store, e, corruption, corruption_seed)))
         for w0, n_real in window_plan(frames.shape[0], fps, window):
             if window is None:  # per-frame encoder: batches of single frames
                 for b0 in range(0, n_real, batch_size):
@@ -213,6 +216,36 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
     return StepFeatures({l: np.concatenate(v).astype(np.float32, copy=False) for l, v in pooled.items()},
                         np.concatenate(step_frame), np.concatenate(step_episode),
                         {l: np.concatenate(v).astype(np.float32, copy=False) for l, v in toks.items()}, spec)
+
+
+@functools.lru_cache(maxsize=32)
+def _takes_out(fn: Any) -> bool:
+    """Whether an adapter's ``normalise`` takes ``out=`` (looked up once per function)."""
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class _EpisodeNormaliser:
+    """``encoder.normalise`` of a cached episode's resized frames ``(T, 3, h, w)``, once per episode, into one
+    float32 buffer reused for every episode of an ``extract`` call (adapters whose ``normalise`` takes ``out``;
+    others allocate). Elementwise, so each window's values and strides are those ``encode_resized`` would give
+    it; the buffer is overwritten only after the previous episode's windows are encoded."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder, self.buffer = encoder, None
+        self.takes_out = _takes_out(encoder.normalise.__func__ if inspect.ismethod(encoder.normalise)
+                                    else encoder.normalise)
+
+    def __call__(self, resized: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = resized.to(self.encoder.device)
+            if not self.takes_out:
+                return self.encoder.normalise(x)
+            if self.buffer is None or self.buffer.numel() < x.numel() or self.buffer.device != x.device:
+                self.buffer = torch.empty(x.numel(), dtype=torch.float32, device=x.device)
+            return self.encoder.normalise(x, out=self.buffer)
 
 
 class _NoBar:

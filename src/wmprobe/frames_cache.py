@@ -8,8 +8,9 @@ in [0, 1] otherwise), under a key of everything it depends on:
     store fingerprint, episode, corruption (canonical spec, version, seed), and the encoder's ``resize_key()``:
     the resize implementation, input size, interpolation, short-side rule and device type.
 
-Normalisation (mean / std) is applied on read (one fused multiply-add), so encoders that share an input size
-and interpolation but not a normalisation (V-JEPA 2 and VideoMAE at 224, DINOv2 and SigLIP at 224 with a
+Normalisation (mean / std) is applied on read (one fused multiply-add; extraction runs it once per episode into
+a float32 buffer reused across episodes, see ``extract._EpisodeNormaliser``), so encoders that share an input
+size and interpolation but not a normalisation (V-JEPA 2 and VideoMAE at 224, DINOv2 and SigLIP at 224 with a
 bicubic resize) share the entry too; the latents are bit-identical to extraction without the cache.
 
 Layout: ``ROOT/KEY/frames.npy`` (or ``frames_nhwc.npy``: the frames as ``(T, h, w, 3)`` where the resize gave
@@ -17,7 +18,8 @@ channels-last strides, kept so the model sees the same layout) + ``entry.json`` 
 ``wmprobe cache ls``, and the frames file's BLAKE2b checksum, size and mtime), written atomically (temp dir +
 rename), ``used`` touched on every hit (``wmprobe cache gc`` keeps used entries). A hit checks the file's size
 and mtime against the record and re-hashes it only when they changed (the store's rule): hashing every read
-cost a tiny model ~10% of its forward pass. A missing, partial, edited or unreadable entry is recomputed and
+cost a tiny model ~10% of its forward pass; the parsed ``entry.json`` is kept in the process while its inode,
+size and mtime stay the same (a hit then costs a ``stat`` of it, not a read and parse). A missing, partial, edited or unreadable entry is recomputed and
 rewritten; a read-only cache is used as far as it goes.
 Frames that need no resize (store frames already at the input size) are not cached: reading the store is as
 cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not
@@ -112,12 +114,29 @@ class FramesCache:
         return x
 
 
+_RECORDS: dict[str, tuple[tuple[int, int, int], dict]] = {}   # entry.json path -> (inode, size, mtime), record
+_RECORDS_MAX = 4096
+
+
 def _record(entry: Path) -> dict:
-    """``entry/entry.json`` as written (empty when missing or unreadable: the entry is then recomputed)."""
+    """``entry/entry.json`` as written (empty when missing or unreadable: the entry is then recomputed). Parsed
+    records are kept in this process by path and reused while the file's inode, size and mtime are unchanged
+    (it is only ever replaced by a rename): one ``stat`` instead of an open, read and JSON parse per hit."""
+    path = os.path.join(entry, "entry.json")
     try:
-        with open(entry / "entry.json", "rb") as f:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _RECORDS.get(path)
+        if known is not None and known[0] == stamp:
+            return dict(known[1])
+        with open(path, "rb") as f:
             rec = json.loads(f.read())
-        return rec if isinstance(rec, dict) else {}
+        if not isinstance(rec, dict):
+            return {}
+        if len(_RECORDS) >= _RECORDS_MAX:
+            _RECORDS.clear()
+        _RECORDS[path] = (stamp, rec)
+        return dict(rec)
     except (OSError, ValueError):
         return {}
 

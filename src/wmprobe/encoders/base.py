@@ -101,6 +101,10 @@ def as_frames_tensor(frames: Any, name: str) -> torch.Tensor:
     return frames
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 class Encoder(ABC):
     """Subclasses set ``self.spec`` and implement ``forward_layers``; ``encode`` does the rest."""
 
@@ -125,8 +129,12 @@ class Encoder(ABC):
                               align_corners=False if mode in ("bilinear", "bicubic") else None)
         return x.reshape(b, t, 3, *size)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """The rest of ``preprocess``: ``resize_frames``'s output -> float32 ``(x - mean) / std``."""
+    def normalise(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The rest of ``preprocess``: ``resize_frames``'s output -> float32 ``(x - mean) / std``.
+
+        ``out``: an optional 1-D float32 scratch buffer (at least ``x.numel()`` elements) that an adapter may
+        write the result into (the result is then a view of it); this default ignores it. Extraction passes one
+        to adapters whose ``normalise`` takes ``out`` and reuses it across episodes."""
         mean = torch.tensor(self.spec.mean, device=x.device).view(3, 1, 1)
         std = torch.tensor(self.spec.std, device=x.device).view(3, 1, 1)
         return (x - mean) / std
@@ -163,6 +171,12 @@ class Encoder(ABC):
         cache): the same latents as ``encode`` of the frames it came from."""
         with torch.inference_mode():
             return self._encode(lambda r: self.normalise(r.to(self.device)), resized, layers)
+
+    def encode_normalised(self, x: torch.Tensor, layers: Sequence[str] | None = None) -> Latents:
+        """``encode`` from ``normalise(resize_frames(...))``'s output ``(B, T, 3, h, w)`` on ``self.device``
+        (extraction normalises a cached episode once, then encodes its windows): the same latents."""
+        with torch.inference_mode():
+            return self._encode(_identity, x, layers)
 
     def _encode(self, prep: Any, frames: torch.Tensor, layers: Sequence[str] | None) -> Latents:
         layers = tuple(layers) if layers else (self.spec.default_layer,)

@@ -75,8 +75,8 @@ class FrameEncoder(Encoder):
     def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return resize_stage(frames, self.spec, self.device)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return normalise_stage(x, self.spec)
+    def normalise(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return normalise_stage(x, self.spec, out)
 
     def forward_frames(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -188,8 +188,8 @@ class CosmosEncoder(Encoder):
     def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return resize_stage(frames, self.spec, self.device)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return normalise_stage(x, self.spec)
+    def normalise(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return normalise_stage(x, self.spec, out)
 
     def forward_layers(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         b, t = x.shape[:2]
