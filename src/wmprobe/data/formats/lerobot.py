@@ -1,112 +1,35 @@
 """LeRobot datasets, codebase versions v2.0/v2.1 (one parquet and one mp4 per episode) and v3.0 (chunked
-files holding many episodes), read with pyarrow and PyAV; frames from mp4 videos or PNG bytes in parquet."""
+files holding many episodes), read with pyarrow and PyAV; frames from mp4 videos or PNG bytes in parquet.
+
+The reading is split by job: lerobot_data.py (actions and states from the parquet data files),
+lerobot_frames.py (images in parquet, videos through video.py); this module holds the dataset's layout
+(meta/info.json, the versions' path templates) and its episode index, and re-exports the names others import.
+"""
 from __future__ import annotations
 
-import io
 import json
-import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
-
-from wmprobe.data.formats._common import Episode, FormatError, Source, note, stack_blocks
+from wmprobe.data.formats._common import Episode, FormatError, note
 from wmprobe.data.formats._paths import PathTemplate, confine, links_allowed
+from wmprobe.data.formats.lerobot_data import _rel, arrow_to_matrix
+from wmprobe.data.formats.lerobot_frames import BLOCK, LeRobotFrames
+from wmprobe.data.formats.video import VIDEO_DEMUXERS, VideoReader
+
+__all__ = ["BLOCK", "INDEX_KEYS", "NUMERIC", "STATE_KEY", "V2_DATA", "V2_VIDEO", "V3_DATA", "V3_VIDEO",
+           "VIDEO_DEMUXERS", "LeRobotSource", "VideoReader", "arrow_to_matrix"]
 
 V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 STATE_KEY = "observation.state"   # imported as the store's states (the action key may not be it)
-VIDEO_DEMUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 INDEX_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 NUMERIC = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
-BLOCK = 32
 
 
-def _rel(root: Path, p: Path) -> str:
-    try:
-        return str(p.relative_to(root))
-    except ValueError:
-        return str(p)
-
-
-def arrow_to_matrix(col, where: str):
-    """A pyarrow list / fixed-size-list / numeric column -> ``(n, A)`` numpy array (FormatError otherwise)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    t = arr.type
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        vt = t.value_type
-        if not (pa.types.is_floating(vt) or pa.types.is_integer(vt)):
-            raise FormatError(f"{where}: actions must be numeric lists, got {t}")
-        if arr.null_count:
-            raise FormatError(f"{where}: {arr.null_count} missing (null) action rows")
-        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-        if len(lengths) and (lengths != lengths[0]).any():
-            raise FormatError(f"{where}: action rows have different lengths {sorted(set(lengths.tolist()))[:5]}")
-        dim = int(lengths[0]) if len(lengths) else 0
-        vals = arr.flatten().to_numpy(zero_copy_only=False)
-        return np.asarray(vals, dtype=np.float64 if vals.dtype.kind == "f" else vals.dtype).reshape(len(arr), dim)
-    if pa.types.is_floating(t) or pa.types.is_integer(t):
-        return arr.to_numpy(zero_copy_only=False).reshape(-1, 1)
-    raise FormatError(f"{where}: actions must be numeric, got arrow type {t}")
-
-
-class VideoReader:
-    """Sequential PyAV decoder that remembers its position, so consecutive episodes of one file decode once."""
-
-    def __init__(self, path: Path, where: str, start: float = 0.0):
-        try:
-            import av
-        except ImportError:
-            raise FormatError(f"{where}: decoding video needs PyAV: install the formats extra "
-                              "(`pip install -c constraints.txt -e '.[formats]'`)") from None
-        self.path, self.where = path, where
-        if not path.is_file():
-            raise FormatError(f"{where}: video file {path} is missing")
-        demuxer = VIDEO_DEMUXERS.get(path.suffix.lower())
-        if demuxer is None:  # never let FFmpeg probe the format: a playlist or concat script would open others
-            raise FormatError(f"{where}: video file {path} is not {', '.join(VIDEO_DEMUXERS)}; refusing to open it")
-        try:
-            self.container = av.open(str(path), format=demuxer)
-            self.stream = self.container.streams.video[0]
-        except (av.error.FFmpegError, OSError, IndexError) as exc:
-            raise FormatError(f"{where}: cannot open video {path} ({exc})") from None
-        self.stream.thread_type = "AUTO"
-        if start > 0:
-            try:
-                self.container.seek(int(start / self.stream.time_base), stream=self.stream, backward=True)
-            except av.error.FFmpegError:
-                self.container.seek(0, stream=self.stream)
-        self._it = self.container.decode(self.stream)
-        self.pending = None
-        self.last_t = -math.inf
-
-    def next(self):
-        import av
-        if self.pending is not None:
-            item, self.pending = self.pending, None
-            return item
-        try:
-            f = next(self._it)
-        except StopIteration:
-            return None
-        except (av.error.FFmpegError, OSError) as exc:
-            raise FormatError(f"{self.where}: video {self.path} is corrupt or truncated ({exc})") from None
-        t = f.time if f.time is not None else float(f.pts * self.stream.time_base)
-        self.last_t = t
-        return t, f
-
-    def close(self) -> None:
-        try:
-            self.container.close()
-        except Exception:  # pragma: no cover
-            pass
-
-
-class LeRobotSource(Source):
+class LeRobotSource(LeRobotFrames):
     format = "lerobot"
     state_key: str | None = None
 
@@ -140,11 +63,12 @@ class LeRobotSource(Source):
         self.action_keys = [k for k, v in self.features.items() if isinstance(v, dict) and k not in INDEX_KEYS
                             and v.get("dtype") in NUMERIC and len(v.get("shape") or [1]) == 1]
         cams = [c for c in self.cameras if c.startswith("observation.images.")] or self.cameras
-        self.camera = cams[0] if cams else None
-        self.action_key = ("action" if "action" in self.action_keys
+        # None when the dataset has none: select() then says so (Source types them as selected)
+        self.camera = cams[0] if cams else None  # type: ignore[assignment]
+        self.action_key = ("action" if "action" in self.action_keys  # type: ignore[assignment]
                            else (self.action_keys[0] if self.action_keys else None))
-        self._data_cache: dict[Path, Any] = {}
-        self._video: VideoReader | None = None
+        self._data_cache = {}
+        self._video = None
 
     # ---- paths: inside the dataset only ----------------------------------------------------------------
     def _meta(self, f: Path) -> Path:
@@ -331,155 +255,6 @@ class LeRobotSource(Source):
             extra.update(video=vpath, from_ts=a)
         tasks = r.get("tasks") or ["task"]
         return Episode(idx, length, str(tasks[0]), where, extra)
-
-    # ---- reading -------------------------------------------------------------------------------------
-    def _rows(self, ep: Episode) -> tuple[int, int]:
-        """Row range of the episode inside its data file."""
-        if not self.v3:
-            return 0, ep.length
-        if "rows" in ep.extra:
-            return ep.extra["rows"]
-        epi = self._data_table(ep)["episode_index"]
-        hit = np.nonzero(epi == ep.index)[0]
-        if len(hit) == 0:
-            raise FormatError(f"{ep.where}: no rows of this episode in the data file")
-        a, b = int(hit[0]), int(hit[-1]) + 1
-        if b - a != len(hit):
-            raise FormatError(f"{ep.where}: the episode's rows are not contiguous in the data file")
-        if b - a != ep.length:
-            raise FormatError(f"{ep.where}: {b - a} rows in the data file but the metadata says {ep.length} frames")
-        ep.extra["rows"] = (a, b)
-        return a, b
-
-    def _data_table(self, ep: Episode) -> dict[str, Any]:
-        """Action (and episode index) columns of a data file, cached for the file (small: no images)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        f: Path = ep.extra["data"]
-        key = (f, self.action_key, getattr(self, "state_key", None))
-        if key in self._data_cache:
-            return self._data_cache[key]
-        if not f.is_file():
-            raise FormatError(f"{ep.where}: data file {f} is missing")
-        try:
-            schema = pq.read_schema(f)
-            if self.action_key not in schema.names:
-                raise FormatError(f"{ep.where}: action key '{self.action_key}' missing from the data file")
-            state = key[2] if key[2] in schema.names else None
-            cols = [self.action_key] + (["episode_index"] if "episode_index" in schema.names else []) + \
-                ([state] if state else [])
-            t = pq.read_table(f, columns=cols)
-        except (pa.ArrowException, OSError) as exc:
-            raise FormatError(f"{ep.where}: unreadable data file ({exc}); truncated?") from None
-        out = {"action": arrow_to_matrix(t.column(self.action_key), ep.where)}
-        if state:
-            out["state"] = arrow_to_matrix(t.column(state), f"{ep.where} ({state})")
-        if "episode_index" in t.column_names:
-            out["episode_index"] = t.column("episode_index").to_numpy(zero_copy_only=False)
-        elif self.v3:
-            raise FormatError(f"{ep.where}: data file lacks the episode_index column")
-        self._data_cache.clear()  # one file at a time: bounded memory
-        self._data_cache[key] = out
-        return out
-
-    def actions(self, ep: Episode) -> np.ndarray:
-        from wmprobe.data.formats._common import check_actions
-        t = self._data_table(ep)
-        if self.v3:
-            a, b = self._rows(ep)
-            acts = t["action"][a:b]
-        else:
-            acts = t["action"]
-            if "episode_index" in t and len(t["episode_index"]) and (t["episode_index"] != ep.index).any():
-                raise FormatError(f"{ep.where}: the data file holds rows of other episodes")
-        return check_actions(acts, ep, dim=self.action_dim)
-
-    def states(self, ep: Episode) -> np.ndarray | None:
-        """The episode's ``observation.state`` rows ``(T, S)``, or None (no such feature, or not in its file)."""
-        if self.state_key is None:
-            return None
-        t = self._data_table(ep)
-        if "state" not in t:
-            return None
-        a, b = self._rows(ep) if self.v3 else (0, len(t["state"]))
-        return np.asarray(t["state"][a:b], dtype=np.float32)
-
-    def frames(self, ep: Episode) -> Iterator[np.ndarray]:
-        single = self._image_frames if self.features[self.camera].get("dtype") == "image" else self._video_frames
-        return stack_blocks(single(ep), BLOCK)
-
-    def _image_frames(self, ep: Episode) -> Iterator[np.ndarray]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        from PIL import Image, UnidentifiedImageError
-        a, b = self._rows(ep)
-        f: Path = ep.extra["data"]
-        try:
-            pf = pq.ParquetFile(f)
-            if self.camera not in pf.schema_arrow.names:
-                raise FormatError(f"{ep.where}: camera '{self.camera}' missing from the data file")
-            starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
-            for g in range(pf.num_row_groups):
-                lo, hi = max(a, starts[g]), min(b, starts[g + 1])
-                if lo >= hi:
-                    continue
-                col = pf.read_row_group(g, columns=[self.camera]).column(0).slice(lo - starts[g], hi - lo)
-                for k, item in enumerate(col.to_pylist()):
-                    frame = lo - a + k
-                    data = item.get("bytes") if isinstance(item, dict) else item
-                    if data is None and isinstance(item, dict) and item.get("path"):
-                        p = confine(self.path, str(item["path"]), f"{ep.where}: frame {frame} of "
-                                    f"'{self.camera}' (image path)", self.links_out)
-                        data = p.read_bytes() if p.is_file() else None
-                    if data is None:
-                        raise FormatError(f"{ep.where}: frame {frame} of '{self.camera}' has no image bytes")
-                    try:
-                        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-                    except (UnidentifiedImageError, OSError, ValueError) as exc:
-                        raise FormatError(f"{ep.where}: frame {frame} of '{self.camera}' is not a readable "
-                                          f"image ({exc})") from None
-                    if self.frame_shape and img.shape[:2] != self.frame_shape:
-                        raise FormatError(f"{ep.where}: frame {frame} is {img.shape[0]}x{img.shape[1]} but "
-                                          f"info.json says {self.frame_shape[0]}x{self.frame_shape[1]}")
-                    yield img
-        except (pa.ArrowException, OSError) as exc:
-            raise FormatError(f"{ep.where}: unreadable data file ({exc}); truncated?") from None
-
-    def _video_frames(self, ep: Episode) -> Iterator[np.ndarray]:
-        vpath: Path = ep.extra["video"]
-        a, n, fps = float(ep.extra.get("from_ts", 0.0)), ep.length, self.fps
-        vname = _rel(self.path, vpath)
-        where = f"{vname}, episode {ep.index}"
-        r = self._video
-        if r is None or r.path != vpath or r.last_t > a + 0.5 / fps:
-            if r is not None:
-                r.close()
-            r = self._video = VideoReader(vpath, where, start=a)
-        r.where = where
-        k_next = 0
-        while k_next < n:
-            item = r.next()
-            if item is None:
-                break
-            t, fr = item
-            k = int(round((t - a) * fps))
-            if k < k_next:
-                continue
-            if k >= n:
-                r.pending = item
-                break
-            if k > k_next:
-                raise FormatError(f"{where}: frames {k_next}..{k - 1} of the episode are missing from the video "
-                                  f"(timestamps jump from {a + k_next / fps:.3f} s to {t:.3f} s)")
-            img = fr.to_ndarray(format="rgb24")
-            if self.frame_shape and img.shape[:2] != self.frame_shape:
-                raise FormatError(f"{where}: video frames are {img.shape[0]}x{img.shape[1]} but info.json says "
-                                  f"{self.frame_shape[0]}x{self.frame_shape[1]}")
-            yield img
-            k_next += 1
-        if k_next < n:
-            raise FormatError(f"{where}: the video has {k_next} of the episode's {n} frames (from {a:.3f} s); "
-                              "truncated video or metadata that disagrees with it")
 
     def close(self) -> None:
         if self._video is not None:
