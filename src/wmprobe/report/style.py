@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 DPI = 160            # PNG resolution (>= 150: readable when the page is zoomed or printed)
 _T20 = plt.get_cmap("tab20").colors
@@ -48,7 +49,7 @@ def family_colours(families) -> dict[str, Any]:
     return {str(f): family_colour(f) for f in families}
 
 
-def is_id(id_weight: object) -> bool:
+def is_id(id_weight: Any) -> bool:
     try:
         return float(id_weight) > 0
     except (TypeError, ValueError):
@@ -60,6 +61,18 @@ def style(id_weight: object, i: int = 0) -> dict[str, Any]:
     encoders of the same family and variant in one figure."""
     idv = is_id(id_weight)
     return {"marker": MARKERS[idv][i % len(MARKERS[idv])], "ls": "--" if idv else "-"}
+
+
+def marker_index(d: pd.DataFrame) -> pd.Series:
+    """Index of each row among rows of the same (family, variant): picks its marker (``style``)."""
+    fam = d["family"].astype(str) if "family" in d else pd.Series("", index=d.index)
+    var = d["id_weight"].map(is_id) if "id_weight" in d else pd.Series(False, index=d.index)
+    return d.assign(_f=fam, _v=var).groupby(["_f", "_v"]).cumcount()
+
+
+def note(fig, *parts: str) -> None:
+    """Set ``fig.wmprobe_note``, the sentence the report adds to the figure's caption (empty parts left out)."""
+    fig.wmprobe_note = " ".join(p for p in parts if p)
 
 
 def robust_limits(values: Sequence[float], *, spread: float = 3.0, min_width: float = 0.2) -> tuple[float, float]:
