@@ -140,7 +140,7 @@ def _state_tasks(plan: Plan, cfg: Any, ds: DatasetRef) -> None:
 
 
 def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[DatasetRef]) -> Plan:
-    """Expand a resolved study (see runner.resolve) into its tasks, in a deterministic order."""
+    """Expand a resolved study (see study/resolve.py) into its tasks, in a deterministic order."""
     plan = Plan()
     for ds in datasets:
         _state_tasks(plan, cfg, ds)
