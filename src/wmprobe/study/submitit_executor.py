@@ -27,7 +27,9 @@ class _CheckpointableBatch:
 
 class SubmititExecutor:
     name = "submitit"
-    _GENERIC = ("timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task", "nodes", "tasks_per_node")
+    # one job runs one batch of tasks in one process: no `nodes` / `tasks_per_node` (several tasks per job would
+    # each run the whole batch); the config rejects them as unknown keys
+    _GENERIC = ("timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task")
     _SLURM = ("partition", "account", "qos", "constraint", "array_parallelism", "additional_parameters")
 
     def __init__(self, options: dict[str, Any], folder: Path, max_retries: int = 2, progress: bool = True,
