@@ -111,9 +111,12 @@ def test_a_study_with_control_writes_success_rows(tmp_path):
                                          "tasks": ["reach-red", "reach-blue", "lift-blue", "push-red-left"]}],
            "encoders": [{"name": "pixels:4", "label": "pixels"}], "probes": ["ridge"], "ks": [1], "seeds": [0],
            "n_boot": 20, "executor": {"workers": 1},
-           "control": {"rollouts": 2, "horizon": 6, "policy_steps": 30}}
+           "control": {"rollouts": 2, "horizon": 6, "policy_steps": 30, "demos": 1}}
     df = run(doc, out=tmp_path / "out", cache=tmp_path / "cache", progress=False, report=False)
     ctl = df[df["probe"] == "bc-policy"]
+    assert set(ctl["encoder"]) == {"pixels", "state"}            # the privileged-state ceiling rides along
+    assert set(ctl[ctl["encoder"] == "state"]["layer"]) == {"state"}
+    ctl = ctl[ctl["encoder"] == "pixels"]
     assert set(ctl["task_split"]) == {"train", "test"}
     assert (ctl["error"].fillna("") == "").all(), ctl["error"].tolist()
     overall = ctl[ctl["task"] == "all"].set_index("task_split")
@@ -123,8 +126,8 @@ def test_a_study_with_control_writes_success_rows(tmp_path):
     assert "bc-policy" not in set(measured_rows(df)["probe"])
     again = run(doc, out=tmp_path / "out2", cache=tmp_path / "cache", progress=False, report=False)
     cols = ["task_split", "task", "success", "n_rollouts"]
-    pd.testing.assert_frame_equal(ctl[cols].reset_index(drop=True),
-                                  again[again["probe"] == "bc-policy"][cols].reset_index(drop=True))
+    again = again[(again["probe"] == "bc-policy") & (again["encoder"] == "pixels")]
+    pd.testing.assert_frame_equal(ctl[cols].reset_index(drop=True), again[cols].reset_index(drop=True))
 
 
 def test_control_config_is_checked_with_locations():

@@ -191,3 +191,18 @@ def test_policies_that_fail_alike_are_called_unreadable_not_correlated(tmp_path)
     assert "predicts control better" not in sentence
     spread = AC.control_findings(records(n_rollouts=40))["dynamic"]["train"]            # 0.0 ... 0.9 of 40
     assert spread["success_separates"] is True and spread["separated_pairs"] > 10
+
+
+def test_the_state_ceiling_is_reported_beside_the_correlation_not_in_it():
+    """The privileged-state policy's rows (encoder = family = layer = state) give the entry's `state_ceiling`
+    and the report's sentence; they are not an encoder of the correlation."""
+    df = records(n=6)
+    state = [dict(encoder="state", family="state", id_weight=0.0, dataset="dynamic", split="task",
+                  corruption="clean", layer="state", dataset_fingerprint="fp", probe="bc-policy", k=0, seed=s,
+                  task_split=sp, task="all", success=0.75, n_rollouts=8) for s in (0, 1) for sp in ("train", "test")]
+    found = AC.control_findings(pd.concat([df, pd.DataFrame(state)], ignore_index=True), n_boot=50)
+    e = found["dynamic"]["train"]
+    assert e["state_ceiling"]["successes"] == 12 and e["state_ceiling"]["n_rollouts"] == 16
+    assert e["n_encoders"] == 6 and "state" not in {x["label"] for x in e["encoders"]}
+    assert "privileged simulator state" in control_sentence(e, "dynamic", "train")
+    assert AC.control_findings(df, n_boot=50)["dynamic"]["train"]["state_ceiling"] is None

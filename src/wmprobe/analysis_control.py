@@ -245,8 +245,19 @@ def separation(t: pd.DataFrame) -> dict[str, Any]:
             "success_max": float(t["success"].iloc[i]), "best": str(t["label"].iloc[i]) if "label" in t else None}
 
 
+def state_ceiling(succ: pd.DataFrame, dataset: str, task_split: str) -> dict[str, Any] | None:
+    """The privileged-state policy's pooled success on (``dataset``, ``task_split``): ``successes``,
+    ``n_rollouts``, ``success``, ``success_ci`` (Wilson); None when the study ran no state policy."""
+    s = succ[(succ["dataset"] == dataset) & (succ["task_split"] == task_split) & (succ["encoder"] == A.STATE)]
+    if s.empty:
+        return None
+    r = s.iloc[0]
+    return {"successes": int(r["successes"]), "n_rollouts": int(r["n_rollouts"]), "success": float(r["success"]),
+            "success_ci": [float(r["success_ci_low"]), float(r["success_ci_high"])]}
+
+
 def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
-    """``{dataset: {task_split: entry}}``, entry = ``{"n_encoders", "rho_r2_success", "rho_r2_success_ci",
+    """``{dataset: {task_split: entry}}``, entry = ``{"state_ceiling" (``state_ceiling``), "n_encoders", "rho_r2_success", "rho_r2_success_ci",
     "rho_psnr_success", "rho_psnr_success_ci", "r2": ..., "psnr": ..., "difference": ..., "encoders": [...]}``
     (``r2`` / ``psnr`` / ``difference``: ``rank_correlation`` / ``compare`` results); ``{}`` without control
     rows. Deterministic for ``seed``."""
@@ -265,6 +276,7 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
                                 "psnr_ci_low", "psnr_ci_high", "success", "success_ci_low", "success_ci_high",
                                 "successes", "n_rollouts") if x in t]
             out.setdefault(ds, {})[sp] = {
+                "state_ceiling": state_ceiling(succ, ds, sp),
                 "n_encoders": int(len(t)), "rho_r2_success": c["r2"]["rho"], "rho_r2_success_ci": c["r2"]["ci"],
                 "rho_psnr_success": c["psnr"]["rho"], "rho_psnr_success_ci": c["psnr"]["ci"], **c,
                 **separation(t),
@@ -275,4 +287,4 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
 
 
 __all__ = ["MIN_ENCODERS", "bootstrap_rhos", "compare", "control_findings", "control_success", "control_table",
-           "has_control", "rank_correlation", "separation"]
+           "has_control", "rank_correlation", "separation", "state_ceiling"]

@@ -1,13 +1,18 @@
 """Behaviour cloning on frozen features: the policy head of the closed-loop control evaluation.
 
 Inputs: the encoder's mean-pooled features of the current frame ``f(o_t): (D,)`` (the probe's pooling and
-layer) and the task's goal descriptor ``task_descriptor(name): (G,)``; output: the action ``a_t`` in the
-dataset's layout. The descriptor is compositional (skill, object, goal offset, goal object, gripper flag), so
-a held-out task such as ``lift-blue`` is described by parts the policy saw in other tasks (``lift-yellow``,
-``reach-blue``): the task-OOD rollouts measure that composition, not an unseen one-hot.
+layer; for the state ceiling, ``demos.privileged_state``) and the task's goal descriptor
+``task_descriptor(name): (G,)``; output: an action chunk ``a_t .. a_{t+H-1}`` in the dataset's layout, flattened
+to ``(H * A,)`` (``PolicyConfig.chunk = H``; ``chunk_targets`` builds the training targets from demonstrations
+cut at success). At rollout ``Ensembler`` executes the chunks with temporal ensembling (ACT, Zhao et al. 2023):
+the action applied at step t is the mean of every prediction made for step t by the last H queries.
 
-Head: ``standardise -> Linear(D + G, 256) -> GELU -> Linear(256, 256) -> GELU -> Linear(256, A)``, L1 loss on
-per-dimension standardised actions, AdamW (lr 1e-3, weight decay 1e-4), minibatch 256, linear warm-up then
+The descriptor is compositional (skill, object, goal offset, goal object, gripper flag), so a held-out task
+such as ``lift-blue`` is described by parts the policy saw in other tasks (``lift-yellow``, ``reach-blue``): the
+task-OOD rollouts measure that composition, not an unseen one-hot.
+
+Head: ``standardise -> Linear(D + G, 256) -> GELU -> Linear(256, 256) -> GELU -> Linear(256, H * A)``, L1 loss
+on per-dimension standardised actions, AdamW (lr 1e-3, weight decay 1e-4), minibatch 256, linear warm-up then
 cosine decay, a fixed number of steps; the seed fixes initialisation and minibatch order. Features and the
 descriptor are standardised with statistics of the training frames (constant dims map to 0). A gripper dim
 (a binary command) is regressed on its ±1 label and read by its sign at rollout.
@@ -57,11 +62,13 @@ class PolicyConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     hidden: int = 256
+    chunk: int = 4
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.hidden < 1 or not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError(f"control policy: steps, batch_size, hidden and lr must be > 0 and weight_decay "
-                              f">= 0, got {self}")
+        if self.steps < 1 or self.batch_size < 1 or self.hidden < 1 or not self.lr > 0 or self.weight_decay < 0 \
+                or self.chunk < 1:
+            raise ConfigError(f"control policy: steps, batch_size, hidden, chunk and lr must be > 0 and "
+                              f"weight_decay >= 0, got {self}")
 
 
 class BCPolicy(nn.Module):
@@ -123,3 +130,34 @@ def descriptors(task_names: Sequence[str], tasks: np.ndarray) -> np.ndarray:
     """``(N, G)``: the descriptor of ``task_names[tasks[i]]`` for every row."""
     table = np.stack([task_descriptor(n) for n in task_names])
     return table[np.asarray(tasks, np.int64)]
+
+
+def chunk_targets(actions: np.ndarray, used: int, chunk: int) -> np.ndarray:
+    """``(used, chunk * A)``: row t holds ``actions[t : t + chunk]`` of one demonstration ``actions: (T, A)``,
+    flattened; steps past the demonstration's end repeat its last action."""
+    a = np.asarray(actions, np.float32)
+    pad = np.concatenate([a, np.repeat(a[-1:], chunk, 0)])
+    return np.stack([pad[t:t + chunk].reshape(-1) for t in range(int(used))]) if used else \
+        np.zeros((0, chunk * a.shape[1]), np.float32)
+
+
+class Ensembler:
+    """Temporal ensembling of action chunks for ``n`` worlds stepping in lockstep: ``step(slots, chunks)``
+    with ``chunks: (B, H * A)`` the policy's predictions for the worlds ``slots`` at their current step returns
+    ``(B, A)``: for each world the mean of the predictions for this step made by its last ``H`` queries
+    (itself included); ``gripper`` dims are then read by their sign (+-1)."""
+
+    def __init__(self, n: int, chunk: int, d_act: int, gripper: Sequence[int] = ()):
+        self.chunk, self.d_act, self.gripper = int(chunk), int(d_act), list(gripper)
+        self.past: list[list[np.ndarray]] = [[] for _ in range(n)]    # per world: its last H chunks, newest last
+
+    def step(self, slots: Sequence[int], chunks: np.ndarray) -> np.ndarray:
+        chunks = np.asarray(chunks, np.float64).reshape(len(slots), self.chunk, self.d_act)
+        out = np.empty((len(slots), self.d_act))
+        for row, (s, c) in enumerate(zip(slots, chunks)):
+            self.past[s] = (self.past[s] + [c])[-self.chunk:]
+            n = len(self.past[s])
+            out[row] = np.mean([self.past[s][n - 1 - i][i] for i in range(n)], axis=0)
+        for d in self.gripper:
+            out[:, d] = np.where(out[:, d] > 0, 1.0, -1.0)
+        return out

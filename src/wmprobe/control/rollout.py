@@ -6,7 +6,10 @@ generation parameters ``params`` (same suite, camera, size, wrist and seed), an 
 reaches, so the initial states are held out from every training episode. All rollouts of a call step in
 lockstep: each control step renders every live world, calls ``act(frames (B, H, W, 3) uint8, task names)``
 once for the batch, applies the actions and updates each world's ``success.SuccessTracker``. A rollout stops
-at ``horizon`` steps or at its first success.
+at ``horizon`` steps or at its first success. With ``observe="state"`` nothing is rendered: ``act`` gets each
+world's ``demos.privileged_state`` ``(B, STATE_DIM)`` instead (the state ceiling). An ``act`` with a
+``reset(n)`` method is stateful (action chunks, ``policy.Ensembler``): it is reset before each lockstep batch
+of ``n`` worlds and called as ``act(obs, task names, slots)``, ``slots`` the batch positions of the live worlds.
 
 ``wilson(k, n)``: the Wilson score interval of a success rate (95 %).
 """
@@ -19,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 ROLLOUT_OFFSET = 1_000_000
-Act = Callable[[np.ndarray, Sequence[str]], np.ndarray]
+Act = Callable[..., np.ndarray]   # act(obs, task names) or, with reset(n), act(obs, task names, slots)
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -39,34 +42,51 @@ def _world_params(params: dict[str, Any], task: str) -> dict[str, Any]:
 
 
 def rollouts(params: dict[str, Any], tasks: Sequence[str], n: int, horizon: int, act: Act,
-             *, batch: int = 16) -> list[dict[str, Any]]:
+             *, batch: int = 16, observe: str = "frames") -> list[dict[str, Any]]:
     """One dict per rollout: ``task``, ``index``, ``success`` (bool), ``steps`` (to success, else ``horizon``);
     tasks in the given order, ``n`` each, run ``batch`` at a time in lockstep."""
     jobs = [(t, ROLLOUT_OFFSET + i * n + r) for i, t in enumerate(tasks) for r in range(n)]
+    if observe not in ("frames", "state"):
+        raise ValueError(f"observe must be 'frames' or 'state', got {observe!r}")
     out: list[dict[str, Any]] = []
     for b in range(0, len(jobs), batch):
-        out += _lockstep(params, jobs[b:b + batch], horizon, act)
+        out += _lockstep(params, jobs[b:b + batch], horizon, act, observe)
     return out
 
 
-def _lockstep(params: dict[str, Any], jobs: Sequence[tuple[str, int]], horizon: int, act: Act) -> list[dict]:
+def _lockstep(params: dict[str, Any], jobs: Sequence[tuple[str, int]], horizon: int, act: Act,
+              observe: str = "frames") -> list[dict]:
+    from wmprobe.control.demos import privileged_state
     from wmprobe.data.sim import scene as S
     from wmprobe.data.sim.generate import episode_world, run_tasks
     from wmprobe.data.sim.success import SuccessTracker
     with contextlib.ExitStack() as stack:
-        worlds, trackers = [], []
+        worlds, trackers, firsts = [], [], []
         for task, index in jobs:
             wp = _world_params(params, task)
             p, w, _, _ = stack.enter_context(episode_world(wp, index))
             worlds.append((p, w))
-            trackers.append(SuccessTracker(run_tasks(wp)[0], S.snapshot(p, w)))
+            firsts.append(S.snapshot(p, w))
+            trackers.append(SuccessTracker(run_tasks(wp)[0], firsts[-1]))
         steps = [horizon] * len(jobs)
         live = list(range(len(jobs)))
+        stateful = hasattr(act, "reset")
+        if stateful:
+            act.reset(len(jobs))  # type: ignore[attr-defined]
+
+        def observe_one(i: int) -> np.ndarray:
+            p, w = worlds[i]
+            if observe == "frames":
+                return S.render(p, w)
+            return privileged_state(trackers[i].task, firsts[i], S.snapshot(p, w), S.ee_pose(p, w)[0],
+                                    w.target_pos, w.grip_open, S.finger_opening(p, w))
         for t in range(horizon):
             if not live:
                 break
-            frames = np.stack([S.render(*worlds[i]) for i in live])
-            actions = np.asarray(act(frames, [jobs[i][0] for i in live]), dtype=np.float64)
+            obs = np.stack([observe_one(i) for i in live])
+            names = [jobs[i][0] for i in live]
+            actions = np.asarray(act(obs, names, live) if stateful else act(obs, names),
+                                 dtype=np.float64)
             for i, a in zip(live, actions):
                 p, w = worlds[i]
                 S.apply_action(p, w, a)

@@ -86,6 +86,11 @@ def control_figure(tables: dict[str, pd.DataFrame], entries: dict[str, dict[str,
 def control_sentence(e: dict[str, Any], dataset: str, task_split: str) -> str:
     """One HTML sentence for a findings entry (``analysis_control.control_findings``)."""
     where = f"Closed loop on <b>{esc(dataset)}</b> ({SPLIT_WORDS.get(task_split, esc(task_split))}): "
+    st = e.get("state_ceiling")
+    if st:   # whether the policy recipe can solve these tasks at all, from the simulator's own state
+        where += (f"the same policy recipe on the privileged simulator state (the ceiling) succeeded in "
+                  f"{st['successes']} of {st['n_rollouts']} rollouts ({_n(st['success'])} {_ci(st['success_ci'])}"
+                  f"{'; below 0.5 the recipe, not the encoders, limits success' if st['success'] < 0.5 else ''}). ")
     r, p, d = e.get("r2", {}), e.get("psnr", {}), e.get("difference", {})
     if r.get("status") != AC.OK:
         return where + f"no rank correlation of success with R2: {esc(r.get('status'))} ({esc(r.get('reason'))})."

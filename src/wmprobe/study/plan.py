@@ -144,6 +144,11 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
     plan = Plan()
     for ds in datasets:
         _state_tasks(plan, cfg, ds)
+        if getattr(cfg, "control", None):   # the privileged-state control ceiling (study.control)
+            from wmprobe.study.control import plan_state_control
+            st = plan_state_control(cfg, ds)
+            if st is not None:
+                plan.control.append(st)
     attentive = any(probe_spec(p).needs_tokens for p in cfg.probes)   # e.g. attentive probes read tokens
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
     for ds in datasets:
