@@ -19,8 +19,8 @@ channels-last strides, kept so the model sees the same layout) + ``entry.json`` 
 rename), ``used`` touched on every hit (``wmprobe cache gc`` keeps used entries). A hit checks the file's size
 and mtime against the record and re-hashes it only when they changed (the store's rule): hashing every read
 cost a tiny model ~10% of its forward pass; the parsed ``entry.json`` is kept in the process while its inode,
-size and mtime stay the same (a hit then costs a ``stat`` of it, not a read and parse). A missing, partial, edited or unreadable entry is recomputed and
-rewritten; a read-only cache is used as far as it goes.
+size and mtime stay the same (a hit then costs a ``stat`` of it, not a read and parse). A missing, partial,
+edited or unreadable entry is recomputed and rewritten; a read-only cache is used as far as it goes.
 Frames that need no resize (store frames already at the input size) are not cached: reading the store is as
 cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not
 cached either: extraction must call its own ``encode``.
