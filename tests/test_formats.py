@@ -1,181 +1,24 @@
-"""Readers and writers of wmprobe.data.formats: fixtures written here with independent writers (pyarrow,
-PyAV, h5py, numpy), read back and compared; one malformed variant per kind of problem."""
+"""Readers and writers of wmprobe.data.formats: datasets written with independent writers (pyarrow, PyAV, h5py,
+numpy; tests/fixtures/formats.py), read back and compared; one malformed variant per kind of problem."""
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fixtures.formats import (CAM, EE_NAMES, FPS, TASK_NAMES, episodes_data, libero_tasks, write_calvin,
+                              write_lerobot_v3, write_lerobot_v21, write_libero)
 from wmprobe.data import EpisodeStore
 from wmprobe.errors import StoreError
 
 av = pytest.importorskip("av")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-
-FPS = 10
-CAM = "observation.images.top"
-
-
-# ---- synthetic episodes ---------------------------------------------------------------------------------
-def blocky_frames(t: int, size: int = 32, seed: int = 0) -> np.ndarray:
-    """8x8-pixel blocks of smooth colours (cheap to compress), different in every frame."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(40, 215, (size // 8, size // 8, 3))
-    out = np.empty((t, size, size, 3), np.uint8)
-    for i in range(t):
-        grid = np.clip(base + 4 * i * np.array([1, -1, 1]), 0, 255)
-        out[i] = np.kron(grid, np.ones((8, 8, 1))).astype(np.uint8)
-    return out
-
-
-def episodes_data(lengths=(6, 5, 7), size=32, dim=7, seed=0):
-    rng = np.random.default_rng(seed)
-    return [(blocky_frames(n, size, seed + e), rng.normal(size=(n, dim)).astype(np.float32))
-            for e, n in enumerate(lengths)]
-
-
-def write_mp4(path: Path, frames: np.ndarray, fps: int = FPS) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=fps)
-    s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-    s.options = {"crf": "0"}
-    for i, f in enumerate(frames):
-        vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-        vf.pts, vf.time_base = i, Fraction(1, fps)
-        for p in s.encode(vf):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-
-
-def png(img: np.ndarray) -> bytes:
-    from PIL import Image
-    b = io.BytesIO()
-    Image.fromarray(img).save(b, format="PNG")
-    return b.getvalue()
-
-
-EE_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
-
-
-def features(size, dim, image: bool, names="ee") -> dict:
-    """``names="ee"``: a 7-dim action names its axes x y z roll pitch yaw gripper (other dims: no names)."""
-    names = (EE_NAMES if dim == 7 else None) if names == "ee" else names
-    return {
-        CAM: {"dtype": "image" if image else "video", "shape": [size, size, 3],
-              "names": ["height", "width", "channels"]},
-        "observation.state": {"dtype": "float32", "shape": [2], "names": None},
-        "action": {"dtype": "float32", "shape": [dim], "names": names},
-        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
-        "frame_index": {"dtype": "int64", "shape": [1], "names": None},
-        "episode_index": {"dtype": "int64", "shape": [1], "names": None},
-        "index": {"dtype": "int64", "shape": [1], "names": None},
-        "task_index": {"dtype": "int64", "shape": [1], "names": None},
-    }
-
-
-def data_table(eps, ep_ids, start_index, tasks, image: bool):
-    cols = {"action": [], "observation.state": [], "timestamp": [], "frame_index": [], "episode_index": [],
-            "index": [], "task_index": []}
-    if image:
-        cols[CAM] = []
-    idx = start_index
-    for e in ep_ids:
-        fr, ac = eps[e]
-        for t in range(len(ac)):
-            cols["action"].append(ac[t].tolist())
-            cols["observation.state"].append([0.0, 1.0])
-            cols["timestamp"].append(t / FPS)
-            cols["frame_index"].append(t)
-            cols["episode_index"].append(e)
-            cols["index"].append(idx)
-            cols["task_index"].append(tasks[e])
-            if image:
-                cols[CAM].append({"bytes": png(fr[t]), "path": f"frame_{e}_{t}.png"})
-            idx += 1
-    schema = {"action": pa.list_(pa.float32()), "observation.state": pa.list_(pa.float32()),
-              "timestamp": pa.float32(), "frame_index": pa.int64(), "episode_index": pa.int64(),
-              "index": pa.int64(), "task_index": pa.int64()}
-    if image:
-        schema[CAM] = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    return pa.table({k: pa.array(v, type=schema[k]) for k, v in cols.items()})
-
-
-TASK_NAMES = ["pick the cube", "open the drawer"]
-
-
-def write_lerobot_v3(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 1, 0), files=((0, 1), (2,)),
-                     names="ee"):
-    """LeRobot v3.0: episodes grouped into data/video files ``files``; one row group per 4 rows."""
-    root.mkdir(parents=True)
-    info = {"codebase_version": "v3.0", "robot_type": "test", "fps": FPS, "chunks_size": 1000,
-            "total_episodes": len(eps), "total_frames": sum(len(a) for _, a in eps), "total_tasks": 2,
-            "data_files_size_in_mb": 100, "video_files_size_in_mb": 500, "splits": {"train": f"0:{len(eps)}"},
-            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
-            "video_path": None if image else "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
-            "features": features(size, dim, image, names)}
-    (root / "meta").mkdir()
-    (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
-    pq.write_table(pa.table({"task_index": pa.array([0, 1], pa.int64()),
-                             "__index_level_0__": pa.array(TASK_NAMES)}), root / "meta" / "tasks.parquet")
-    rows, index = [], 0
-    for fi, ids in enumerate(files):
-        d = root / f"data/chunk-000/file-{fi:03d}.parquet"
-        d.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(data_table(eps, ids, index, tasks, image), d, row_group_size=4)
-        if not image:
-            write_mp4(root / f"videos/{CAM}/chunk-000/file-{fi:03d}.mp4", np.concatenate([eps[e][0] for e in ids]))
-        t0 = 0
-        for e in ids:
-            n = len(eps[e][1])
-            r = {"episode_index": e, "tasks": [TASK_NAMES[tasks[e]]], "length": n, "data/chunk_index": 0,
-                 "data/file_index": fi, "dataset_from_index": index, "dataset_to_index": index + n,
-                 "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
-            if not image:
-                r.update({f"videos/{CAM}/chunk_index": 0, f"videos/{CAM}/file_index": fi,
-                          f"videos/{CAM}/from_timestamp": t0 / FPS, f"videos/{CAM}/to_timestamp": (t0 + n) / FPS})
-            rows.append(r)
-            index += n
-            t0 += n
-    m = root / "meta/episodes/chunk-000/file-000.parquet"
-    m.parent.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows), m)
-    return root
-
-
-def write_lerobot_v21(root: Path, eps, *, image=False, size=32, dim=7, tasks=(0, 1, 0)):
-    root.mkdir(parents=True)
-    info = {"codebase_version": "v2.1", "robot_type": "test", "fps": FPS, "chunks_size": 1000,
-            "total_episodes": len(eps), "total_frames": sum(len(a) for _, a in eps), "total_tasks": 2,
-            "total_chunks": 1, "total_videos": 0 if image else len(eps), "splits": {"train": f"0:{len(eps)}"},
-            "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
-            "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
-            "features": features(size, dim, image)}
-    (root / "meta").mkdir()
-    (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
-    (root / "meta" / "tasks.jsonl").write_text(
-        "".join(json.dumps({"task_index": i, "task": t}) + "\n" for i, t in enumerate(TASK_NAMES)))
-    lines, index = [], 0
-    for e, (fr, ac) in enumerate(eps):
-        d = root / f"data/chunk-000/episode_{e:06d}.parquet"
-        d.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(data_table(eps, [e], index, tasks, image), d)
-        if not image:
-            write_mp4(root / f"videos/chunk-000/{CAM}/episode_{e:06d}.mp4", fr)
-        lines.append(json.dumps({"episode_index": e, "tasks": [TASK_NAMES[tasks[e]]], "length": len(ac)}) + "\n")
-        index += len(ac)
-    (root / "meta" / "episodes.jsonl").write_text("".join(lines))
-    return root
 
 
 def assert_store_matches(store: EpisodeStore, eps, *, exact: bool, tasks=None):
@@ -431,7 +274,8 @@ def test_export_lerobot_rolls_over_files_by_size(tmp_path):
     out = export_lerobot(tmp_path / "s", tmp_path / "lr", data_files_size_in_mb=data_mb,
                          video_files_size_in_mb=video_mb, chunks_size=2)
     info = json.loads((out / "meta/info.json").read_text())
-    assert (info["data_files_size_in_mb"], info["video_files_size_in_mb"], info["chunks_size"]) == (data_mb, video_mb, 2)
+    sizes = (info["data_files_size_in_mb"], info["video_files_size_in_mb"], info["chunks_size"])
+    assert sizes == (data_mb, video_mb, 2)
     key = "observation.images.main"
     data_files = _exported_files(out, "data/chunk-*/file-*.parquet")
     video_files = _exported_files(out, f"videos/{key}/chunk-*/file-*.mp4")
@@ -446,7 +290,8 @@ def test_export_lerobot_rolls_over_files_by_size(tmp_path):
     for c, f, path in data_files:  # every row of an episode is in the file its metadata names, none elsewhere
         mine = [m for m in meta if (m["data/chunk_index"], m["data/file_index"]) == (c, f)]
         rows = pq.read_table(path, columns=["episode_index", "index"])
-        assert rows.column("episode_index").to_pylist() == [m["episode_index"] for m in mine for _ in range(m["length"])]
+        want = [m["episode_index"] for m in mine for _ in range(m["length"])]
+        assert rows.column("episode_index").to_pylist() == want
         assert rows.column("index").to_pylist() == list(range(mine[0]["dataset_from_index"],
                                                               mine[-1]["dataset_to_index"]))
     assert max(len([m for m in meta if m["data/file_index"] == f and m["data/chunk_index"] == c])
@@ -482,23 +327,6 @@ def test_export_lerobot_bad_options(tmp_path):
 
 
 # ---- CALVIN -------------------------------------------------------------------------------------------------
-def write_calvin(root: Path, eps, *, start=100, gap=3, split="training", size=32):
-    """episode_XXXXXXX.npz per step and inclusive ep_start_end_ids.npy; ids start at ``start`` with gaps."""
-    d = root / split
-    d.mkdir(parents=True)
-    ids, fid = [], start
-    for fr, ac in eps:
-        s = fid
-        for t in range(len(ac)):
-            np.savez_compressed(d / f"episode_{fid:07d}.npz", rgb_static=fr[t], rgb_gripper=fr[t][::2, ::2].copy(),
-                                actions=ac[t] * 10, rel_actions=ac[t], robot_obs=np.zeros(15), scene_obs=np.zeros(24))
-            fid += 1
-        ids.append((s, fid - 1))  # inclusive end
-        fid += gap
-    np.save(d / "ep_start_end_ids.npy", np.array(ids, dtype=np.int64))
-    return root
-
-
 def test_calvin_round_trip(tmp_path, eps):
     from wmprobe.data.formats import dataset_info, detect_format, import_dataset, validate_dataset
     src = write_calvin(tmp_path / "calvin", eps)
@@ -626,30 +454,6 @@ def test_calvin_missing_camera_key(tmp_path, eps):
 
 
 # ---- LIBERO -------------------------------------------------------------------------------------------------
-def write_libero(root: Path, task_eps: dict[str, list], *, problem_info=True):
-    """One hdf5 per task; images stored upside down (rotated 180 degrees) as LIBERO stores them."""
-    h5py = pytest.importorskip("h5py")
-    root.mkdir(parents=True, exist_ok=True)
-    for i, (task, eps) in enumerate(task_eps.items()):
-        with h5py.File(root / f"KITCHEN_SCENE{i}_{task.replace(' ', '_')}_demo.hdf5", "w") as f:
-            g = f.create_group("data")
-            if problem_info:
-                g.attrs["problem_info"] = json.dumps({"language_instruction": task, "problem_name": "x"})
-            for d, (fr, ac) in enumerate(eps):
-                dg = g.create_group(f"demo_{d}")
-                dg.attrs["num_samples"] = len(ac)
-                dg.create_dataset("actions", data=ac.astype(np.float64))
-                dg.create_dataset("obs/agentview_rgb", data=fr[:, ::-1, ::-1])
-                dg.create_dataset("obs/eye_in_hand_rgb", data=fr[:, ::-1, ::-1, ::-1])
-    return root
-
-
-def libero_tasks(n_demos=(2, 11)):
-    # 11 demos in one task: demo_10 must come after demo_9
-    return {"open the drawer": episodes_data((4,) * n_demos[0], seed=1),
-            "put the bowl on the plate": episodes_data(tuple(3 + k % 3 for k in range(n_demos[1])), size=32, seed=5)}
-
-
 def test_libero_round_trip_flip_and_tasks(tmp_path):
     from wmprobe.data.formats import dataset_info, detect_format, import_dataset, validate_dataset
     tasks = libero_tasks()

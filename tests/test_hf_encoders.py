@@ -15,64 +15,10 @@ import torch
 transformers = pytest.importorskip("transformers")
 diffusers = pytest.importorskip("diffusers")
 
+from fixtures.checkpoints import ADAPTERS, EXPECT, OPTIONS, save  # noqa: E402
+from fixtures.checkpoints import vae as _vae  # noqa: E402
 from wmprobe.encoders.registry import load_encoder  # noqa: E402
 from wmprobe.errors import EncoderError  # noqa: E402
-
-VIT = dict(hidden_size=32, num_attention_heads=2, num_hidden_layers=2)
-
-
-def _vae() -> torch.nn.Module:
-    return diffusers.AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                                   block_out_channels=(16, 32), latent_channels=4, norm_num_groups=8, sample_size=32,
-                                   layers_per_block=1)
-
-
-def _build(name: str, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    T = transformers
-    if name == "vjepa2":
-        return T.VJEPA2Model(T.VJEPA2Config(crop_size=32, patch_size=8, frames_per_clip=4, pred_hidden_size=32,
-                                            pred_num_attention_heads=2, pred_num_hidden_layers=1, **VIT))
-    if name == "videomae":
-        return T.VideoMAEModel(T.VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2,
-                                                intermediate_size=64, **VIT))
-    if name == "dinov2":
-        return T.Dinov2Model(T.Dinov2Config(image_size=32, patch_size=8, **VIT))
-    if name == "dinov3":
-        return T.DINOv3ViTModel(T.DINOv3ViTConfig(image_size=32, patch_size=8, intermediate_size=64,
-                                                  num_register_tokens=2, **VIT))
-    if name == "siglip":
-        return T.SiglipVisionModel(T.SiglipVisionConfig(image_size=32, patch_size=8, intermediate_size=64, **VIT))
-    if name == "siglip2":
-        return T.Siglip2VisionModel(T.Siglip2VisionConfig(num_patches=16, patch_size=8, intermediate_size=64, **VIT))
-    if name == "sd-vae":
-        return _vae()
-    if name == "cosmos":  # patch 2, no halving down block: 2 frames and 2x2 px per latent
-        return diffusers.AutoencoderKLCosmos(latent_channels=4, encoder_block_out_channels=(8, 16),
-                                             decode_block_out_channels=(8, 16), attention_resolutions=(),
-                                             resolution=32, num_layers=1, patch_size=2, spatial_compression_ratio=2,
-                                             temporal_compression_ratio=2, latents_mean=None, latents_std=None)
-    if name == "diffusion-unet":
-        return diffusers.UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(16, 32),
-                                     layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                                     up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8,
-                                     attention_head_dim=8)
-    raise KeyError(name)
-
-
-# name -> (frames per step, number of layers, tokens per step, token width)
-EXPECT = {
-    "vjepa2": (2, 3, 16, 32), "videomae": (2, 3, 16, 32), "dinov2": (1, 4, 16, 32), "dinov3": (1, 4, 16, 32),
-    "siglip": (1, 4, 16, 32), "siglip2": (1, 4, 16, 32), "sd-vae": (1, 1, 256, 4), "diffusion-unet": (1, 5, None, None),
-    "cosmos": (2, 1, 16 * 16, 4),
-}
-ADAPTERS = list(EXPECT)
-OPTIONS = {"cosmos": {"size": 32}}  # its default input size (256) is slow on CPU for a test
-
-
-def save(name: str, path: Path, seed: int = 0) -> Path:
-    _build(name, seed).save_pretrained(path, safe_serialization=True)
-    return path
 
 
 @pytest.fixture(scope="module")

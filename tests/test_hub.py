@@ -18,8 +18,8 @@ pytest.importorskip("diffusers")
 pytest.importorskip("huggingface_hub")
 
 from helpers import moving_square_store  # noqa: E402
-from test_formats import episodes_data, write_lerobot_v3  # noqa: E402
-from test_hf_encoders import ADAPTERS, OPTIONS, save  # noqa: E402
+from fixtures.formats import episodes_data, write_lerobot_v3  # noqa: E402
+from fixtures.checkpoints import ADAPTERS, OPTIONS, save  # noqa: E402
 from wmprobe.data import EpisodeStore  # noqa: E402
 from wmprobe.encoders.registry import load_encoder  # noqa: E402
 from wmprobe.errors import EncoderError, StoreError  # noqa: E402

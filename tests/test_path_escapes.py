@@ -16,7 +16,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from helpers import write_tiny_store  # noqa: E402
-from test_formats import (CAM, episodes_data, write_calvin, write_lerobot_v3, write_lerobot_v21,  # noqa: E402
+from fixtures.formats import (CAM, episodes_data, write_calvin, write_lerobot_v3, write_lerobot_v21,  # noqa: E402
                           write_libero, write_mp4)
 from wmprobe.cli import main  # noqa: E402
 from wmprobe.data.formats import import_dataset, validate_dataset  # noqa: E402
@@ -135,7 +135,7 @@ def test_image_paths_inside_parquet_are_confined(tmp_path, eps, capsys):
     """Image features whose bytes are missing fall back to their ``path``: an absolute or '..' path is refused."""
     root = write_lerobot_v3(tmp_path / "img", eps, image=True)
     secret = tmp_path / "secret.png"
-    from test_formats import png
+    from fixtures.formats import png
     secret.write_bytes(png(eps[0][0][0]))
     for target in (str(secret), "../secret.png"):
         for f in sorted((root / "data").rglob("*.parquet")):
