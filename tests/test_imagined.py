@@ -116,7 +116,8 @@ def test_study_adds_imagined_cells_for_world_models_only(tmp_path):
     assert np.isfinite(probe_rows["r2"]).all()
     again = run(doc, out=tmp_path / "out2", cache=tmp_path / "cache", progress=False)   # cached, identical
     cols = ["encoder", "k", "latents", "r2"]
-    pd_equal = again[(again["probe"] == "ridge") & again["encoder"].isin(["pixels", "zoo:dynamics"])][cols].sort_values(cols[:3]).reset_index(drop=True)
+    ridge = again[(again["probe"] == "ridge") & again["encoder"].isin(["pixels", "zoo:dynamics"])]
+    pd_equal = ridge[cols].sort_values(cols[:3]).reset_index(drop=True)
     assert pd_equal.equals(probe_rows[cols].sort_values(cols[:3]).reset_index(drop=True))
 
 

@@ -216,7 +216,8 @@ def test_evaluate_records_everything_a_row_needs():
     cfg = json.loads(r["probe_config"])
     assert cfg["steps"] == 30 and cfg["loss"] == "l1" and len(cfg["chosen"]) == 2
     defaults = make_probe("mlp").config()
-    assert (defaults["steps"], defaults["seeds"], defaults["hidden"], defaults["loss"]) == (3000, [0, 1, 2], [256, 128], "l1")
+    got = (defaults["steps"], defaults["seeds"], defaults["hidden"], defaults["loss"])
+    assert got == (3000, [0, 1, 2], [256, 128], "l1")
     with pytest.raises(ProbeError, match="unknown probe"):
         evaluate("lasso", tr, te, GROUPS)
     with pytest.raises(ProbeError, match="1 episode"):

@@ -141,7 +141,8 @@ def test_demo_preset_plans_the_decoder_probe_and_corruptions_on_the_dynamic_suit
     assert corrupted == {"clean", "noise:0.15", "blur:11"}
     assert all(t.keep_tokens for t in plan.extract if t.dataset.name == dynamic.name and t.corruption == "clean")
     scored = {t.probe: set(t.corruptions) for t in plan.probe if t.dataset.name == dynamic.name}
-    assert scored["mlp"] == scored["ridge"] == {"clean", "noise:0.15", "blur:11"} and scored["mlp-shuffled"] == {"clean"}
+    assert scored["mlp"] == scored["ridge"] == {"clean", "noise:0.15", "blur:11"}
+    assert scored["mlp-shuffled"] == {"clean"}
 
 
 def test_dry_run_prints_the_plan(tmp_path, store_dir):
@@ -645,10 +646,12 @@ def test_id_groups_come_from_the_config_else_the_audit(tmp_path):
     if any(f["fallback"] for f in found):
         assert groups is None and source.startswith("default")
     else:
-        assert source == "audit" and groups == [g for g in found[0]["headline_groups"] if g in found[1]["headline_groups"]]
+        assert source == "audit"
+        assert groups == [g for g in found[0]["headline_groups"] if g in found[1]["headline_groups"]]
     # in a study: the headline every dataset shares (the probe's choice), an "every group" headline is no evidence
     heads = {"a": {"headline_groups": ["translation", "gripper"], "source": "config"},
              "b": {"headline_groups": ["translation"], "source": "audit"}}
-    assert zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets, heads, {"b": {}})[0] == ["translation"]
+    zoo_cfg = load_config({**doc, "zoo": {"families": ["vae"]}})
+    assert zoo_id_groups(zoo_cfg, datasets, heads, {"b": {}})[0] == ["translation"]
     heads["b"] = {"headline_groups": ["translation", "rotation", "gripper"], "source": "all"}
     assert zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets, heads, {})[0] is None

@@ -81,7 +81,8 @@ def test_mlflow_file_store_read_back(results, tmp_path, monkeypatch):
     assert len(table["data"]) == len(rows) and "encoder" in table["columns"]
     assert yaml.safe_load((art / "config.yaml").read_text())["study"]["name"] == "tracked"
     assert json.loads((art / "findings.json").read_text()) == json.loads((results / "findings.json").read_text())
-    assert sorted(p.name for p in (art / "figures").iterdir()) == sorted(p.name for p in (results / "figures").glob("*.png"))
+    pngs = sorted(p.name for p in (results / "figures").glob("*.png"))
+    assert sorted(p.name for p in (art / "figures").iterdir()) == pngs
 
 
 def wandb_records(path: Path) -> list:

@@ -143,7 +143,8 @@ def audit(store: EpisodeStore, split: Split | str = "task", k: int = 4, *,
         "axes": axes, "angles": motion.get("angles") or {}, "groups": out_groups,
         "headline_groups": chosen, "override": override, "fallback": fallback,
         "fallback_reason": "no group meets the rule: the headline averages every group" if fallback else None,
-        "rule": RULE, "state_ceiling": None if ceiling is None else {"r2": ceiling["r2"], "by_group": ceiling["by_group"]},
+        "rule": RULE,
+        "state_ceiling": None if ceiling is None else {"r2": ceiling["r2"], "by_group": ceiling["by_group"]},
         "expert_noise_share": _noise_share(store, pairs, is_train, is_test, k, names),
     }
 
@@ -235,8 +236,8 @@ def _image_motion(store: EpisodeStore, pairs: Any, k: int) -> dict[str, Any]:
     grip = cam.get("gripper") or {}
     if grip.get("axis") in names and "finger_axis_world" in grip:
         half = np.asarray(grip["finger_axis_world"], np.float64) * float(grip.get("travel_m", 0.08)) / 2
-        sep = float(np.median(np.linalg.norm(project(ee + half, view, proj, size) - project(ee - half, view, proj, size),
-                                             axis=-1)))
+        sep = float(np.median(np.linalg.norm(project(ee + half, view, proj, size)
+                                             - project(ee - half, view, proj, size), axis=-1)))
         out[grip["axis"]] = (sep, sep)
     rot = [n for n in ("roll", "pitch", "yaw") if n in names]
     for name in rot:   # a point ROT_RADIUS from the end effector, turned by the angle (any direction: the mean)
@@ -266,8 +267,9 @@ def _image_motion(store: EpisodeStore, pairs: Any, k: int) -> dict[str, Any]:
     for n, d in to_world.items():
         step = np.asarray(d, np.float64) * 1e-3
         dirs[n] = (project(centre + step, view, proj, size) - project(centre - step, view, proj, size)).ravel()
-    out["angles"] = {f"{a}/{b}": round(float(np.degrees(np.arccos(min(1.0, abs(dirs[a] @ dirs[b]) /
-                                                                    (np.linalg.norm(dirs[a]) * np.linalg.norm(dirs[b]) + 1e-12))))), 1)
+    out["angles"] = {f"{a}/{b}": round(float(np.degrees(np.arccos(min(
+                         1.0, abs(dirs[a] @ dirs[b])
+                         / (np.linalg.norm(dirs[a]) * np.linalg.norm(dirs[b]) + 1e-12))))), 1)
                      for j, a in enumerate(dirs) for b in list(dirs)[j + 1:]}
     return out
 
@@ -284,8 +286,9 @@ def _noise_share(store: EpisodeStore, pairs: Any, is_train: np.ndarray, is_test:
     out = {}
     for name in (n for n in to_world if n in names):
         i = names.index(name)
-        out[name] = {part: _finite(float(var[m].mean() / np.var(pairs.y[m, i]))) if m.any() and np.var(pairs.y[m, i]) > 0
-                     else None for part, m in (("train", is_train), ("test", is_test))}
+        out[name] = {part: _finite(float(var[m].mean() / np.var(pairs.y[m, i])))
+                     if m.any() and np.var(pairs.y[m, i]) > 0 else None
+                     for part, m in (("train", is_train), ("test", is_test))}
     return out
 
 
@@ -305,7 +308,8 @@ def format_audit(result: dict[str, Any]) -> str:
     for name, a in result["axes"].items():
         acc = a.get("state_ceiling_acc")
         accs = "" if acc is None else f"{acc:.2f}/{a['state_ceiling_bacc']:.2f}"
-        lines.append(f"{name:10s} {a['group'] or '-':12s} {_num(a['var_share']):>9s} {'LOW' if a['low_share'] else '':>4s} "
+        lines.append(f"{name:10s} {a['group'] or '-':12s} {_num(a['var_share']):>9s} "
+                     f"{'LOW' if a['low_share'] else '':>4s} "
                      f"{'yes' if a['binary'] else '':>6s} {a['constant_episodes']:>4d}/{a['n_episodes']:<5d} "
                      f"{a['constant_test_episodes']:>4d}/{a['n_test_episodes']:<5d} {_num(a['image_px_per_step']):>7s} "
                      f"{_num(a['image_px_per_k']):>6s} {_num(a.get('state_ceiling_r2'), '{:.3f}'):>8s} "

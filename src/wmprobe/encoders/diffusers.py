@@ -288,7 +288,8 @@ def autoencoder_kl(arg: str | None = None, *, device: str = "auto", dtype: str |
 def diffusion_unet(arg: str | None = None, *, device: str = "auto", dtype: str | None = None, bf16: bool = False,
                    batch_size: int = 16, size: int | None = None, t: int = 100, seed: int = 0,
                    trust_remote_code: bool = False) -> UNetEncoder:
-    """``diffusion-unet[:dir-or-hub-id]``: denoiser block features at timestep ``t`` (default google/ddpm-cifar10-32)."""
+    """``diffusion-unet[:dir-or-hub-id]``: denoiser block features at timestep ``t`` (default
+    google/ddpm-cifar10-32)."""
     what = "diffusion-unet"
     df = _lib()
     ckpt, index, dev, dt = _common(arg, "google/ddpm-cifar10-32", what, device, dtype, trust_remote_code)
@@ -329,6 +330,6 @@ def diffusion_unet(arg: str | None = None, *, device: str = "auto", dtype: str |
                        resize="bilinear",
                        extra={"t": int(t), "seed": int(seed), "conditioning": "zeros", "scaling_factor": scaling,
                               "latent": vae is not None,
-                              "scheduler": {k: v for k, v in sched.config.items() if not k.startswith("_")}, "dtype": str(dt),
-                              "bf16": bool(bf16)})
+                              "scheduler": {k: v for k, v in sched.config.items() if not k.startswith("_")},
+                              "dtype": str(dt), "bf16": bool(bf16)})
     return UNetEncoder(spec, unet, vae, sched.alphas_cumprod, dev, bf16, batch_size)

@@ -112,8 +112,8 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
         sep = lambda es: [f"{e['encoder']} {e['gain']:+.2f}" for e in es if e["separated"]]  # noqa: E731
         parts = [f"raised R2 for {len(up)} (CI-separated: {_list(sep(up))})" if up else "",
                  f"lowered {'it' if up else 'R2'} for {len(down)} (CI-separated: {_list(sep(down))})" if down else ""]
-        out.append(f"Of {len(ids)} famil{'y' if len(ids) == 1 else 'ies'} measured frozen and +ID, +ID " + " and ".join(p for p in parts if p)
-                   + ".")
+        out.append(f"Of {len(ids)} famil{'y' if len(ids) == 1 else 'ies'} measured frozen and +ID, +ID "
+                   + " and ".join(p for p in parts if p) + ".")
     c = v.get("controls", {})
     if "shuffled" in c:
         sh = c["shuffled"]
