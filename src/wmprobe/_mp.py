@@ -81,7 +81,7 @@ class _Owned:
 
     def run(self) -> None:
         die_with_owner(self._wmprobe_owner)
-        super().run()
+        super().run()  # type: ignore[misc]   # a mixin: the Process class after it in the MRO has run()
 
 
 class _OwnedForkServerProcess(_Owned, mpc.ForkServerProcess):

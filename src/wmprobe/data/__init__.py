@@ -19,11 +19,8 @@ def load_dataset(path: str | os.PathLike, mmap: bool = True) -> EpisodeStore:
     """
     p = Path(path)
     if p.is_dir() and not (p / "meta.json").exists():
-        try:
-            from wmprobe.data.formats import detect_format
-        except ImportError:  # pragma: no cover - formats are part of the base install
-            detect_format = None
-        fmt = detect_format(p) if detect_format else None
+        from wmprobe.data.formats import detect_format
+        fmt = detect_format(p)
         if fmt and fmt != "store":
             raise StoreError(f"{p} is a {fmt} dataset, not an EpisodeStore: convert it once with "
                              f"`wmprobe data import {p} DEST --format {fmt}`")

@@ -126,7 +126,7 @@ def audit(store: EpisodeStore, split: Split | str = "task", k: int = 4, *,
                             motion.get("angles") or {}) for g, idx in groups.items()}
     chosen = [g for g, v in out_groups.items() if v["identifiable"]]
     override, fallback = headline is not None, False
-    if override:
+    if headline is not None:
         headline = [str(h) for h in headline]
         unknown = [h for h in headline if h not in groups]
         if not headline or unknown:
@@ -193,7 +193,7 @@ def _state_ceiling(store: EpisodeStore, split: Split, k: int, names: list[str]) 
     row = evaluate("ridge", train, test, groups, seeds=(0,), n_boot=200)[0]
     by_group = {g: _finite(row.get(f"r2_{g}")) for g, idx in groups.items() if len(idx)}
     pred = make_probe("ridge", seeds=(0,)).fit(train).predict(test)[0]
-    by_axis = dict(zip(names, (_finite(v) for v in r2_score(test.y, pred, multioutput="raw_values"))))
+    by_axis = dict(zip(names, (_finite(v) for v in np.asarray(r2_score(test.y, pred, multioutput="raw_values")))))
     binary = {}
     for i, name in enumerate(names):
         levels = binary_levels(train.y[:, i])

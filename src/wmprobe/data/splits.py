@@ -71,7 +71,7 @@ def make_split(store: EpisodeStore, kind: str = "task", test_frac: float = 0.25,
                  _names(store, test_tasks))
 
 
-def _names(store: EpisodeStore, ids: Sequence[int]) -> tuple[str, ...]:
+def _names(store: EpisodeStore, ids: Sequence[int] | np.ndarray) -> tuple[str, ...]:
     names = list(store.meta.get("task_names") or [])
     return tuple(names[int(i)] if 0 <= int(i) < len(names) else str(int(i)) for i in ids)
 

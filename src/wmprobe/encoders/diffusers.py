@@ -250,6 +250,7 @@ def cosmos_tokenizer(arg: str | None = None, *, device: str = "auto", dtype: str
 def _common(arg: str | None, default_id: str, what: str, device: str, dtype: str | None,
             trust_remote_code: bool) -> tuple[hub.Checkpoint, dict[str, Any], torch.device, torch.dtype]:
     ckpt = hub.resolve_checkpoint(arg, default_id, what)
+    assert ckpt is not None   # None only with local_only
     index = ckpt.read_json("model_index.json")
     hub.check_remote_code(ckpt, index or ckpt.read_json("config.json"), trust_remote_code, what)
     return ckpt, index or {}, hub.pick_device(device), hub.pick_dtype(dtype)

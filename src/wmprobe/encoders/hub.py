@@ -73,11 +73,11 @@ def resolve_checkpoint(arg: str | None, default_id: str, what: str, local_only: 
     ``local_only``: never download; a hub id that is not in the cache gives None."""
     source = arg or default_id
     if _looks_local(source):
-        path = Path(source).expanduser()
-        if not path.is_dir():
+        local = Path(source).expanduser()
+        if not local.is_dir():
             raise EncoderError(f"{what}: checkpoint directory '{source}' does not exist (pass an existing "
                                f"directory saved with save_pretrained, or a hub id such as {default_id})")
-        return Checkpoint(source, path.resolve())
+        return Checkpoint(source, local.resolve())
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers/diffusers

@@ -30,7 +30,7 @@ def _gram_by_fold(x: np.ndarray, y: np.ndarray, fold: np.ndarray, n_folds: int, 
     f_dim, a_dim = x.shape[1], y.shape[1]
     precise = x.shape[0] * f_dim * f_dim < 2e10
     dt = np.float64 if precise else np.float32
-    out = [[np.zeros((f_dim, f_dim)), np.zeros((f_dim, a_dim)), np.zeros(f_dim), np.zeros(a_dim), 0.0]
+    out: list[list[Any]] = [[np.zeros((f_dim, f_dim)), np.zeros((f_dim, a_dim)), np.zeros(f_dim), np.zeros(a_dim), 0.0]
            for _ in range(n_folds)]
     for f in range(n_folds):
         rows = np.nonzero(fold == f)[0]
@@ -61,7 +61,7 @@ class RidgeProbe:
         self.cv_folds, self.use_diff, self.standardize = int(cv_folds), bool(use_diff), bool(standardize)
         self.seeds = [int(list(seeds)[0]) if len(seeds) else 0]
         self.cv_seed = int(cv_seed)
-        self.alpha: float | None = None
+        self.alpha: list[float] | None = None    # per action dim, chosen by cross-validation in fit
         self.cv_r2: list[float] = []
 
     def fit(self, train: ProbeData) -> "RidgeProbe":

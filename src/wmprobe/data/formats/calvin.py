@@ -64,11 +64,11 @@ class CalvinSource(Source):
                  allow_symlinks_out: bool | None = None):
         self.path = p = Path(path)
         self.links_out = links_allowed(allow_symlinks_out)
-        self.split = split = find_split(p, split)
+        self.split = sp = find_split(p, split)
         self.version = None
         self.fps = FPS
         self.allow_pickle = bool(allow_pickle)
-        f = self._inside(split / "ep_start_end_ids.npy")
+        f = self._inside(sp / "ep_start_end_ids.npy")
         try:
             ids = np.load(f, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -86,7 +86,7 @@ class CalvinSource(Source):
         self.action_dim, self.action_names = 7, list(ACTION_NAMES)
         # CALVIN's rel_actions and actions are both 7-dim: tcp position (3), euler angles (3), gripper (1)
         self.action_convention = {"translation": [0, 1, 2], "rotation": [3, 4, 5], "gripper": [6]}
-        self.lang_file = split / "lang_annotations" / "auto_lang_ann.npy"
+        self.lang_file = sp / "lang_annotations" / "auto_lang_ann.npy"
         self.state_names = list(STATE_NAMES)
 
     def select(self, camera, action_key) -> None:

@@ -116,18 +116,19 @@ def resolve(dim: int, names: Sequence[str] | None, *, convention: Mapping[str, S
     """``(axis names, groups, how)`` for ``dim``-dim actions; ``how`` says where the groups came from
     (``"--action-groups"``, ``"the dataset's action names"``, ``"the FORMAT convention"``)."""
     good = names is not None and len(names) == dim and all(isinstance(n, str) and n for n in names)
-    axis = list(names) if good else (list(convention_names) if convention_names and len(convention_names) == dim
-                                     else [f"a{i}" for i in range(dim)])
+    given = list(names) if good and names is not None else None    # the dataset's own axis names, when usable
+    axis = given if given is not None else (list(convention_names) if convention_names
+                                            and len(convention_names) == dim else [f"a{i}" for i in range(dim)])
     if override is not None:
         return axis, parse_groups(override, dim), "--action-groups"
     if convention is not None:
         return axis, parse_groups(dict(convention), dim, f"{fmt} convention"), f"the {fmt} convention"
-    if good:
-        found = groups_from_names(names)
+    if given is not None:
+        found = groups_from_names(given)
         if found is not None:
             return axis, found, "the dataset's action names"
     from wmprobe.data.formats._common import FormatError
-    said = f"its action names {list(names)[:8]} say nothing about them" if good else "it names no action axes"
+    said = f"its action names {given[:8]} say nothing about them" if given is not None else "it names no action axes"
     example = "translation=0,1,2 rotation=3,4,5 gripper=6" if dim == 7 else "translation=0,1,2 gripper=3"
     raise FormatError(f"{where}: cannot tell which of the {dim} action dims are translation, rotation or gripper "
                       f"({said}); pass them: --action-groups {example} (Python: action_groups=...), or "

@@ -90,7 +90,8 @@ class LiberoSource(Source):
         self._open: tuple[Path, Any] | None = None
         self._no_camera: FormatError | None = None  # set by _keys when no demo has image datasets
         self.cameras, self.action_keys = self._keys()
-        self.camera = ("agentview_rgb" if "agentview_rgb" in self.cameras
+        # None when no demo has images: select() then raises the error naming it (Source types it as selected)
+        self.camera = ("agentview_rgb" if "agentview_rgb" in self.cameras  # type: ignore[assignment]
                        else (self.cameras[0] if self.cameras else None))
         self.action_key = "actions"
         self.action_dim, self.action_names = None, None
@@ -123,7 +124,7 @@ class LiberoSource(Source):
         """Cameras of the first demo that has image datasets, in file and demo order. If no demo has any,
         ``([], ["actions"])`` and ``select`` raises the error naming the first such demo; if no readable file
         has demos, the first file's error."""
-        first = None
+        first: FormatError | None = None
         for f in self.files:
             try:
                 h = self._file(f)
@@ -144,6 +145,7 @@ class LiberoSource(Source):
                     + (" (the demo has no 'obs' group)" if data[d].get("obs") is None else ""))
         if self._no_camera is not None:
             return [], ["actions"]
+        assert first is not None   # self.files is never empty (__init__), so some file set it
         raise first
 
     def select(self, camera, action_key) -> None:
@@ -199,7 +201,7 @@ class LiberoSource(Source):
         return task_from_filename(f)
 
     def episodes(self, problems: list[str] | None = None) -> list[Episode]:
-        eps = []
+        eps: list[Episode] = []
         for f in self.files:
             try:
                 h = self._file(f)
@@ -273,7 +275,8 @@ class LiberoSource(Source):
                 self._open = None
 
     def info(self) -> dict[str, Any]:
-        tasks, n_eps, n_frames, shapes = [], 0, 0, {}
+        tasks, n_eps, n_frames = [], 0, 0
+        shapes: dict[Any, Any] = {}
         for f in self.files:
             try:
                 h = self._file(f)

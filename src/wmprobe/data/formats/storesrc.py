@@ -22,7 +22,7 @@ class StoreSource(Source):
         self.cameras = ["frames"]
         self.action_keys = ["actions"]
         self.camera, self.action_key = "frames", "actions"
-        self.frame_shape = tuple(int(x) for x in self.store.frames.shape[1:3])
+        self.frame_shape = (int(self.store.frames.shape[1]), int(self.store.frames.shape[2]))
         self.action_dim = self.store.action_dim
         self.action_names = list(self.store.meta["action_names"])
         self.action_convention = self.store.action_groups  # a store keeps its own groups
