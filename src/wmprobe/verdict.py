@@ -196,7 +196,7 @@ def _left_out(a: dict) -> dict[str, str]:
 
 def _find(cfg: dict, key: str) -> Any:
     """``key`` in config.yaml: under ``config`` (where studies write it) or at the top level."""
-    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    inner: dict[Any, Any] = cfg["config"] if isinstance(cfg.get("config"), dict) else {}
     return inner.get(key, cfg.get(key))
 
 
@@ -228,9 +228,9 @@ def data_limits(cfg: dict, dataset: str) -> dict[str, Any]:
     h = h if isinstance(h, dict) else None
     a = a if isinstance(a, dict) else None
     if h or a:
-        heads = (h or a).get("headline_groups")
+        heads = (h or a or {}).get("headline_groups")
         heads = list(heads) if isinstance(heads, (list, tuple)) else []
-        groups = (a or {}).get("groups") if isinstance((a or {}).get("groups"), dict) else {}
+        groups: dict[Any, Any] = (a or {})["groups"] if isinstance((a or {}).get("groups"), dict) else {}
         source = (h or {}).get("source", "audit" if a else None)
         resolved, judged = (_left_out(h) if h else {}), (_left_out(a) if a else {})
         left = {}
@@ -276,7 +276,7 @@ def dataset_verdict(df: pd.DataFrame, s: pd.DataFrame, cfg: dict, dataset: str) 
     t = tiers(s)
     role = roles(s)
     t = t[role == "encoder"]
-    refs = {}
+    refs: dict[str, Any] = {}
     for name in ("floor", "ceiling", "state"):
         for _, r in s[role == name].iterrows():
             refs.setdefault(name, []).append({"label": r["label"], "r2": float(r["r2"]), "ci": list(_ci(r))})
