@@ -5,7 +5,7 @@ events in the capture phase, so failed resources count too, and ``console.error`
 figure decoded and is not blank (grey-level spread of its pixels on a canvas), clicks a numeric column
 header twice and checks the order, measures where the verdict paragraph, the headline figure and the first
 table sit on the page (``layout``: their top in CSS pixels), and writes the result as JSON
-into ``<pre id="selftest">``. Headless Chromium's ``--dump-dom`` reads it back (tests/test_report.py).
+into ``<pre id="selftest">``. Headless Chromium's ``--dump-dom`` reads it back (tests/report/test_report.py).
 """
 from __future__ import annotations
 

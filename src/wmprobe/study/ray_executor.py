@@ -62,7 +62,7 @@ def start_local_ray(num_cpus: int | None = None, runtime_env: dict | None = None
     Ray >= 2.4x rewrites a loopback ``_node_ip_address`` to the machine's outward address
     (``services.resolve_ip_for_localhost``), and its gRPC servers then listen on every interface. Keeping the
     loopback address while ``ray.init`` starts the processes makes GCS, raylet, workers and the runtime-env
-    agent bind 127.0.0.1 (tests/test_study.py checks the listening sockets). Stop it with ``stop_local_ray()``;
+    agent bind 127.0.0.1 (tests/study/test_study.py checks the listening sockets). Stop it with ``stop_local_ray()``;
     after kill -9 of this process, ``wmprobe._reaper`` stops its processes.
     """
     import ray

@@ -18,7 +18,7 @@ from wmprobe.encoders import registry
 from wmprobe.encoders.base import Encoder
 from wmprobe.errors import EncoderError
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "adding-an-encoder.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "adding-an-encoder.md"
 
 
 @pytest.fixture
