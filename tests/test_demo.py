@@ -8,6 +8,8 @@ import pytest
 
 from wmprobe.records import CELL_KEY, RECORD_COLUMNS
 
+pytestmark = pytest.mark.slow   # every test reads the tiny demo, a whole study run once per session (minutes)
+
 
 @pytest.fixture(scope="module")
 def demo(tiny_demo):

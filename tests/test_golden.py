@@ -14,6 +14,7 @@ from golden.regen import compare, load, table
 from wmprobe.records import read_records
 
 
+@pytest.mark.slow
 def test_tiny_preset_records_match_the_golden_file(tiny_demo):
     out, _, _ = tiny_demo
     strict = os.environ.get("WMPROBE_GOLDEN_STRICT", "") not in ("", "0")

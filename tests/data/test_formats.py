@@ -641,6 +641,7 @@ def test_cli_validate_lists_every_problem(tmp_path):
     assert r.returncode == 1 and "camera 'frontview_rgb' not found" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_cli_store_format_and_options(tmp_path, v3_video):
     from helpers import moving_square_store
     store = moving_square_store(episodes=3, steps=4, size=16, tasks=2)

@@ -147,6 +147,7 @@ def test_a_checkpoint_records_its_weights_checksum(zoo_setup):
     assert meta["checksums"]["model.safetensors"]["size"] == os.path.getsize(ckpt / "model.safetensors")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["flip", "truncate", "recipe", "recipe-types", "missing"])
 def test_a_corrupt_cached_checkpoint_errors_on_load_and_is_retrained(zoo_setup, damage, capsys):
     store, kw, ckpt, weights = zoo_setup

@@ -224,6 +224,7 @@ def test_fast_uint8_resize_matches_the_float_reference(ckpts):
     assert (fast - ref).abs().max() < 1.5 / 255 / min(enc.spec.std)  # uint8 rounding only
 
 
+@pytest.mark.slow
 def test_cosmos_drops_the_repeated_first_frame_step_and_aligns_like_a_tubelet(ckpts):
     """A clip of r*k frames goes in with frame 0 repeated in front; the model's own latent of that padded clip,
     minus step 0, is what the adapter returns, and step i starts at frame r*i."""
@@ -252,6 +253,7 @@ def test_cosmos_drops_the_repeated_first_frame_step_and_aligns_like_a_tubelet(ck
     assert feats.step_frame.tolist() == [0, 2, 4, 6, 8]  # windows of 4 frames; the last one padded
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vjepa2", "dinov2", "siglip", "sd-vae", "cosmos"])
 def test_extraction_through_the_frame_cache_gives_identical_features(name, ckpts, tmp_path):
     from helpers import moving_square_store

@@ -123,6 +123,7 @@ def test_lerobot_repo_id_resolves_through_the_cache(offline_cache, tmp_path):
         import_dataset(tmp_path / "main", tmp_path / "x", revision="v1", progress=False)
 
 
+@pytest.mark.slow
 def test_cli_takes_hub_ids_offline(hub, tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
     exe = shutil.which("wmprobe")

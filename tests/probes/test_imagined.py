@@ -96,6 +96,7 @@ def test_probe_imagined_refuses_an_encoder_without_dynamics(store, ckpts):
         probe_imagined(load_encoder("pixels:8"), store, make_split(store, kind="episode"), ks=(1,))
 
 
+@pytest.mark.slow
 def test_study_adds_imagined_cells_for_world_models_only(tmp_path):
     """A study with zoo:dynamics and pixels: one imagined cell per (layer, k, mlp | ridge) for the world model,
     none for pixels; the headline analyses read the real rows only."""

@@ -10,6 +10,7 @@ from helpers import chromium, chromium_check
 from wmprobe.records import write_records
 from wmprobe.report import build_report
 
+pytestmark = pytest.mark.slow   # the module's fixtures build whole reports with every figure (minutes)
 
 
 def fake_records(test_episodes: int = 8):

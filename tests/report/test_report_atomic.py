@@ -17,6 +17,8 @@ from wmprobe.report import figures as F
 from wmprobe.report import publish
 from wmprobe.report.publish import COMPLETE, records_digest, report_current
 
+pytestmark = pytest.mark.slow   # every test builds one or more whole reports (tens of seconds each)
+
 
 def rows(shift: float = 0.0, failed: bool = False) -> list[dict]:
     rng = np.random.default_rng(0)

@@ -8,6 +8,7 @@ import textwrap
 import threading
 
 import pandas as pd
+import pytest
 import yaml
 
 from helpers import write_tiny_store
@@ -31,6 +32,7 @@ RUNNER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_compute_each_cell_once(tmp_path):
     s = write_tiny_store(tmp_path / "s", episodes=8, steps=8, size=16)
     study = tmp_path / "study.yaml"

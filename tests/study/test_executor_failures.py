@@ -39,6 +39,7 @@ EXECUTORS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXECUTORS))
 def test_failing_tasks_are_retried_then_reported_on_every_executor(name, tmp_path, monkeypatch):
     executor = dict(EXECUTORS[name], max_retries=2)

@@ -43,6 +43,7 @@ def test_proc_net_parsing_reads_loopback():
     assert str(_address("00000000000000000000000001000000")) == "::1"
 
 
+@pytest.mark.slow
 def test_local_ray_listens_on_loopback_only_and_stops():
     ray = pytest.importorskip("ray")
     from wmprobe.study.executors import start_local_ray, stop_local_ray
