@@ -28,6 +28,7 @@ from wmprobe import presets
 from wmprobe._threads import torch_threads
 from wmprobe.errors import ProbeError
 from wmprobe.fidelity.metrics import Scores
+from wmprobe.fidelity.rows import RowGather
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,12 @@ def _frames01(frames: np.ndarray, name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(f)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def decoder_fidelity(train_tokens: np.ndarray, train_frames: np.ndarray, test_tokens: np.ndarray,
-                     test_frames: np.ndarray, test_episode: np.ndarray, *, preset: str = "demo", seed: int = 0,
-                     grid: int | None = None, n_boot: int = 1000, threads: int | None = None) -> dict[str, Any]:
+def decoder_fidelity(train_tokens: np.ndarray | RowGather, train_frames: np.ndarray | RowGather,
+                     test_tokens: np.ndarray | RowGather, test_frames: np.ndarray | RowGather,
+                     test_episode: np.ndarray, *, preset: str = "demo", seed: int = 0, grid: int | None = None,
+                     n_boot: int = 1000, threads: int | None = None) -> dict[str, Any]:
     """Train the decoder probe on (train tokens -> frames), report PSNR/SSIM on the test frames (see module doc).
+    Tokens and frames are arrays or ``RowGather`` row sources (memory-mapped shards read a minibatch at a time).
 
     ``threads``: torch intra-op threads while training (restored afterwards); None keeps the current setting.
     On a loaded 2-core machine 1 thread trained 2-15x faster than 2 (OpenMP waits for descheduled threads).
