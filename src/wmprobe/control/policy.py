@@ -57,7 +57,7 @@ def task_descriptor(name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    steps: int = 1500
+    steps: int = 4000
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 from wmprobe.study.cache import content_key
 
 CONTROL_VERSION = 2      # 2: demonstrations cut at success, fresh expert demos, action chunks, the state ceiling
-FIELDS = {"rollouts": 4, "horizon": 80, "tasks": None, "policy_steps": 1500, "seeds": None, "datasets": None,
+FIELDS = {"rollouts": 4, "horizon": 80, "tasks": None, "policy_steps": 4000, "seeds": None, "datasets": None,
           "demos": 16, "chunk": 4, "state": True}
 STATE = "state"          # encoder, family and layer of the privileged-state rows
 _NOT_IN_KEY = ("seeds", "datasets")   # which seeds is in a task's key on its own; which datasets picks tasks
