@@ -180,19 +180,26 @@ def test_pixelate_torch_op_equals_the_pillow_path(height, width):
 
 def test_jpeg_compression_is_bit_exact_with_pillows_codec():
     """imagecorruptions' jpeg_compression is a Pillow JPEG save (quality 25..7) and reload; ours is the same."""
-    import io
 
-    from PIL import Image
     x = np.random.default_rng(5).integers(0, 256, (3, 45, 50, 3), dtype=np.uint8)
     x[0] = scene(1, 50)[0][:45]                                    # a natural-looking frame beside the noise
     for sev, q in enumerate((25, 18, 15, 10, 7), start=1):
-        ref = []
-        for im in x:
-            buf = io.BytesIO()
-            Image.fromarray(im).save(buf, "JPEG", quality=q)
-            ref.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+        ref = _pillow_jpeg(x, q)
         ours = parse_corruption(f"jpeg_compression:{sev}").apply(torch.from_numpy(x)[:, None], 0)[:, 0].numpy()
-        assert np.array_equal(ours, np.stack(ref)), sev
+        assert np.array_equal(ours, ref), sev
+
+
+def _pillow_jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    """The reference: each ``(H, W, 3)`` uint8 frame of ``x`` through Image.save(JPEG) + Image.open."""
+    import io
+
+    from PIL import Image
+    out = []
+    for im in x:
+        buf = io.BytesIO()
+        Image.fromarray(im).save(buf, "JPEG", quality=quality)
+        out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+    return np.stack(out)
 
 
 @pytest.mark.parametrize("height,width", [(128, 128), (1, 1), (17, 3), (70, 301)])
@@ -200,25 +207,19 @@ def test_jpeg_compression_direct_codec_equals_save_and_open(height, width, monke
     """The clip loop calls Pillow's JPEG codec directly with the settings Image.save derives; its frames equal
     Image.save + Image.open's at every quality and at sizes that are not multiples of the 16-pixel MCU, and so
     do those of the save/open path it falls back to on a Pillow without those entry points."""
-    import io
 
-    from PIL import Image
 
     from wmprobe.data.corruptions import digital
     x = np.random.default_rng(height * width).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
     clips = torch.from_numpy(x).view(1, 3, height, width, 3)
     for sev, q in enumerate((25, 18, 15, 10, 7), start=1):
-        ref = []
-        for im in x:
-            buf = io.BytesIO()
-            Image.fromarray(im).save(buf, "JPEG", quality=q)
-            ref.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))))
+        ref = _pillow_jpeg(x, q)
         ours = parse_corruption(f"jpeg_compression:{sev}").apply_clips(clips, [0])[0].numpy()
-        assert np.array_equal(ours, np.stack(ref)), sev
+        assert np.array_equal(ours, ref), sev
         with monkeypatch.context() as m:
             m.setattr(digital, "_jpeg_config", lambda quality: None)
             fallback = digital.jpeg_compression_u8(torch.from_numpy(x), sev)
-        assert np.array_equal(fallback.numpy(), np.stack(ref)), sev
+        assert np.array_equal(fallback.numpy(), ref), sev
 
 
 def test_u8_ops_write_into_out_or_return_the_same_frames():

@@ -119,18 +119,29 @@ def _sim_suite(path: str) -> str | None:
     return src.get("suite") if src.get("kind") == "wmprobe-sim" else None
 
 
-def plan_control(cfg: Any, enc: Any, ds: Any, clean: tuple[str, ...]) -> ControlTask | None:
-    """The control task of one (encoder, dataset), or None when the study has no ``control:`` section, the
-    dataset does not come from the embedded pybullet simulator or is not among ``control.datasets``, or the
-    encoder reads several frames per step. Its seeds: ``control.seeds``, else the study's."""
+def _section(cfg: Any, ds: Any) -> tuple[dict[str, Any], tuple[int, ...], tuple[Any, ...]] | None:
+    """``(control section, seeds, key items)`` when the study's ``control:`` covers dataset ``ds`` (an
+    embedded pybullet suite among ``control.datasets``), else None. Seeds: ``control.seeds``, else the study's;
+    the items are the section's keys that change results, sorted (lists as tuples)."""
     control = getattr(cfg, "control", None)
-    if not control or enc.frames_per_step != 1 or _sim_suite(ds.path) not in ("static", "dynamic"):
+    if not control or _sim_suite(ds.path) not in ("static", "dynamic"):
         return None
     if control.get("datasets") and ds.name not in control["datasets"]:
         return None
     seeds = tuple(int(s) for s in (control.get("seeds") or cfg.seeds))
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in control.items()
                          if k not in _NOT_IN_KEY))
+    return control, seeds, items
+
+
+def plan_control(cfg: Any, enc: Any, ds: Any, clean: tuple[str, ...]) -> ControlTask | None:
+    """The control task of one (encoder, dataset), or None when the study has no ``control:`` section, the
+    dataset does not come from the embedded pybullet simulator or is not among ``control.datasets``, or the
+    encoder reads several frames per step. Its seeds: ``control.seeds``, else the study's."""
+    found = _section(cfg, ds)
+    if found is None or enc.frames_per_step != 1:
+        return None
+    _, seeds, items = found
     key = content_key({"task": "control", "v": CONTROL_VERSION, "encoder": enc.key, "layer": enc.layers[0],
                        "clean": list(clean), "seeds": list(seeds), "control": [list(i) for i in items],
                        "split": [ds.split_kind, list(ds.train), list(ds.test)],
@@ -141,14 +152,10 @@ def plan_control(cfg: Any, enc: Any, ds: Any, clean: tuple[str, ...]) -> Control
 def plan_state_control(cfg: Any, ds: Any) -> ControlTask | None:
     """The privileged-state control task of one dataset (the ceiling), or None when the study has no
     ``control:`` section, ``control.state`` is false, or ``plan_control`` would plan nothing for the dataset."""
-    control = getattr(cfg, "control", None)
-    if not control or not control.get("state", True) or _sim_suite(ds.path) not in ("static", "dynamic"):
+    found = _section(cfg, ds)
+    if found is None or not found[0].get("state", True):
         return None
-    if control.get("datasets") and ds.name not in control["datasets"]:
-        return None
-    seeds = tuple(int(s) for s in (control.get("seeds") or cfg.seeds))
-    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in control.items()
-                         if k not in _NOT_IN_KEY))
+    _, seeds, items = found
     key = content_key({"task": "control", "v": CONTROL_VERSION, "encoder": STATE, "seeds": list(seeds),
                        "control": [list(i) for i in items], "dataset": ds.fingerprint,
                        "split": [ds.split_kind, list(ds.train), list(ds.test)], "label": [STATE, ds.name]})
