@@ -76,3 +76,16 @@ def test_the_cli_reports_a_broken_preset_file_in_one_line(capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "presets/tiny.yaml: missing keys ['study']" in err[0]
     assert "unknown keys" not in err[0] and "Traceback" not in err[0]
+
+
+def test_main_quiet_does_not_leak_into_the_callers_environment(monkeypatch, capsys):
+    # `wmprobe --quiet` sets WMPROBE_QUIET for the command's workers; an in-process main() restores it after
+    import os
+
+    from wmprobe.cli import main
+    monkeypatch.delenv("WMPROBE_QUIET", raising=False)
+    assert main(["--quiet", "ls", "presets"]) == 0
+    assert "WMPROBE_QUIET" not in os.environ
+    monkeypatch.setenv("WMPROBE_QUIET", "0")
+    assert main(["ls", "presets", "--quiet"]) == 0
+    assert os.environ["WMPROBE_QUIET"] == "0"

@@ -123,8 +123,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.overrides = [*args.overrides, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.quiet:
+    quiet_before = os.environ.get("WMPROBE_QUIET")
+    if args.quiet:   # worker processes inherit it; restored after the command (main() called in-process)
         os.environ["WMPROBE_QUIET"] = "1"
+    try:
+        return _dispatch(args)
+    finally:
+        if quiet_before is None:
+            os.environ.pop("WMPROBE_QUIET", None)
+        else:
+            os.environ["WMPROBE_QUIET"] = quiet_before
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; every error becomes one line and an exit code (docs/reliability.md)."""
     try:
         rc = int(args.fn(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
