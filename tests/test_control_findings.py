@@ -188,7 +188,12 @@ def test_policies_that_fail_alike_are_called_unreadable_not_correlated(tmp_path)
     assert e["success_max"] == pytest.approx(2 / 22) and e["rho_r2_success"] is not None   # rho kept, not hidden
     sentence = re.sub(r"<[^>]+>", "", control_sentence(e, "dynamic", "train"))
     assert "does not tell the 10 encoders apart" in sentence and "reads that noise" in sentence
-    assert "predicts control better" not in sentence
+    assert "predicts control better" not in sentence and "policies that solve the tasks" in sentence
+    # the state policy solves the tasks: then the sentence blames the features, not the recipe
+    solved = {**e, "state_ceiling": {"successes": 22, "n_rollouts": 22, "success": 1.0, "success_ci": [0.85, 1.0]}}
+    sentence = re.sub(r"<[^>]+>", "", control_sentence(solved, "dynamic", "train"))
+    assert "succeeded in 22 of 22 rollouts" in sentence and "). Closed-loop success does not tell" in sentence
+    assert "the encoders' features, not the recipe, limit success" in sentence
     spread = AC.control_findings(records(n_rollouts=40))["dynamic"]["train"]            # 0.0 ... 0.9 of 40
     assert spread["success_separates"] is True and spread["separated_pairs"] > 10
 

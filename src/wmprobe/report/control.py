@@ -93,7 +93,7 @@ def control_sentence(e: dict[str, Any], dataset: str, task_split: str) -> str:
                   f"{'; below 0.5 the recipe, not the encoders, limits success' if st['success'] < 0.5 else ''}). ")
     r, p, d = e.get("r2", {}), e.get("psnr", {}), e.get("difference", {})
     if r.get("status") != AC.OK:
-        return where + f"no rank correlation of success with R2: {esc(r.get('status'))} ({esc(r.get('reason'))})."
+        return where + f"No rank correlation of success with R2: {esc(r.get('status'))} ({esc(r.get('reason'))})."
     n = r["n_encoders"]
     s = (where + f"Spearman rho of success with action R2 {_n(r['rho'])} {_ci(r['ci'])} over {n} encoders"
          + (" (its CI excludes 0: success rises with R2 here)" if r["ci"] and r["ci"][0] > 0 else
@@ -101,11 +101,14 @@ def control_sentence(e: dict[str, Any], dataset: str, task_split: str) -> str:
             " (its CI covers 0: no link shown)"))
     if not e.get("success_separates", True):
         best = e.get("success_max")
-        return (where + f"closed-loop success does not tell the {n} encoders apart: no two encoders' success "
+        solved = st is not None and st["success"] >= 0.5
+        return (where + f"Closed-loop success does not tell the {n} encoders apart: no two encoders' success "
                 f"intervals separate (best {_n(best)}, {esc(e.get('best'))}), so the policies succeed or fail alike "
                 f"within rollout noise and a rank correlation of success with R2 (rho {_n(r['rho'])} "
                 f"{_ci(r['ci'])}) or with PSNR reads that noise; it cannot say whether either predicts control. "
-                "More rollouts, or policies that solve the tasks, are needed first.")
+                + ("The recipe solves these tasks from the simulator state, so the encoders' features, not the "
+                   "recipe, limit success; more rollouts or image policies that succeed are needed first."
+                   if solved else "More rollouts, or policies that solve the tasks, are needed first."))
     if p.get("status") != AC.OK:
         return (s + f"; with PSNR: {esc(p.get('status'))} ({esc(p.get('reason'))}), so whether R2 predicts "
                 f"control better than fidelity cannot be said. With {n} encoders these data cannot say more.")
