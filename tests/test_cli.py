@@ -143,6 +143,47 @@ def test_every_option_has_a_help_line_and_shows_its_default():
     assert "(default: 1 4)" in text and "mlp 3000 steps x batch 256" in text
 
 
+def test_choice_lists_come_from_their_owners_and_the_parser_needs_no_torch():
+    """Every ``choices=`` of the parser is read from the registry or name list that owns the concept (one more
+    objective, split, format or preset is one more choice with no CLI edit), default first; building the
+    parser imports neither torch nor pybullet."""
+    import argparse
+    code = ("import sys; from wmprobe.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'pybullet', 'pandas') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    from wmprobe import presets
+    from wmprobe.cli import build_parser
+    from wmprobe.cli.misc import LISTS
+    from wmprobe.data.formats import READERS, WRITERS
+    from wmprobe.data.sim.tasks import WRIST_MODES
+    from wmprobe.data.splits import SPLITS
+    from wmprobe.study.executor_registry import EXECUTORS
+    from wmprobe.trackers import TRACKERS
+    from wmprobe.zoo.objective_names import OBJECTIVES
+
+    found = {}
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, sp in action.choices.items():
+                    walk(sp, f"{name} {sub}".strip())
+            elif action.choices is not None:
+                found[f"{name} {(action.option_strings or [action.dest])[0]}"] = list(action.choices)
+    walk(build_parser(), "")
+    expected = {"zoo train --objective": list(OBJECTIVES), "zoo train --split": ["task", "episode"],
+                "probe --split": ["task", "episode"], "data audit --split": ["task", "episode"],
+                "data gen --wrist": list(WRIST_MODES), "data export --format": WRITERS.names(),
+                "ls what": ["all", *LISTS], "demo --preset": presets.names(), "zoo train --preset": presets.names(),
+                "run --executor": EXECUTORS.names(),
+                **{f"{c} --log": list(TRACKERS) for c in ("demo", "report", "run")},
+                **{f"data {c} --format": ["auto", *READERS.names()] for c in ("import", "info", "validate")}}
+    assert found == expected
+    assert sorted(found["zoo train --split"]) == sorted(SPLITS)
+    assert list(OBJECTIVES)[0] == "l1" and WRITERS.names() == ["lerobot"]
+
+
 def test_ls_probes_and_json_and_no_broken_pipe():
     import json
     import os

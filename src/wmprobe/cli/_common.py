@@ -28,6 +28,16 @@ def _api(target: str) -> Any:
     return fn
 
 
+def choices(target: str, default: str | None = None) -> list[str]:
+    """An option's choices, read from the registry or name list that owns the concept (``"module:attr"``: a
+    ``Registry``, a mapping or a sequence of names), with ``default`` first so usage lines read as before."""
+    found = _api(target)
+    names = list(found.names() if hasattr(found, "names") else found)
+    if default is None or default not in names:
+        return names
+    return [default, *(n for n in names if n != default)]
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=1, default=str))
 
@@ -87,4 +97,4 @@ def device_name(text: str) -> str:
     return text
 
 
-__all__ = ["FAILED_TASKS", "OVERRIDES_HELP", "SEED_MAX", "at_least", "device_name"]
+__all__ = ["FAILED_TASKS", "OVERRIDES_HELP", "SEED_MAX", "at_least", "choices", "device_name"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wmprobe.cli._common import SEED_MAX, _api, _print_json, at_least
+from wmprobe.cli._common import SEED_MAX, _api, _print_json, at_least, choices
 
 
 def cmd_data(a: argparse.Namespace) -> int:
@@ -60,7 +60,7 @@ def cmd_data(a: argparse.Namespace) -> int:
     elif a.data_cmd == "export":
         _api("wmprobe._dest:check_dest")(a.dest, "lerobot")  # before reading the store
         store = _api("wmprobe.data.store:EpisodeStore").load(a.store, allow_symlinks_out=a.allow_symlinks_out or None)
-        dest = _api("wmprobe.data.formats:export_lerobot")(store, a.dest, data_files_size_in_mb=a.data_file_mb,
+        dest = _api("wmprobe.data.formats:WRITERS").get(a.format)(store, a.dest, data_files_size_in_mb=a.data_file_mb,
                                                            video_files_size_in_mb=a.video_file_mb,
                                                            chunks_size=a.chunks_size)
         print(f"wrote {dest}")
@@ -98,7 +98,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     g.add_argument("--camera", default=None,
                    help="oblique (the default of static/dynamic: every translation axis has its own image "
                    "direction), front, side, top; metaworld: corner (default), corner2..4, topview, ...")
-    g.add_argument("--wrist", default=None, choices=["fixed", "free"],
+    g.add_argument("--wrist", default=None, choices=choices("wmprobe.data.sim.tasks:WRIST_MODES"),
                    help="static/dynamic: fixed (default; actions x y z gripper) or free (7-dim, the wrist turns)")
     g.add_argument("--workers", type=at_least(1), default=None, help="rendering processes (default: one per core)")
     g.add_argument("--tasks", default=None, metavar="all|N|NAME,NAME,...",
@@ -106,7 +106,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    "static/dynamic, the 16 DEFAULT_TASKS of metaworld; docs/data.md)")
     g.add_argument("--force", action="store_true",
                    help="regenerate even if DEST already holds a store generated with these parameters")
-    formats = ["auto", *_api("wmprobe.data.formats:READERS").names()]
+    formats = ["auto", *choices("wmprobe.data.formats:READERS")]
     i = dsub.add_parser("import", help="convert LeRobot / CALVIN / LIBERO data (or a store) into an EpisodeStore")
     i.add_argument("src", help="LeRobot / CALVIN / LIBERO dataset (a directory, or a LIBERO .hdf5), a store, or a "
                    "hub dataset id (lerobot/pusht, read from the Hugging Face cache)")
@@ -140,7 +140,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     au = dsub.add_parser("audit", help="which action groups a probe can be scored on: variance shares under the "
                          "split, constant and binary axes, state ceiling, image motion (docs/data.md)")
     au.add_argument("store", help="the EpisodeStore to audit")
-    au.add_argument("--split", default="task", choices=["task", "episode"],
+    au.add_argument("--split", default="task", choices=choices("wmprobe.data.splits:SPLITS", "task"),
                     help="the split the probe would use: held-out tasks or episodes")
     au.add_argument("--test-frac", type=at_least(0, float, strict=True), default=0.25,
                     help="share of tasks (or episodes) held out for test")
@@ -152,7 +152,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     e = dsub.add_parser("export", help="write a store as a LeRobot v3.0 dataset")
     e.add_argument("store", help="the EpisodeStore to export")
     e.add_argument("dest", help="directory of the LeRobot v3.0 dataset to write")
-    e.add_argument("--format", default="lerobot", choices=["lerobot"], help="output format")
+    e.add_argument("--format", default="lerobot", choices=choices("wmprobe.data.formats:WRITERS", "lerobot"),
+                   help="output format")
     e.add_argument("--data-file-mb", type=at_least(0, float, strict=True), default=100,
                    help="a data parquet takes episodes until it holds this many MB (default 100)")
     e.add_argument("--video-file-mb", type=at_least(0, float, strict=True), default=500,

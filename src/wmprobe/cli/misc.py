@@ -2,30 +2,42 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from wmprobe.cli._common import _api, _print_json
 
 
+def _encoders() -> dict[str, str]:
+    return {n: f"{r.family}: {r.description}" for n, r in
+            sorted(_api("wmprobe.encoders.registry:list_encoders")().items())}
+
+
+def _probes() -> dict[str, str]:
+    from wmprobe.probes.spec import CONTROLS, probe_spec
+    return {**{n: probe_spec(n).description for n in _api("wmprobe.probes:PROBES")},
+            **{f"PROBE-{c}": desc for c, desc in CONTROLS.items()}}
+
+
+def _datasets() -> dict[str, str]:
+    return {**dict(_api("wmprobe.data.sim:SUITES")),
+            **{f: "readable by `wmprobe data import`" for f in _api("wmprobe.data.formats:READERS")}}
+
+
+#: what `wmprobe ls WHAT` lists (``all``: every one), in the order it prints them: section -> its
+#: ``{name: description}``, read from the registry that owns the concept
+LISTS: dict[str, Callable[[], dict[str, str]]] = {
+    "encoders": _encoders,
+    "families": lambda: _api("wmprobe.zoo.families:describe_families")(),
+    "probes": _probes,
+    "datasets": _datasets,
+    "corruptions": lambda: dict(_api("wmprobe.data.corruptions:CORRUPTIONS")),
+    "presets": lambda: {n: p.describe() for n, p in _api("wmprobe.demo:PRESETS").items()},
+}
+
+
 def _ls_data(what: str) -> dict[str, dict[str, str]]:
     """``{section: {name: description}}`` for `wmprobe ls` (text or --json)."""
-    out: dict[str, dict[str, str]] = {}
-    if what in ("encoders", "all"):
-        out["encoders"] = {n: f"{r.family}: {r.description}" for n, r in
-                           sorted(_api("wmprobe.encoders.registry:list_encoders")().items())}
-    if what in ("families", "all"):
-        out["families"] = _api("wmprobe.zoo.families:describe_families")()
-    if what in ("probes", "all"):
-        from wmprobe.probes.spec import CONTROLS, probe_spec
-        out["probes"] = {**{n: probe_spec(n).description for n in _api("wmprobe.probes:PROBES")},
-                         **{f"PROBE-{c}": desc for c, desc in CONTROLS.items()}}
-    if what in ("datasets", "all"):
-        out["datasets"] = {**dict(_api("wmprobe.data.sim:SUITES")),
-                           **{f: "readable by `wmprobe data import`" for f in _api("wmprobe.data.formats:READERS")}}
-    if what in ("corruptions", "all"):
-        out["corruptions"] = dict(_api("wmprobe.data.corruptions:CORRUPTIONS"))
-    if what in ("presets", "all"):
-        out["presets"] = {n: p.describe() for n, p in _api("wmprobe.demo:PRESETS").items()}
-    return out
+    return {key: fn() for key, fn in LISTS.items() if what in (key, "all")}
 
 
 def cmd_ls(a: argparse.Namespace) -> int:
@@ -39,16 +51,16 @@ def cmd_ls(a: argparse.Namespace) -> int:
             print(f"  {name:16s} {reg.family:12s} {reg.description}")
     sections = (
         ("families", "zoo families (zoo:CHECKPOINT after `wmprobe zoo train FAMILY`):",
-         lambda: _api("wmprobe.zoo.families:describe_families")().items(), 16),
+         lambda: LISTS["families"]().items(), 16),
         ("probes", "probes (wmprobe probe --probe NAME ...; study `probes:`):",
-         lambda: _ls_data("probes")["probes"].items(), 16),
+         lambda: LISTS["probes"]().items(), 16),
         ("datasets", "embedded simulator suites (wmprobe data gen SUITE DEST):",
          lambda: _api("wmprobe.data.sim:SUITES").items(), 16),
         ("datasets", "readable formats (wmprobe data import SRC DEST):",
          lambda: ((n, e.meta.get("description", ""))
                   for n, e in _api("wmprobe.data.formats:READERS").entries().items()), 16),
         ("corruptions", "corruptions (NAME:PARAM, e.g. noise:0.15, blur:11, fog:3):",
-         lambda: _api("wmprobe.data.corruptions:CORRUPTIONS").items(), 18))
+         lambda: LISTS["corruptions"]().items(), 18))
     for key, title, rows, width in sections:
         if what in (key, "all"):
             print(title)
@@ -82,7 +94,7 @@ def add_ls_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """`wmprobe ls`."""
     ls = sub.add_parser("ls", help="list encoders, families, probes, datasets, corruptions, presets")
     ls.add_argument("what", nargs="?", default="all",
-                    choices=["all", "encoders", "families", "probes", "datasets", "corruptions", "presets"],
+                    choices=["all", *LISTS],
                     help="what to list")
     ls.add_argument("--json", action="store_true", help="one JSON object {section: {name: description}}")
     ls.set_defaults(fn=cmd_ls)

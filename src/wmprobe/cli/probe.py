@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from wmprobe.cli._common import SEED_MAX, _api, at_least, device_name
+from wmprobe.cli._common import SEED_MAX, _api, at_least, choices, device_name
 from wmprobe.errors import ConfigError, WmprobeError
 
 
@@ -164,7 +164,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pr.add_argument("--k", type=at_least(1), nargs="+", default=[1, 4],
                     help="step sizes: the pair (o_t, o_t+k) predicts a_t..a_t+k-1; 4 is the headline k of the "
                     "report, 1 the single-step reference")
-    pr.add_argument("--split", default="task", choices=["task", "episode"],
+    pr.add_argument("--split", default="task", choices=choices("wmprobe.data.splits:SPLITS", "task"),
                     help="hold out whole tasks (task-OOD) or episodes")
     pr.add_argument("--seeds", type=at_least(0, hi=SEED_MAX), nargs="+", default=[0, 1, 2],
                     help="probe seeds (one row each)")

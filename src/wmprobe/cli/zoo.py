@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wmprobe import presets
-from wmprobe.cli._common import SEED_MAX, _api, _print_json, _table, at_least, device_name
+from wmprobe.cli._common import SEED_MAX, _api, _print_json, _table, at_least, choices, device_name
 
 
 def zoo_checkpoints(root: Path) -> list[dict[str, Any]]:
@@ -43,7 +43,7 @@ def cmd_zoo(a: argparse.Namespace) -> int:
             print(f"  {name:16s} {desc}")
         print(f"  {'ceiling':16s} the shared trunk trained by inverse dynamics alone (+ID, no family loss)")
         print("+ID objectives (--objective, with --id-weight > 0):")
-        for name, desc in _api("wmprobe.zoo.objectives:OBJECTIVES").items():
+        for name, desc in _api("wmprobe.zoo.objective_names:OBJECTIVES").items():
             print(f"  {name:14s} {desc}")
         return 0
     from wmprobe.data import load_dataset, make_split
@@ -76,11 +76,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                     help="training budget (docs/zoo.md)")
     zt.add_argument("--id-weight", type=at_least(0, float), default=0.0,
                     help="weight of the inverse-dynamics (+ID) loss; 0 trains the frozen-objective model")
-    zt.add_argument("--objective", default="l1", choices=["l1", "l2", "single", "forward", "contrastive"],
+    zt.add_argument("--objective", default="l1", choices=choices("wmprobe.zoo.objective_names:OBJECTIVES", "l1"),
                     help="+ID objective (with --id-weight > 0; `wmprobe zoo ls`)")
     zt.add_argument("--id-groups", default=None, metavar="G1,G2",
                     help="action groups +ID trains on (default: translation where the data have it)")
-    zt.add_argument("--split", default="task", choices=["task", "episode"],
+    zt.add_argument("--split", default="task", choices=choices("wmprobe.data.splits:SPLITS", "task"),
                     help="split whose train episodes the model sees (the probe's test episodes never)")
     zt.add_argument("--split-seed", type=at_least(0, hi=SEED_MAX), default=0, help="seed of that split")
     zt.add_argument("--seed", type=at_least(0, hi=SEED_MAX), default=0, help="training seed")

@@ -36,7 +36,7 @@ def zoo_families() -> list[str]:
 
 
 def objectives() -> list[str]:
-    from wmprobe.zoo.objectives import OBJECTIVES
+    from wmprobe.zoo.objective_names import OBJECTIVES
     return list(OBJECTIVES)
 
 

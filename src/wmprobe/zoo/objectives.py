@@ -14,7 +14,8 @@ pairs), the probe's own k-step target at ``k = j``: translation-type dims the SU
 their per-dim std over the training clips; state dims are also centred (a sum is a displacement, so its
 scale grows with ``j`` and the head needs no ``j``: ``f(z_t, z_t+j)`` = position difference).
 
-Objectives (``OBJECTIVES``), the paper's ablation on its diffusion model in brackets:
+Objectives (``OBJECTIVES``: their names, in the torch-free ``objective_names``), the paper's ablation on its
+diffusion model in brackets:
 - ``l1``  (default): inverse dynamics, MLP(z_t, z_t+j) -> target(t, t+j) over every pair, L1 loss [0.629]
 - ``l2``: the same with an L2 (MSE) loss [0.578]
 - ``single``: single-frame action regression, MLP(z_t) -> a_t, L1 loss [0.523]
@@ -33,15 +34,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from wmprobe.zoo.models import IDHead, standardise
+from wmprobe.zoo.objective_names import OBJECTIVES
 
 STATE_GROUPS = ("gripper",)   # groups whose k-step target is the last value (the probe's rule), not the sum
-OBJECTIVES = {
-    "l1": "inverse dynamics (z_t, z_t+j) -> k-step target, every pair of the clip, L1 (default)",
-    "l2": "inverse dynamics (z_t, z_t+j) -> k-step target, every pair of the clip, L2",
-    "single": "single-frame action regression z_t -> a_t, L1",
-    "forward": "forward dynamics (z_t, a_t) -> z_t+1, MSE on a batch-standardised stop-gradient target",
-    "contrastive": "temporal contrastive InfoNCE between z_t and z_t+1 (no action labels)",
-}
 LAMBDA_SWEEP = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 TEMPERATURE = 0.1
 

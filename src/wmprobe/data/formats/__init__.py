@@ -17,8 +17,8 @@ from wmprobe.data.formats._common import (Episode, FormatError, Source, StoreWri
 from wmprobe.errors import StoreError
 from wmprobe.registry import Registry
 
-__all__ = ["FORMATS", "READERS", "FormatError", "dataset_info", "detect_format", "export_lerobot", "import_dataset",
-           "open_source", "validate_dataset"]
+__all__ = ["FORMATS", "READERS", "WRITERS", "FormatError", "dataset_info", "detect_format", "export_lerobot",
+           "import_dataset", "open_source", "validate_dataset"]
 
 # the readers: name -> Source class (lazy "module:Class"); ``options``: the open_source options it takes beyond
 # ``allow_symlinks_out``; plugins register under the entry-point group ``wmprobe.formats``
@@ -29,6 +29,10 @@ READERS.add("calvin", "wmprobe.data.formats.calvin:CalvinSource", description="C
 READERS.add("libero", "wmprobe.data.formats.libero:LiberoSource", description="LIBERO .hdf5 files")
 READERS.add("store", "wmprobe.data.formats.storesrc:StoreSource", description="an EpisodeStore (re-imported)")
 FORMATS = tuple(READERS.builtin_names())
+# the writers: name -> ``fn(store, dest, data_files_size_in_mb=, video_files_size_in_mb=, chunks_size=) -> dest``
+# (`wmprobe data export --format`)
+WRITERS: Registry[Any] = Registry("export format", error=StoreError)
+WRITERS.add("lerobot", "wmprobe.data.formats:export_lerobot", description="LeRobot v3.0 datasets")
 
 
 def detect_format(path: str | os.PathLike) -> str:
