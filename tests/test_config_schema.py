@@ -12,9 +12,10 @@ from wmprobe.registry import Entry
 from wmprobe.study.checker import Checker, build, check_section, check_value
 from wmprobe.study.config import check, validate
 from wmprobe.study.fields import at_least, choice, default_of, integer, listing, rule_of, setting
-from wmprobe.study.schema import (PROBE_OPTIONS, DatasetCfg, EncoderCfg, ExecutorCfg, StudyConfig, ZooCfg, plain)
+from wmprobe.study.schema import (PROBE_OPTIONS, ControlCfg, DatasetCfg, EncoderCfg, ExecutorCfg, StudyConfig, ZooCfg,
+                                  plain)
 
-SECTIONS = (StudyConfig, DatasetCfg, EncoderCfg, ZooCfg, ExecutorCfg)
+SECTIONS = (StudyConfig, DatasetCfg, EncoderCfg, ZooCfg, ExecutorCfg, ControlCfg)
 
 
 def test_every_declared_default_passes_its_own_rule():
@@ -102,6 +103,30 @@ def test_families_all_in_a_study_file_is_every_pretraining_family(tmp_path):
     f.write_text(yaml.safe_dump({"datasets": ["dynamic"], "zoo": {"families": "vae"}}))
     assert [str(p) for p in validate(str(f))] == [
         f"{f}:4: zoo.families: expected a list of family names or all, got str 'vae'"]
+
+
+def test_the_control_section_is_declared_and_checked_with_file_lines(tmp_path):
+    """`control:` is a declared section like the others: its defaults are ControlCfg's (what a study resolves
+    and keys its tasks by), each problem is located at its line, `datasets` must name the study's."""
+    from wmprobe.study.control import FIELDS
+    assert FIELDS == {f.name: default_of(f) for f in dataclasses.fields(ControlCfg)}
+    assert list(FIELDS) == ["rollouts", "horizon", "tasks", "policy_steps", "seeds", "datasets", "demos", "chunk",
+                            "state"]
+    f = tmp_path / "s.yaml"
+    f.write_text("datasets: [{sim: static, name: d, episodes: 4}]\nencoders: [pixels:8]\ncontrol:\n  rollouts: 0\n"
+                 "  seeds: [1, 1]\n  datasets: [e]\n  state: yes please\n  demos: 0\n")
+    assert sorted(map(str, validate(str(f)))) == [
+        f"{f}:4: control.rollouts: must be an integer >= 1, got 0",
+        f"{f}:5: control.seeds: expected a non-empty list of distinct integers >= 0, got [1, 1]",
+        f"{f}:6: control.datasets: ['e'] are not datasets of this study (['d'])",
+        f"{f}:7: control.state: must be true or false, got 'yes please'"]
+    cfg, problems = check({"datasets": [{"sim": "static", "name": "d", "episodes": 4}], "encoders": ["pixels:8"],
+                           "control": {"rollouts": 2, "seeds": [3]}})
+    assert problems == [] and cfg is not None
+    assert cfg.control == {**FIELDS, "rollouts": 2, "seeds": [3]} and list(cfg.control) == list(FIELDS)
+    assert [str(p) for p in validate({"datasets": ["static"], "encoders": ["pixels:8"], "control": [1]})] == [
+        "control: expected a mapping: {rollouts: N, horizon: T, tasks: [...], policy_steps: S, seeds: [...], "
+        "datasets: [...]}"]
 
 
 def test_the_cli_objective_choices_are_the_zoo_objectives():

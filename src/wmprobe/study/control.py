@@ -17,73 +17,26 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 from wmprobe.study.cache import content_key
+from wmprobe.study.fields import default_of
+from wmprobe.study.schema import ControlCfg
 
 CONTROL_VERSION = 2      # 2: demonstrations cut at success, fresh expert demos, action chunks, the state ceiling
-FIELDS = {"rollouts": 4, "horizon": 80, "tasks": None, "policy_steps": 4000, "seeds": None, "datasets": None,
-          "demos": 16, "chunk": 4, "state": True}
+#: the section's keys and their defaults (declared once, in study/schema.py ``ControlCfg``)
+FIELDS: dict[str, Any] = {f.name: default_of(f) for f in fields(ControlCfg)}
 STATE = "state"          # encoder, family and layer of the privileged-state rows
 _NOT_IN_KEY = ("seeds", "datasets")   # which seeds is in a task's key on its own; which datasets picks tasks
 
 
-def check_control(bad: Callable[[str, str], None], raw: Any,
-                  dataset_names: Sequence[str] | None = None) -> dict[str, Any] | None:
-    """The resolved ``control:`` section (defaults filled in), or None when absent; problems go to ``bad``.
-    ``dataset_names``: the study's datasets, which ``datasets`` must name."""
-    if raw is None:
-        return None
+def resolved(raw: Any) -> dict[str, Any] | None:
+    """The checked ``control:`` section with every key (``FIELDS`` order, its defaults where absent; lists
+    copied), or None when it is absent. Its keys are declared and checked in study/schema.py ``ControlCfg``."""
     if not isinstance(raw, dict):
-        bad("control", "expected a mapping: {rollouts: N, horizon: T, tasks: [...], policy_steps: S, "
-                       "seeds: [...], datasets: [...]}")
         return None
-    out: dict[str, Any] = dict(FIELDS)
-    for k, v in raw.items():
-        if k not in FIELDS:
-            bad(f"control.{k}", f"unknown key (known: {', '.join(FIELDS)})")
-        elif k in ("seeds", "datasets") and v is None:
-            out[k] = None                      # the default, spelt out (an override `control.seeds=null`)
-        elif k == "seeds":
-            if (not isinstance(v, list) or not v or len(set(map(str, v))) != len(v)
-                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
-                bad("control.seeds", f"expected a non-empty list of distinct integers >= 0, got {v!r}")
-            else:
-                out["seeds"] = list(v)
-        elif k == "datasets":
-            if not isinstance(v, list) or not v or not all(isinstance(d, str) for d in v):
-                bad("control.datasets", f"expected a non-empty list of dataset names, got {v!r}")
-                continue
-            unknown = [d for d in v if dataset_names is not None and d not in dataset_names]
-            if unknown:
-                bad("control.datasets", f"{unknown} are not datasets of this study ({list(dataset_names or [])})")
-            else:
-                out["datasets"] = list(v)
-        elif k == "tasks":
-            if v is not None and (not isinstance(v, list) or not v or not all(isinstance(t, str) for t in v)):
-                bad("control.tasks", "expected a non-empty list of task names")
-            elif v is not None:
-                from wmprobe.control.policy import task_descriptor
-                from wmprobe.errors import ConfigError
-                for i, t in enumerate(v):
-                    try:
-                        task_descriptor(t)
-                    except ConfigError as exc:
-                        bad(f"control.tasks[{i}]", str(exc))
-                out["tasks"] = list(v)
-        elif k == "state":
-            if not isinstance(v, bool):
-                bad("control.state", f"must be true or false, got {v!r}")
-            else:
-                out[k] = v
-        elif k == "demos" and not isinstance(v, bool) and isinstance(v, int) and v == 0:
-            out[k] = 0
-        elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            bad(f"control.{k}", f"must be an integer >= 1, got {v!r}")
-        else:
-            out[k] = v
-    return out
+    return {**FIELDS, **{k: list(v) if isinstance(v, list) else v for k, v in raw.items()}}
 
 
 @dataclass(frozen=True)

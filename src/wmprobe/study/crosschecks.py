@@ -11,7 +11,7 @@ and reports with ``c.bad`` at the key a user would change:
 - ``layers``: layers every encoder without its own ``layers`` has (where knowable without a model);
 - ``device``: available here, unless a cluster executor runs the study elsewhere;
 - ``headline_groups``: groups each dataset declares (docs/protocol.md, "Headline groups");
-- ``control``: its section, datasets among the study's (study/control.py).
+- ``control.datasets``: names of the study's datasets (the section's own keys are declared in study/schema.py).
 """
 from __future__ import annotations
 
@@ -52,8 +52,19 @@ def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any]
     kind = executor.get("kind") if isinstance(executor, dict) else None
     check_device(c.bad, get(doc, "device", StudyConfig), here=kind in (None, "local"))  # cluster nodes have their own
     check_headline_groups(c, doc.get("headline_groups"), facts.groups_of)
-    from wmprobe.study.control import check_control
-    return check_control(c.bad, doc.get("control"), names)
+    check_control_datasets(c, doc.get("control"), names)
+    from wmprobe.study.control import resolved
+    return resolved(doc.get("control"))
+
+
+def check_control_datasets(c: Checker, control: Any, names: list[str]) -> None:
+    """``control.datasets`` (once a list of names) names datasets of the study."""
+    datasets = control.get("datasets") if isinstance(control, dict) else None
+    if not (isinstance(datasets, list) and datasets and all(isinstance(d, str) for d in datasets)):
+        return
+    unknown = [d for d in datasets if d not in names]
+    if unknown:
+        c.bad("control.datasets", f"{unknown} are not datasets of this study ({list(names)})")
 
 
 def check_encoders_or_zoo(c: Checker, doc: dict[str, Any]) -> None:

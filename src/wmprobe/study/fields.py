@@ -7,7 +7,8 @@ those declarations. Two message styles exist, and a rule picks one:
 
 - typed (``what=``): the type first (``expected an integer, got str 'x'``), then each ``Constraint`` in
   order, each with its own message (``must be >= 1``, ``unknown split 'x' (known: task, episode)``);
-- combined (``want=``, ``ok=``): one predicate and one message, ``must be an integer > 0, got 0``.
+- combined (``want=``, ``ok=``): one predicate and one message, ``must be an integer > 0, got 0``
+  (``expects``: the same with ``expected a non-empty list of ..., got []``).
 
 A list's items have a rule of their own (``items=``); ``unique=True`` reports an item listed twice.
 Choices come from callables (a registry's names), read when a config is checked: plugins count.
@@ -152,6 +153,15 @@ def mapping(what: str = "a mapping", section: type | dict[str, Rule] | None = No
 def wants(want: str, ok: Callable[[Any], bool], none: NoneMode = "value") -> Rule:
     """The combined style: ``must be WANT, got V`` unless ``ok(value)``."""
     return Rule(want=want, ok=ok, none=none)
+
+
+def expects(what: str, ok: Callable[[Any], bool], *, shown: bool = True, none: NoneMode = "value",
+            items: Rule | None = None) -> Rule:
+    """``expected WHAT, got V`` (``expected WHAT`` alone when not ``shown``) unless ``ok(value)``; a list's
+    ``items`` are checked too."""
+    return Rule(checks=(Constraint(lambda v: None if ok(v) else f"expected {what}" + (f", got {v!r}" if shown
+                                                                                       else "")),),
+                items=items, none=none)
 
 
 # ---- declaring a field -----------------------------------------------------------------------------------

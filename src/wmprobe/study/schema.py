@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from wmprobe.study.fields import (Constraint, NoneMode, Rule, at_least, at_most, between, boolean, choice, inside,
-                                  integer, is_finite, is_int, is_num, listing, mapping, not_empty, number, one_of,
-                                  parses, setting, wants)
+from wmprobe.study.fields import (Constraint, NoneMode, Rule, at_least, at_most, between, boolean, choice, expects,
+                                  inside, integer, is_finite, is_int, is_num, listing, mapping, not_empty, number,
+                                  one_of, parses, setting, wants)
 
 MAX_SEED = 2**32 - 1       # numpy and torch generators take seeds up to this
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
@@ -68,6 +68,12 @@ def _corruption(name: Any) -> None:
 def _probe(name: Any) -> None:
     from wmprobe.probes import parse_probe_name
     parse_probe_name(name)
+
+
+def _control_task(name: Any) -> None:
+    if isinstance(name, str):   # a list with a non-name in it is reported once, as a whole
+        from wmprobe.control.policy import task_descriptor
+        task_descriptor(name)
 
 
 def _path_component(name: Any) -> str | None:
@@ -197,6 +203,42 @@ def _executor_what() -> str:
     return f"a mapping (kind: {'|'.join(EXECUTORS.builtin_names())}, ...)"
 
 
+def _names(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)
+
+
+_ONE_OR_MORE = wants("an integer >= 1", lambda v: is_int(v) and v >= 1)
+
+
+@dataclass(frozen=True)
+class ControlCfg:
+    """``control:`` (closed-loop behaviour cloning, study/control.py); the study keeps it as a mapping with
+    every key (``study.control.resolved``). ``datasets`` must name the study's (study/crosschecks.py)."""
+
+    rollouts: int = setting(4, _ONE_OR_MORE, doc="rollouts per task")
+    horizon: int = setting(80, _ONE_OR_MORE, doc="steps per rollout")
+    tasks: tuple[str, ...] | None = setting(None, expects("a non-empty list of task names", _names, shown=False,
+                                                          none="ok", items=Rule(checks=(parses(_control_task),))),
+                                            doc="None: every task of the dataset")
+    policy_steps: int = setting(4000, _ONE_OR_MORE)
+    seeds: tuple[int, ...] | None = setting(None, expects(
+        "a non-empty list of distinct integers >= 0", lambda v: isinstance(v, list) and bool(v)
+        and len(set(map(str, v))) == len(v) and all(is_int(x) and x >= 0 for x in v), none="ok"),
+        doc="None: the study's seeds")
+    datasets: tuple[str, ...] | None = setting(None, expects("a non-empty list of dataset names", _names, none="ok"),
+                                               doc="None: every embedded pybullet dataset")
+    demos: int = setting(16, wants("an integer >= 1", lambda v: is_int(v) and v >= 0),
+                         doc="fresh expert demonstrations per train task (0: the store's episodes only)")
+    chunk: int = setting(4, _ONE_OR_MORE, doc="action chunk length")
+    state: bool = setting(True, wants("true or false", lambda v: isinstance(v, bool)),
+                          doc="also the privileged-state ceiling")
+
+
+def _control_mapping(v: Any) -> str | None:
+    return None if isinstance(v, dict) else ("expected a mapping: {rollouts: N, horizon: T, tasks: [...], "
+                                             "policy_steps: S, seeds: [...], datasets: [...]}")
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     name: str = setting("study", Rule(want="a non-empty string", ok=lambda v: isinstance(v, str) and bool(v.strip()),
@@ -234,7 +276,9 @@ class StudyConfig:
     device: str = setting("cpu", doc="cpu | cuda | cuda:N | mps | auto (study/checks.py check_device)")
     threads: int = setting(1, integer(at_least(1)), doc="torch CPU threads per task (results depend on it)")
     executor: ExecutorCfg = setting(ExecutorCfg(), mapping(_executor_what(), ExecutorCfg))
-    control: dict[str, Any] | None = setting(None, doc="closed-loop control (study/control.py); None: off")
+    control: dict[str, Any] | None = setting(None, Rule(checks=(Constraint(_control_mapping),), section=ControlCfg,
+                                                        none="ok"),
+                                             doc="closed-loop control (ControlCfg, study/control.py); None: off")
     headline_groups: tuple[str, ...] | dict[str, tuple[str, ...]] | None = setting(
         None, doc="[groups] for every dataset or {dataset: [groups]}; None: the audit's (probes/headline.py)")
 
