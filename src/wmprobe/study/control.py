@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
+from wmprobe.records import Source, row
 from wmprobe.study.cache import content_key
 from wmprobe.study.fields import default_of
 from wmprobe.study.schema import ControlCfg
@@ -49,9 +50,7 @@ class ControlTask:
     seeds: tuple[int, ...]
     control: tuple[tuple[str, Any], ...]
 
-    @property
-    def kind(self) -> str:
-        return "control"
+    kind: ClassVar[str] = "control"
 
     @property
     def required_shards(self) -> tuple[str, ...]:
@@ -116,7 +115,6 @@ def plan_state_control(cfg: Any, ds: Any) -> ControlTask | None:
 
 
 def base_row(task: ControlTask) -> dict[str, Any]:
-    from wmprobe.records import Source, row
     if task.encoder is None:
         src = Source(STATE, STATE, task.dataset.name, task.dataset.split_kind,
                      dataset_fingerprint=task.dataset.fingerprint)
@@ -128,8 +126,8 @@ def base_row(task: ControlTask) -> dict[str, Any]:
 
 def error_rows(task: ControlTask, error: str) -> list[dict[str, Any]]:
     """What a failed control task reports: one row per seed and task split, with the error."""
-    return [{**base_row(task), "seed": s, "task_split": sp, "task": "all", "success": float("nan"),
-             "error": error or "failed"} for s in task.seeds for sp in ("train", "test")]
+    return [row(base_row(task), {"success": float("nan")}, seed=s, task_split=sp, task="all", error=error or "failed")
+            for s in task.seeds for sp in ("train", "test")]
 
 
 def run_control(task: ControlTask, cache: Any) -> list[dict[str, Any]]:
@@ -189,9 +187,7 @@ def _compute(task: ControlTask, cache: Any) -> list[dict[str, Any]]:
 
     from wmprobe.control import evaluate_control, evaluate_state_control
     from wmprobe.data.splits import Split
-    from wmprobe.records import stamp
-    from wmprobe.study.worker import jsonable as _jsonable
-    from wmprobe.study.worker import load_encoder_ref, load_store
+    from wmprobe.study.worker import cell_rows, load_encoder_ref, load_store
     from wmprobe.study.worker import shards as _shards
     t0 = time.perf_counter()
     store = load_store(task.dataset.path)
@@ -199,16 +195,16 @@ def _compute(task: ControlTask, cache: Any) -> list[dict[str, Any]]:
     cfg = _config(task)
     demos = cached_demos(cache, store, split, cfg, task.dataset.fingerprint, render=task.encoder is not None)
     if task.encoder is None:
-        rows = [{**base_row(task), **r} for r in evaluate_state_control(store, split, cfg, task.seeds, demos)]
+        rows = [row(base_row(task), r) for r in evaluate_state_control(store, split, cfg, task.seeds, demos)]
     else:
         feats = _shards(cache, task.clean_shards, tokens=False)
         pooled = np.asarray(feats.pooled[task.layer], np.float32)
         full = np.zeros((store.n_frames, pooled.shape[1]), np.float32)
         full[np.asarray(feats.step_frame, np.int64)] = pooled
         encoder = load_encoder_ref(task.encoder)
-        rows = [{**base_row(task), **r} for r in evaluate_control(encoder, task.layer, store, split, full, cfg,
-                                                                   task.seeds, demos)]
-    rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))
+        rows = [row(base_row(task), r) for r in evaluate_control(encoder, task.layer, store, split, full, cfg,
+                                                                  task.seeds, demos)]
+    rows = cell_rows(rows)
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label if task.encoder is not None else STATE,
                                     "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3), "kind": "control"})

@@ -12,7 +12,7 @@ from typing import Any
 from wmprobe.records import Source, row
 from wmprobe.study.cache import Cache, content_key
 from wmprobe.study.executors import Outcome
-from wmprobe.study.plan import Plan
+from wmprobe.study.plan import Plan, ProbeTask
 
 
 FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low", "ssim_ci_high", "decoder_params",
@@ -20,16 +20,16 @@ FIDELITY_COLUMNS = ("psnr", "ssim", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low"
                     "ssim_own_ci_high")
 
 
-def _error_rows(task: Any, error: str) -> list[dict[str, Any]]:
+def _error_rows(task: ProbeTask, error: str) -> list[dict[str, Any]]:
     """The rows a failed probe task would have written (every corruption it scores, every seed), with NaN
     metrics and the error: a failure is reported in the records, never dropped."""
     source = Source(task.encoder.label, task.encoder.family, task.dataset.name, task.dataset.split_kind,
                     task.encoder.id_weight, task.encoder.key, task.dataset.fingerprint)
     base = row(source, layer=task.layer, probe=task.probe, k=task.k, error=error or "failed")
     if task.augmented:
-        base["train_corruption"] = task.train_corruption
-    if getattr(task, "latents", "real") != "real":   # a failed imagined cell must not replace the real one
-        base["latents"] = task.latents
+        base = row(base, train_corruption=task.train_corruption)
+    if task.latents != "real":   # a failed imagined cell must not replace the real one
+        base = row(base, latents=task.latents)
     from wmprobe.probes.spec import probe_spec
     seeds = probe_spec(task.probe).fit_seeds(task.seeds)
     return [row(base, corruption=c, seed=s, r2=float("nan")) for c in task.corruptions for s in seeds]
@@ -59,10 +59,10 @@ def execute(plan: Plan, cache: Cache, ex: Any, stats: dict[str, Any]) -> list[di
             if rows is not None:
                 done[t.key] = rows
                 continue
-            deps: tuple[str, ...] = tuple(getattr(t, "required_shards", ()) or getattr(t, "shards", ()))
-            broken = [bad_shards[d] for d in deps if d in bad_shards]
+            broken = [bad_shards[d] for d in t.required_shards if d in bad_shards]
+            tests = t.tests if isinstance(t, ProbeTask) else ()   # a probe cell scores each corruption apart
             lost = [(c, next(bad_shards[x] for x in keys if x in bad_shards))
-                    for c, keys in getattr(t, "tests", ()) if any(x in bad_shards for x in keys)]
+                    for c, keys in tests if any(x in bad_shards for x in keys)]
             if broken:
                 done[t.key] = Outcome(False, error=broken[0], attempts=0)
             elif lost:   # a corruption's shards failed: score the others, report that corruption as failed

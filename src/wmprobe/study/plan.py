@@ -57,7 +57,7 @@ def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corrup
 
 def _imagines(enc: EncoderRef) -> bool:
     """Whether ``enc`` gets imagined-latent probe cells: a zoo world model, or an encoder with ``imagine``."""
-    return (enc.family in IMAGINING_FAMILIES or getattr(enc, "imagines", False)) and enc.frames_per_step == 1
+    return (enc.family in IMAGINING_FAMILIES or enc.imagines) and enc.frames_per_step == 1
 
 
 def _extract_shards(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int],
@@ -144,7 +144,7 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
     plan = Plan()
     for ds in datasets:
         _state_tasks(plan, cfg, ds)
-        if getattr(cfg, "control", None):   # the privileged-state control ceiling (study.control)
+        if cfg.control:   # the privileged-state control ceiling (study.control)
             from wmprobe.study.control import plan_state_control
             st = plan_state_control(cfg, ds)
             if st is not None:
@@ -160,13 +160,13 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
             tests = [(corr, _extract_shards(plan, cfg, enc, ds, ds.test, corr, attentive) if corr != "clean" else ())
                      for corr in dict.fromkeys(("clean", *corruptions))]
             augment = [(corr, _extract_shards(plan, cfg, enc, ds, ds.train, corr, attentive), keys)
-                       for corr, keys in tests if corr != "clean" and getattr(cfg, "corrupt_train", False)]
+                       for corr, keys in tests if corr != "clean" and cfg.corrupt_train]
             _probe_tasks(plan, cfg, enc, ds, clean, tests, augment)
             if fidelity:
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": list(clean),
                                    "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
                 plan.fidelity.append(FidelityTask(key, enc, ds, clean, cfg.fidelity_preset))
-            if getattr(cfg, "control", None):
+            if cfg.control:
                 from wmprobe.study.control import plan_control
                 ct = plan_control(cfg, enc, ds, clean)
                 if ct is not None:

@@ -8,7 +8,7 @@ shard), ``TrainTask`` (a zoo model), ``ProbeTask`` (a probe cell, all seeds, eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 TASK_VERSION = 3     # 2: one probe task scores clean and every corruption; 3: own-decoder fidelity
 IMAGINING_FAMILIES = ("dynamics", "dynamics-actin")   # zoo world models: one more probe cell on imagined latents
@@ -54,9 +54,7 @@ class ExtractTask:
     device: str = "cpu"
     corruption_seed: int = 0
 
-    @property
-    def kind(self) -> str:
-        return "extract"
+    kind: ClassVar[str] = "extract"
 
     def describe(self) -> str:
         return (f"extract {self.encoder.label} on {self.dataset.name} episodes {self.episodes[0]}.."
@@ -76,9 +74,7 @@ class TrainTask:
     device: str = "cpu"
     id_groups: tuple[str, ...] | None = None     # the action groups +ID trains on (zoo.train id_groups)
 
-    @property
-    def kind(self) -> str:
-        return "train"
+    kind: ClassVar[str] = "train"
 
     def describe(self) -> str:
         return f"train zoo {self.family} (id_weight {self.id_weight:g}, preset {self.preset})"
@@ -104,9 +100,7 @@ class ProbeTask:
     train_shards: tuple[str, ...] = ()
     latents: str = "real"     # "imagined": the partner z_t+k is the world model's own rollout (probes.imagined)
 
-    @property
-    def kind(self) -> str:
-        return "probe"
+    kind: ClassVar[str] = "probe"
 
     @property
     def augmented(self) -> bool:
@@ -144,9 +138,11 @@ class FidelityTask:
     preset: str
     seed: int = 0
 
+    kind: ClassVar[str] = "fidelity"
+
     @property
-    def kind(self) -> str:
-        return "fidelity"
+    def required_shards(self) -> tuple[str, ...]:
+        return self.shards
 
     def describe(self) -> str:
         return f"fidelity (decoder probe) of {self.encoder.label} on {self.dataset.name}"
@@ -164,9 +160,8 @@ class StateTask:
     probe_cfg: tuple[tuple[str, Any], ...]
     n_boot: int
 
-    @property
-    def kind(self) -> str:
-        return "state"
+    kind: ClassVar[str] = "state"
+    required_shards: ClassVar[tuple[str, ...]] = ()    # the store's states, no latents
 
     def describe(self) -> str:
         return f"state ceiling {self.probe} k={self.k} on {self.dataset.name}"

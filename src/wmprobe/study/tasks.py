@@ -19,8 +19,8 @@ from wmprobe._fs import drop_pages
 from wmprobe.records import Source, row
 from wmprobe.study.cache import Cache
 from wmprobe.study.plan import ExtractTask, FidelityTask, ProbeTask, StateTask, TrainTask
+from wmprobe.study.worker import cell_rows, load_encoder_ref, load_store
 from wmprobe.study.worker import jsonable as _jsonable
-from wmprobe.study.worker import load_encoder_ref, load_store
 from wmprobe.study.worker import locked_cell as _locked_cell
 from wmprobe.study.worker import shards as _shards
 
@@ -57,7 +57,7 @@ def run_train(task: TrainTask, cache: Cache) -> str:
     store = load_store(task.pool_path)
     ckpt = zoo.train(task.family, store, train_episodes=list(range(store.n_episodes)), preset=task.preset,
                      id_weight=task.id_weight, objective=task.objective, seed=task.seed, cache_dir=cache.zoo_dir,
-                     progress=False, device=task.device, id_groups=getattr(task, "id_groups", None))
+                     progress=False, device=task.device, id_groups=task.id_groups)
     return str(ckpt)
 
 
@@ -132,7 +132,7 @@ def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     store = load_store(task.dataset.path)
     split = Split(task.dataset.split_kind, task.dataset.train, task.dataset.test)
-    if getattr(task, "latents", "real") == "imagined":
+    if task.latents == "imagined":
         rows = [row(r, id_weight=task.encoder.id_weight, encoder_key=task.encoder.key)
                 for r in _imagined_rows(task, cache, store, split)]
         return _store_cell(task, cache, rows, t0)
@@ -150,8 +150,7 @@ def _compute_probe(task: ProbeTask, cache: Cache) -> list[dict[str, Any]]:
 
 
 def _store_cell(task: ProbeTask, cache: Cache, rows: list[dict[str, Any]], t0: float) -> list[dict[str, Any]]:
-    from wmprobe.records import stamp            # where and with what code this cell was measured
-    rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))  # what the cache returns
+    rows = cell_rows(rows)
     cache.put_cell(task.key, rows, {"encoder": task.encoder.label, "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3)})
     return rows
@@ -185,8 +184,7 @@ def run_state(task: StateTask, cache: Cache) -> list[dict[str, Any]]:
     rows = probe_features(steps, store, split, probes=[task.probe], ks=[task.k], seeds=task.seeds, layers=[STATE],
                           n_boot=task.n_boot, probe_cfg=dict(task.probe_cfg), base=base,
                           headline=task.dataset.headline or None)
-    from wmprobe.records import stamp
-    rows = json.loads(json.dumps([_jsonable(r) for r in stamp(rows)], default=str))
+    rows = cell_rows(rows)
     cache.put_cell(task.key, rows, {"encoder": STATE, "dataset": task.dataset.name,
                                     "seconds": round(time.perf_counter() - t0, 3)})
     return rows

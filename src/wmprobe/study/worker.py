@@ -68,6 +68,17 @@ def locked_cell(cache: Cache, key: str, compute: Any) -> list[dict[str, Any]]:
         return rows if rows is not None else compute()
 
 
+def cell_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A computed cell's rows as the cache returns them: stamped with where and with what code they were
+    measured (``records.stamp``), numpy values as Python ones, through JSON (so a fresh and a cached cell
+    give equal rows)."""
+    import json
+
+    from wmprobe.records import stamp
+    out: list[dict[str, Any]] = json.loads(json.dumps([jsonable(r) for r in stamp(rows)], default=str))
+    return out
+
+
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in row.items():
