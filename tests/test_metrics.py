@@ -173,6 +173,22 @@ def test_bootstrap_mean_ci_resamples_episodes():
     assert np.isnan(bootstrap_mean_ci(values, episode, n_boot=0)).all()
 
 
+def test_spearman_keeps_the_values_of_its_own_rank_code():
+    """metrics ranks with scipy.stats.rankdata now (it had its own rank code): the values, CIs included, are
+    bit for bit those the old code gave (ties, a missing value), so findings computed before do not move."""
+    rng = np.random.default_rng(7)
+    a = np.round(rng.normal(size=12), 1)
+    b = np.round(a + rng.normal(size=12), 0)
+    a[3] = np.nan
+    assert M.spearman(a, b) == 0.42314797268868254
+    assert M.spearman_ci(a, b, n_boot=200, seed=1) == (-0.13738053459291058, 0.7115730887749522)
+    x = np.array([0.61, 0.55, 0.55, 0.42, 0.30, 0.30, 0.12])
+    y = np.array([31.2, 29.0, 30.5, 25.1, 25.1, 22.0, 24.0])
+    assert M.spearman(x, y) == 0.9082951062292475
+    assert M.spearman_ci(x, y, n_boot=300, seed=0) == (0.5577954598817947, 1.0)
+    assert not hasattr(M, "_rank")
+
+
 def test_spearman_drops_pairs_with_a_missing_side_instead_of_ranking_nan_last():
     # an encoder without a PSNR (NaN) used to be ranked as the largest value: rho 0.4 here instead of 1.0
     from scipy.stats import spearmanr

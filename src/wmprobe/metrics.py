@@ -12,7 +12,8 @@
 - ``bootstrap_ci``: percentile CI resampling test EPISODES (not frames); vectorised through per-episode
   sufficient statistics for R2 (also over groups: ``groups=``) / Pearson / MSE, a loop for any other statistic.
   ``bootstrap_mean_ci``: the same resampling for the mean of per-image scores (PSNR, SSIM).
-- ``spearman`` / ``spearman_ci`` (bootstrap over items), ``pareto_front``, ``mean_and_spread``.
+- ``spearman`` (on ``scipy.stats.rankdata`` ranks) / ``spearman_ci`` (bootstrap over items), ``pareto_front``,
+  ``mean_and_spread``.
 
 Shapes: ``y_true, y_pred: (P, A)`` or ``(P,)``; ``episode: (P,) int``.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 Stat = Callable[..., Any]   # (y_true, y_pred) -> float
 
@@ -229,20 +231,6 @@ def bootstrap_mean_ci(values: np.ndarray, episode: np.ndarray, n_boot: int = 100
     return float(lo), float(hi)
 
 # ---- rankings, fronts, seeds --------------------------------------------------------------------
-def _rank(a: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), as ``scipy.stats.rankdata``."""
-    a = np.asarray(a, dtype=np.float64)
-    order = np.argsort(a, kind="mergesort")
-    sa = a[order]
-    starts = np.r_[True, sa[1:] != sa[:-1]]
-    grp = np.cumsum(starts) - 1
-    first = np.nonzero(starts)[0]
-    sizes = np.diff(np.r_[first, len(a)])
-    ranks = np.empty(len(a))
-    ranks[order] = first[grp] + (sizes[grp] + 1) / 2.0
-    return ranks
-
-
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation (``scipy.stats.spearmanr``) over the pairs where both sides are finite (an
     encoder without a PSNR drops out instead of being ranked as the largest value); NaN when either side is
@@ -255,7 +243,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
         a, b = a[ok], b[ok]
         if len(a) < 2:
             return float("nan")
-    ra, rb = _rank(a) - (len(a) + 1) / 2, _rank(b) - (len(b) + 1) / 2
+    # Pearson r of scipy's average ranks, centred (their mean is (n + 1) / 2 exactly): spearmanr's statistic,
+    # written out so the value stays bit for bit what the records' findings were computed with
+    ra, rb = rankdata(a) - (len(a) + 1) / 2, rankdata(b) - (len(b) + 1) / 2
     den = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
     return float((ra * rb).sum() / den) if den > 0 else float("nan")
 
