@@ -1,8 +1,9 @@
 """`wmprobe report DIR`: report.html + figures/ (PNG and SVG) + tables/ (CSV and LaTeX), from records only.
 
-Every number in the report comes from ``wmprobe.analysis`` over DIR/records.parquet (or .csv); nothing is
-computed in the page. Layout written into the results directory (MAIN = the first dataset by name; other
-datasets get the same files with ``-DATASET`` appended to the stem):
+Every number in the report comes from ``wmprobe.analysis`` over DIR/records.parquet (or .csv), the findings
+from ``wmprobe.analysis.findings``; the report renders them and computes nothing. Layout written into the
+results directory (MAIN = the first dataset by name; other datasets get the same files with ``-DATASET``
+appended to the stem):
 
     report.html                     self-contained (figures inline), opens from disk, no network; it opens with
                                     the verdict (<p id="verdict">) and the headline figure, then the tables
@@ -28,16 +29,17 @@ datasets get the same files with ``-DATASET`` appended to the stem):
                                     control.DATASET.SPLIT: rho of success with R2 and with PSNR, bootstrap CIs)
 
 Figures are PNG at ``report.style.DPI`` (160) with one colour per family throughout (``report.style``).
-The work is split by job: summary.py (the ranked table), build.py (the report's sections, figures, tables and
-findings), figures.py + curves.py (the figures), text.py (verdict and findings prose), html.py (the page),
-publish.py (the atomic publication), control.py (the closed-loop section).
+The work is split by job: summary.py (the ranked table's columns), build.py (the report's sections, figures,
+tables and findings.json), figures.py + curves.py (the figures), text.py (verdict and findings prose), html.py
+(the page), publish.py (the atomic publication), control.py (the closed-loop section).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from wmprobe.report.build import _dataset_findings, build
+from wmprobe.analysis.findings import dataset_findings as _dataset_findings
+from wmprobe.report.build import build
 from wmprobe.report.summary import SUMMARY_COLUMNS, summary
 from wmprobe.report.text import SHUFFLED_LIMIT, SPLITS, audit_html, findings_html, verdict_html
 

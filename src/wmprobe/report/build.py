@@ -4,7 +4,6 @@ a directory that ``report.build_report`` publishes atomically. Layout of what it
 """
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pandas as pd
 
 from wmprobe import analysis as A
 from wmprobe import verdict as V
+from wmprobe.analysis import findings as AF
 from wmprobe.errors import ProbeError
 from wmprobe.records import read_config, read_records
 from wmprobe.report import figures as F   # looked up at call time (tests replace a figure to make it fail)
@@ -38,15 +38,6 @@ def _stem(name: str, dataset: str, main: str) -> str:
 
 def _latex(d: pd.DataFrame, path: Path) -> None:
     path.write_text(d.to_latex(index=False, float_format="%.3f", na_rep="--"))
-
-
-def _try(fn, *args, **kw) -> Any:
-    """An analysis that needs what these records lack (e.g. transfer with one dataset) is skipped, not fatal."""
-    try:
-        return fn(*args, **kw)
-    except ProbeError:
-        return None
-
 
 
 def build(out: Path, dest: Path) -> Path:
@@ -139,7 +130,7 @@ def build(out: Path, dest: Path) -> Path:
                 figs.append(figure_html(_save(fig, figdir / _stem(name, ds, main)), title, cap))
         body.append(f"<div class='grid'>{''.join(figs)}</div>" if figs else "")
         per_dataset.append((f"{ds}", "\n".join(body)))
-        findings.setdefault("per_dataset", {})[ds] = _dataset_findings(summ, par, rob)
+        findings.setdefault("per_dataset", {})[ds] = AF.dataset_findings(summ, par, rob)
         findings["per_dataset"][ds]["verdict"] = verdict
         paper = A.paper_robustness(df, ds)
         if not paper.empty:
@@ -194,73 +185,36 @@ def _json_default(o: object) -> object:
     return str(o)
 
 
-def _dataset_findings(summ: pd.DataFrame, par: pd.DataFrame, rob: pd.DataFrame) -> dict[str, Any]:
-    from wmprobe.metrics import spearman
-    f: dict[str, Any] = {}
-    if summ.empty:
-        return f
-    cand = summ[V.roles(summ) == "encoder"]
-    top = (cand if not cand.empty else summ).iloc[0]
-    f["best"] = {"label": top["label"], "r2": top["r2"], "ci": [top.get("r2_ci_low"), top.get("r2_ci_high")]}
-    floors = summ[summ["family"].isin(["pixels", "random"])]
-    if not floors.empty:
-        fl = floors.sort_values("r2", ascending=False).iloc[0]
-        f["best_floor"] = {"label": fl["label"], "r2": fl["r2"], "ci_high": fl.get("r2_ci_high")}
-        f["above_floor"] = cand[cand["r2_ci_low"] > fl["r2"]]["label"].tolist() if "r2_ci_low" in cand else []
-    if "shuffled_r2" in summ and summ["shuffled_r2"].notna().any():
-        f["shuffled_max"] = float(summ["shuffled_r2"].max())
-    if not par.empty and "psnr" in par and par["psnr"].notna().sum() >= 3:
-        q = par[par["psnr"].notna()]
-        f["fidelity"] = {"spearman_psnr_r2": spearman(q["psnr"].to_numpy(float), q["r2"].to_numpy(float)),
-                         "n": int(len(q)), "on_front": q.loc[q["on_front"], "label"].tolist(),
-                         "highest_psnr": q.sort_values("psnr").iloc[-1]["label"],
-                         "highest_psnr_r2_rank": int(summ["label"].tolist().index(q.sort_values("psnr")
-                                                                                  .iloc[-1]["label"]) + 1)}
-    pairs = summ[(summ["id_weight"] > 0) & summ["frozen_r2"].notna()]
-    if not pairs.empty:
-        f["id"] = {"families": int(len(pairs)), "raised": int((pairs["id_gain"] > 0).sum()),
-                   "mean_gain": float(pairs["id_gain"].mean())}
-        if not rob.empty and (rob["corruption"] != "clean").any():
-            c = rob[rob["corruption"] != "clean"]
-            both = set(pairs["encoder"])
-            c = c[c["encoder"].isin(both)]
-            f["id"]["mean_drop_frozen"] = float(c[c["id_weight"] == 0]["drop"].mean())
-            f["id"]["mean_drop_id"] = float(c[c["id_weight"] > 0]["drop"].mean())
-    return f
-
-
 def _across(df: pd.DataFrame, datasets: list[str], tables: Path, figdir: Path, findings: dict) -> str:
-    parts, rows, out = [], [], {}
+    """The "Across benchmarks" section: the transfer of rankings between datasets and the static-scene effect
+    (``analysis.findings``), their figures and tables; their findings go into ``findings``."""
+    pairs, gap = AF.transfers(df, datasets), AF.suite_gap(df, datasets)
+    found = AF.across_findings(pairs, gap)
+    findings.update(found)
+    parts = []
     families = A.summary_table(df).drop_duplicates("label").set_index("label")["family"]
-    for i, (a, b) in enumerate(itertools.combinations(datasets, 2)):
-        t = _try(A.transfer, df, a, b)
-        if t is None:
-            continue
-        out[f"{a}|{b}"] = {k: v for k, v in t.items() if k != "table"}
-        rows.append(t["table"].reset_index(names="label").assign(dataset_a=a, dataset_b=b))
+    for t in pairs:
+        a, b = t["dataset_a"], t["dataset_b"]
         fig = F.transfer_figure(t, families)
         if fig is not None:
-            name = "transfer" if i == 0 else f"transfer-{a}-{b}"
+            name = "transfer" if (a, b) == tuple(datasets[:2]) else f"transfer-{a}-{b}"
             parts.append(figure_html(_save(fig, figdir / name), f"Transfer {a} vs {b}",
                                      f"Per-encoder R2 on {a} vs {b}; Spearman rho of the rankings {t['rho']:.2f} "
                                      f"(95% bootstrap CI over encoders [{t['rho_ci_low']:.2f}, "
                                      f"{t['rho_ci_high']:.2f}], {t['n_encoders']} encoders)."))
-    if rows:
-        pd.concat(rows).to_csv(tables / "transfer.csv", index=False)
-        (tables / "transfer.json").write_text(json.dumps(out, indent=1, default=_json_default) + "\n")
-        findings["transfer"] = out
+    if pairs:
+        pd.concat([t["table"].reset_index(names="label").assign(dataset_a=t["dataset_a"], dataset_b=t["dataset_b"])
+                   for t in pairs]).to_csv(tables / "transfer.csv", index=False)
+        (tables / "transfer.json").write_text(json.dumps(found["transfer"], indent=1, default=_json_default) + "\n")
     html = [f"<div class='grid'>{''.join(parts)}</div>"] if parts else []
-    if {"dynamic", "static"} <= set(datasets):
-        gap = _try(A.static_gap, df)
-        if gap is not None:
-            gap.to_csv(tables / "static_gap.csv", index=False)
-            findings["static_gap"] = {"table": gap.to_dict("records"), "gap_change": gap.attrs["gap_change"]}
-            num = [False] + [True] * (len(gap.columns) - 1)
-            html.append("<h3>Static-scene effect</h3>" + table_html(
-                list(gap.columns), [[_fmt(v) for v in r] for r in gap.itertuples(index=False)], num, "plain") +
-                "<p class='note'>Mean clean R2 of frozen video families minus image-SSL families on each suite. "
-                "The paper's finding is a smaller gap on the static, CALVIN-like suite: image priors suffice "
-                "when only what the robot touches moves.</p>")
+    if gap is not None:
+        gap.to_csv(tables / "static_gap.csv", index=False)
+        num = [False] + [True] * (len(gap.columns) - 1)
+        html.append("<h3>Static-scene effect</h3>" + table_html(
+            list(gap.columns), [[_fmt(v) for v in r] for r in gap.itertuples(index=False)], num, "plain") +
+            "<p class='note'>Mean clean R2 of frozen video families minus image-SSL families on each suite. "
+            "The paper's finding is a smaller gap on the static, CALVIN-like suite: image priors suffice "
+            "when only what the robot touches moves.</p>")
     return "\n".join(html)
 
 
