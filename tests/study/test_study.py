@@ -475,6 +475,33 @@ def test_a_study_holds_out_the_same_task_names_in_every_dataset_and_the_pool_has
     assert study_splits({"a": a}, seed=3)["a"] == make_split(a, seed=3)          # one dataset: as before
 
 
+def test_named_test_tasks_are_held_out_in_every_dataset_whatever_the_seed(tmp_path):
+    from wmprobe.data.splits import study_splits, task_names_of
+    from wmprobe.errors import ConfigError
+    a, b = _suites(tmp_path)
+    got = {tuple(sorted(sp.test_task_names)) for seed in range(4)
+           for sp in study_splits({"a": a, "b": b}, seed=seed, test_tasks=["task1", "task3"]).values()}
+    assert got == {("task1", "task3")}
+    sp = study_splits({"a": a, "b": b}, seed=0, test_tasks=["task1", "task3"])
+    for s, x in ((a, sp["a"]), (b, sp["b"])):
+        names = task_names_of(s)
+        assert {names[int(s.tasks[e])] for e in x.test} == {"task1", "task3"}
+        assert not {names[int(s.tasks[e])] for e in x.train} & {"task1", "task3"}
+    with pytest.raises(ConfigError, match=r"test_tasks \['nope'\] are not tasks of any dataset \(known: task0"):
+        study_splits({"a": a, "b": b}, test_tasks=["task1", "nope"])
+    with pytest.raises(ConfigError, match="only a task split"):
+        study_splits({"a": a, "b": b}, kind="episode", test_tasks=["task1"])
+
+
+def test_test_tasks_is_checked_where_it_is_declared(tmp_path):
+    from wmprobe.study.config import load_config, validate
+    cfg = load_config({"preset": "tiny", "test_tasks": ["reach-red", "lift-blue"]})
+    assert cfg.test_tasks == ("reach-red", "lift-blue") and load_config({"preset": "tiny"}).test_tasks is None
+    (tmp_path / "s.yaml").write_text("preset: tiny\ntest_tasks: reach-red\n")
+    problems = validate(tmp_path / "s.yaml")
+    assert any(p.where == "test_tasks" and p.line == 2 for p in problems), problems
+
+
 def test_the_leakage_check_fails_on_a_leaking_pool_and_on_a_leaking_checkpoint(tmp_path):
     from wmprobe import zoo
     from wmprobe.data.splits import make_split, study_splits

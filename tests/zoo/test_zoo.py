@@ -249,6 +249,11 @@ def test_plateau_tells_a_converged_curve_from_one_still_falling():
     assert zoo.plateau(converged)["plateaued"] and zoo.plateau(noisy)["plateaued"]
     assert not zoo.plateau(falling)["plateaued"] and zoo.plateau(falling)["tail_share"] > 0.2
     assert not zoo.plateau(np.ones(100))["plateaued"]            # a loss that never fell did not converge
+    # a loss that fell, then climbed back by half its drop in the last fifth (a drifting EMA target)
+    rising = np.concatenate([converged[:320], converged[319] + 0.45 * (steps[:80] / 79)])
+    p = zoo.plateau(rising)
+    assert not p["plateaued"] and p["trend"] == "rising" and p["tail_share"] < -0.1
+    assert zoo.plateau(converged)["trend"] == "flat" and zoo.plateau(falling)["trend"] == "falling"
 
 
 def test_families_are_a_registry_of_named_types():

@@ -99,8 +99,13 @@ def split_by_names(store: EpisodeStore, test_names: Sequence[str]) -> Split:
 
 
 def study_splits(stores: Mapping[str, EpisodeStore], kind: str = "task", test_frac: float = 0.25,
-                 seed: int = 0) -> dict[str, Split]:
+                 seed: int = 0, test_tasks: Sequence[str] | None = None) -> dict[str, Split]:
     """``{name: Split}`` for every dataset of a study.
+
+    ``test_tasks`` (task-OOD only): the task names to hold out, named instead of drawn; each is held out in
+    every dataset that has it, and each must exist in at least one dataset (else one ConfigError naming the
+    unknown names and the known ones). With it the seed no longer picks the test tasks, so studies on
+    different data seeds test the same tasks (docs/protocol.md "Rank stability across data seeds").
 
     Episode splits and single datasets: ``make_split`` per dataset. Task-OOD over several datasets: the
     held-out task names are drawn once (seeded) from the names COMMON to every dataset (``round(test_frac *
@@ -110,6 +115,8 @@ def study_splits(stores: Mapping[str, EpisodeStore], kind: str = "task", test_fr
     dataset trains on a task another one tests on)."""
     if kind not in SPLITS:
         raise ConfigError(f"unknown split '{kind}': choose one of {SPLITS}")
+    if test_tasks is not None:
+        return _named_splits(stores, kind, test_tasks)
     if kind == "episode" or len(stores) <= 1:
         return {n: make_split(s, kind=kind, test_frac=test_frac, seed=seed) for n, s in stores.items()}
     if not 0.0 < test_frac < 1.0:
@@ -122,6 +129,16 @@ def study_splits(stores: Mapping[str, EpisodeStore], kind: str = "task", test_fr
     else:
         held = sorted({n for s in stores.values() for n in make_split(s, "task", test_frac, seed).test_task_names})
     return {n: split_by_names(s, held) for n, s in stores.items()}
+
+
+def _named_splits(stores: Mapping[str, EpisodeStore], kind: str, test_tasks: Sequence[str]) -> dict[str, Split]:
+    if kind != "task":
+        raise ConfigError(f"test_tasks names held-out tasks, which only a task split has (split: {kind})")
+    known = sorted({n for s in stores.values() for n in task_names_of(s)})
+    unknown = sorted(set(test_tasks) - set(known))
+    if unknown:
+        raise ConfigError(f"test_tasks {unknown} are not tasks of any dataset (known: {', '.join(known)})")
+    return {n: split_by_names(s, test_tasks) for n, s in stores.items()}
 
 
 def episode_hash(store: EpisodeStore, e: int) -> str:

@@ -135,7 +135,7 @@ def check_encoder_arg(bad: Callable[[str, str], None], where: str, name: str, op
 
 
 def check_store_splits(bad: Callable[[str, str], None], paths: dict[str, tuple[str, str, bool]], kind: Any,
-                       test_frac: Any, seed: Any) -> None:
+                       test_frac: Any, seed: Any, test_tasks: Any = None) -> None:
     """When every dataset is a store on disk, open them (memory-mapped; the size-and-mtime integrity check
     runs) and make the study's split as the run will, so an impossible split (too few episodes or tasks for
     ``test_frac``) or a changed store is reported by ``validate``, not by the run."""
@@ -153,9 +153,10 @@ def check_store_splits(bad: Callable[[str, str], None], paths: dict[str, tuple[s
     if len(stores) != len(paths):
         return
     try:
-        splits = study_splits(stores, kind=kind, test_frac=float(test_frac), seed=int(seed))
+        named = tuple(test_tasks) if isinstance(test_tasks, (list, tuple)) else None
+        splits = study_splits(stores, kind=kind, test_frac=float(test_frac), seed=int(seed), test_tasks=named)
     except WmprobeError as exc:
-        bad("split", f"{exc} (split: {kind}, test_frac: {test_frac})")
+        bad("test_tasks" if named is not None else "split", f"{exc} (split: {kind}, test_frac: {test_frac})")
         return
     for name, sp in splits.items():
         if len(sp.train) < 2:

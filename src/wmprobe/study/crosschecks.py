@@ -41,7 +41,7 @@ def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any]
             and all(_top(p.where) in _SPLIT_INDEPENDENT for p in c.problems):
         stores = {w: s for w, s in facts.stores.items() if s is not None}
         check_store_splits(c.bad, stores, get(doc, "split", StudyConfig), get(doc, "test_frac", StudyConfig),
-                           get(doc, "seed", StudyConfig))
+                           get(doc, "seed", StudyConfig), get(doc, "test_tasks", StudyConfig))
     check_dataset_names(c, doc, names)
     check_corrupt_train(c, doc)
     check_ks(c, doc, facts.lengths)

@@ -38,7 +38,8 @@ def resolve_datasets(cfg: StudyConfig, cache: Cache, progress: bool = True) -> d
             from wmprobe.data.formats.groups import regroup
             stores[d.name] = regroup(stores[d.name], d.action_groups, cache.data_dir)
     # task-OOD: the same held-out task names in every dataset (chosen once from the names they share)
-    splits = study_splits(stores, kind=cfg.split, test_frac=cfg.test_frac, seed=cfg.seed)
+    splits = study_splits(stores, kind=cfg.split, test_frac=cfg.test_frac, seed=cfg.seed,
+                          test_tasks=cfg.test_tasks)
     return {n: (stores[n], splits[n]) for n in stores}
 
 

@@ -251,6 +251,10 @@ class StudyConfig:
     zoo: ZooCfg = setting(ZooCfg(), mapping("a mapping", ZooCfg))
     split: str = setting("task", choice(splits, "unknown split '{value}' (known: {known})"))
     test_frac: float = setting(0.25, number(inside(0, 1)))
+    test_tasks: tuple[str, ...] | None = setting(None, listing("a list of task names", not_empty(), unique=True,
+                                                               none="ok"),
+                                                 doc="task split: the task names held out in every dataset "
+                                                     "(None: drawn with the seed)")
     corruptions: tuple[str, ...] = setting(("clean",), listing("a list", unique=True, items=Rule(
         checks=(parses(_corruption),))))
     corrupt_datasets: tuple[str, ...] | None = setting(None, listing("a list of dataset names", none="ok"),

@@ -20,7 +20,7 @@ from wmprobe.zoo.encoder import ZooDecodingEncoder, ZooEncoder
 from wmprobe.zoo.families import build, family
 from wmprobe.zoo.imagine import ZooDynamicsEncoder
 
-CODE_VERSION = 4
+CODE_VERSION = 5
 
 
 def default_cache_dir() -> Path:

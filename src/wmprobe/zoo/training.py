@@ -112,9 +112,11 @@ PLATEAU_TAIL, PLATEAU_SHARE = 0.2, 0.1
 def plateau(curve: Sequence[float], tail: float = PLATEAU_TAIL, share: float = PLATEAU_SHARE) -> dict[str, Any]:
     """Did a loss curve plateau? ``m(f)``: the mean loss over the 10 % of steps ending at fraction ``f`` of
     training. ``tail_share = (m(1 - tail) - m(1)) / (m(0.1) - m(1))``: the share of the whole improvement
-    made in the last ``tail`` of the steps; plateaued when it is below ``share`` (10 %) and the loss fell at
-    all. (The schedule anneals the learning rate, so a curve that still falls steeply at its end is a budget
-    that stopped too early; a flat end after a real drop is convergence at this budget.)"""
+    made in the last ``tail`` of the steps (negative when the loss rose there); plateaued when its size is
+    below ``share`` (10 %) and the loss fell at all. (The schedule anneals the learning rate, so a curve that
+    still falls steeply at its end is a budget that stopped too early; one that climbs back in its last steps
+    (``trend`` rising: e.g. a latent-prediction loss whose EMA target drifts) has not converged either; a flat
+    end after a real drop is convergence at this budget.)"""
     c = np.asarray(curve, np.float64)
     n = len(c)
     w = max(1, n // 10)
@@ -124,7 +126,9 @@ def plateau(curve: Sequence[float], tail: float = PLATEAU_TAIL, share: float = P
         return float(np.mean(c[end - w: end]))
     drop = m(0.1) - m(1.0)
     tail_share = (m(1.0 - tail) - m(1.0)) / drop if drop > 0 else float("inf")
-    return {"tail_share": round(tail_share, 4), "plateaued": bool(drop > 0 and tail_share < share)}
+    flat = drop > 0 and abs(tail_share) < share
+    trend = "flat" if flat else ("rising" if drop > 0 and tail_share < 0 else "falling" if drop > 0 else "no drop")
+    return {"tail_share": round(tail_share, 4), "plateaued": bool(flat), "trend": trend}
 
 
 BALANCE_MOMENTUM = 0.9   # running means of the family loss and the +ID term (their ratio scales +ID)
