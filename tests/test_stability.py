@@ -98,3 +98,25 @@ def test_the_cli_reads_results_directories_names_runs_by_seed_and_writes_json(tm
     assert doc["datasets"]["dynamic"]["groups"]["frozen"]["tau_mean"] == pytest.approx(1.0)
     assert format_stability(stability_from_dirs(dirs)) in text
     assert to_json(stability_from_dirs(dirs)) == doc
+
+
+def test_held_out_tasks_of_each_run_are_read_and_a_changed_task_set_is_said(tmp_path):
+    """Runs whose seed drew other test tasks: each pair says how many held-out tasks it shares, and the text
+    warns that tau then mixes the task choice with noise; runs that name the same tasks say so instead."""
+    def make(name, seed, tasks):
+        d = tmp_path / name
+        write_records(run({f: v for f, v in zip(FAMILIES, [0.5, 0.6, 0.7, 0.8, 0.4])}).to_dict("records"), d)
+        split = "".join(f"\n          - {t}" for t in tasks)
+        (d / "config.yaml").write_text(f"config:\n  study:\n    seed: {seed}\n  datasets:\n    dynamic:\n"
+                                       f"      split:\n        test_task_names:{split}\n")
+        return d
+    a, b, c = make("a", 1, ["push", "lift"]), make("b", 2, ["lift", "stack"]), make("c", 3, ["push", "lift"])
+    res = stability_from_dirs([a, b])
+    d = res["datasets"]["dynamic"]
+    assert d["test_tasks"] == {"seed 1": ["lift", "push"], "seed 2": ["lift", "stack"]}
+    assert d["groups"]["zoo"]["pairs"][0]["shared_tasks"] == 1
+    text = format_stability(res)
+    assert "[1 shared]" in text and "the runs test different tasks" in text
+    same = format_stability(stability_from_dirs([a, c]))
+    assert "the same in every run: lift, push" in same and "different tasks" not in same
+    assert to_json(res)["datasets"]["dynamic"]["test_tasks"] == d["test_tasks"]

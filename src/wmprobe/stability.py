@@ -15,6 +15,12 @@ Per dataset and encoder group (``all`` encoders, the ``zoo`` models, the ``froze
   ``separated_pairs``: the share ordered the same way with disjoint CIs on every run (orderings a reader may
   quote from any one run).
 
+Held-out tasks: under a task split whose tasks are drawn with the seed (no ``test_tasks``), a new data seed
+also tests other tasks, so tau then mixes estimator noise with which tasks are held out. Each dataset's
+``test_tasks`` lists every run's held-out task names (from its config.yaml; empty when unknown) and every
+pair carries ``shared_tasks``, how many of them the two runs share; ``format_stability`` says so when the
+runs test different tasks.
+
 Per encoder (``table``): R2 on each run, the mean, the data-seed sd (``ddof = 1``: the spread a new data seed
 brings, not the probe-seed sd of one run) and, among the encoders that every run measured, the mean, best and
 worst rank (NaN for an encoder some run lacks).
@@ -75,8 +81,10 @@ def _order_shares(runs: Sequence[pd.DataFrame]) -> tuple[float, float, int]:
     return (same / total if total else math.nan), (sep / total if total else math.nan), total
 
 
-def stability(runs: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+def stability(runs: Mapping[str, pd.DataFrame],
+              test_tasks: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> dict[str, Any]:
     """Rank stability of the encoders across ``runs`` (``{name: records}``, >= 2 runs); see the module doc.
+    ``test_tasks``: ``{run: {dataset: held-out task names}}`` where known (``stability_from_dirs`` reads them).
 
     Returns ``{"runs": [...], "datasets": {dataset: {"groups": {group: {...}}, "table": DataFrame}}}``.
     ProbeError when fewer than two runs, or no dataset with >= 3 encoders in two runs.
@@ -94,6 +102,7 @@ def stability(runs: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": names, "datasets": {}}
     for ds in datasets:
         per = {n: s[s["dataset"] == ds].set_index("label") for n, s in sums.items()}
+        held = {n: sorted((test_tasks or {}).get(n, {}).get(ds, ())) for n in names}
         groups: dict[str, Any] = {}
         for g in GROUPS:
             sub = {n: _group(p.reset_index(), g).set_index("label") for n, p in per.items()}
@@ -103,7 +112,8 @@ def stability(runs: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
                 if len(common) >= MIN_ENCODERS:
                     pairs.append({"a": a, "b": b, "n": len(common),
                                   "tau": kendall_tau(sub[a].loc[common, "r2"].to_numpy(),
-                                                     sub[b].loc[common, "r2"].to_numpy())})
+                                                     sub[b].loc[common, "r2"].to_numpy()),
+                                  "shared_tasks": len(set(held[a]) & set(held[b]))})
             if not pairs:
                 continue
             taus = [float(p["tau"]) for p in pairs if not math.isnan(p["tau"])]
@@ -120,7 +130,7 @@ def stability(runs: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
                               "r2_data_seed_sd": r2.std(axis=1, ddof=1), "rank_mean": ranks.mean(axis=1),
                               "rank_best": ranks.min(axis=1), "rank_worst": ranks.max(axis=1)})
         table = pd.concat([r2.add_prefix("r2_"), table], axis=1).sort_values("rank_mean")
-        out["datasets"][ds] = {"groups": groups, "table": table}
+        out["datasets"][ds] = {"groups": groups, "table": table, "test_tasks": held}
     if not out["datasets"]:
         raise ProbeError(f"stability: no dataset has >= {MIN_ENCODERS} encoders measured in two of the runs "
                          f"(datasets per run: {[sorted(s['dataset'].unique()) for s in sums.values()]})")
@@ -143,14 +153,34 @@ def _run_name(path: Path, taken: set[str]) -> str:
     return name if name not in taken else f"{name} ({len(taken)})"
 
 
+def _held_out(path: Path) -> dict[str, list[str]]:
+    """``{dataset: held-out task names}`` from a run's config.yaml (``config.datasets.NAME.split``); {} when
+    the file or the entry is missing (records written by ``wmprobe probe``, an episode split)."""
+    cfg = path / "config.yaml"
+    if not cfg.is_file():
+        return {}
+    import yaml
+    try:
+        doc = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("config") or {}
+        dsets = doc.get("datasets") or {}
+        return {str(n): [str(t) for t in ((d or {}).get("split") or {}).get("test_task_names") or []]
+                for n, d in dsets.items() if isinstance(d, dict)}
+    except (yaml.YAMLError, AttributeError):
+        return {}
+
+
 def stability_from_dirs(dirs: Sequence[str | Path]) -> dict[str, Any]:
-    """``stability`` over results directories (each read with ``records.read_records``)."""
+    """``stability`` over results directories (each read with ``records.read_records``; held-out task names
+    from each one's config.yaml)."""
     from wmprobe.records import read_records
     runs: dict[str, pd.DataFrame] = {}
+    held: dict[str, dict[str, list[str]]] = {}
     for d in dirs:
         p = Path(d)
-        runs[_run_name(p, set(runs))] = read_records(p)
-    return stability(runs)
+        name = _run_name(p, set(runs))
+        runs[name] = read_records(p)
+        held[name] = _held_out(p)
+    return stability(runs, held)
 
 
 def format_stability(res: Mapping[str, Any]) -> str:
@@ -158,8 +188,18 @@ def format_stability(res: Mapping[str, Any]) -> str:
     lines = [f"rank stability across {len(res['runs'])} runs: {', '.join(res['runs'])}"]
     for ds, d in res["datasets"].items():
         lines.append(f"\n{ds}")
+        held = {n: tuple(t) for n, t in (d.get("test_tasks") or {}).items() if t}
+        if held:
+            same = len(set(held.values())) == 1 and len(held) == len(res["runs"])
+            lines.append("  held-out tasks: " + ("the same in every run: " + ", ".join(next(iter(held.values())))
+                                                 if same else "; ".join(f"{n}: {', '.join(t)}"
+                                                                        for n, t in held.items())))
+            if not same:
+                lines.append("  (the runs test different tasks: tau mixes estimator noise with the choice of "
+                             "held-out tasks; name them with the study's `test_tasks` to compare seeds alone)")
         for g, v in d["groups"].items():
-            pairs = ", ".join(f"{p['a']}/{p['b']} {p['tau']:.2f}" for p in v["pairs"])
+            pairs = ", ".join(f"{p['a']}/{p['b']} {p['tau']:.2f}"
+                              + (f" [{p.get('shared_tasks', 0)} shared]" if held else "") for p in v["pairs"])
             lines.append(f"  {g:<7} n={v['n_encoders']:<3} Kendall tau mean {v['tau_mean']:.2f} min "
                          f"{v['tau_min']:.2f} ({pairs}); ordered alike on every run "
                          f"{v['concordant_pairs']:.0%}, CI-separated on every run {v['separated_pairs']:.0%} "
@@ -178,5 +218,5 @@ def to_json(res: Mapping[str, Any]) -> dict[str, Any]:
                 for k, r in d["table"].iterrows()]
         groups = {g: {k: ([{**p, "tau": clean(p["tau"])} for p in v] if k == "pairs" else clean(v))
                       for k, v in grp.items()} for g, grp in d["groups"].items()}
-        out["datasets"][ds] = {"groups": groups, "table": rows}
+        out["datasets"][ds] = {"groups": groups, "table": rows, "test_tasks": d.get("test_tasks", {})}
     return out
