@@ -162,6 +162,8 @@ def test_tasks_option_of_the_pybullet_suites():
         check_params("static", 2, tasks="reach-rde")
     with pytest.raises(ConfigError, match="1..12, got 13"):
         check_params("static", 2, tasks=13)
+    with pytest.raises(ConfigError, match="tasks is all, a count or task names, not True"):
+        check_params("static", 2, tasks=True)   # a YAML `tasks: yes` is no count
     picked = generate("static", 2, size=16, steps=2, workers=1, progress=False, tasks=["lift-blue", "reach-red"])
     assert picked.meta["task_names"] == ["lift-blue", "reach-red"] and sorted(picked.tasks.tolist()) == [0, 1]
     assert picked.meta["source"]["tasks"] == ["lift-blue", "reach-red"]

@@ -35,7 +35,8 @@ def cmd_data(a: argparse.Namespace) -> int:
         print(f"wrote {dest}")
     elif a.data_cmd == "info":
         info = _api("wmprobe.data.formats:dataset_info")(a.path, format=a.format, split=a.calvin_split,
-                                                         revision=a.revision, allow_symlinks_out=a.allow_symlinks_out or None)
+                                                         revision=a.revision,
+                                                         allow_symlinks_out=a.allow_symlinks_out or None)
         if a.json:
             _print_json(info)
         else:
@@ -43,7 +44,8 @@ def cmd_data(a: argparse.Namespace) -> int:
     elif a.data_cmd == "validate":
         problems = _api("wmprobe.data.formats:validate_dataset")(a.path, format=a.format, camera=a.camera,
                                                                  action_key=a.action_key, split=a.calvin_split,
-                                                                 revision=a.revision, allow_symlinks_out=a.allow_symlinks_out or None)
+                                                                 revision=a.revision,
+                                                                 allow_symlinks_out=a.allow_symlinks_out or None)
         for p in problems:
             print(f"problem: {p}")
         print(f"{a.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")

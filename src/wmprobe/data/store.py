@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -177,7 +177,7 @@ def from_episodes(
     *,
     fps: float,
     action_names: Sequence[str],
-    action_groups: dict[str, Sequence[int]],
+    action_groups: Mapping[str, Sequence[int]],
     task_names: Sequence[str],
     source: dict[str, Any],
     name: str | None = None,

@@ -256,7 +256,8 @@ class MLPProbe:
         if unknown:
             raise ProbeError(f"mlp probe: unknown option(s) {sorted(unknown)}")
         self.hidden, self.loss, self.steps = [int(h) for h in hidden], loss, int(steps)
-        self.batch_size, self.lrs, self.wds = int(batch_size), [float(a) for a in lrs], [float(w) for w in weight_decays]
+        self.batch_size = int(batch_size)
+        self.lrs, self.wds = [float(a) for a in lrs], [float(w) for w in weight_decays]
         self.seeds, self.use_diff, self.val_frac = [int(s) for s in seeds], bool(use_diff), float(val_frac)
         self.chosen: list[dict[str, float]] = []
 

@@ -72,7 +72,8 @@ def _preset_for(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
     if isinstance(raw, list) and raw:
         first = raw[0]
         if isinstance(first, dict):
-            name = first.get("name") or first.get("sim") or (Path(str(first["path"])).name if first.get("path") else None)
+            name = first.get("name") or first.get("sim") or (Path(str(first["path"])).name if first.get("path")
+                                                             else None)
         else:
             from wmprobe.data.sim import SUITES
             name = first if first in SUITES else Path(str(first)).name
@@ -139,7 +140,8 @@ def validate(src: str | os.PathLike[str] | dict[str, Any], overrides: Sequence[s
     return check(src, overrides)[1]
 
 
-def load_config(src: str | os.PathLike[str] | dict[str, Any] | StudyConfig, overrides: Sequence[str] = ()) -> StudyConfig:
+def load_config(src: str | os.PathLike[str] | dict[str, Any] | StudyConfig,
+                overrides: Sequence[str] = ()) -> StudyConfig:
     """A checked StudyConfig, or one ConfigError listing every problem."""
     if isinstance(src, StudyConfig):
         if overrides:

@@ -55,14 +55,19 @@ class Corruption:
         return self.name
 
     @property
+    def _number(self) -> float:
+        """The parameter as a number (0 when there is none)."""
+        return 0.0 if self.param is None else float(self.param)
+
+    @property
     def spec(self) -> str:
         """Canonical string, e.g. ``clean``, ``noise:0.15``, ``blur:11``, ``fog:3``."""
         t = self._type
         if t is not None and t.param == "none":
             return self.name
         if t is not None and t.param == "sigma":
-            return f"{self.name}:{float(self.param):g}"
-        return f"{self.name}:{int(self.param)}"
+            return f"{self.name}:{self._number:g}"
+        return f"{self.name}:{int(self._number)}"
 
     @property
     def version(self) -> int:
@@ -74,7 +79,7 @@ class Corruption:
     def severity(self) -> int | None:
         """ImageNet-C severity (1-5), or None for clean / the paper's noise and blur."""
         t = self._type
-        return int(self.param) if t is not None and t.param == "severity" else None
+        return int(self._number) if t is not None and t.param == "severity" else None
 
     def apply_clips(self, frames: torch.Tensor, seeds: Sequence[int], workers: int = 1) -> torch.Tensor:
         """``frames: (B, T, H, W, 3) uint8`` -> same; clip ``b`` draws from a generator seeded ``seeds[b]``.
@@ -113,6 +118,8 @@ class Corruption:
               step: int, i: int) -> None:
         """Corrupt clip ``i`` of ``frames`` into ``out[i]``, ``step`` frames at a time from one generator."""
         gen = generator(seeds[i])
+        op = ctype.op
+        assert op is not None, "apply_clips copies a type without an op"
         for t0 in range(0, frames.shape[1], step):
             seg = frames[i, t0:t0 + step]
             if ctype.u8 is not None:
@@ -123,7 +130,7 @@ class Corruption:
                     dst.copy_(ctype.u8(seg, self.param))
                 continue
             x = seg.permute(0, 3, 1, 2).float().div_(255.0)
-            y = ctype.op(x, self.param, ClipRng([gen], len(seg)))
+            y = op(x, self.param, ClipRng([gen], len(seg)))
             out[i, t0:t0 + step] = y.clamp_(0.0, 1.0).mul_(255.0).round_().permute(0, 2, 3, 1)
 
     def apply(self, frames: torch.Tensor, seed: int) -> torch.Tensor:
@@ -154,11 +161,11 @@ def parse_corruption(spec: str | Corruption | None) -> Corruption:
         return Corruption(name)
     try:
         if t.param == "sigma":
-            sigma = float(t.default) if not arg else float(arg)
+            sigma = float(t.default or 0) if not arg else float(arg)
             if not 0.0 < sigma < float("inf"):
                 raise ValueError
             return Corruption(name, sigma)
-        value = int(float(arg)) if arg else int(t.default)
+        value = int(float(arg)) if arg else int(t.default or 0)
         if arg and float(arg) != value:
             raise ValueError
     except (ValueError, OverflowError):

@@ -40,7 +40,7 @@ class CorruptionType:
     name: str
     description: str
     op: Optional[Op] = None
-    u8: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None
+    u8: Optional[Callable[..., torch.Tensor]] = None     # (frames, param[, out=]) -> frames
     param: ParamKind = "severity"
     default: float | int | None = SEVERITY_DEFAULT
     version: int = 1
@@ -54,7 +54,7 @@ _found: dict[str, CorruptionType] = {}   # resolved types by name (a lookup per 
 
 def corruption(name: str, description: str, *, param: ParamKind = "severity",
                default: float | int | None = SEVERITY_DEFAULT, version: int = 1,
-               u8: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None) -> Callable[[Op], Op]:
+               u8: Optional[Callable[..., torch.Tensor]] = None) -> Callable[[Op], Op]:
     """Decorator registering ``op`` as corruption ``name`` (a name is registered once)."""
     def deco(op: Op) -> Op:
         TYPES.add(name, CorruptionType(name, description, op, u8, param, default, version))

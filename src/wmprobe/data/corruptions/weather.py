@@ -43,7 +43,8 @@ def _frost_texture(m: int, h: int, w: int, rng: ClipRng) -> torch.Tensor:
 @corruption("frost", "ImageNet-C frost overlay (procedural ice texture, see docs), severity 1-5")
 def frost(x: torch.Tensor, s: int, rng: ClipRng) -> torch.Tensor:
     a, b = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][s - 1]
-    return a * x + b * _frost_texture(x.shape[0], *x.shape[-2:], rng)
+    h, w = x.shape[-2:]
+    return a * x + b * _frost_texture(x.shape[0], h, w, rng)
 
 
 def _plasma(m: int, size: int, decay: float, rng: ClipRng) -> torch.Tensor:

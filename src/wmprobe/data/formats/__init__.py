@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from wmprobe.data.formats import groups as _groups
 from wmprobe.data.formats._common import (Episode, FormatError, Source, StoreWriter, describe_resize,
@@ -22,7 +22,7 @@ __all__ = ["FORMATS", "READERS", "WRITERS", "FormatError", "dataset_info", "dete
 
 # the readers: name -> Source class (lazy "module:Class"); ``options``: the open_source options it takes beyond
 # ``allow_symlinks_out``; plugins register under the entry-point group ``wmprobe.formats``
-READERS: Registry[type[Source]] = Registry("dataset format", group="wmprobe.formats", error=StoreError)
+READERS: Registry[Callable[..., Source]] = Registry("dataset format", group="wmprobe.formats", error=StoreError)
 READERS.add("lerobot", "wmprobe.data.formats.lerobot:LeRobotSource", description="LeRobot v2.1 / v3.0 datasets")
 READERS.add("calvin", "wmprobe.data.formats.calvin:CalvinSource", description="CALVIN splits (training, validation)",
             options=("allow_pickle", "split"))
@@ -122,13 +122,16 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
     source = open_source(src, format, allow_pickle=allow_pickle, split=split, allow_symlinks_out=allow_symlinks_out)
     try:
         source.select(camera, action_key)
+        action_dim = source.action_dim
+        if action_dim is None:   # every reader sets it when it opens; a plugin reader that does not is named
+            raise FormatError(f"{src}: the {source.format} reader gives no action dimension")
         eps = source.episodes()
         if max_episodes is not None:
             eps = eps[: max(0, int(max_episodes))]
         if not eps:
             raise FormatError(f"{src}: no episodes to import")
         names, groups, how = _groups.resolve(
-            int(source.action_dim), source.action_names, convention=source.action_convention,
+            int(action_dim), source.action_names, convention=source.action_convention,
             convention_names=source.convention_names, override=action_groups,
             where=f"{src} ({source.format} action key '{source.action_key}')", fmt=source.format)
         if source.frame_shape is None:
@@ -142,7 +145,7 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
         bar = progress_bar(n, f"import {src.name}", progress)
         try:
             snames = source.state_names
-            with StoreWriter(dest, n, h, w, int(source.action_dim), len(eps),
+            with StoreWriter(dest, n, h, w, int(action_dim), len(eps),
                              state_dim=len(snames) if snames else None) as wr:
                 for e in eps:
                     acts = source.actions(e)
@@ -153,7 +156,7 @@ def import_dataset(src, dest, *, format: str = "auto", camera: str | None = None
                         **({"state_names": list(snames), "state_names_wanted": True} if snames else {}),
                         "source": {**source.source_meta(), "size": size, "episodes": len(eps),
                                    "native_shape": list(source.frame_shape),
-                                   "resize": describe_resize(tuple(source.frame_shape), size),
+                                   "resize": describe_resize(source.frame_shape, size),
                                    "action_groups_from": how, **({"hub": hub_info} if hub_info else {})}}
                 return wr.finish(meta)
         finally:

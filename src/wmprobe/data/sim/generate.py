@@ -177,7 +177,7 @@ def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episod
     with episode_world(params, index) as (p, w, task_id, rng):
         expert = Expert(run_tasks(params)[task_id], S.snapshot(p, w), rng, wrist=wrist)
         for t in range(T):
-            if seg:
+            if masks is not None:   # seg
                 frames[t], masks[t] = S.render(p, w, seg=True)
             else:
                 frames[t] = S.render(p, w)
@@ -200,6 +200,7 @@ def run_episode(params: dict[str, Any], index: int, seg: bool = False) -> Episod
 
 def _job(args: tuple[dict[str, Any], int]) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, float]:
     ep = run_episode(*args)
+    assert ep.states is not None, "run_episode records the state of every frame"
     return ep.frames, ep.actions, ep.task, ep.states, ep.noise
 
 

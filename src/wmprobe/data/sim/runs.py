@@ -36,7 +36,9 @@ def select_tasks(tasks: TaskSpec, names: Sequence[str], default: Sequence[str], 
         if text == "all":
             return list(names)
         tasks = int(text) if text.isdigit() else [t.strip() for t in text.split(",") if t.strip()]
-    if isinstance(tasks, (int, np.integer)) and not isinstance(tasks, bool):
+    if isinstance(tasks, bool):
+        raise ConfigError(f"{label}: tasks is all, a count or task names, not {tasks!r}")
+    if isinstance(tasks, (int, np.integer)):
         return _first_tasks(int(tasks), names, default, label)
     given = [str(t) for t in tasks]
     chosen = [canon(t) for t in given]

@@ -46,7 +46,7 @@ def goal_xy(task: Task, initial: Snapshot) -> np.ndarray | None:
     if task.skill not in ("push", "pick-place"):
         return None
     start = np.asarray(initial[task.obj][0], float)
-    goal = start + np.array([*task.goal, 0.0])
+    goal = start + np.array([*task.offset, 0.0])
     if task.skill == "pick-place":
         goal = np.clip(goal, S.WORKSPACE_LO, S.WORKSPACE_HI)
     return goal[:2]
@@ -64,7 +64,7 @@ def holds(task: Task, initial: Snapshot, now: Snapshot, ee: np.ndarray, grip_ope
     if task.skill == "pick-place":
         return bool(np.linalg.norm(pos[:2] - goal_xy(task, initial)) < PLACE_TOL and pos[2] < 4 * BLOCK)
     if task.skill == "stack":
-        base = np.asarray(now[task.goal][0], float)
+        base = np.asarray(now[task.partner][0], np.float64)
         dz = pos[2] - base[2]
         return bool(np.linalg.norm(pos[:2] - base[:2]) < STACK_TOL and 1.6 * BLOCK < dz < 2.6 * BLOCK)
     if task.skill == "follow":

@@ -37,6 +37,20 @@ class Task:
     obj: str                       # colour of the manipulated block, or the mover's name (ball, cube)
     goal: tuple[float, float] | str | None = None   # (dx, dy) offset for push/pick-place, colour for stack
 
+    @property
+    def offset(self) -> tuple[float, float]:
+        """The ``(dx, dy)`` goal offset (m) of a push or pick-place task."""
+        if not isinstance(self.goal, tuple):
+            raise ValueError(f"task {self.name} ({self.skill}) has no goal offset")
+        return self.goal
+
+    @property
+    def partner(self) -> str:
+        """The colour of the block a stack task puts its block on."""
+        if not isinstance(self.goal, str):
+            raise ValueError(f"task {self.name} ({self.skill}) names no block to stack on")
+        return self.goal
+
 
 TASKS: tuple[Task, ...] = (
     Task("reach-red", "reach", "red"),
@@ -103,19 +117,19 @@ def waypoints(task: Task, pos: dict[str, np.ndarray], yaw: dict[str, float],
     if task.skill == "lift":
         return grasp + [W(above(o, 0.22), y, False, 2, pace=CARRY_PACE)]
     if task.skill == "push":
-        d = np.array([*task.goal, 0.0]) / np.linalg.norm(task.goal)
+        d = np.array([*task.offset, 0.0]) / np.linalg.norm(task.offset)
         start = o - d * 0.07
         return [W(np.array([start[0], start[1], 0.1]), approach_yaw, False),
                 W(np.array([start[0], start[1], 0.025]), 0.0, False),
                 W(np.array([o[0], o[1], 0.025]) + d * 0.12, 0.0, False, 2, pace=PUSH_PACE)]
     if task.skill == "pick-place":
-        g = np.clip(o + np.array([*task.goal, 0.0]), S.WORKSPACE_LO, S.WORKSPACE_HI)
+        g = np.clip(o + np.array([*task.offset, 0.0]), S.WORKSPACE_LO, S.WORKSPACE_HI)
         return grasp + [W(above(g, 0.16), y, False, pace=CARRY_PACE), W(above(g, 0.03), y, False, 1, pace=CARRY_PACE),
                         W(above(g, 0.03), y, True, 2),
                         W(above(g, 0.15), y, True)]
     if task.skill == "stack":
-        b = pos[task.goal]
-        yb = _wrap(yaw[task.goal])
+        b = pos[task.partner]
+        yb = _wrap(yaw[task.partner])
         return grasp + [W(above(b, 0.16), yb, False, pace=CARRY_PACE),
                         W(above(b, top + 0.01), yb, False, 1, pace=CARRY_PACE),
                         W(above(b, top + 0.01), yb, True, 2), W(above(b, 0.16), yb, True)]
