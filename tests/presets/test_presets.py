@@ -21,7 +21,7 @@ def test_the_preset_files_ship_in_the_package_and_load_through_importlib_resourc
     assert files == sorted(f"{n}.yaml" for n in NAMES)
     assert presets.names() == NAMES                                   # smallest first (`order`)
     # the wheel's package-data globs cover every file of the package that is not Python
-    globs = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+    globs = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"]["wmprobe"]
     for f in files:
         assert any(fnmatch.fnmatch(f"presets/{f}", g) for g in globs), f
