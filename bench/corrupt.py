@@ -25,7 +25,8 @@ path against one-thread limits: each type's bound is the larger of
   noise, ``2 H W`` uniforms per glass-blur iteration, ``2 H W`` for the elastic displacement field, ``H W``
   normals for the snow layer, the fog plasma's ``size^2`` uniforms, frost's ridged-noise grids;
 at torch's one-stream generator rate. ``fraction = bound seconds per image / measured seconds per image``;
-``fraction_of_limit`` is the lowest over the types; types below 1/3 of their bound carry ``why``.
+``fraction_of_limit`` is the lowest over the types; types below 1/3 of their bound carry ``why`` (printed after
+the table, one line per type, with the count of types within 3x of their bound).
 
 Usage: python bench/corrupt.py [--severity 3] [--images 64] [--ref-images 8] [--repeats 3] [--quick]
                                [--types pixelate,jpeg_compression]
@@ -231,6 +232,13 @@ def main() -> None:
                "fraction_of_limit": round(min(fractions), 4),
                "types_within_3x_of_bound": int(sum(f >= 1 / 3 for f in fractions)),
                "limits": lim, "per_type": per_type}
+    within = [spec for spec, f in zip(specs, fractions) if f >= 1 / 3]
+    print(f"within 3x of their bound (fraction >= 1/3): {len(within)} of {len(specs)} types"
+          + (f" ({', '.join(within)})" if within else ""))
+    for spec, row in per_type.items():
+        if "why" in row:
+            print(f"  {spec}: {row['fraction_of_limit']:.4f} of its bound ({row['bound']}): "
+                  f"{row['why'] or 'not known'}")
     print(json.dumps(summary))
 
 

@@ -15,6 +15,13 @@
     Each time is the best of ``--repeats`` interleaved runs after a warm-up. ``ratio_cpu``: the same ratio
     in CPU seconds of this process (``time.process_time``, best of the same runs), steadier than wall time
     on a shared machine (time spent waiting for a core is not counted; with ``--threads 1`` it is the work).
+    Paired (the figure to read on a shared machine): every repetition runs the forward and the cached
+    extraction back to back (their order alternating, so neither always runs on the other's warm caches) and
+    ``ratio_paired`` is the median over repetitions of ``extract / forward`` within each pair (``_cpu``: in
+    CPU seconds; ``ratio_paired_q``: the quartiles), so a load that comes and goes hits both sides of a pair
+    alike and cancels; ``pairs`` is their number (``--repeats``; default 21 for the tiny models, 3 for ViT-B).
+    The summary's ``ratio_paired_by_size`` is the largest paired ratio per model size, ``load_avg`` the
+    1/5/15-minute load averages when the bench started and ended.
     Fraction of the machine's limit (``bench/roofline.py``): the forward is FLOP-bound; its FLOPs are counted
     with ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions, attention: 2 per multiply-add)
     over one pass of the same batches; ``forward_fraction = FLOPs / GEMM peak / forward_s`` and
@@ -25,13 +32,15 @@
 (b) Throughput of the ViT-B models on CPU, fp32 vs bf16 autocast: V-JEPA 2 clips/s (16-frame clips) and
     DINOv2 frames/s, on the model call alone.
 
-Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N] [--sizes tiny,base]``
+Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N] [--sizes tiny,base]`` (``--repeats N``:
+N pairs for the tiny models, N - 1 for ViT-B)
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import os
 import shutil
 import tempfile
 import sys
@@ -101,21 +110,36 @@ def model_inputs(enc, store: EpisodeStore, batch_size: int, raw: list | None = N
     return out
 
 
-def best_of(fns: list, repeats: int, cpu: list | None = None) -> list[float]:
-    """Best-of-``repeats`` seconds for each function, runs interleaved (so machine load hits both alike);
-    ``cpu`` (if given) receives each function's best CPU seconds of this process (``time.process_time``)."""
+def interleaved(fns: list, repeats: int) -> tuple[list[list[float]], list[list[float]]]:
+    """Wall and CPU seconds (``time.process_time``) of ``repeats`` runs of each function after a warm-up, the
+    functions run one after another in each repetition, in reverse order every other one (so neighbours stay
+    neighbours and neither of two always runs first); per function, one list per measure."""
     for fn in fns:
         fn()  # warm-up
     times, cpus = [[] for _ in fns], [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts, cs in zip(fns, times, cpus):
+    for rep in range(repeats):
+        order = range(len(fns)) if rep % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
             t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            ts.append(time.perf_counter() - t0)
-            cs.append(time.process_time() - c0)
+            fns[i]()
+            times[i].append(time.perf_counter() - t0)
+            cpus[i].append(time.process_time() - c0)
+    return times, cpus
+
+
+def best_of(fns: list, repeats: int, cpu: list | None = None) -> list[float]:
+    """Best-of-``repeats`` seconds for each function, runs interleaved (so machine load hits both alike);
+    ``cpu`` (if given) receives each function's best CPU seconds of this process (``time.process_time``)."""
+    times, cpus = interleaved(fns, repeats)
     if cpu is not None:
         cpu.extend(min(cs) for cs in cpus)
     return [min(ts) for ts in times]
+
+
+def paired_ratio(num: list[float], den: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles over repetitions of ``num[i] / den[i]`` (two functions timed back to back)."""
+    q1, med, q3 = np.percentile([n / d for n, d in zip(num, den) if d > 0], [25, 50, 75])
+    return round(float(med), 3), round(float(q1), 3), round(float(q3), 3)
 
 
 def forward_only(enc, inputs: list[torch.Tensor], bf16: bool = False) -> None:
@@ -141,10 +165,12 @@ def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, re
 
     def extract_save(**cache) -> None:   # into a new shard directory, as the study's cache and the CLI write
         extract(enc, store, layers=["out"], batch_size=batch, **cache).save(out_dir / str(next(runs)))
-    cpu: list[float] = []
-    forward_s, pipeline_s, extract_s, uncached_s = best_of([
-        lambda: forward_only(enc, inputs), pipeline,
-        lambda: extract_save(frames_cache=root / "frames"), extract_save], repeats, cpu)
+    # the forward and the cached extraction are neighbours in either order (see ``interleaved``): the pairs
+    times, cpus = interleaved([lambda: forward_only(enc, inputs), lambda: extract_save(frames_cache=root / "frames"),
+                               pipeline, extract_save], repeats)
+    forward_s, extract_s, pipeline_s, uncached_s = (min(t) for t in times)
+    cpu = [min(c) for c in (cpus[0], cpus[2], cpus[1], cpus[3])]   # forward, pipeline, extract, uncached
+    paired, paired_cpu = paired_ratio(times[1], times[0]), paired_ratio(cpus[1], cpus[0])
     shutil.rmtree(out_dir, ignore_errors=True)
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
@@ -157,7 +183,20 @@ def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, re
             "preprocess_ratio": round(pipeline_s / forward_s, 3),
             "wmprobe_ratio": round(extract_s / pipeline_s, 3), "forward_gflop": round(flops / 1e9, 3),
             "forward_fraction": roofline.fraction("gemm", flops, forward_s),
-            "extract_fraction": roofline.fraction("gemm", flops, extract_s)}
+            "extract_fraction": roofline.fraction("gemm", flops, extract_s),
+            "size": size, "pairs": repeats, "ratio_paired": paired[0], "ratio_paired_q": list(paired[1:]),
+            "ratio_paired_cpu": paired_cpu[0], "ratio_paired_cpu_q": list(paired_cpu[1:]),
+            "fraction_of_limit": roofline.fraction("gemm", flops, extract_s)}
+
+
+def describe(row: dict) -> str:
+    """One line per model: the paired ratio against the goal and the fractions of the GEMM peak."""
+    q, qc = row["ratio_paired_q"], row["ratio_paired_cpu_q"]
+    return (f"{row['model']}: extract / forward {row['ratio_paired']:.3f}x wall (quartiles {q[0]:.3f}-{q[1]:.3f}), "
+            f"{row['ratio_paired_cpu']:.3f}x CPU ({qc[0]:.3f}-{qc[1]:.3f}), median of {row['pairs']} interleaved "
+            f"pairs (goal <= 1.10: {'yes' if row['ratio_paired_cpu'] <= 1.10 else 'no'}); fraction of the GEMM "
+            f"peak: forward {row['forward_fraction']}, extraction {row['extract_fraction']} "
+            f"({row['forward_gflop']} GFLOP per pass)")
 
 
 def throughput(kind: str, img: int, root: Path, n: int, repeats: int) -> dict:
@@ -183,7 +222,9 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    repeats = a.repeats or (2 if a.quick else 3)
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    tiny_repeats = a.repeats or 21               # a tiny model's repetition takes ~0.1 s: enough pairs for a median
+    base_repeats = max(1, a.repeats - 1) if a.repeats else 3
     lim = roofline.measure(a.quick)
     print("machine limits:", roofline.describe(lim), flush=True)
     # input sides: V-JEPA 2 patch 16, DINOv2 patch 14 (ViT-B at 224 / 224 in full mode, 112 / 112 quick)
@@ -199,11 +240,13 @@ def main() -> None:
             ap.error(f"--sizes: tiny, base or tiny,base; got {a.sizes!r}")
         for kind in ("vjepa2", "dinov2"):
             if "tiny" in sizes:
-                rows.append(overhead(kind, "tiny", tiny_side[kind], store, root, repeats, 32))
+                rows.append(overhead(kind, "tiny", tiny_side[kind], store, root, tiny_repeats, 32))
                 print(json.dumps(rows[-1]), flush=True)
+                print(describe(rows[-1]), flush=True)
             if "base" in sizes:
-                rows.append(overhead(kind, "base", base_side[kind], base_store, root, max(1, repeats - 1), 16))
+                rows.append(overhead(kind, "base", base_side[kind], base_store, root, base_repeats, 16))
                 print(json.dumps(rows[-1]), flush=True)
+                print(describe(rows[-1]), flush=True)
         for kind in ("vjepa2", "dinov2") if "base" in sizes else ():
             thr.append(throughput(kind, base_side[kind], root, 1, 1))
             print(json.dumps(thr[-1]), flush=True)
@@ -213,7 +256,19 @@ def main() -> None:
                "goal_ratio": 1.10,
                "max_wmprobe_ratio": max(r["wmprobe_ratio"] for r in rows),
                "max_ratio_uncached": max(r["ratio_uncached"] for r in rows),
-               "fraction_of_limit": min(r["extract_fraction"] for r in rows), "limits": lim}
+               "fraction_of_limit": min(r["extract_fraction"] for r in rows), "limits": lim,
+               "max_ratio_paired": max(r["ratio_paired"] for r in rows),
+               "max_ratio_paired_cpu": max(r["ratio_paired_cpu"] for r in rows),
+               "ratio_paired_by_size": {sz: max(r["ratio_paired_cpu"] for r in rows if r["size"] == sz)
+                                        for sz in sorted({r["size"] for r in rows})},
+               "ratio_paired_by_size_wall": {sz: max(r["ratio_paired"] for r in rows if r["size"] == sz)
+                                             for sz in sorted({r["size"] for r in rows})},
+               "load_avg": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]}}
+    for sz, r in summary["ratio_paired_by_size"].items():
+        print(f"{sz} models: largest paired extract / forward {r:.3f}x CPU, "
+              f"{summary['ratio_paired_by_size_wall'][sz]:.3f}x wall (goal <= 1.10)", flush=True)
+    print(f"load average (1, 5, 15 min): {load_start} at the start, {summary['load_avg']['end']} at the end",
+          flush=True)
     print(json.dumps(summary))
 
 

@@ -3,9 +3,9 @@
 For each format, a source of N and of 4N episodes is written (LeRobot v3.0 with mp4 video, through
 ``wmprobe data export``; CALVIN: one npz per step + ep_start_end_ids.npy; LIBERO: robomimic-style hdf5 with
 images stored upside down), then imported into an EpisodeStore by ``import_dataset`` in a fresh process, whose
-peak RSS (``VmHWM``, Linux) is the figure. ``rss_ratio`` = peak RSS at 4N / peak RSS at N (reference: the N-episode import;
-goal <= 1.10: memory bounded, not growing with the dataset). A reader that held every frame would add the raw
-frames (``raw_mb`` in the output) to its peak.
+peak RSS (``VmHWM``, Linux) is the figure. ``rss_ratio`` = peak RSS at 4N / peak RSS at N (reference: the
+N-episode import; goal <= 1.10: memory bounded, not growing with the dataset). A reader that held every frame
+would add the raw frames (``raw_mb`` in the output) to its peak.
 
 Fraction of the machine's limit (``bench/roofline.py``): an import must at least write every raw frame
 once (``H x W x 3`` bytes) and read it back from its decoder, so its floor is the raw frame bytes at the

@@ -6,7 +6,8 @@ The last printed line is one JSON object with every figure and its ratio against
     first, cold one (fresh cache: simulation, zoo training, extraction, probes, report). Goal <= 0.05.
     Reference: the cold run. Each run is a fresh `wmprobe` process (imports included).
 (b) ``rss_ratio``: peak RSS of a study (pixels + random-conv, clean + noise, ridge + mlp probes, the
-    decoder probe for fidelity, local executor, 1 worker, in-process) on 4N episodes over the same study on N episodes. Goal <= 1.10.
+    decoder probe for fidelity, local executor, 1 worker, in-process) on 4N episodes over the same study on N
+    episodes. Goal <= 1.10.
     Reference: the N-episode run. Each run is a fresh process; ru_maxrss of that process.
 (c) ``extract_over_forward``: a study's extraction path (ExtractTask: memory-mapped frames, per-episode
     windows, encode, then the cache write: .npy files, BLAKE2 checksums, atomic rename) over the pure forward

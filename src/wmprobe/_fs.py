@@ -102,8 +102,12 @@ def atomic_dir(dest: str | os.PathLike, prefix: str | None = None) -> Iterator[P
 def mark_used(entry: str | os.PathLike) -> None:
     """Touch ``entry/used``: a cache entry (latent shard, zoo checkpoint, generated dataset) was just used, so
     ``wmprobe cache gc`` keeps it. Best effort: a read-only cache is still usable."""
+    path = os.path.join(entry, "used")
     with contextlib.suppress(OSError):
-        (Path(entry) / "used").touch()
+        try:
+            os.utime(path)              # what Path.touch does for an existing file, without building a Path
+        except FileNotFoundError:
+            Path(path).touch()
 
 
 def drop_pages(*arrays: Any) -> None:

@@ -203,19 +203,32 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
             if n_real < window:  # pad by repeating the last frame; padded steps dropped below
                 clip = torch.cat([clip, clip[-1:].expand(window - n_real, *clip.shape[1:])])
             lat = encode(clip[None], layers)
-            keep = lat.frame_index < n_real
-            emit({l: lat.tokens[l][0][keep] for l in layers},
-                 lat.frame_index[keep].numpy().astype(np.int64) + start + w0, e)
+            index = lat.frame_index.numpy()
+            keep = _kept(index, n_real)
+            sel = keep if isinstance(keep, slice) else torch.from_numpy(keep)
+            emit({l: lat.tokens[l][0][sel] for l in layers}, index[keep].astype(np.int64) + start + w0, e)
         bar.update(1)
     bar.close()
     if not step_frame:
         raise StoreError(f"{store.name}: no latent steps extracted (episodes shorter than "
                          f"{fps} frames per step?)")
-    spec = dict(encoder.spec.to_dict(), key=encoder.spec.key(), window=window,
+    spec_dict = encoder.spec.to_dict()
+    spec = dict(spec_dict, key=encoder.spec.key(spec_dict), window=window,
                 corruption=getattr(corruption, "spec", "clean"), token_pool=token_pool)
     return StepFeatures({l: np.concatenate(v).astype(np.float32, copy=False) for l, v in pooled.items()},
                         np.concatenate(step_frame), np.concatenate(step_episode),
                         {l: np.concatenate(v).astype(np.float32, copy=False) for l, v in toks.items()}, spec)
+
+
+def _kept(index: np.ndarray, n_real: int) -> slice | np.ndarray:
+    """The latent steps of a window that start on a real (not padded) frame: ``index < n_real``, as a slice
+    when they are a leading run (always, for ``frame_index = arange * frames_per_step``): a view, where a
+    boolean mask copied the tokens; the same values."""
+    keep = index < n_real
+    if keep.all():
+        return slice(None)
+    k = int(keep.argmin())                                            # the first padded step
+    return keep if keep[k:].any() else slice(0, k)
 
 
 @functools.lru_cache(maxsize=32)

@@ -69,14 +69,20 @@ class FramesCache:
         # the key's JSON around the episode number, serialised once (a JSON int is ``str(int)``)
         parts = json.dumps({**self.base, "episode": _SLOT}, sort_keys=True, default=str).split(json.dumps(_SLOT))
         self._key_parts = tuple(parts) if len(parts) == 2 else None
+        self._keys: dict[int, str] = {}
 
     def key(self, episode: int) -> str:
         """sha256 of ``json.dumps({**base, "episode": episode}, sort_keys=True)``, first 32 hex digits."""
+        episode = int(episode)
+        known = self._keys.get(episode)
+        if known is not None:
+            return known
         if self._key_parts is None:
-            blob = json.dumps({**self.base, "episode": int(episode)}, sort_keys=True, default=str)
+            blob = json.dumps({**self.base, "episode": episode}, sort_keys=True, default=str)
         else:
-            blob = f"{self._key_parts[0]}{int(episode)}{self._key_parts[1]}"
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+            blob = f"{self._key_parts[0]}{episode}{self._key_parts[1]}"
+        self._keys[episode] = key = hashlib.sha256(blob.encode()).hexdigest()[:32]
+        return key
 
     def episode(self, episode: int, frames: Callable[[], torch.Tensor]) -> torch.Tensor:
         """``(T, 3, h, w)`` resized frames of ``episode``: from the cache, else ``resize_frames(frames())``
@@ -151,8 +157,9 @@ def _stamped(st: os.stat_result, record: dict, name: str) -> bool:
 def _read(entry: Path, name: str, record: dict, nhwc: bool) -> np.ndarray | None:
     """The frames array of ``entry/name``, or None when the file is not what was written. A file as stamped
     whose ``.npy`` header names the recorded shape and dtype is read in one pass into a new array (no
-    ``np.load`` header parse); any other goes through ``_intact`` (the checksum) and ``np.load``."""
-    path = entry / name
+    ``np.load`` header parse; the header is checked once per file version in this process, see ``_HEADERS``);
+    any other goes through ``_intact`` (the checksum) and ``np.load``."""
+    path = os.path.join(entry, name)
     st = os.stat(path)
     if not _stamped(st, record, name):
         if not _intact(entry, name, record):
@@ -166,13 +173,37 @@ def _read(entry: Path, name: str, record: dict, nhwc: bool) -> np.ndarray | None
         arr = np.empty(shape, dtype)
         offset = st.st_size - arr.nbytes                      # np.save writes the C-order data last
         if 10 <= offset <= 4096:
-            with open(path, "rb") as f:
-                head = f.read(offset).decode("latin1")
-                if head.startswith("\x93NUMPY") and f"'descr': '{arr.dtype.str}'" in head \
-                        and "'fortran_order': False" in head and f"'shape': {shape!r}" in head \
-                        and f.readinto(memoryview(arr).cast("B")) == arr.nbytes:
+            with open(path, "rb", buffering=0) as f:
+                version = ((st.st_ino, st.st_size, st.st_mtime_ns), arr.dtype.str, shape)
+                if _HEADERS.get(path) != version:
+                    head = f.read(offset).decode("latin1")
+                    if not (head.startswith("\x93NUMPY") and f"'descr': '{arr.dtype.str}'" in head
+                            and "'fortran_order': False" in head and f"'shape': {shape!r}" in head):
+                        return np.load(path, allow_pickle=False)
+                    if len(_HEADERS) >= _RECORDS_MAX:
+                        _HEADERS.clear()
+                    _HEADERS[path] = version
+                if _read_into(f, offset, memoryview(arr).cast("B")):
                     return arr
     return np.load(path, allow_pickle=False)
+
+
+# frames file path -> (inode, size, mtime), dtype, shape of the version whose ``.npy`` header was checked: a file
+# is only ever replaced whole (a rename), so the same inode, size and mtime mean the same header
+_HEADERS: dict[str, tuple] = {}
+
+
+def _read_into(f: Any, offset: int, buf: memoryview) -> bool:
+    """Fill ``buf`` from the unbuffered file ``f`` at ``offset`` (one ``read`` system call for an entry's size);
+    False when the file ends first."""
+    f.seek(offset)
+    done = 0
+    while done < len(buf):
+        n = f.readinto(buf[done:])
+        if not n:
+            return False
+        done += n
+    return True
 
 
 def _restamp(entry: Path, name: str, record: dict, st: os.stat_result) -> None:

@@ -61,9 +61,10 @@ class EncoderSpec:
         d["mean"], d["std"], d["layers"] = list(self.mean), list(self.std), list(self.layers)
         return d
 
-    def key(self) -> str:
-        """Hash of everything that changes the output (the name is excluded: same model, same key)."""
-        d = self.to_dict()
+    def key(self, as_dict: dict[str, Any] | None = None) -> str:
+        """Hash of everything that changes the output (the name is excluded: same model, same key).
+        ``as_dict``: this spec's ``to_dict()`` when the caller already has it (not modified here)."""
+        d = dict(self.to_dict() if as_dict is None else as_dict)
         d.pop("name")
         return json_hash(d, 16, default=str)
 

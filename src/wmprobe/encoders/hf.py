@@ -154,7 +154,8 @@ class HFEncoder(Encoder):
         b, t = x.shape[:2]
         flat = x if self.fam.video else x.reshape(b * t, *x.shape[2:])
         parts = [self._run(flat[i:i + self.batch_size], layers) for i in range(0, flat.shape[0], self.batch_size)]
-        out = {l: torch.cat([p[l] for p in parts]).float() for l in layers}
+        # one part (extraction batches by batch_size already): its tensors as they are, without a copy by cat
+        out = {l: (parts[0][l] if len(parts) == 1 else torch.cat([p[l] for p in parts])).float() for l in layers}
         if self.fam.video:
             return {l: v if v.ndim == 4 else v[:, None] for l, v in out.items()}
         return {l: v.reshape(b, t, *v.shape[1:]) for l, v in out.items()}
