@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, get_type_hin
 import numpy as np
 import yaml
 
+from wmprobe._plain import plain
 from wmprobe.errors import WmprobeError
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def write_records(rows: Iterable[dict[str, Any]], out_dir: str | os.PathLike[str
     if config is not None:
         doc = {"config": config, "provenance": provenance()}
         _atomic_write(out / "config.yaml",
-                      lambda p: Path(p).write_text(yaml.safe_dump(_plain(doc), sort_keys=False)))
+                      lambda p: Path(p).write_text(yaml.safe_dump(plain(doc), sort_keys=False)))
     return out
 
 
@@ -319,16 +320,3 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     doc: dict[str, Any] = yaml.safe_load(f.read_text()) or {}
     return doc
-
-
-def _plain(x: Any) -> Any:
-    """Make a config YAML-safe (tuples, numpy scalars, paths)."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    return x

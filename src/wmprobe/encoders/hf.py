@@ -31,7 +31,7 @@ The preprocessing (processor config -> spec, the resize and normalise stages) is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -237,31 +237,22 @@ def load_hf(fam: Family, arg: str | None, *, device: str = "auto", dtype: str | 
     return HFEncoder(spec, model, _blocks(model, what), fam, dev, bf16, batch_size)
 
 
-def vjepa2(arg: str | None = None, **options: Any) -> HFEncoder:
-    """``vjepa2[:dir-or-hub-id]``: V-JEPA 2 encoder (predictor unused), tubelet 2, any even clip length."""
-    return load_hf(FAMILIES["vjepa2"], arg, **options)
+def _factory(family: str, doc: str) -> Callable[..., HFEncoder]:
+    """The registry factory of one family: ``FAMILY[:dir-or-hub-id]`` -> ``load_hf(FAMILIES[family], ...)``."""
+    def factory(arg: str | None = None, **options: Any) -> HFEncoder:
+        return load_hf(FAMILIES[family], arg, **options)
+    factory.__name__ = factory.__qualname__ = family.replace("-", "_")
+    factory.__doc__ = doc
+    return factory
 
 
-def videomae(arg: str | None = None, **options: Any) -> HFEncoder:
-    """``videomae[:dir-or-hub-id]``: VideoMAE encoder, clips of exactly ``config.num_frames`` frames."""
-    return load_hf(FAMILIES["videomae"], arg, **options)
-
-
-def dinov2(arg: str | None = None, **options: Any) -> HFEncoder:
-    """``dinov2[:dir-or-hub-id]``: DINOv2 ViT per frame; layers ``layer_i``, ``out``, ``cls``."""
-    return load_hf(FAMILIES["dinov2"], arg, **options)
-
-
-def dinov3(arg: str | None = None, **options: Any) -> HFEncoder:
-    """``dinov3[:dir-or-hub-id]``: DINOv3 ViT per frame (register tokens dropped)."""
-    return load_hf(FAMILIES["dinov3"], arg, **options)
-
-
-def siglip(arg: str | None = None, **options: Any) -> HFEncoder:
-    """``siglip[:dir-or-hub-id]``: SigLIP vision tower per frame; ``pooled`` is the attention-pool head."""
-    return load_hf(FAMILIES["siglip"], arg, **options)
-
-
-def siglip2(arg: str | None = None, **options: Any) -> HFEncoder:
-    """``siglip2[:dir-or-hub-id]``: SigLIP 2 (NaFlex) vision tower per frame on a square patch grid."""
-    return load_hf(FAMILIES["siglip2"], arg, **options)
+vjepa2 = _factory("vjepa2", "``vjepa2[:dir-or-hub-id]``: V-JEPA 2 encoder (predictor unused), tubelet 2, any even "
+                  "clip length.")
+videomae = _factory("videomae", "``videomae[:dir-or-hub-id]``: VideoMAE encoder, clips of exactly "
+                    "``config.num_frames`` frames.")
+dinov2 = _factory("dinov2", "``dinov2[:dir-or-hub-id]``: DINOv2 ViT per frame; layers ``layer_i``, ``out``, ``cls``.")
+dinov3 = _factory("dinov3", "``dinov3[:dir-or-hub-id]``: DINOv3 ViT per frame (register tokens dropped).")
+siglip = _factory("siglip", "``siglip[:dir-or-hub-id]``: SigLIP vision tower per frame; ``pooled`` is the "
+                  "attention-pool head.")
+siglip2 = _factory("siglip2", "``siglip2[:dir-or-hub-id]``: SigLIP 2 (NaFlex) vision tower per frame on a square "
+                   "patch grid.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from wmprobe._plain import plain as plain   # re-exported: the study config writes through it
 from wmprobe.study.fields import (Constraint, NoneMode, Rule, at_least, at_most, between, boolean, choice, expects,
                                   inside, integer, is_finite, is_int, is_num, listing, mapping, not_empty, number,
                                   one_of, parses, setting, wants)
@@ -290,11 +291,3 @@ class StudyConfig:
         out: dict[str, Any] = plain(asdict(self))
         return out
 
-
-def plain(x: Any) -> Any:
-    """Tuples as lists and keys as strings, all the way down (what YAML and JSON write)."""
-    if isinstance(x, dict):
-        return {str(k): plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
-    return x

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from wmprobe.errors import ConfigError
 from wmprobe.study.checker import Checker, build, check_section, check_unique
@@ -30,6 +30,20 @@ class Facts:
     stores: dict[str, tuple[str, str, bool] | None] = field(default_factory=dict)   # datasets[i] -> store
 
 
+def _entries(c: Checker, raw: list[Any], key: str, section: type, spell: Callable[[str], dict[str, Any]],
+             what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, mapping)`` of each entry of the list ``key`` that is a mapping once its string shorthand is
+    spelt out (``spell``) and passed ``section``'s generic checks; an entry of another type is reported."""
+    for i, entry in enumerate(raw):
+        where = f"{key}[{i}]"
+        if isinstance(entry, str):
+            entry = spell(entry)
+        if not c.typed(entry, dict, where, what):
+            continue
+        check_section(c, entry, section, where)
+        yield where, entry
+
+
 def check_datasets(c: Checker, raw: Any, seed: Any, base_dir: Path | None, facts: Facts) -> None:
     """The ``datasets:`` list; a string is a suite name or a store path."""
     from wmprobe.data.sim import SUITES
@@ -39,13 +53,9 @@ def check_datasets(c: Checker, raw: Any, seed: Any, base_dir: Path | None, facts
     if not c.typed(raw, list, "datasets", "a list"):
         return
     seen: set[str] = set()
-    for i, d in enumerate(raw):
-        w = f"datasets[{i}]"
-        if isinstance(d, str):
-            d = {"name": d, "sim": d} if d in SUITES else {"name": Path(d).name, "path": d}
-        if not c.typed(d, dict, w, "a mapping or a suite name / store path"):
-            continue
-        check_section(c, d, DatasetCfg, w)
+    for w, d in _entries(c, raw, "datasets", DatasetCfg,
+                         lambda s: {"name": s, "sim": s} if s in SUITES else {"name": Path(s).name, "path": s},
+                         "a mapping or a suite name / store path"):
         sim, path = d.get("sim"), d.get("path")
         if (sim is None) == (path is None):
             c.bad(w, "give exactly one of `sim: SUITE` or `path: STORE`")
@@ -163,13 +173,8 @@ def check_encoders(c: Checker, raw: Any, seed: Any, facts: Facts) -> None:
     if not c.typed(raw, list, "encoders", "a list"):
         return
     labels: set[str] = set()
-    for i, e in enumerate(raw):
-        w = f"encoders[{i}]"
-        if isinstance(e, str):
-            e = {"name": e}
-        if not c.typed(e, dict, w, "a registry name or a mapping with `name`"):
-            continue
-        check_section(c, e, EncoderCfg, w)
+    for w, e in _entries(c, raw, "encoders", EncoderCfg, lambda s: {"name": s},
+                         "a registry name or a mapping with `name`"):
         ename = e.get("name")
         if not isinstance(ename, str) or not ename:
             c.bad(f"{w}.name", "missing encoder name")
