@@ -241,10 +241,11 @@ def test_a_changed_corruption_gets_new_cache_keys_and_the_others_keep_theirs():
     assert parse_corruption("pixelate:3").version == 2 and parse_corruption("fog:3").version == 1
     assert parse_corruption("jpeg_compression:3").version == 2
     pix, fog = (extract_key(enc, ds, (0, 1), c, False) for c in ("pixelate:3", "fog:3"))
-    assert fog == content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"], "dataset": "fp",
-                               "episodes": [0, 1], "corruption": "fog:3", "corruption_seed": 0, "tokens": False})
-    assert pix != content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"], "dataset": "fp",
-                               "episodes": [0, 1], "corruption": "pixelate:3", "corruption_seed": 0,
+    assert fog == content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"],
+                               "dataset": "fp", "episodes": [0, 1], "corruption": "fog:3", "corruption_seed": 0,
+                               "tokens": False})
+    assert pix != content_key({"task": "extract", "v": TASK_VERSION, "encoder": "ekey", "layers": ["out"],
+                               "dataset": "fp", "episodes": [0, 1], "corruption": "pixelate:3", "corruption_seed": 0,
                                "tokens": False})
 
 

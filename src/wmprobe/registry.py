@@ -12,7 +12,10 @@ install...). Names come from three layers, later ones overriding earlier ones:
 ``get(name)`` returns the resolved target (cached per entry); an unknown name raises the registry's error
 class with close matches suggested (``did_you_mean``). Owners keep their own wording: ``suggest`` and
 ``did_you_mean`` give the pieces. Registries in use: encoders (``wmprobe.encoders.registry.ENCODERS``),
-probes (``wmprobe.probes.registry.PROBES``), executors (``wmprobe.study.executor_registry.EXECUTORS``).
+probes (``wmprobe.probes.spec.PROBES``), corruptions (``wmprobe.data.corruptions.registry.TYPES``), zoo
+families (``wmprobe.zoo.families.REGISTRY``), dataset readers and writers (``wmprobe.data.formats.READERS`` /
+``WRITERS``), executors (``wmprobe.study.executor_registry.EXECUTORS``); presets are files
+(``wmprobe.presets``: one YAML file a name).
 """
 from __future__ import annotations
 
