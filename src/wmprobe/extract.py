@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from wmprobe._fs import drop_pages
+from wmprobe._progress import progress_bar
 from wmprobe.data.store import EpisodeStore
 from wmprobe.encoders.base import Encoder
 from wmprobe.errors import EncoderError, StoreError
@@ -183,7 +184,7 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
         cache = cache if cache.enabled else None
     encode = encoder.encode if cache is None else encoder.encode_normalised
     normalise = _EpisodeNormaliser(encoder)              # used with the cache only; its buffer comes on use
-    bar = _progress(len(episodes), f"extract {encoder.spec.name}", progress)
+    bar = progress_bar(len(episodes), f"extract {encoder.spec.name}", progress, unit="ep", dynamic_ncols=True)
     starts = store.episode_starts                       # a property that builds the array: once, not per episode
     for e in episodes:
         start = int(starts[e])
@@ -259,15 +260,3 @@ class _EpisodeNormaliser:
             if self.buffer is None or self.buffer.numel() < x.numel() or self.buffer.device != x.device:
                 self.buffer = torch.empty(x.numel(), dtype=torch.float32, device=x.device)
             return self.encoder.normalise(x, out=self.buffer)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="ep", leave=False, dynamic_ncols=True)
