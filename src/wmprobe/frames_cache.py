@@ -69,19 +69,20 @@ class FramesCache:
         # the key's JSON around the episode number, serialised once (a JSON int is ``str(int)``)
         parts = json.dumps({**self.base, "episode": _SLOT}, sort_keys=True, default=str).split(json.dumps(_SLOT))
         self._key_parts = tuple(parts) if len(parts) == 2 else None
-        self._keys: dict[int, str] = {}
 
     def key(self, episode: int) -> str:
         """sha256 of ``json.dumps({**base, "episode": episode}, sort_keys=True)``, first 32 hex digits."""
         episode = int(episode)
-        known = self._keys.get(episode)
-        if known is not None:
-            return known
         if self._key_parts is None:
             blob = json.dumps({**self.base, "episode": episode}, sort_keys=True, default=str)
-        else:
+            return hashlib.sha256(blob.encode()).hexdigest()[:32]
+        memo = (self._key_parts, episode)                     # every extract call builds a FramesCache: the
+        key = _KEYS.get(memo)                                 # keys of the episodes it has seen are kept
+        if key is None:
+            if len(_KEYS) >= _RECORDS_MAX:
+                _KEYS.clear()
             blob = f"{self._key_parts[0]}{episode}{self._key_parts[1]}"
-        self._keys[episode] = key = hashlib.sha256(blob.encode()).hexdigest()[:32]
+            _KEYS[memo] = key = hashlib.sha256(blob.encode()).hexdigest()[:32]
         return key
 
     def episode(self, episode: int, frames: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -120,6 +121,7 @@ class FramesCache:
         return x
 
 
+_KEYS: dict[tuple[tuple[str, ...], int], str] = {}   # (the key's JSON around the episode, episode) -> key
 _RECORDS: dict[str, tuple[tuple[int, int, int], dict]] = {}   # entry.json path -> (inode, size, mtime), record
 _RECORDS_MAX = 4096
 
