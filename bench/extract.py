@@ -32,8 +32,9 @@
 (b) Throughput of the ViT-B models on CPU, fp32 vs bf16 autocast: V-JEPA 2 clips/s (16-frame clips) and
     DINOv2 frames/s, on the model call alone.
 
-Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N] [--sizes tiny,base]`` (``--repeats N``:
-N pairs for the tiny models, N - 1 for ViT-B)
+Usage: ``python bench/extract.py [--quick] [--repeats N] [--threads N] [--sizes tiny,base] [--breakdown]``
+(``--repeats N``: N pairs for the tiny models, N - 1 for ViT-B; ``--breakdown``: see ``breakdown``, key
+``breakdown`` in the summary)
 """
 from __future__ import annotations
 
@@ -199,6 +200,71 @@ def describe(row: dict) -> str:
             f"({row['forward_gflop']} GFLOP per pass)")
 
 
+def breakdown(kind: str, size: str, store: EpisodeStore, root: Path, repeats: int, batch: int) -> dict:
+    """``--breakdown``: where extraction's time beside the forward goes, as paired CPU ratios against the forward
+    (median of ``repeats`` back-to-back repetitions, order alternating) of a ladder of ever fuller loops over
+    the same cached episodes: ``prenormalised`` (the model calls of each window, on views of episodes normalised
+    beforehand), ``read_normalise_call`` (+ reading each episode's resized frames from the cache file into one
+    buffer and normalising it, as extraction does), ``read_normalise_encode`` (the adapter's ``encode`` instead
+    of the bare model call, plus pooling), ``extract`` (``wmprobe.extract.extract``) and ``extract_save`` (+ the
+    shard written); and ``pieces_ms``: CPU milliseconds of one pass over the episodes of the cache read and of
+    the normalisation alone (warm: what they cost without the forward in between)."""
+    from wmprobe.extract import _EpisodeNormaliser
+    from wmprobe.frames_cache import FramesCache
+    enc = load_encoder(f"{kind}:{root / f'{kind}-{size}'}", device="cpu", batch_size=batch)
+    inputs, cache_dir = model_inputs(enc, store, batch), root / "frames"
+    extract(enc, store, layers=["out"], batch_size=batch, frames_cache=cache_dir)
+    cache, norm = FramesCache(cache_dir, enc, store), _EpisodeNormaliser(enc)
+    resized = [cache.episode(e, lambda: None) for e in range(store.n_episodes)]
+    files = [next((cache_dir / cache.key(e)).glob("frames*.npy")) for e in range(store.n_episodes)]
+    nhwc = [f.name == "frames_nhwc.npy" for f in files]
+    window = encoder_window(enc)
+    buf = np.empty(resized[0].numel(), np.uint8)
+
+    def windows(x: torch.Tensor) -> list[torch.Tensor]:
+        if window is None:
+            return [x[b:b + batch] for b in range(0, len(x), batch)]
+        return [x[None, w:w + window] for w in range(0, len(x) - window + 1, window)]
+
+    def read(i: int) -> torch.Tensor:
+        with open(files[i], "rb", buffering=0) as f:
+            f.seek(os.path.getsize(files[i]) - buf.nbytes)
+            f.readinto(memoryview(buf))
+        t, c, h, w = resized[i].shape
+        x = torch.from_numpy(buf)
+        return x.view(t, h, w, c).permute(0, 3, 1, 2) if nhwc[i] else x.view(t, c, h, w)
+    normed = [norm(r).clone() for r in resized]
+
+    def prenormalised() -> None:
+        with torch.inference_mode():
+            for x in normed:
+                for w in windows(x):
+                    enc._call(w)
+
+    def loop(call: bool) -> None:
+        with torch.inference_mode():
+            for i in range(len(files)):
+                for w in windows(norm(read(i))):
+                    if call:
+                        enc._call(w)
+                    else:
+                        enc.encode_normalised(w if window else w[:, None], ["out"]).tokens["out"].mean(dim=2)
+    runs = itertools.count()
+    fns = [lambda: forward_only(enc, inputs), prenormalised, lambda: loop(True), lambda: loop(False),
+           lambda: extract(enc, store, layers=["out"], batch_size=batch, frames_cache=cache_dir),
+           lambda: extract(enc, store, layers=["out"], batch_size=batch, frames_cache=cache_dir)
+           .save(root / f"bd-{kind}" / str(next(runs)))]
+    _, cpus = interleaved(fns, repeats)
+    shutil.rmtree(root / f"bd-{kind}", ignore_errors=True)
+    names = ["prenormalised", "read_normalise_call", "read_normalise_encode", "extract", "extract_save"]
+    out = {n: paired_ratio(c, cpus[0])[0] for n, c in zip(names, cpus[1:])}
+    _, pieces = interleaved([lambda: [read(i) for i in range(len(files))], lambda: [norm(r) for r in resized]],
+                            max(repeats, 21))
+    return {"model": f"{kind}-{size}", "forward_cpu_ms": round(float(np.median(cpus[0])) * 1e3, 2),
+            "paired_cpu_ratio": out, "pieces_ms": {"cache_read": round(float(np.median(pieces[0])) * 1e3, 3),
+                                                   "normalise": round(float(np.median(pieces[1])) * 1e3, 3)}}
+
+
 def throughput(kind: str, img: int, root: Path, n: int, repeats: int) -> dict:
     enc = load_encoder(f"{kind}:{root / f'{kind}-base'}", device="cpu")
     rng = np.random.default_rng(1)
@@ -219,6 +285,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--sizes", default="tiny,base", help="model sizes to time: tiny, base or both (default)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also where the tiny models' extraction time beside the forward goes (paired ladder)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -230,7 +298,7 @@ def main() -> None:
     # input sides: V-JEPA 2 patch 16, DINOv2 patch 14 (ViT-B at 224 / 224 in full mode, 112 / 112 quick)
     base_side = {"vjepa2": 112, "dinov2": 112} if a.quick else {"vjepa2": 224, "dinov2": 224}
     tiny_side = {"vjepa2": 64, "dinov2": 56}
-    rows, thr = [], []
+    rows, thr, parts = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = make_store(root / "store", 4, 32, 128)       # 4 episodes x 32 frames of 128x128
@@ -243,6 +311,9 @@ def main() -> None:
                 rows.append(overhead(kind, "tiny", tiny_side[kind], store, root, tiny_repeats, 32))
                 print(json.dumps(rows[-1]), flush=True)
                 print(describe(rows[-1]), flush=True)
+                if a.breakdown:
+                    parts.append(breakdown(kind, "tiny", store, root, tiny_repeats, 32))
+                    print("breakdown (paired CPU ratios against the forward):", json.dumps(parts[-1]), flush=True)
             if "base" in sizes:
                 rows.append(overhead(kind, "base", base_side[kind], base_store, root, base_repeats, 16))
                 print(json.dumps(rows[-1]), flush=True)
@@ -264,6 +335,8 @@ def main() -> None:
                "ratio_paired_by_size_wall": {sz: max(r["ratio_paired"] for r in rows if r["size"] == sz)
                                              for sz in sorted({r["size"] for r in rows})},
                "load_avg": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]}}
+    if parts:
+        summary["breakdown"] = parts
     for sz, r in summary["ratio_paired_by_size"].items():
         print(f"{sz} models: largest paired extract / forward {r:.3f}x CPU, "
               f"{summary['ratio_paired_by_size_wall'][sz]:.3f}x wall (goal <= 1.10)", flush=True)
