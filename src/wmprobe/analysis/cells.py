@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from wmprobe.errors import ProbeError
+from wmprobe.probes.spec import CONTROLS
 
 AXES = ("translation", "rotation", "gripper")
 IMAGE_FAMILIES = ("image-ssl", "dinov2", "dinov3", "siglip", "siglip2", "webdino", "web-dino")
 VIDEO_FAMILIES = ("videomae", "video-mae", "vjepa", "vjepa2", "video-jepa")
-_CONTROL = ("-shuffled", "-single")
+_CONTROL = tuple(f"-{c}" for c in CONTROLS)   # a control's rows: ``<probe>-shuffled``, ``<probe>-single``
 HEADLINE_K = 4     # the paper's best step size (PAPER.md); used for the headline when a study measured it
 FLOOR_FAMILIES = ("pixels", "random")   # the pixel floor (pixels:N) and the random-init trunk (random-conv:SEED)
 CEILING = "ceiling"   # the shared trunk trained end to end on the inverse-dynamics objective alone (zoo)

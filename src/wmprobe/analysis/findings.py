@@ -23,6 +23,7 @@ import pandas as pd
 from wmprobe import analysis as A
 from wmprobe import verdict as V
 from wmprobe.errors import ProbeError
+from wmprobe.probes.spec import CONTROLS
 
 #: the embedded suites whose gap is the static-scene effect (``analysis.static_gap``'s defaults)
 GAP_SUITES = ("dynamic", "static")
@@ -37,7 +38,8 @@ def ranked_summary(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     keys = ["encoder", "id_weight"]
     present = set(df["probe"].astype(str))
     head = A.headline_probe(A.measured_rows(df))
-    for probe, col in (("ridge", "ridge_r2"), (f"{head}-shuffled", "shuffled_r2"), (f"{head}-single", "single_r2")):
+    # the ridge probe and each control of the headline probe: ridge_r2, shuffled_r2, single_r2
+    for probe, col in (("ridge", "ridge_r2"), *((f"{head}-{c}", f"{c}_r2") for c in CONTROLS)):
         other = A.summary_table(df, dataset, probe=probe) if probe in present else pd.DataFrame()
         s[col] = (s[keys].merge(other[keys + ["r2"]], on=keys, how="left")["r2"].to_numpy()
                   if not other.empty else np.nan)
