@@ -63,12 +63,17 @@ class PolicyConfig:
     weight_decay: float = 1e-4
     hidden: int = 256
     chunk: int = 4
+    head: str = "mean"       # mean (BCPolicy on mean-pooled features) | spatial | flat (heads.TokenPolicy)
+    augment: int = 0         # token heads: shifted copies of every training frame (heads.shift_frames)
 
     def __post_init__(self) -> None:
+        from wmprobe.control.heads import HEADS
         if self.steps < 1 or self.batch_size < 1 or self.hidden < 1 or not self.lr > 0 or self.weight_decay < 0 \
-                or self.chunk < 1:
-            raise ConfigError(f"control policy: steps, batch_size, hidden, chunk and lr must be > 0 and "
-                              f"weight_decay >= 0, got {self}")
+                or self.chunk < 1 or self.augment < 0:
+            raise ConfigError(f"control policy: steps, batch_size, hidden, chunk and lr must be > 0, "
+                              f"weight_decay and augment >= 0, got {self}")
+        if self.head not in HEADS:
+            raise ConfigError(f"control policy: head must be one of {', '.join(HEADS)}, got {self.head!r}")
 
 
 class BCPolicy(nn.Module):
@@ -89,9 +94,19 @@ class BCPolicy(nn.Module):
         return self.net(x) * self.y_std + self.y_mean
 
 
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def standardiser(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-column ``(mean, std)`` of ``x: (N, D)``; a constant column gets std inf (it maps to 0)."""
     std = x.std(0)
     return x.mean(0), torch.where(std > 1e-6, std, torch.full_like(std, float("inf")))
+
+
+_stats = standardiser
+
+
+def lr_factor(step: int, steps: int) -> float:
+    """The learning-rate multiplier at ``step`` of ``steps``: linear warm-up over the first tenth, then cosine."""
+    warm = max(1, steps // 10)
+    return (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
 def fit_policy(feats: np.ndarray, desc: np.ndarray, actions: np.ndarray, *, seed: int = 0,
@@ -113,11 +128,10 @@ def fit_policy(feats: np.ndarray, desc: np.ndarray, actions: np.ndarray, *, seed
     opt = torch.optim.AdamW(pol.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     yn = (y - pol.y_mean) / pol.y_std
     xn = (x - pol.x_mean) / pol.x_std
-    bs, warm = min(cfg.batch_size, len(x)), max(1, cfg.steps // 10)
+    bs = min(cfg.batch_size, len(x))
     for step in range(cfg.steps):
-        f = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
         for grp in opt.param_groups:
-            grp["lr"] = cfg.lr * f
+            grp["lr"] = cfg.lr * lr_factor(step, cfg.steps)
         rows = torch.randint(0, len(x), (bs,), generator=g)
         loss = (pol.net(xn[rows]) - yn[rows]).abs().mean()
         opt.zero_grad(set_to_none=True)

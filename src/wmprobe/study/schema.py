@@ -211,6 +211,11 @@ def _names(v: Any) -> bool:
 _ONE_OR_MORE = wants("an integer >= 1", lambda v: is_int(v) and v >= 1)
 
 
+def _control_heads() -> tuple[str, ...]:
+    from wmprobe.control.heads import HEADS
+    return HEADS
+
+
 @dataclass(frozen=True)
 class ControlCfg:
     """``control:`` (closed-loop behaviour cloning, study/control.py); the study keeps it as a mapping with
@@ -233,6 +238,10 @@ class ControlCfg:
     chunk: int = setting(4, _ONE_OR_MORE, doc="action chunk length")
     state: bool = setting(True, wants("true or false", lambda v: isinstance(v, bool)),
                           doc="also the privileged-state ceiling")
+    head: str = setting("mean", choice(_control_heads, "unknown control head '{value}' (known: {known})"),
+                        doc="mean: the mean-pooled features; spatial | flat: heads over the patch tokens")
+    augment: int = setting(0, wants("an integer >= 0", lambda v: is_int(v) and v >= 0),
+                           doc="randomly shifted copies of every training frame (token heads)")
 
 
 def _control_mapping(v: Any) -> str | None:
