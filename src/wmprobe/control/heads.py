@@ -101,7 +101,7 @@ def shift_frames(frames: np.ndarray, rng: np.random.Generator, pad: int = 4) -> 
     frames = np.asarray(frames)
     b, h, w = frames.shape[:3]
     padded = np.pad(frames, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    dx, dy = rng.integers(0, 2 * pad + 1, b), rng.integers(0, 2 * pad + 1, b)
+    dx, dy = np.asarray(rng.integers(0, 2 * pad + 1, (2, b))).tolist()
     return np.stack([padded[i, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)]) if b else frames.copy()
 
 
