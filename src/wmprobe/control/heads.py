@@ -31,7 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-HEADS = ("mean", "spatial", "flat")
+from wmprobe.control.policy import HEADS, PolicyConfig, lr_factor, standardiser
+from wmprobe.errors import ConfigError
+
+__all__ = ["HEADS", "TokenPolicy", "fit_token_policy", "grid_positions", "shift_frames"]
+
 KEYPOINTS = 32        # spatial: keypoints (2 numbers each)
 PROJ = 8              # flat: channels per token after the 1x1 projection
 
@@ -111,8 +115,6 @@ def fit_token_policy(tokens: np.ndarray, desc: np.ndarray, actions: np.ndarray, 
     and its shifted copies), ``desc: (R, G)``, ``actions: (R, d_out)``: the recipe of ``policy.fit_policy``
     (L1 on standardised actions, AdamW, warm-up then cosine, ``cfg.steps`` minibatches of ``cfg.batch_size``),
     each minibatch row reading one of its ``V`` views at random. The seed fixes initialisation, rows and views."""
-    from wmprobe.control.policy import PolicyConfig, lr_factor, standardiser
-    from wmprobe.errors import ConfigError
     cfg = cfg or PolicyConfig(head="spatial")
     x = torch.from_numpy(np.ascontiguousarray(tokens, np.float32))
     d = torch.from_numpy(np.asarray(desc, np.float32))

@@ -29,6 +29,7 @@ from torch import nn
 
 from wmprobe.errors import ConfigError
 
+HEADS = ("mean", "spatial", "flat")   # the policy heads: mean here (BCPolicy), spatial and flat in control.heads
 SKILLS = ("reach", "push", "lift", "pick-place", "stack", "follow")
 OBJECTS = ("red", "green", "blue", "yellow", "ball", "cube")
 GOAL_OBJECTS = ("red", "green", "blue", "yellow")
@@ -67,7 +68,6 @@ class PolicyConfig:
     augment: int = 0         # token heads: shifted copies of every training frame (heads.shift_frames)
 
     def __post_init__(self) -> None:
-        from wmprobe.control.heads import HEADS
         if self.steps < 1 or self.batch_size < 1 or self.hidden < 1 or not self.lr > 0 or self.weight_decay < 0 \
                 or self.chunk < 1 or self.augment < 0:
             raise ConfigError(f"control policy: steps, batch_size, hidden, chunk and lr must be > 0, "
