@@ -137,49 +137,51 @@ def stability(runs: Mapping[str, pd.DataFrame],
     return out
 
 
-def _run_name(path: Path, taken: set[str]) -> str:
-    """A short unique name for a run directory: its config's ``seed`` when it has one, else its folder name."""
-    name = path.name or str(path)
-    cfg = path / "config.yaml"
-    if cfg.is_file():
-        import yaml
-        try:
-            doc = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("config") or {}
-            seed = (doc.get("study") or {}).get("seed", doc.get("seed"))
-        except (yaml.YAMLError, AttributeError):
-            seed = None
-        if seed is not None and f"seed {seed}" not in taken:
-            name = f"seed {seed}"
-    return name if name not in taken else f"{name} ({len(taken)})"
-
-
-def _held_out(path: Path) -> dict[str, list[str]]:
-    """``{dataset: held-out task names}`` from a run's config.yaml (``config.datasets.NAME.split``); {} when
-    the file or the entry is missing (records written by ``wmprobe probe``, an episode split)."""
+def _config(path: Path) -> dict[str, Any]:
+    """The ``config`` mapping of a run's config.yaml; {} when the file is missing or not such a mapping."""
     cfg = path / "config.yaml"
     if not cfg.is_file():
         return {}
     import yaml
     try:
         doc = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("config") or {}
-        dsets = doc.get("datasets") or {}
-        return {str(n): [str(t) for t in ((d or {}).get("split") or {}).get("test_task_names") or []]
-                for n, d in dsets.items() if isinstance(d, dict)}
     except (yaml.YAMLError, AttributeError):
         return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _run_name(path: Path, taken: set[str], doc: Mapping[str, Any]) -> str:
+    """A short unique name for a run directory: its config's ``seed`` when it has one, else its folder name."""
+    name = path.name or str(path)
+    study = doc.get("study")
+    seed = study.get("seed", doc.get("seed")) if isinstance(study, dict) else doc.get("seed")
+    if seed is not None and f"seed {seed}" not in taken:
+        name = f"seed {seed}"
+    return name if name not in taken else f"{name} ({len(taken)})"
+
+
+def _held_out(doc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``{dataset: held-out task names}`` from a run's config (``datasets.NAME.split``); {} when the entry is
+    missing (records written by ``wmprobe probe``, an episode split)."""
+    dsets = doc.get("datasets")
+    if not isinstance(dsets, dict):
+        return {}
+    return {str(n): [str(t) for t in ((d.get("split") or {}).get("test_task_names") or [])]
+            for n, d in dsets.items() if isinstance(d, dict) and isinstance(d.get("split") or {}, dict)}
 
 
 def stability_from_dirs(dirs: Sequence[str | Path]) -> dict[str, Any]:
-    """``stability`` over results directories (each read with ``records.read_records``; held-out task names
-    from each one's config.yaml)."""
+    """``stability`` over results directories (each read with ``records.read_records``; the run's name and its
+    held-out task names from its config.yaml, read once)."""
     from wmprobe.records import read_records
     runs: dict[str, pd.DataFrame] = {}
     held: dict[str, dict[str, list[str]]] = {}
     for d in dirs:
         p = Path(d)
-        name = _run_name(p, set(runs))
+        doc = _config(p)
+        name = _run_name(p, set(runs), doc)
         runs[name] = read_records(p)
-        held[name] = _held_out(p)
+        held[name] = _held_out(doc)
     return stability(runs, held)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wmprobe.control.policy import HEADS, PolicyConfig, lr_factor, standardiser
+from wmprobe.control.policy import HEADS, PolicyConfig, standardiser, train_l1
 from wmprobe.errors import ConfigError
 
 __all__ = ["HEADS", "TokenPolicy", "fit_token_policy", "grid_positions", "shift_frames"]
@@ -135,15 +135,9 @@ def fit_token_policy(tokens: np.ndarray, desc: np.ndarray, actions: np.ndarray, 
     xn = (x - pol.t_mean) / pol.t_std
     dn = (d - pol.d_mean) / pol.d_std
     yn = (y - pol.y_mean) / pol.y_std
-    opt = torch.optim.AdamW(pol.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    bs = min(cfg.batch_size, r)
-    for step in range(cfg.steps):
-        for grp in opt.param_groups:
-            grp["lr"] = cfg.lr * lr_factor(step, cfg.steps)
-        rows = torch.randint(0, r, (bs,), generator=g)
-        views = torch.randint(0, v, (bs,), generator=g)
-        loss = (pol.normalised(xn[rows, views], dn[rows]) - yn[rows]).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+
+    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
+        views = torch.randint(0, v, (len(rows),), generator=g)
+        return (pol.normalised(xn[rows, views], dn[rows]) - yn[rows]).abs().mean()
+    train_l1(pol.parameters(), batch_loss, r, cfg, g)
     return pol.eval()

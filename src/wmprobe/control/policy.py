@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -125,19 +125,26 @@ def fit_policy(feats: np.ndarray, desc: np.ndarray, actions: np.ndarray, *, seed
     (xm, xs), (ym, ys) = _stats(x), _stats(y)
     pol.x_mean.copy_(xm), pol.x_std.copy_(xs)
     pol.y_mean.copy_(ym), pol.y_std.copy_(torch.where(torch.isfinite(ys), ys, torch.ones_like(ys)))
-    opt = torch.optim.AdamW(pol.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     yn = (y - pol.y_mean) / pol.y_std
     xn = (x - pol.x_mean) / pol.x_std
-    bs = min(cfg.batch_size, len(x))
+    train_l1(pol.net.parameters(), lambda rows: (pol.net(xn[rows]) - yn[rows]).abs().mean(), len(x), cfg, g)
+    return pol.eval()
+
+
+def train_l1(params: Any, batch_loss: Callable[[torch.Tensor], torch.Tensor], n_rows: int, cfg: PolicyConfig,
+             gen: torch.Generator) -> None:
+    """The policies' one training loop: AdamW on ``params``, ``lr_factor``'s warm-up then cosine, ``cfg.steps``
+    minibatches of ``min(cfg.batch_size, n_rows)`` row indices drawn from ``gen``; ``batch_loss(rows)`` gives
+    the minibatch's loss (it may draw more from ``gen``, after the rows)."""
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    bs = min(cfg.batch_size, n_rows)
     for step in range(cfg.steps):
         for grp in opt.param_groups:
             grp["lr"] = cfg.lr * lr_factor(step, cfg.steps)
-        rows = torch.randint(0, len(x), (bs,), generator=g)
-        loss = (pol.net(xn[rows]) - yn[rows]).abs().mean()
+        loss = batch_loss(torch.randint(0, n_rows, (bs,), generator=gen))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return pol.eval()
 
 
 def descriptors(task_names: Sequence[str], tasks: np.ndarray) -> np.ndarray:
