@@ -266,3 +266,24 @@ def test_families_are_a_registry_of_named_types():
     assert zoo.model_class("vae").__name__ == "VAE"
     with pytest.raises(ConfigError, match="did you mean vjepa"):
         family("vjeap")
+
+
+def test_vjepa_target_follows_the_published_ema_schedule():
+    """vjepa's EMA target moves by (1 - m) toward the online trunk, m going 0.996 -> 1.0 linearly (I-JEPA /
+    V-JEPA): at the first step it takes 0.4 % of the gap, at the last step it does not move."""
+    import torch
+    from wmprobe.zoo.families import build
+    from wmprobe.zoo.video import EMA_END, EMA_START
+    assert (EMA_START, EMA_END) == (0.996, 1.0)
+    m = build("vjepa", 8, 7)
+    with torch.no_grad():
+        for p in m.trunk.parameters():
+            p.add_(1.0)                                   # online = target + 1 everywhere
+    before = [t.clone() for t in m.target.parameters()]
+    m.after_step(0, 100)
+    for b, t in zip(before, m.target.parameters()):
+        torch.testing.assert_close(t, b + (1 - 0.996), rtol=0, atol=1e-6)
+    before = [t.clone() for t in m.target.parameters()]
+    m.after_step(99, 100)
+    for b, t in zip(before, m.target.parameters()):
+        torch.testing.assert_close(t, b, rtol=0, atol=0)
