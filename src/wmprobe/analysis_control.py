@@ -239,7 +239,8 @@ def separation(t: pd.DataFrame) -> dict[str, Any]:
     if t.empty:
         return {"success_separates": False, "separated_pairs": 0, "success_max": None, "best": None}
     lo, hi = t["success_ci_low"].to_numpy(float), t["success_ci_high"].to_numpy(float)
-    pairs = int((lo[:, None] > hi[None, :]).sum())      # each disjoint pair once: the higher one's low > the other's high
+    # each disjoint pair once: the higher one's low > the other's high
+    pairs = int((lo[:, None] > hi[None, :]).sum())
     i = int(np.argmax(t["success"].to_numpy(float)))
     return {"success_separates": pairs > 0, "separated_pairs": pairs,
             "success_max": float(t["success"].iloc[i]), "best": str(t["label"].iloc[i]) if "label" in t else None}
@@ -257,8 +258,9 @@ def state_ceiling(succ: pd.DataFrame, dataset: str, task_split: str) -> dict[str
 
 
 def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
-    """``{dataset: {task_split: entry}}``, entry = ``{"state_ceiling" (``state_ceiling``), "n_encoders", "rho_r2_success", "rho_r2_success_ci",
-    "rho_psnr_success", "rho_psnr_success_ci", "r2": ..., "psnr": ..., "difference": ..., "encoders": [...]}``
+    """``{dataset: {task_split: entry}}``, entry = ``{"state_ceiling" (``state_ceiling``), "n_encoders",
+    "rho_r2_success", "rho_r2_success_ci", "rho_psnr_success", "rho_psnr_success_ci", "r2": ..., "psnr": ...,
+    "difference": ..., "encoders": [...]}``
     (``r2`` / ``psnr`` / ``difference``: ``rank_correlation`` / ``compare`` results); ``{}`` without control
     rows. Deterministic for ``seed``."""
     succ = control_success(df)
@@ -272,9 +274,9 @@ def control_findings(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -
             if t.empty:
                 t = pd.DataFrame(columns=["r2", "psnr", "success", "r2_sd", "psnr_sd", "successes", "n_rollouts"])
             c = compare(t, n_boot=n_boot, seed=seed)
-            cols = [x for x in ("label", "family", "id_weight", "layer", "policy_layer", "r2", "r2_ci_low", "r2_ci_high", "psnr",
-                                "psnr_ci_low", "psnr_ci_high", "success", "success_ci_low", "success_ci_high",
-                                "successes", "n_rollouts") if x in t]
+            cols = [x for x in ("label", "family", "id_weight", "layer", "policy_layer", "r2", "r2_ci_low",
+                                "r2_ci_high", "psnr", "psnr_ci_low", "psnr_ci_high", "success", "success_ci_low",
+                                "success_ci_high", "successes", "n_rollouts") if x in t]
             out.setdefault(ds, {})[sp] = {
                 "state_ceiling": state_ceiling(succ, ds, sp),
                 "n_encoders": int(len(t)), "rho_r2_success": c["r2"]["rho"], "rho_r2_success_ci": c["r2"]["ci"],
