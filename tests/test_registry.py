@@ -50,6 +50,36 @@ def test_lazy_entries_import_only_when_asked(lazy_module):
     assert lazy_module.LAZY_IMPORTS == 1
 
 
+def test_discover_finds_the_builtins_once_on_first_use_before_those_added_at_import():
+    calls = []
+
+    def find(reg):
+        calls.append(1)
+        reg.add("found", object())
+        reg.add("second", object())
+
+    reg: Registry = Registry("thing", discover=find)
+    assert calls == []                               # nothing is read when the registry is made
+    reg.add("at-import", object())
+    assert reg.builtin_names() == ["found", "second", "at-import"] == reg.names() and calls == [1]
+
+
+def test_a_failed_discovery_leaves_nothing_behind_and_is_tried_again():
+    calls = []
+
+    def find(reg):
+        calls.append(1)
+        reg.add("half", object())
+        if len(calls) < 3:
+            raise ConfigError("preset file x.yaml: broken")
+
+    reg: Registry = Registry("thing", discover=find)
+    for _ in range(2):                               # the error comes back on every use, not only the first
+        with pytest.raises(ConfigError, match="broken"):
+            reg.names()
+    assert reg.names() == ["half"] and len(calls) == 3
+
+
 def test_unknown_names_suggest_close_ones_with_the_owners_error_class():
     reg: Registry = Registry("executor", error=ConfigError)
     for name in ("local", "submitit", "ray"):

@@ -4,7 +4,8 @@ A registry maps a name to an ``Entry``: a target (an object, or a lazy ``"packag
 imported only when the name is first asked for) and free-form metadata (a description, a family, the extra to
 install...). Names come from three layers, later ones overriding earlier ones:
 
-1. built-in entries (``add`` / ``register`` at import time of the module that owns the registry);
+1. built-in entries (``add`` / ``register`` at import time of the module that owns the registry, or found on
+   first use by the registry's ``discover`` callable: a package scan, files read lazily);
 2. third-party plugins: the entry points of the registry's ``group`` (``importlib.metadata``; an entry
    point's value is its ``"module:attr"`` target), read on every listing so a freshly installed plugin shows;
 3. run-time entries (``add(..., runtime=True)``), e.g. ``wmprobe.encoders.register_encoder``.
@@ -14,8 +15,8 @@ class with close matches suggested (``did_you_mean``). Owners keep their own wor
 ``did_you_mean`` give the pieces. Registries in use: encoders (``wmprobe.encoders.registry.ENCODERS``),
 probes (``wmprobe.probes.spec.PROBES``), corruptions (``wmprobe.data.corruptions.registry.TYPES``), zoo
 families (``wmprobe.zoo.families.REGISTRY``), dataset readers and writers (``wmprobe.data.formats.READERS`` /
-``WRITERS``), executors (``wmprobe.study.executor_registry.EXECUTORS``); presets are files
-(``wmprobe.presets``: one YAML file a name).
+``WRITERS``), executors (``wmprobe.study.executor_registry.EXECUTORS``), presets (``wmprobe.presets.PRESETS``:
+one YAML file a name).
 """
 from __future__ import annotations
 
@@ -106,16 +107,21 @@ class Registry(Generic[T]):
 
     ``group``: the entry-point group plugins register under (None: no plugins). ``error``: the exception class
     of ``unknown`` (keep the owner's: ``EncoderError``, ``ProbeError``, ``ConfigError``). ``check``: called on
-    every resolved target; returns it or raises (e.g. "not a Probe subclass")."""
+    every resolved target; returns it or raises (e.g. "not a Probe subclass"). ``discover``: called once, with
+    the registry, the first time its built-in entries are asked for (or one is added); it ``add``s the
+    built-ins it finds (the probe modules of a package, the files of a folder), before any added at import.
+    When it raises, what it added is dropped and the next use tries again."""
 
     def __init__(self, kind: str, *, group: str | None = None, error: type[Exception] = WmprobeError,
                  check: Callable[[str, Any], T] | None = None,
-                 plugin_meta: Callable[[Any], Mapping[str, Any]] | None = None) -> None:
+                 plugin_meta: Callable[[Any], Mapping[str, Any]] | None = None,
+                 discover: Callable[[Registry[T]], None] | None = None) -> None:
         self.kind = kind
         self.group = group
         self.error = error
         self._check = check
         self._plugin_meta = plugin_meta
+        self._discover = discover
         self._builtin: dict[str, Entry[T]] = {}
         self._runtime: dict[str, Entry[T]] = {}
         self._loaded: dict[tuple[str, int], T] = {}
@@ -130,7 +136,7 @@ class Registry(Generic[T]):
         if isinstance(target, str):
             split_target(target)
         entry: Entry[T] = Entry(name, target, "runtime" if runtime else "builtin", dict(meta))
-        layer = self._runtime if runtime else self._builtin
+        layer = self._runtime if runtime else self.builtins()
         if name in layer and not (runtime or replace):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         layer[name] = entry
@@ -167,16 +173,30 @@ class Registry(Generic[T]):
             found[ep.name] = Entry(ep.name, ep.value, "plugin", meta)
         return found
 
+    def builtins(self) -> dict[str, Entry[T]]:
+        """The built-in layer in registration order (``discover`` run first, once), nothing imported."""
+        if self._discover is not None:
+            find, self._discover = self._discover, None
+            before = dict(self._builtin)
+            try:
+                find(self)
+            except BaseException:
+                self._builtin.clear()
+                self._builtin.update(before)
+                self._discover = find
+                raise
+        return self._builtin
+
     def entries(self) -> dict[str, Entry[T]]:
         """Every known entry (built-in, then plugins, then run-time; a later layer wins), nothing imported."""
-        return {**self._builtin, **self.plugins(), **self._runtime}
+        return {**self.builtins(), **self.plugins(), **self._runtime}
 
     def names(self) -> list[str]:
         return list(self.entries())
 
     def builtin_names(self) -> list[str]:
         """The built-in names in registration order (no plugin lookup: cheap, e.g. for CLI choices)."""
-        return list(self._builtin)
+        return list(self.builtins())
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.entries()

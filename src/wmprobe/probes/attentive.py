@@ -24,6 +24,12 @@ import torch.nn.functional as F
 from wmprobe.errors import ProbeError
 from wmprobe.probes.base import ProbeData, Standardizer, require_episodes, val_split
 from wmprobe.probes.mlp import Params, best_heads, grid, head_r2, train_heads, uniform_init
+from wmprobe.probes.spec import ProbeSpec, register_probe
+
+register_probe(ProbeSpec(
+    "attentive", "wmprobe.probes.attentive:AttentiveProbe",
+    "attention pooling over the patch tokens of both steps, then an MLP (needs --tokens / (N, tokens, D) latents)",
+    seeded=True, needs_tokens=True, order=3), runtime=False)
 
 
 def pool_tokens(z: np.ndarray, pool: int, grid_side: int | None = None) -> np.ndarray:

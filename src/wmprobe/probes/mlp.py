@@ -20,6 +20,13 @@ import torch
 
 from wmprobe.errors import ProbeError
 from wmprobe.probes.base import ProbeData, Standardizer, pair_inputs, require_episodes, val_split
+from wmprobe.probes.spec import ProbeSpec, register_probe
+
+register_probe(ProbeSpec(
+    "mlp", "wmprobe.probes.mlp:MLPProbe",
+    "MLP on the pair (f(o_t), f(o_t+k)): 2 hidden layers (256, 128), L1 loss, 3000 steps x batch 256, lr "
+    "picked from {1e-3, 3e-4} on held-out train episodes; one fit per seed",
+    seeded=True, config_section="probe", state=True, imagined=True, order=1), runtime=False)
 
 Params = dict[str, torch.Tensor]
 

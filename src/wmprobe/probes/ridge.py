@@ -19,6 +19,13 @@ import numpy as np
 
 from wmprobe.metrics import _r2_from_sums
 from wmprobe.probes.base import ProbeData, Standardizer, episode_folds, pair_inputs, require_episodes
+from wmprobe.probes.spec import ProbeSpec, register_probe
+
+register_probe(ProbeSpec(
+    "ridge", "wmprobe.probes.ridge:RidgeProbe",
+    "closed-form ridge on the pooled pair, alpha by episode-grouped CV on train (deterministic)",
+    seeded=False, takes_options=False, state=True, imagined=True, version="wmprobe.probes.ridge:VERSION",
+    order=2), runtime=False)
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 7, 21))
 VERSION = 2        # 2: alpha chosen per target dim (1: one alpha for every dim); part of study cache keys

@@ -4,14 +4,21 @@ Every stage (config check, plan, tasks, pipeline, runner, imagined probes) asks 
 reading meaning off the name. A name is a registered probe (``mlp``, ``ridge``, ``attentive``) or a control of
 one, ``<probe>-<control>`` (``CONTROLS``: ``shuffled``, ``single``; docs/protocol.md).
 
-Adding a probe: a ``Probe`` class in its own module (``wmprobe.probes.base``: ``fit(ProbeData)``,
-``predict -> (S, P, A)``, ``config()``, ``seeds``) and one ``PROBES.add`` line below with its ``ProbeSpec``
-(or ``register_probe`` at run time, e.g. from a plugin's import); its controls come for free.
+Adding a probe is one file: a ``Probe`` class in its own module (``wmprobe.probes.base``: ``fit(ProbeData)``,
+``predict -> (S, P, A)``, ``config()``, ``seeds``) that registers itself, as a plugin's module does, with one
+top-level ``register_probe(ProbeSpec(...))`` (a built-in one in this package passes ``runtime=False`` and only
+literal arguments: the registry finds that line in the module's source on first use without importing it, so
+listing and checking probe names imports no torch); its controls come for free.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import io
+import re
+import tokenize
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from wmprobe.errors import ProbeError
@@ -30,6 +37,7 @@ class ProbeSpec:
     on a dataset's proprioceptive states (the state ceiling). ``imagined``: also probed on a world model's imagined
     latents.
     ``version``: ``"module:ATTR"`` of an integer bumped when the probe's fit changes; it enters cache keys.
+    ``order``: its place among the built-in probes in listings (`wmprobe ls probes`), smallest first.
     ``control``: ``shuffled`` / ``single`` for a control of ``base``, else None. A control is measured on clean
     features only, never on the state ceiling or imagined latents."""
 
@@ -43,6 +51,7 @@ class ProbeSpec:
     state: bool = False
     imagined: bool = False
     version: str | None = None
+    order: int = 0
     control: str | None = None
     base: str = ""
 
@@ -93,33 +102,86 @@ def _check_probe(name: str, obj: Any) -> Any:
     return obj
 
 
-#: base probe name -> its ``Probe`` class (lazy ``"module:Class"``); ``meta["spec"]``: its ``ProbeSpec``
-PROBES: Registry[type] = Registry("probe", error=ProbeError, check=_check_probe)
-
-
-def register_probe(spec: ProbeSpec, *, runtime: bool = True) -> ProbeSpec:
-    """Register ``spec`` (its ``name`` must not contain ``-``: that separates controls)."""
+def _add(registry: Registry[type], spec: ProbeSpec, runtime: bool) -> ProbeSpec:
     if "-" in spec.name or not spec.name:
         raise ValueError(f"probe name {spec.name!r} must be non-empty and without '-' (it separates controls)")
     spec = dataclasses.replace(spec, base=spec.name, control=None)
-    PROBES.add(spec.name, spec.target, runtime=runtime, replace=True, spec=spec)
+    if not runtime:      # a built-in module imported after the registry found its line: the same spec again
+        known = registry.builtins().get(spec.name)
+        if known is not None and known.meta["spec"] == spec:
+            return spec
+    registry.add(spec.name, spec.target, runtime=runtime, spec=spec)
     return spec
 
 
-register_probe(ProbeSpec(
-    "mlp", "wmprobe.probes.mlp:MLPProbe",
-    "MLP on the pair (f(o_t), f(o_t+k)): 2 hidden layers (256, 128), L1 loss, 3000 steps x batch 256, lr "
-    "picked from {1e-3, 3e-4} on held-out train episodes; one fit per seed",
-    seeded=True, config_section="probe", state=True, imagined=True), runtime=False)
-register_probe(ProbeSpec(
-    "ridge", "wmprobe.probes.ridge:RidgeProbe",
-    "closed-form ridge on the pooled pair, alpha by episode-grouped CV on train (deterministic)",
-    seeded=False, takes_options=False, state=True, imagined=True, version="wmprobe.probes.ridge:VERSION"),
-    runtime=False)
-register_probe(ProbeSpec(
-    "attentive", "wmprobe.probes.attentive:AttentiveProbe",
-    "attention pooling over the patch tokens of both steps, then an MLP (needs --tokens / (N, tokens, D) latents)",
-    seeded=True, needs_tokens=True), runtime=False)
+# ---- the built-in probes: each module of this package declares its own -------------------------------------
+_DECLARATION = re.compile(r"^register_probe\(", re.MULTILINE)
+
+
+def _statement(text: str, start: int, where: str) -> str:
+    """The source of the (possibly multi-line) statement that begins at ``text[start]``."""
+    rest = text[start:]
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(rest).readline):
+            if tok.type == tokenize.NEWLINE:
+                return "".join(rest.splitlines(keepends=True)[:tok.end[0]])
+    except (tokenize.TokenError, SyntaxError) as exc:
+        raise ProbeError(f"{where}: cannot read the register_probe statement ({exc})") from None
+    return rest
+
+
+def _declared_spec(statement: str, module: str, where: str) -> ProbeSpec:
+    """The ``ProbeSpec`` of ``register_probe(ProbeSpec(LITERALS...), runtime=False)``, evaluated as literals
+    (nothing imported); ProbeError naming ``where`` for any other form or a target outside ``module``."""
+    form = "a built-in probe is declared as register_probe(ProbeSpec(...), runtime=False) with literal arguments"
+    try:
+        node = ast.parse(statement).body[0]
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and len(node.value.args) == 1):
+            raise ValueError
+        call, inner = node.value, node.value.args[0]
+        if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id == "ProbeSpec"):
+            raise ValueError
+        outer = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        kwargs = {str(k.arg): ast.literal_eval(k.value) for k in inner.keywords if k.arg is not None}
+        if outer != {"runtime": False} or len(kwargs) != len(inner.keywords):
+            raise ValueError
+        spec = ProbeSpec(*[ast.literal_eval(a) for a in inner.args], **kwargs)
+    except (SyntaxError, ValueError, TypeError):
+        raise ProbeError(f"{where}: {form}") from None
+    if "-" in spec.name or not spec.name:
+        raise ProbeError(f"{where}: probe name {spec.name!r} must be non-empty and without '-'")
+    if spec.target.partition(":")[0] != module:
+        raise ProbeError(f"{where}: probe {spec.name!r} names {spec.target!r}, outside its module {module}")
+    return spec
+
+
+def declared_probes(folder: Path, package: str) -> list[ProbeSpec]:
+    """The probes the modules ``folder/*.py`` of ``package`` declare with a top-level ``register_probe`` line,
+    read from their source without importing them (the probes import torch), in ``order`` then name."""
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for m in _DECLARATION.finditer(text):
+            where = f"{package.replace('.', '/')}/{path.name}:{text.count(chr(10), 0, m.start()) + 1}"
+            found.append(_declared_spec(_statement(text, m.start(), where), f"{package}.{path.stem}", where))
+    return sorted(found, key=lambda s: (s.order, s.name))
+
+
+def _declared_probes(registry: Registry[type]) -> None:
+    for spec in declared_probes(Path(__file__).parent, str(__package__)):
+        _add(registry, spec, runtime=False)
+
+
+#: base probe name -> its ``Probe`` class (lazy ``"module:Class"``); ``meta["spec"]``: its ``ProbeSpec``. The
+#: built-ins are found on first use (``_declared_probes``); plugins and tests add theirs with ``register_probe``
+PROBES: Registry[type] = Registry("probe", error=ProbeError, check=_check_probe, discover=_declared_probes)
+
+
+def register_probe(spec: ProbeSpec, *, runtime: bool = True) -> ProbeSpec:
+    """Register ``spec`` (its ``name`` must not contain ``-``: that separates controls). ``runtime=False``: a
+    built-in probe's own module (its line is found without importing it; importing it registers the same spec
+    again, which changes nothing; a different spec under a built-in name is a ValueError)."""
+    return _add(PROBES, spec, runtime)
 
 
 def known_probe_names() -> list[str]:
