@@ -12,6 +12,7 @@ import pytest
 
 from wmprobe import presets
 from wmprobe.errors import ConfigError
+from wmprobe.registry import Registry
 
 NAMES = ["tiny", "demo", "compare", "paper"]
 
@@ -45,22 +46,36 @@ def test_every_consumer_reads_the_files():
         preset_dict("huge")
 
 
-def test_a_broken_preset_file_is_one_error_naming_the_file():
+def _registry_of(monkeypatch, docs):
+    """``presets.PRESETS`` replaced by a fresh registry reading ``docs`` (``{name: parsed file}``) as its files."""
+    monkeypatch.setattr(presets, "_read_files", lambda: iter(docs.items()))
+    monkeypatch.setattr(presets, "PRESETS", Registry("preset", error=ConfigError, discover=presets._found))
+
+
+def test_the_presets_are_a_registry_of_their_files_read_on_first_use(monkeypatch):
+    assert isinstance(presets.PRESETS, Registry) and presets.PRESETS.builtin_names() == NAMES
+    entry = presets.PRESETS.entry("demo")
+    assert entry.meta["file"] == "wmprobe/presets/demo.yaml" and entry.meta["description"] == presets.read(
+        "demo")["description"]
+    assert presets.read("demo") == presets.PRESETS.get("demo") and presets.read("demo") is not presets.read("demo")
+    reads = []
+    monkeypatch.setattr(presets, "_read_files", lambda: reads.append(1) or iter(()))
+    monkeypatch.setattr(presets, "PRESETS", Registry("preset", error=ConfigError, discover=presets._found))
+    assert reads == [] and presets.names() == [] and presets.names() == [] and reads == [1]
+    with pytest.raises(ConfigError, match=r"^unknown preset 'tiny': choose one of \[\]$"):
+        presets.read("tiny")
+
+
+def test_a_broken_preset_file_is_one_error_naming_the_file(monkeypatch):
     good = presets.read("tiny")
     with pytest.raises(ConfigError, match=r"presets/tiny.yaml.*unknown keys \['extra'\]"):
         presets._check("tiny", {**good, "extra": {}})
     with pytest.raises(ConfigError, match=r"presets/x.yaml.*preset: x"):
         presets._check("x", good)
     from wmprobe.zoo.presets import Preset
-    bad = {**good, "zoo": {**good["zoo"], "lr2": 1}}
-    presets._files.cache_clear()
-    try:
-        import unittest.mock as mock
-        with mock.patch.object(presets, "_files", lambda: {"tiny": bad}):
-            with pytest.raises(ConfigError, match=r"presets/tiny.yaml: `zoo` must give exactly"):
-                presets.section("zoo", Preset)
-    finally:
-        presets._files.cache_clear()
+    _registry_of(monkeypatch, {"tiny": {**good, "zoo": {**good["zoo"], "lr2": 1}}})
+    with pytest.raises(ConfigError, match=r"presets/tiny.yaml: `zoo` must give exactly"):
+        presets.section("zoo", Preset)
 
 
 def test_the_cli_reports_a_broken_preset_file_in_one_line(capsys, monkeypatch):
@@ -68,10 +83,7 @@ def test_the_cli_reports_a_broken_preset_file_in_one_line(capsys, monkeypatch):
     from wmprobe.cli import main
     good = presets.read("tiny")
     del good["study"]
-
-    def broken():
-        return {"tiny": presets._check("tiny", good)}
-    monkeypatch.setattr(presets, "_files", broken)
+    _registry_of(monkeypatch, {"tiny": good})
     assert main(["ls"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "presets/tiny.yaml: missing keys ['study']" in err[0]

@@ -11,39 +11,39 @@ A preset file has these top-level keys:
 - ``decoder`` (optional): the decoder probe preset of that name (a study's ``fidelity_preset``): the fields of
   ``wmprobe.fidelity.decoder.DecoderPreset``.
 
-``names()`` lists the presets, ``read(name)`` gives one file's mapping and ``section(key, cls)`` builds
+``PRESETS`` is their registry (``wmprobe.registry.Registry``, like encoders, probes and corruptions): its
+built-in entries are this package's files, found, read and checked on first use, in ``order``; an entry's
+target is the file's mapping, its ``meta`` the ``description``, ``order`` and ``file``. ``names()`` lists the
+presets, ``read(name)`` gives a copy of one file's mapping and ``section(key, cls)`` builds
 ``{name: cls(**values)}`` for every preset that has that section. Adding a preset is adding one file here.
 A file that breaks these rules is a ConfigError naming the file and the key.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-import functools
 from importlib import resources
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import yaml
 
 from wmprobe.errors import ConfigError
+from wmprobe.registry import Registry
 
 T = TypeVar("T")
 KEYS = {"description", "order", "study", "zoo", "decoder"}
 REQUIRED = ("description", "order", "study", "zoo")
 
 
-@functools.lru_cache(maxsize=None)
-def _files() -> dict[str, Any]:
-    """``{name: parsed file}`` of every ``*.yaml`` in this package, in ``order``."""
-    found = {}
+def _read_files() -> Iterator[tuple[str, Any]]:
+    """``(name, parsed YAML)`` of every ``*.yaml`` in this package."""
     for f in resources.files(__name__).iterdir():
         if f.name.endswith(".yaml"):
-            name = f.name[:-len(".yaml")]
             try:
                 doc = yaml.safe_load(f.read_text(encoding="utf-8"))
             except yaml.YAMLError as exc:
                 raise ConfigError(f"preset file wmprobe/presets/{f.name}: not valid YAML: {exc}") from None
-            found[name] = _check(name, doc)
-    return dict(sorted(found.items(), key=lambda kv: (kv[1]["order"], kv[0])))
+            yield f.name[:-len(".yaml")], doc
 
 
 def _check(name: str, doc: Any) -> dict[str, Any]:
@@ -61,18 +61,28 @@ def _check(name: str, doc: Any) -> dict[str, Any]:
     return doc
 
 
+def _found(registry: Registry[dict[str, Any]]) -> None:
+    """Add every preset file of this package, checked, smallest first (``order``, then name)."""
+    docs = [(name, _check(name, doc)) for name, doc in _read_files()]
+    for name, doc in sorted(docs, key=lambda kv: (kv[1]["order"], kv[0])):
+        registry.add(name, doc, description=str(doc["description"]), order=doc["order"],
+                     file=f"wmprobe/presets/{name}.yaml")
+
+
+#: preset name -> its file's mapping (read on first use: ``_found``)
+PRESETS: Registry[dict[str, Any]] = Registry("preset", error=ConfigError, discover=_found)
+
+
 def names() -> list[str]:
     """Every preset name, smallest first (``order``)."""
-    return list(_files())
+    return PRESETS.names()
 
 
 def read(name: str) -> dict[str, Any]:
     """The parsed file of preset ``name`` (a fresh copy); ConfigError listing the presets when unknown."""
-    import copy
-    files = _files()
-    if name not in files:
-        raise ConfigError(f"unknown preset '{name}': choose one of {sorted(files)}")
-    return copy.deepcopy(files[name])
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}': choose one of {sorted(PRESETS.names())}")
+    return copy.deepcopy(PRESETS.get(name))
 
 
 def section(key: str, cls: Callable[..., T]) -> dict[str, T]:
@@ -80,7 +90,8 @@ def section(key: str, cls: Callable[..., T]) -> dict[str, T]:
     must give exactly the dataclass ``cls``'s fields."""
     fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     out = {}
-    for name, doc in _files().items():
+    for name in PRESETS.names():
+        doc = PRESETS.get(name)
         if key not in doc:
             continue
         values = doc[key]
