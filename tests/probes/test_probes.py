@@ -186,6 +186,28 @@ def test_heads_grid_equals_separate_fits_and_seeds_are_deterministic():
     assert not np.allclose(p1[0], p1[1])                 # different seeds, different heads
 
 
+def test_an_ensemble_predicts_the_mean_of_its_members_and_a_one_member_ensemble_is_the_single_probe():
+    from wmprobe.probes.mlp import MEMBER_STRIDE
+    tr, te = pooled_data(600, 0, fn="nonlinear"), pooled_data(200, 1, fn="nonlinear")
+    cfg = dict(steps=60, lrs=(1e-3,))
+    ens = make_probe("mlp", seeds=(0, 1), ensemble=3, **cfg).fit(tr)
+    assert ens.head_seeds() == [0, MEMBER_STRIDE, 2 * MEMBER_STRIDE, 1, 1 + MEMBER_STRIDE, 1 + 2 * MEMBER_STRIDE]
+    pred = ens.predict(te)
+    assert pred.shape == (2, 200, 3)
+    for i, s in enumerate((0, 1)):
+        members = make_probe("mlp", seeds=[s + e * MEMBER_STRIDE for e in range(3)], **cfg).fit(tr).predict(te)
+        np.testing.assert_allclose(pred[i], members.mean(0), rtol=1e-4, atol=1e-5)
+        assert not np.allclose(pred[i], members[0], atol=1e-3)            # not one member's prediction
+    assert ens.config()["ensemble"] == 3
+    single = make_probe("mlp", seeds=(0, 1), **cfg).fit(tr)
+    one = make_probe("mlp", seeds=(0, 1), ensemble=1, **cfg).fit(tr)
+    np.testing.assert_array_equal(single.predict(te), one.predict(te))
+    assert single.config() == one.config() and "ensemble" not in one.config()   # old records keep their keys
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(ProbeError, match="ensemble"):
+            make_probe("mlp", ensemble=bad)
+
+
 @pytest.mark.parametrize("loss", ["l1", "l2"])
 def test_hand_written_mlp_training_equals_the_autograd_reference(loss):
     """train_mlp_grid (manual backward, fused AdamW) is the maths of train_heads (autograd) with biases exempt

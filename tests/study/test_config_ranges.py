@@ -34,6 +34,7 @@ def test_the_base_study_is_valid(store_dir):
     ({"batch_size": 0}, "probe.batch_size"), ({"hidden": [-4]}, "probe.hidden"), ({"hidden": 8}, "probe.hidden"),
     ({"val_frac": 2.0}, "probe.val_frac"), ({"val_frac": 0}, "probe.val_frac"), ({"val_frac": 1}, "probe.val_frac"),
     ({"loss": "huber"}, "probe.loss"), ({"use_diff": "yes"}, "probe.use_diff"), ({"lrs": [1e-3, 1e-3]}, "probe.lrs"),
+    ({"ensemble": 0}, "probe.ensemble"), ({"ensemble": 2.5}, "probe.ensemble"), ({"ensemble": True}, "probe.ensemble"),
 ])
 def test_probe_options_are_range_checked(store_dir, probe, where):
     assert f"{where}:" in problems(study(store_dir, probe=probe))
@@ -41,7 +42,7 @@ def test_probe_options_are_range_checked(store_dir, probe, where):
 
 def test_good_probe_options_pass(store_dir):
     ok = {"steps": 10, "batch_size": 8, "hidden": [16], "lrs": [1e-3, 3e-4], "weight_decays": [0, 1e-2],
-          "val_frac": 0.3, "loss": "l2", "use_diff": True}
+          "val_frac": 0.3, "loss": "l2", "use_diff": True, "ensemble": 3}
     assert validate(study(store_dir, probe=ok)) == []
 
 

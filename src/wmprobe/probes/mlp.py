@@ -9,6 +9,11 @@ Heads grid: every (seed, lr, weight decay) is one head; all heads are stacked in
 ``(S, G, in, out)`` (G = lrs x weight decays) and trained together with batched matmuls and one vectorised
 AdamW. A seed fixes its heads' initialisation and minibatch order. ~20% of the TRAIN episodes are held out
 as validation; per seed the (lr, wd) with the best validation R2 is kept. Test data is never seen in fit.
+
+``ensemble = E > 1``: each probe seed trains E heads per (lr, wd) (seeds ``MLPProbe.head_seeds``) and
+predicts with their mean; validation scores and test predictions are the members' mean. It lowers the
+probe-seed spread of a weak encoder's R2 (an MLP on a floor's features extrapolates to held-out tasks
+differently per initialisation) at E x the training cost; ``ensemble = 1`` is the paper's single MLP.
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ register_probe(ProbeSpec(
     seeded=True, config_section="probe", state=True, imagined=True, order=1), runtime=False)
 
 Params = dict[str, torch.Tensor]
+#: seed offset between the members of one probe seed's ensemble (``MLPProbe.head_seeds``)
+MEMBER_STRIDE = 1_000_003
 
 
 # ---- shared batched training machinery (also used by the attentive probe) ----------------------------
@@ -259,9 +266,12 @@ class MLPProbe:
     def __init__(self, hidden: Sequence[int] = (256, 128), loss: str = "l1", steps: int = 3000,
                  batch_size: int = 256, lrs: Sequence[float] = (1e-3, 3e-4), weight_decays: Sequence[float] = (1e-2,),
                  seeds: Sequence[int] = (0, 1, 2), use_diff: bool = False, val_frac: float = 0.2,
-                 **unknown: Any) -> None:
+                 ensemble: int = 1, **unknown: Any) -> None:
         if unknown:
             raise ProbeError(f"mlp probe: unknown option(s) {sorted(unknown)}")
+        if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 1:
+            raise ProbeError(f"mlp probe: ensemble must be an integer >= 1 (heads averaged per seed), got {ensemble!r}")
+        self.ensemble = int(ensemble)
         self.hidden, self.loss, self.steps = [int(h) for h in hidden], loss, int(steps)
         self.batch_size = int(batch_size)
         self.lrs, self.wds = [float(a) for a in lrs], [float(w) for w in weight_decays]
@@ -271,7 +281,7 @@ class MLPProbe:
     def _init(self, f_in: int, a: int, g_count: int) -> Params:
         dims = [f_in, *self.hidden, a]
         per_seed: list[Params] = []
-        for s in self.seeds:
+        for s in self.head_seeds():
             gen = torch.Generator().manual_seed(int(s))
             ps: Params = {}
             for li in range(len(dims) - 1):
@@ -295,22 +305,36 @@ class MLPProbe:
         xf, yf = xt[torch.from_numpy(fit_m)], yt[torch.from_numpy(fit_m)]
         lrs, wds = grid(self.lrs, self.wds)
         params = self._init(x.shape[1], yt.shape[1], len(lrs))
-        params = train_mlp_grid(params, xf, yf, self.seeds, lrs, wds, steps=self.steps,
+        params = train_mlp_grid(params, xf, yf, self.head_seeds(), lrs, wds, steps=self.steps,
                                 batch_size=self.batch_size, loss=self.loss)
+        e, s_count = self.ensemble, len(self.seeds)
         with torch.no_grad():
             xv = xt[torch.from_numpy(val_m)]
-            scores = head_r2(mlp_forward(params, xv[None].expand(len(self.seeds), -1, -1)), yt[torch.from_numpy(val_m)])
+            pv = mlp_forward(params, xv[None].expand(s_count * e, -1, -1))          # (S*E, G, P, A)
+            if e > 1:
+                pv = pv.view(s_count, e, *pv.shape[1:]).mean(1)                    # (S, G, P, A)
+            scores = head_r2(pv, yt[torch.from_numpy(val_m)])
         best = best_heads(scores, self.seeds, "mlp")                               # (S,)
-        self.params = {k: p[torch.arange(len(self.seeds)), best][:, None] for k, p in params.items()}
+        best_h = best.repeat_interleave(e)                                         # (S*E,): a seed's members
+        self.params = {k: p[torch.arange(s_count * e), best_h][:, None] for k, p in params.items()}
         self.val_r2 = scores.tolist()
         self.chosen = [{"seed": s, "lr": float(lrs[b]), "weight_decay": float(wds[b]), "val_r2": float(scores[i, b])}
                        for i, (s, b) in enumerate(zip(self.seeds, best.tolist()))]
         return self
 
+    def head_seeds(self) -> list[int]:
+        """The seed of every trained head, ``S * E`` of them grouped by probe seed: seed ``s``'s member ``e``
+        has seed ``s + e * MEMBER_STRIDE`` (member 0 is ``s`` itself, so ``ensemble = 1`` is the single
+        probe, bit for bit)."""
+        return [s + e * MEMBER_STRIDE for s in self.seeds for e in range(self.ensemble)]
+
     def predict(self, data: ProbeData) -> np.ndarray:
         x = torch.from_numpy(self.x_scaler(pair_inputs(data, self.use_diff)))
+        e, s_count = self.ensemble, len(self.seeds)
         with torch.no_grad():
-            out = mlp_forward(self.params, x[None].expand(len(self.seeds), -1, -1))[:, 0]
+            out = mlp_forward(self.params, x[None].expand(s_count * e, -1, -1))[:, 0]   # (S*E, P, A)
+            if e > 1:
+                out = out.view(s_count, e, *out.shape[1:]).mean(1)                 # the members' mean prediction
         return self.y_scaler.inverse(out.numpy())
 
     def config(self) -> dict[str, Any]:
@@ -318,4 +342,5 @@ class MLPProbe:
                 "hidden": self.hidden, "activation": "relu", "loss": self.loss, "optimizer": "adamw",
                 "steps": self.steps, "batch_size": self.batch_size, "schedule": "warmup+cosine",
                 "lrs": self.lrs, "weight_decays": self.wds, "seeds": self.seeds, "val_frac": self.val_frac,
-                "selection": "best val R2 per seed (val = train episodes held out)", "chosen": self.chosen}
+                "selection": "best val R2 per seed (val = train episodes held out)", "chosen": self.chosen,
+                **({"ensemble": self.ensemble} if self.ensemble > 1 else {})}

@@ -184,6 +184,7 @@ PROBE_OPTIONS: dict[str, Rule] = {
     "val_frac": wants("a number in (0, 1)", lambda v: is_num(v) and 0 < v < 1),
     "loss": wants("l1 or l2", lambda v: v in ("l1", "l2")),
     "use_diff": wants("true or false", lambda v: isinstance(v, bool)),
+    "ensemble": wants("an integer >= 1 (heads averaged per probe seed)", lambda v: is_int(v) and v >= 1),
 }
 
 
