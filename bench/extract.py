@@ -22,6 +22,11 @@
     alike and cancels; ``pairs`` is their number (``--repeats``; default 21 for the tiny models, 3 for ViT-B).
     The summary's ``ratio_paired_by_size`` is the largest paired ratio per model size, ``load_avg`` the
     1/5/15-minute load averages when the bench started and ended.
+    The cached extraction reads the frame cache's normalised entries (float32, mapped zero-copy: the default on
+    CPU); ``ratio_paired_cpu_resized_cache`` (quartiles ``_q``; summary ``ratio_paired_by_size_resized_cache``)
+    pairs the forward with the same extraction through the resized uint8 entries only
+    (``frames_normalised=False``: read, then normalise), timed in the same repetitions; ``frames_cache_mb`` the
+    disk each kind of entry takes for the bench's episodes.
     Fraction of the machine's limit (``bench/roofline.py``): the forward is FLOP-bound; its FLOPs are counted
     with ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions, attention: 2 per multiply-add)
     over one pass of the same batches; ``forward_fraction = FLOPs / GEMM peak / forward_s`` and
@@ -168,11 +173,17 @@ def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, re
         extract(enc, store, layers=["out"], batch_size=batch, **cache).save(out_dir / str(next(runs)))
     # the forward and the cached extraction are neighbours in either order (see ``interleaved``): the pairs
     times, cpus = interleaved([lambda: forward_only(enc, inputs), lambda: extract_save(frames_cache=root / "frames"),
-                               pipeline, extract_save], repeats)
-    forward_s, extract_s, pipeline_s, uncached_s = (min(t) for t in times)
+                               pipeline, extract_save,
+                               lambda: extract_save(frames_cache=root / "frames", frames_normalised=False)], repeats)
+    forward_s, extract_s, pipeline_s, uncached_s, _ = (min(t) for t in times)
     cpu = [min(c) for c in (cpus[0], cpus[2], cpus[1], cpus[3])]   # forward, pipeline, extract, uncached
     paired, paired_cpu = paired_ratio(times[1], times[0]), paired_ratio(cpus[1], cpus[0])
+    resized_cpu = paired_ratio(cpus[4], cpus[0])
     shutil.rmtree(out_dir, ignore_errors=True)
+    from wmprobe.frames_cache import FramesCache
+    fcache = FramesCache(root / "frames", enc, store)
+    mb = lambda key: sum(f.stat().st_size for e in range(store.n_episodes)  # noqa: E731
+                         for f in (root / "frames" / key(e)).glob("*.npy")) / 2**20
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
         forward_only(enc, inputs)
@@ -187,7 +198,9 @@ def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, re
             "extract_fraction": roofline.fraction("gemm", flops, extract_s),
             "size": size, "pairs": repeats, "ratio_paired": paired[0], "ratio_paired_q": list(paired[1:]),
             "ratio_paired_cpu": paired_cpu[0], "ratio_paired_cpu_q": list(paired_cpu[1:]),
-            "fraction_of_limit": roofline.fraction("gemm", flops, extract_s)}
+            "fraction_of_limit": roofline.fraction("gemm", flops, extract_s),
+            "ratio_paired_cpu_resized_cache": resized_cpu[0], "ratio_paired_cpu_resized_cache_q": list(resized_cpu[1:]),
+            "frames_cache_mb": {"resized": round(mb(fcache.key), 3), "normalised": round(mb(fcache.normalised_key), 3)}}
 
 
 def describe(row: dict) -> str:
@@ -197,7 +210,9 @@ def describe(row: dict) -> str:
             f"{row['ratio_paired_cpu']:.3f}x CPU ({qc[0]:.3f}-{qc[1]:.3f}), median of {row['pairs']} interleaved "
             f"pairs (goal <= 1.10: {'yes' if row['ratio_paired_cpu'] <= 1.10 else 'no'}); fraction of the GEMM "
             f"peak: forward {row['forward_fraction']}, extraction {row['extract_fraction']} "
-            f"({row['forward_gflop']} GFLOP per pass)")
+            f"({row['forward_gflop']} GFLOP per pass); through resized frames only (frames_normalised=False) "
+            f"{row['ratio_paired_cpu_resized_cache']:.3f}x CPU; cache {row['frames_cache_mb']['resized']} MB resized, "
+            f"{row['frames_cache_mb']['normalised']} MB normalised")
 
 
 def breakdown(kind: str, size: str, store: EpisodeStore, root: Path, repeats: int, batch: int) -> dict:
@@ -205,10 +220,13 @@ def breakdown(kind: str, size: str, store: EpisodeStore, root: Path, repeats: in
     (median of ``repeats`` back-to-back repetitions, order alternating) of a ladder of ever fuller loops over
     the same cached episodes: ``prenormalised`` (the model calls of each window, on views of episodes normalised
     beforehand), ``read_normalise_call`` (+ reading each episode's resized frames from the cache file into one
-    buffer and normalising it, as extraction does), ``read_normalise_encode`` (the adapter's ``encode`` instead
-    of the bare model call, plus pooling), ``extract`` (``wmprobe.extract.extract``) and ``extract_save`` (+ the
-    shard written); and ``pieces_ms``: CPU milliseconds of one pass over the episodes of the cache read and of
-    the normalisation alone (warm: what they cost without the forward in between)."""
+    buffer and normalising it, as extraction with ``frames_normalised=False`` does), ``read_normalise_encode``
+    (the adapter's ``encode`` instead of the bare model call, plus pooling), ``mapped_call`` / ``mapped_encode``
+    (the same two with each episode's normalised entry mapped instead, as extraction does by default),
+    ``extract`` (``wmprobe.extract.extract``), ``extract_save`` (+ the shard written) and
+    ``extract_save_resized_cache`` (the same through the resized entries only); and ``pieces_ms``: CPU
+    milliseconds of one pass over the episodes of the cache read, of the normalisation and of mapping the
+    normalised entries (``map_normalised``), each alone (warm: what they cost without the forward between)."""
     from wmprobe.extract import _EpisodeNormaliser
     from wmprobe.frames_cache import FramesCache
     enc = load_encoder(f"{kind}:{root / f'{kind}-{size}'}", device="cpu", batch_size=batch)
@@ -249,20 +267,33 @@ def breakdown(kind: str, size: str, store: EpisodeStore, root: Path, repeats: in
                         enc._call(w)
                     else:
                         enc.encode_normalised(w if window else w[:, None], ["out"]).tokens["out"].mean(dim=2)
+    def mapped(call: bool) -> None:    # the normalised entries, mapped (what extraction reads by default)
+        with torch.inference_mode():
+            for e in range(len(files)):
+                for w in windows(cache.normalised(e, lambda: None, norm)):
+                    if call:
+                        enc._call(w)
+                    else:
+                        enc.encode_normalised(w if window else w[:, None], ["out"]).tokens["out"].mean(dim=2)
     runs = itertools.count()
     fns = [lambda: forward_only(enc, inputs), prenormalised, lambda: loop(True), lambda: loop(False),
            lambda: extract(enc, store, layers=["out"], batch_size=batch, frames_cache=cache_dir),
            lambda: extract(enc, store, layers=["out"], batch_size=batch, frames_cache=cache_dir)
-           .save(root / f"bd-{kind}" / str(next(runs)))]
+           .save(root / f"bd-{kind}" / str(next(runs))), lambda: mapped(True), lambda: mapped(False),
+           lambda: extract(enc, store, layers=["out"], batch_size=batch, frames_cache=cache_dir,
+                           frames_normalised=False).save(root / f"bd-{kind}" / str(next(runs)))]
     _, cpus = interleaved(fns, repeats)
     shutil.rmtree(root / f"bd-{kind}", ignore_errors=True)
-    names = ["prenormalised", "read_normalise_call", "read_normalise_encode", "extract", "extract_save"]
+    names = ["prenormalised", "read_normalise_call", "read_normalise_encode", "extract", "extract_save",
+             "mapped_call", "mapped_encode", "extract_save_resized_cache"]
     out = {n: paired_ratio(c, cpus[0])[0] for n, c in zip(names, cpus[1:])}
-    _, pieces = interleaved([lambda: [read(i) for i in range(len(files))], lambda: [norm(r) for r in resized]],
+    _, pieces = interleaved([lambda: [read(i) for i in range(len(files))], lambda: [norm(r) for r in resized],
+                             lambda: [cache.normalised(e, lambda: None, norm) for e in range(len(files))]],
                             max(repeats, 21))
     return {"model": f"{kind}-{size}", "forward_cpu_ms": round(float(np.median(cpus[0])) * 1e3, 2),
             "paired_cpu_ratio": out, "pieces_ms": {"cache_read": round(float(np.median(pieces[0])) * 1e3, 3),
-                                                   "normalise": round(float(np.median(pieces[1])) * 1e3, 3)}}
+                                                   "normalise": round(float(np.median(pieces[1])) * 1e3, 3),
+                                                   "map_normalised": round(float(np.median(pieces[2])) * 1e3, 3)}}
 
 
 def throughput(kind: str, img: int, root: Path, n: int, repeats: int) -> dict:
@@ -334,7 +365,10 @@ def main() -> None:
                                         for sz in sorted({r["size"] for r in rows})},
                "ratio_paired_by_size_wall": {sz: max(r["ratio_paired"] for r in rows if r["size"] == sz)
                                              for sz in sorted({r["size"] for r in rows})},
-               "load_avg": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]}}
+               "load_avg": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
+               "ratio_paired_by_size_resized_cache": {
+                   sz: max(r["ratio_paired_cpu_resized_cache"] for r in rows if r["size"] == sz)
+                   for sz in sorted({r["size"] for r in rows})}}
     if parts:
         summary["breakdown"] = parts
     for sz, r in summary["ratio_paired_by_size"].items():

@@ -99,12 +99,13 @@ def test_frame_cache_gives_identical_features_and_survives_a_damaged_entry(name,
     store = moving_square_store(episodes=3, steps=6, size=40)                  # 40 px -> 8 / 64 px: resized
     enc = load_encoder(name)
     plain = extract(enc, store, corruption="shot_noise:1")
-    first = extract(enc, store, corruption="shot_noise:1", frames_cache=tmp_path)
+    # the resized entries alone (tests/test_frames_cache.py checks the normalised ones made from them)
+    first = extract(enc, store, corruption="shot_noise:1", frames_cache=tmp_path, frames_normalised=False)
     entries = sorted(tmp_path.iterdir())
     files = [next(p.glob("frames*.npy")) for p in entries]                   # (T, 3, h, w) or (T, h, w, 3)
     assert len(entries) == 3 and sorted(np.load(files[0]).shape[1:]) == sorted((3, *enc.spec.input_size))
     files[0].write_bytes(b"\x93NUMPY garbage")                                 # a damaged entry is recomputed
-    again = extract(enc, store, corruption="shot_noise:1", frames_cache=tmp_path)
+    again = extract(enc, store, corruption="shot_noise:1", frames_cache=tmp_path, frames_normalised=False)
     for f in (first, again):
         np.testing.assert_array_equal(f.pooled[enc.spec.default_layer], plain.pooled[enc.spec.default_layer])
     assert np.load(next(entries[0].glob("frames*.npy"))).shape[0] == 6
@@ -190,3 +191,26 @@ def test_a_rewritten_cache_record_is_read_again_not_taken_from_memory(tmp_path):
     assert _record(tmp_path) == {"shape": [2, 3, 2, 2]}
     (tmp_path / "entry.json").write_text("not json")
     assert _record(tmp_path) == {}
+
+
+def test_shards_are_written_as_np_save_writes_them(tmp_path):
+    """``StepFeatures.save`` writes each array in two system calls; the files are np.save's, byte for byte."""
+    feats = extract(load_encoder("random-conv:0"), moving_square_store(episodes=2, steps=3),
+                    layers=["conv2", "conv3"], keep_tokens=True)
+    feats.save(tmp_path / "f")
+    for name, arr in feats.arrays().items():
+        np.save(tmp_path / "ref.npy", np.ascontiguousarray(arr))
+        assert (tmp_path / "f" / f"{name}.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes(), name
+
+
+@pytest.mark.parametrize("name", ["pixels:8", "random-conv:3", "frame-id"])
+def test_spec_to_dict_is_dataclasses_asdict_with_lists(name):
+    import dataclasses
+    enc = FrameId(fps=2, window=4) if name == "frame-id" else load_encoder(name)
+    spec = enc.spec
+    want = dataclasses.asdict(spec)
+    want.update(input_size=list(spec.input_size), mean=list(spec.mean), std=list(spec.std), layers=list(spec.layers))
+    got = spec.to_dict()
+    assert got == want and list(got) == list(want) and got["extra"] is not spec.extra
+    odd = dataclasses.replace(spec, extra={"nested": {"a": [1, 2]}})          # not scalars: asdict itself
+    assert odd.to_dict()["extra"] == {"nested": {"a": [1, 2]}} and odd.key() != spec.key()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import json
 import math
 import os
@@ -84,7 +85,7 @@ class StepFeatures:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for name, arr in self.arrays().items():
-            np.save(path / f"{name}.npy", np.ascontiguousarray(arr))
+            _save_npy(os.path.join(path, f"{name}.npy"), np.ascontiguousarray(arr))
         meta = {"layers": self.layers, "token_layers": list(self.tokens), "spec": self.spec}
         (path / "features.json").write_text(json.dumps(meta, sort_keys=True, default=str))
         return path
@@ -101,6 +102,26 @@ class StepFeatures:
                        meta["spec"])
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
             raise StoreError(f"feature shard {path} is missing or corrupt: {exc}") from None
+
+
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    """``np.save(path, arr)`` for a C-contiguous numeric array, the same bytes: the header numpy writes, then the
+    data, in two ``write`` calls (``np.save``'s ``tofile`` costs a ``dup``, ``fdopen`` and seeks per file)."""
+    header = io.BytesIO()
+    try:
+        if arr.dtype.hasobject or not arr.flags.c_contiguous:
+            raise ValueError("not a plain array")
+        np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(arr))
+    except ValueError:                                               # a header too long for format 1.0
+        np.save(path, arr, allow_pickle=False)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        for chunk in (memoryview(header.getvalue()), arr.reshape(-1).view(np.uint8).data):
+            while chunk:
+                chunk = chunk[os.write(fd, chunk):]
+    finally:
+        os.close(fd)
 
 
 def window_plan(length: int, frames_per_step: int, window: int | None) -> list[tuple[int, int]]:
@@ -149,12 +170,15 @@ def _episode_frames(store: EpisodeStore, e: int, corruption: Any, seed: int) -> 
 def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | None = None,
             episodes: Sequence[int] | None = None, corruption: Any = None, corruption_seed: int = 0,
             keep_tokens: bool = False, token_pool: int | None = None, batch_size: int = 32,
-            progress: bool = False, frames_cache: str | os.PathLike | None = None) -> StepFeatures:
+            progress: bool = False, frames_cache: str | os.PathLike | None = None,
+            frames_normalised: bool | None = None) -> StepFeatures:
     """Encode ``episodes`` (default: all) of ``store``; see the module doc for windowing and alignment.
 
     ``frames_cache``: a directory for ``wmprobe.frames_cache.FramesCache``; each episode's resized frames are
-    then read from it (or computed once and stored), so encoders sharing a resize resize once. The features
-    are identical with and without it."""
+    then read from it (or computed once and stored), so encoders sharing a resize resize once, and (on CPU)
+    its frames already normalised, mapped zero-copy, so a hit costs no normalisation either.
+    ``frames_normalised=False`` keeps the resized frames only (a quarter of the disk; default: on unless
+    ``$WMPROBE_FRAMES_NORMALISED`` is ``0``). The features are identical bit for bit in every case."""
     layers = tuple(layers) if layers else (encoder.spec.default_layer,)
     episodes = list(range(store.n_episodes)) if episodes is None else [int(e) for e in episodes]
     bad = [e for e in episodes if not 0 <= e < store.n_episodes]
@@ -180,7 +204,7 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
     cache = None
     if frames_cache is not None:
         from wmprobe.frames_cache import FramesCache
-        cache = FramesCache(frames_cache, encoder, store, corruption, corruption_seed)
+        cache = FramesCache(frames_cache, encoder, store, corruption, corruption_seed, frames_normalised)
         cache = cache if cache.enabled else None
     encode = encoder.encode if cache is None else encoder.encode_normalised
     normalise = _EpisodeNormaliser(encoder)              # used with the cache only; its buffer comes on use
@@ -190,6 +214,8 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
         start = int(starts[e])
         if cache is None:       # (T, H, W, 3) uint8
             frames = _episode_frames(store, e, corruption, corruption_seed)
+        elif cache.keeps_normalised:    # (T, 3, h, w) normalised, mapped from the cache (or made and stored)
+            frames = cache.normalised(e, lambda: _episode_frames(store, e, corruption, corruption_seed), normalise)
         else:                   # (T, 3, h, w) resized, then normalised: windows and padding act on dim 0 alike
             frames = normalise(cache.episode(e, lambda: _episode_frames(store, e, corruption, corruption_seed)))
         for w0, n_real in window_plan(frames.shape[0], fps, window):

@@ -1,29 +1,44 @@
-"""Content-addressed cache of resized frames, shared by every encoder with the same resize.
+"""Content-addressed cache of preprocessed frames: resized ones shared by every encoder with the same resize, and
+(on CPU) normalised ones per normalisation, read back zero-copy.
 
-Extraction's per-frame work besides the model is reading the store, corrupting and resizing; for a small
-model the resize costs as much as the forward pass. ``FramesCache`` keeps the output of
-``Encoder.resize_frames`` for one episode, ``(T, 3, h, w)`` (uint8 where the adapter resizes in uint8, float32
-in [0, 1] otherwise), under a key of everything it depends on:
+Extraction's per-frame work besides the model is reading the store, corrupting, resizing and normalising; for a
+small model these cost as much as the forward pass. ``FramesCache`` keeps, per episode:
 
-    store fingerprint, episode, corruption (canonical spec, version, seed), and the encoder's ``resize_key()``:
-    the resize implementation, input size, interpolation, short-side rule and device type.
+- **resized** entries: the output of ``Encoder.resize_frames``, ``(T, 3, h, w)`` (uint8 where the adapter resizes
+  in uint8, float32 in [0, 1] otherwise), under a key of everything it depends on: store fingerprint, episode,
+  corruption (canonical spec, version, seed), and the encoder's ``resize_key()``: the resize implementation,
+  input size, interpolation, short-side rule and device type. Encoders that share an input size and
+  interpolation but not a normalisation (V-JEPA 2 and VideoMAE at 224, DINOv2 and SigLIP at 224 with a bicubic
+  resize) share these, so they resize once.
+- **normalised** entries (``normalised=True``, the default on CPU; ``$WMPROBE_FRAMES_NORMALISED=0`` or
+  ``extract(..., frames_normalised=False)`` turns them off): ``Encoder.normalise`` of the resized entry, float32,
+  in the memory layout (strides) ``normalise`` gives, i.e. exactly what the encoder's forward takes, under
+  sha256 of ``{"source": the resized entry's key, "normalise": Encoder.normalise_key() (implementation, mean,
+  std, device) + float32, torch's version and CPU kernel level}``. A hit maps the file (``mmap``, copy-on-write,
+  its pages populated in one ``madvise`` call) and hands the pages to the model without a copy: extraction is
+  then read + forward + pool + write. They cost 4x the resized entry's disk (float32 against uint8), per
+  normalisation: a 64 px episode of 32 frames is 0.4 MB resized, 1.6 MB normalised. They are made from the
+  resized entry, which is written first and kept (two normalisations of one resize still resize once).
 
-Normalisation (mean / std) is applied on read (one fused multiply-add; extraction runs it once per episode into
-a float32 buffer reused across episodes, see ``extract._EpisodeNormaliser``), so encoders that share an input
-size and interpolation but not a normalisation (V-JEPA 2 and VideoMAE at 224, DINOv2 and SigLIP at 224 with a
-bicubic resize) share the entry too; the latents are bit-identical to extraction without the cache.
+The latents are bit-identical to extraction without the cache in every case (same float ops on the same values
+in the same layout; tests/test_frames_cache.py). Corrupted frames have their own entries (the corruption is in
+the resized key, and so in the normalised one): a corrupted run never reads clean frames.
 
 Layout: ``ROOT/KEY/frames.npy`` (or ``frames_nhwc.npy``: the frames as ``(T, h, w, 3)`` where the resize gave
-channels-last strides, kept so the model sees the same layout) + ``entry.json`` (what the key hashes, for
-``wmprobe cache ls``, and the frames file's BLAKE2b checksum, size and mtime), written atomically (temp dir +
-rename), ``used`` touched on every hit (``wmprobe cache gc`` keeps used entries). A hit checks the file's size
-and mtime against the record and re-hashes it only when they changed (the store's rule): hashing every read
-cost a tiny model ~10% of its forward pass; the parsed ``entry.json`` is kept in the process while its inode,
-size and mtime stay the same (a hit then costs a ``stat`` of it, not a read and parse). A missing, partial,
-edited or unreadable entry is recomputed and rewritten; a read-only cache is used as far as it goes.
-Frames that need no resize (store frames already at the input size) are not cached: reading the store is as
-cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not
-cached either: extraction must call its own ``encode``.
+channels-last strides, kept so the model sees the same layout), or ``ROOT/KEY/normalised.npy`` (the frames in
+the dimension order in which they are dense, ``order`` in the record), + ``entry.json`` (what the key hashes,
+for ``wmprobe cache ls``, and the file's BLAKE2b checksum, size and mtime), written atomically (temp dir +
+rename), ``used`` touched on every hit (``wmprobe cache gc`` drops entries unused for ``--keep-days``, both
+kinds alike; there is no size cap). A hit checks the file's size and mtime against the record and re-hashes it
+only when they changed (the store's rule): hashing every read cost a tiny model ~10% of its forward pass; the
+parsed ``entry.json`` is kept in the process while its inode, size and mtime stay the same (a hit then costs a
+``stat`` of it, not a read and parse). A missing, partial, edited or unreadable entry is recomputed and
+rewritten (never used); a read-only cache is used as far as it goes. Entries are only ever replaced whole (a
+rename), never written in place: a mapped file edited in place by something else while in use is outside this
+rule. Frames that need no resize (store frames already at the input size) are not cached: reading the store is
+as cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is
+not cached either: extraction must call its own ``encode``; one whose ``normalise_key()`` is None (its
+``normalise`` patched on the instance, or an adapter that says so) gets resized entries only.
 """
 from __future__ import annotations
 
@@ -39,17 +54,18 @@ import torch
 
 from wmprobe._fs import atomic_dir, mark_used
 from wmprobe.data.store import file_digest
+from wmprobe.frames_files import NORMALISED, RECORDS_MAX, _dim_order, _intact, _map, _read, _record  # noqa: F401
 
 FORMAT = 1
 _SLOT = "\x00episode\x00"
-_NP_DTYPES = {"torch.uint8": np.uint8, "torch.float32": np.float32}
+SWITCH = "WMPROBE_FRAMES_NORMALISED"                # "0" (or false / no / off): keep resized frames only
 
 
 class FramesCache:
     """Resized frames of ``store``'s episodes for ``encoder`` under ``root`` (see the module doc)."""
 
     def __init__(self, root: str | os.PathLike, encoder: Any, store: Any, corruption: Any = None,
-                 corruption_seed: int = 0) -> None:
+                 corruption_seed: int = 0, normalised: bool | None = None) -> None:
         self.root = Path(root)
         self.encoder = encoder
         key = encoder.resize_key()
@@ -70,6 +86,20 @@ class FramesCache:
         parts = json.dumps({**self.base, "episode": _SLOT}, sort_keys=True, default=str).split(json.dumps(_SLOT))
         self._key_parts = tuple(parts) if len(parts) == 2 else None
 
+        # normalised entries: on CPU (an accelerator normalises on the device), unless switched off
+        if normalised is None:
+            normalised = os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+        nkey = encoder.normalise_key() if self.enabled and normalised else None
+        if nkey is not None and nkey.get("device") == "cpu":
+            # the float ops' last bits may differ between torch versions and CPU kernel levels (FMA or not)
+            self.normalise_spec: dict | None = {**nkey, "dtype": "float32", "torch": torch.__version__,
+                                                "cpu": torch.backends.cpu.get_cpu_capability()}
+        else:
+            self.normalise_spec = None
+        self.keeps_normalised = self.normalise_spec is not None
+        self._nblob = json.dumps(self.normalise_spec, sort_keys=True, default=str)
+        self._root = str(self.root)
+
     def key(self, episode: int) -> str:
         """sha256 of ``json.dumps({**base, "episode": episode}, sort_keys=True)``, first 32 hex digits."""
         episode = int(episode)
@@ -79,7 +109,7 @@ class FramesCache:
         memo = (self._key_parts, episode)                     # every extract call builds a FramesCache: the
         key = _KEYS.get(memo)                                 # keys of the episodes it has seen are kept
         if key is None:
-            if len(_KEYS) >= _RECORDS_MAX:
+            if len(_KEYS) >= RECORDS_MAX:
                 _KEYS.clear()
             blob = f"{self._key_parts[0]}{episode}{self._key_parts[1]}"
             _KEYS[memo] = key = hashlib.sha256(blob.encode()).hexdigest()[:32]
@@ -120,116 +150,49 @@ class FramesCache:
                                                            default=str))
         return x
 
+    def normalised_key(self, episode: int) -> str:
+        """sha256 of ``json.dumps({"normalise": normalise_spec, "source": key(episode)}, sort_keys=True)``, first
+        32 hex digits: the resized entry's key (store, episode, corruption, resize) and the normalisation
+        (``Encoder.normalise_key()``: implementation, mean, std, device; float32, torch version, CPU level)."""
+        source = self.key(episode)
+        memo = (source, self._nblob)
+        key = _NKEYS.get(memo)
+        if key is None:
+            if len(_NKEYS) >= RECORDS_MAX:
+                _NKEYS.clear()
+            blob = json.dumps({"normalise": self.normalise_spec, "source": source}, sort_keys=True, default=str)
+            _NKEYS[memo] = key = hashlib.sha256(blob.encode()).hexdigest()[:32]
+        return key
 
+    def normalised(self, episode: int, frames: Callable[[], torch.Tensor],
+                   normalise: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``normalise(self.episode(episode, frames))``: ``(T, 3, h, w)`` float32 with the strides ``normalise``
+        gives, mapped from its entry (zero-copy: ``mmap`` of the ``.npy`` file, copy-on-write, its pages
+        populated in one call) when it is intact, else computed from the resized entry (itself read or
+        computed) and stored. Only with ``keeps_normalised``."""
+        entry = os.path.join(self._root, self.normalised_key(episode))
+        record = _record(entry)                               # type: ignore[arg-type]
+        if record.get("kind") == "normalised" and NORMALISED in record.get("checksums", {}):
+            with contextlib.suppress(OSError, ValueError):
+                x = _map(entry, record)
+                if x is not None:
+                    mark_used(entry)
+                    return x
+        x = normalise(self.episode(episode, frames))
+        order = _dim_order(x)
+        if order is None or x.dtype != torch.float32 or x.device.type != "cpu":
+            return x                                          # a layout a file cannot give back: not stored
+        with contextlib.suppress(OSError):                    # a full or read-only disk only costs the reuse
+            with atomic_dir(entry) as tmp:
+                np.save(tmp / NORMALISED, x.permute(order).numpy())
+                st = (tmp / NORMALISED).stat()
+                doc = {**self.base, "episode": int(episode), "kind": "normalised", "source": self.key(episode),
+                       "normalise": self.normalise_spec, "shape": list(x.shape), "order": order,
+                       "dtype": "torch.float32", "checksums": {NORMALISED: file_digest(tmp / NORMALISED)},
+                       "stamps": {NORMALISED: {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}}
+                (tmp / "entry.json").write_text(json.dumps(doc, default=str))
+        return x
+
+
+_NKEYS: dict[tuple[str, str], str] = {}          # (resized key, normalise_spec's JSON) -> normalised key
 _KEYS: dict[tuple[tuple[str, ...], int], str] = {}   # (the key's JSON around the episode, episode) -> key
-_RECORDS: dict[str, tuple[tuple[int, int, int], dict]] = {}   # entry.json path -> (inode, size, mtime), record
-_RECORDS_MAX = 4096
-
-
-def _record(entry: Path) -> dict:
-    """``entry/entry.json`` as written (empty when missing or unreadable: the entry is then recomputed). Parsed
-    records are kept in this process by path and reused while the file's inode, size and mtime are unchanged
-    (it is only ever replaced by a rename): one ``stat`` instead of an open, read and JSON parse per hit."""
-    path = os.path.join(entry, "entry.json")
-    try:
-        st = os.stat(path)
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        known = _RECORDS.get(path)
-        if known is not None and known[0] == stamp:
-            return dict(known[1])
-        with open(path, "rb") as f:
-            rec = json.loads(f.read())
-        if not isinstance(rec, dict):
-            return {}
-        if len(_RECORDS) >= _RECORDS_MAX:
-            _RECORDS.clear()
-        _RECORDS[path] = (stamp, rec)
-        return dict(rec)
-    except (OSError, ValueError):
-        return {}
-
-
-def _stamped(st: os.stat_result, record: dict, name: str) -> bool:
-    """True when the file's size and mtime are those recorded when the entry was written."""
-    stamps = record.get("stamps")
-    stamp = stamps.get(name) if isinstance(stamps, dict) else None
-    return isinstance(stamp, dict) and st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns")
-
-
-def _read(entry: Path, name: str, record: dict, nhwc: bool) -> np.ndarray | None:
-    """The frames array of ``entry/name``, or None when the file is not what was written. A file as stamped
-    whose ``.npy`` header names the recorded shape and dtype is read in one pass into a new array (no
-    ``np.load`` header parse; the header is checked once per file version in this process, see ``_HEADERS``);
-    any other goes through ``_intact`` (the checksum) and ``np.load``."""
-    path = os.path.join(entry, name)
-    st = os.stat(path)
-    if not _stamped(st, record, name):
-        if not _intact(entry, name, record):
-            return None
-        _restamp(entry, name, record, st)                     # intact: the next read takes the fast path
-        return np.load(path, allow_pickle=False)
-    dtype, shape = _NP_DTYPES.get(record.get("dtype")), record.get("shape")
-    if dtype is not None and isinstance(shape, list) and len(shape) == 4 \
-            and all(isinstance(n, int) and n >= 0 for n in shape):
-        shape = (shape[0], shape[2], shape[3], shape[1]) if nhwc else tuple(shape)
-        arr = np.empty(shape, dtype)
-        offset = st.st_size - arr.nbytes                      # np.save writes the C-order data last
-        if 10 <= offset <= 4096:
-            with open(path, "rb", buffering=0) as f:
-                version = ((st.st_ino, st.st_size, st.st_mtime_ns), arr.dtype.str, shape)
-                if _HEADERS.get(path) != version:
-                    head = f.read(offset).decode("latin1")
-                    if not (head.startswith("\x93NUMPY") and f"'descr': '{arr.dtype.str}'" in head
-                            and "'fortran_order': False" in head and f"'shape': {shape!r}" in head):
-                        return np.load(path, allow_pickle=False)
-                    if len(_HEADERS) >= _RECORDS_MAX:
-                        _HEADERS.clear()
-                    _HEADERS[path] = version
-                if _read_into(f, offset, memoryview(arr).cast("B")):
-                    return arr
-    return np.load(path, allow_pickle=False)
-
-
-# frames file path -> (inode, size, mtime), dtype, shape of the version whose ``.npy`` header was checked: a file
-# is only ever replaced whole (a rename), so the same inode, size and mtime mean the same header
-_HEADERS: dict[str, tuple] = {}
-
-
-def _read_into(f: Any, offset: int, buf: memoryview) -> bool:
-    """Fill ``buf`` from the unbuffered file ``f`` at ``offset`` (one ``read`` system call for an entry's size);
-    False when the file ends first."""
-    f.seek(offset)
-    done = 0
-    while done < len(buf):
-        n = f.readinto(buf[done:])
-        if not n:
-            return False
-        done += n
-    return True
-
-
-def _restamp(entry: Path, name: str, record: dict, st: os.stat_result) -> None:
-    """Record the size and mtime of a file that matched its checksum (a copied entry, or one written before
-    stamps) in ``entry.json``, atomically; best effort (a read-only cache is re-hashed on each read)."""
-    stamps = record.get("stamps") if isinstance(record.get("stamps"), dict) else {}
-    doc = {**record, "stamps": {**stamps, name: {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}}
-    tmp = entry / f".entry.json.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(json.dumps(doc, default=str))
-        os.replace(tmp, entry / "entry.json")
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def _intact(entry: Path, name: str, record: dict | None = None) -> bool:
-    """True when ``entry/name`` is what was written: its size and mtime as stamped in ``entry.json`` (the
-    store's rule, ``data.store.check_checksums``: any write moves the mtime), else its BLAKE2b checksum as
-    recorded there (a copied entry, or one written before stamps). False when it differs, or the entry has no
-    readable record: then it is recomputed and rewritten."""
-    try:
-        rec = _record(entry) if record is None else record
-        want = rec["checksums"][name]
-        return _stamped((entry / name).stat(), rec, name) or file_digest(entry / name) == want
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False

@@ -207,10 +207,10 @@ def test_bit_flips_in_the_resized_frames_cache_are_recomputed(tmp_path):
     store = moving_square_store(episodes=2, steps=6, size=40)   # 40 px -> 8 px: the resize is cached
     enc = load_encoder("pixels:8")
     plain = extract(enc, store)
-    extract(enc, store, frames_cache=tmp_path)
+    extract(enc, store, frames_cache=tmp_path, frames_normalised=False)      # the resized entries alone
     f = next(next(tmp_path.iterdir()).glob("frames*.npy"))
     flip(f, offset=-16, n=8)                                     # same size, different pixels
-    again = extract(enc, store, frames_cache=tmp_path)
+    again = extract(enc, store, frames_cache=tmp_path, frames_normalised=False)
     np.testing.assert_array_equal(again.pooled["out"], plain.pooled["out"])
     from wmprobe.frames_cache import _intact
     assert _intact(f.parent, f.name)                             # rewritten
