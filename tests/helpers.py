@@ -1,5 +1,5 @@
-"""Small synthetic stores shared by tests (no simulator, no network), headless Chromium, and the import of the
-imagecorruptions reference (also used by bench/corrupt.py).
+"""Small synthetic stores shared by tests (no simulator, no network), test images (``scene``), headless Chromium,
+and the import of the imagecorruptions reference (also used by bench/corrupt.py).
 
 ``moving_square_store`` draws a coloured square that moves by the commanded translation, so the action
 is exactly recoverable from two consecutive frames; ``noise_store`` has targets independent of frames.
@@ -82,6 +82,22 @@ def chromium_check(report, tmp_path) -> dict:
                    timeout=120)
     verdict["shot"] = mpimg.imread(shot)[..., :3]
     return verdict
+
+
+# ---- test images (the corruption and fidelity tests) -----------------------------------------------------------
+def scene(n: int, h: int = 64, seed: int = 0) -> np.ndarray:
+    """``(n, h, h, 3) uint8`` smooth colour gradients with a few flat discs (edges and smooth areas)."""
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:h] / h
+    out = []
+    for _ in range(n):
+        img = np.stack([0.35 + 0.25 * np.sin(2 * np.pi * (r.uniform(0.5, 2) * xx + r.uniform(0.5, 2) * yy)
+                                             + r.uniform(0, 6)) for _ in range(3)], -1)
+        for _ in range(5):
+            cx, cy, rad = r.uniform(0, 1), r.uniform(0, 1), r.uniform(0.08, 0.2)
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 < rad ** 2] = r.uniform(0.05, 0.95, 3)
+        out.append(np.clip(img * 255, 0, 255).astype(np.uint8))
+    return np.stack(out)
 
 
 # ---- the imagecorruptions reference ---------------------------------------------------------------------------

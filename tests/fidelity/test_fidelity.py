@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_corrupt import scene
+from helpers import scene
 from wmprobe.errors import ProbeError
 from wmprobe.fidelity import (decoder_fidelity, own_decoder_fidelity, psnr, psnr_per_image, ssim,
                               ssim_per_image)

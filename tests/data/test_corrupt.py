@@ -7,27 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import scene
 from wmprobe.data.corruptions import CORRUPTIONS, list_specs, parse_corruption
 from wmprobe.errors import ConfigError
 
 IMAGENET_C = [n for n in CORRUPTIONS if n not in ("clean", "noise", "blur")]
 RANDOM = {"noise", "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur",
           "snow", "frost", "fog", "elastic_transform"}
-
-
-def scene(n: int, h: int = 64, seed: int = 0) -> np.ndarray:
-    """``(n, h, h, 3) uint8`` smooth colour gradients with a few flat discs (edges and smooth areas)."""
-    r = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:h] / h
-    out = []
-    for _ in range(n):
-        img = np.stack([0.35 + 0.25 * np.sin(2 * np.pi * (r.uniform(0.5, 2) * xx + r.uniform(0.5, 2) * yy)
-                                             + r.uniform(0, 6)) for _ in range(3)], -1)
-        for _ in range(5):
-            cx, cy, rad = r.uniform(0, 1), r.uniform(0, 1), r.uniform(0.08, 0.2)
-            img[(xx - cx) ** 2 + (yy - cy) ** 2 < rad ** 2] = r.uniform(0.05, 0.95, 3)
-        out.append(np.clip(img * 255, 0, 255).astype(np.uint8))
-    return np.stack(out)
 
 
 @pytest.fixture(scope="module")
