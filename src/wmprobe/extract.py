@@ -223,8 +223,9 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
                 for b0 in range(0, n_real, batch_size):
                     chunk = frames[w0 + b0: w0 + min(n_real, b0 + batch_size)]
                     lat = encode(chunk[:, None], layers)
+                    first = start + w0 + b0
                     emit({l: lat.tokens[l][:, 0] for l in layers},
-                         np.arange(len(chunk), dtype=np.int64) + start + w0 + b0, e)
+                         np.arange(first, first + len(chunk), dtype=np.int64), e)
                 continue
             clip = frames[w0: w0 + n_real]
             if n_real < window:  # pad by repeating the last frame; padded steps dropped below
@@ -233,7 +234,7 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
             index = lat.frame_index.numpy()
             keep = _kept(index, n_real)
             sel = keep if isinstance(keep, slice) else torch.from_numpy(keep)
-            emit({l: lat.tokens[l][0][sel] for l in layers}, index[keep].astype(np.int64) + start + w0, e)
+            emit({l: lat.tokens[l][0][sel] for l in layers}, np.add(index[keep], start + w0, dtype=np.int64), e)
         bar.update(1)
     bar.close()
     if not step_frame:

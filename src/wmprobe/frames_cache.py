@@ -25,20 +25,21 @@ in the same layout; tests/test_frames_cache.py). Corrupted frames have their own
 the resized key, and so in the normalised one): a corrupted run never reads clean frames.
 
 Layout: ``ROOT/KEY/frames.npy`` (or ``frames_nhwc.npy``: the frames as ``(T, h, w, 3)`` where the resize gave
-channels-last strides, kept so the model sees the same layout), or ``ROOT/KEY/normalised.npy`` (the frames in
-the dimension order in which they are dense, ``order`` in the record), + ``entry.json`` (what the key hashes,
-for ``wmprobe cache ls``, and the file's BLAKE2b checksum, size and mtime), written atomically (temp dir +
-rename), ``used`` touched on every hit (``wmprobe cache gc`` drops entries unused for ``--keep-days``, both
-kinds alike; there is no size cap). A hit checks the file's size and mtime against the record and re-hashes it
-only when they changed (the store's rule): hashing every read cost a tiny model ~10% of its forward pass; the
-parsed ``entry.json`` is kept in the process while its inode, size and mtime stay the same (a hit then costs a
-``stat`` of it, not a read and parse). A missing, partial, edited or unreadable entry is recomputed and
+channels-last strides, kept so the model sees the same layout), or ``ROOT/KEY/normalised.npy`` (the frames in the
+dimension order in which they are dense, ``order`` in the record), + ``entry.json`` (what the key hashes, for
+``wmprobe cache ls``, and the file's BLAKE2b checksum, size and mtime), written atomically (temp dir + rename),
+``used`` touched on every hit (``wmprobe cache gc`` drops entries unused for ``--keep-days``, both kinds alike;
+there is no size cap). A hit checks the file's size and mtime against the record and re-hashes it only when they
+changed (the store's rule): hashing every read cost a tiny model ~10% of its forward pass; the parsed
+``entry.json`` is kept in the process while its inode, size and mtime stay the same (a hit then costs a ``stat`` of
+it, not a read and parse); a normalised hit stats only its data file, checked against its record and ``.npy``
+header once per file version (inode, size, mtime). A missing, partial, edited or unreadable entry is recomputed and
 rewritten (never used); a read-only cache is used as far as it goes. Entries are only ever replaced whole (a
-rename), never written in place: a mapped file edited in place by something else while in use is outside this
-rule. Frames that need no resize (store frames already at the input size) are not cached: reading the store is
-as cheap as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is
-not cached either: extraction must call its own ``encode``; one whose ``normalise_key()`` is None (its
-``normalise`` patched on the instance, or an adapter that says so) gets resized entries only.
+rename), never written in place: a mapped file edited in place by something else while in use is outside this rule.
+Frames that need no resize (store frames already at the input size) are not cached: reading the store is as cheap
+as reading the cache. An encoder that replaces ``Encoder.encode`` (on its class or the instance) is not cached
+either: extraction must call its own ``encode``; one whose ``normalise_key()`` is None (its ``normalise`` patched
+on the instance, or an adapter that says so) gets resized entries only.
 """
 from __future__ import annotations
 
@@ -171,13 +172,11 @@ class FramesCache:
         populated in one call) when it is intact, else computed from the resized entry (itself read or
         computed) and stored. Only with ``keeps_normalised``."""
         entry = os.path.join(self._root, self.normalised_key(episode))
-        record = _record(entry)                               # type: ignore[arg-type]
-        if record.get("kind") == "normalised" and NORMALISED in record.get("checksums", {}):
-            with contextlib.suppress(OSError, ValueError):
-                x = _map(entry, record)
-                if x is not None:
-                    mark_used(entry)
-                    return x
+        with contextlib.suppress(OSError, ValueError):        # missing, unreadable: recomputed below
+            x = _map(entry)
+            if x is not None:
+                mark_used(entry)
+                return x
         x = normalise(self.episode(episode, frames))
         order = _dim_order(x)
         if order is None or x.dtype != torch.float32 or x.device.type != "cpu":

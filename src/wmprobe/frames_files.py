@@ -137,39 +137,26 @@ def _intact(entry: Path, name: str, record: dict | None = None) -> bool:
 _POPULATE = getattr(mmap, "MADV_POPULATE_READ", 22) if sys.platform.startswith("linux") else None
 
 
-def _map(entry: str, record: dict) -> torch.Tensor | None:
-    """A normalised entry's frames ``(T, 3, h, w)`` float32 with the recorded dimension order, mapped from
+def _map(entry: str) -> torch.Tensor | None:
+    """A normalised entry's frames ``(T, 3, h, w)`` float32 in the recorded dimension order, mapped from
     ``entry/normalised.npy`` (copy-on-write: the tensor is writable and the file never changes), or None when
-    the file or its record is not what was written (then it is recomputed). The file's size and mtime are
-    checked against the record on every hit (its checksum when they changed); its ``.npy`` header once per file
-    version. Where pages cannot be populated in one call the frames are read into memory instead."""
-    shape, order = record.get("shape"), record.get("order")
-    if record.get("dtype") != "torch.float32" or not isinstance(shape, list) or len(shape) != 4 \
-            or not all(isinstance(n, int) and n >= 0 for n in shape) or not isinstance(order, list) \
-            or sorted(order) != [0, 1, 2, 3]:
-        return None
+    the file or its record is not what was written (then it is recomputed). A file is checked once per version
+    (inode, size, mtime; see ``_layout``), so a hit costs one ``stat`` besides the mapping. Where pages cannot
+    be populated in one call the frames are read into memory instead."""
     path = os.path.join(entry, NORMALISED)
     st = os.stat(path)
-    if not _stamped(st, record, NORMALISED):
-        if not _intact(Path(entry), NORMALISED, record):
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _LAYOUTS.get(path)
+    if known is None or known[0] != stamp:
+        layout = _layout(entry, path, st)
+        if layout is None:
             return None
-        _restamp(Path(entry), NORMALISED, record, st)
-    stored = tuple(shape[d] for d in order)
-    count = stored[0] * stored[1] * stored[2] * stored[3]
-    offset = st.st_size - 4 * count                           # np.save writes the C-order data last
-    if not 10 <= offset <= 4096 or count == 0:
-        return None
+        if len(_LAYOUTS) >= RECORDS_MAX:
+            _LAYOUTS.clear()
+        _LAYOUTS[path] = known = (stamp, layout)
+    stored, count, offset, inverse = known[1]
     fd = os.open(path, os.O_RDONLY)
     try:
-        version = ((st.st_ino, st.st_size, st.st_mtime_ns), "<f4", stored)
-        if _HEADERS.get(path) != version:
-            head = os.pread(fd, offset, 0).decode("latin1")
-            if not (head.startswith("\x93NUMPY") and f"'descr': '{np.dtype(np.float32).str}'" in head
-                    and "'fortran_order': False" in head and f"'shape': {stored!r}" in head):
-                return None
-            if len(_HEADERS) >= RECORDS_MAX:
-                _HEADERS.clear()
-            _HEADERS[path] = version
         if _POPULATE is None:
             arr = np.empty(stored, np.float32)
             with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
@@ -184,10 +171,45 @@ def _map(entry: str, record: dict) -> torch.Tensor | None:
             arr = np.frombuffer(mm, np.float32, count=count, offset=offset).reshape(stored)
     finally:
         os.close(fd)
+    return torch.from_numpy(arr).permute(inverse)
+
+
+# normalised file path -> ((inode, size, mtime), (stored shape, values, data offset, inverse order)) of the file
+# version that matched its record and ``.npy`` header: a file is only ever replaced whole (a rename), so the same
+# inode, size and mtime mean the same bytes (the store's rule: any write moves the mtime)
+_LAYOUTS: dict[str, tuple[tuple[int, int, int], tuple[tuple[int, ...], int, int, list[int]]]] = {}
+
+
+def _layout(entry: str, path: str, st: os.stat_result) -> tuple[tuple[int, ...], int, int, list[int]] | None:
+    """Check ``entry/normalised.npy`` (stat ``st``) against ``entry.json``: a normalised record with a valid
+    shape and order, the file's size and mtime as stamped (else its checksum, then restamped) and its ``.npy``
+    header naming float32 C order and that shape; the layout to map it with, or None."""
+    record = _record(Path(entry))
+    shape, order = record.get("shape"), record.get("order")
+    if record.get("kind") != "normalised" or record.get("dtype") != "torch.float32" \
+            or not isinstance(shape, list) or len(shape) != 4 \
+            or not all(isinstance(n, int) and n >= 0 for n in shape) or not isinstance(order, list) \
+            or sorted(order) != [0, 1, 2, 3]:
+        return None
+    if not _stamped(st, record, NORMALISED):
+        if not _intact(Path(entry), NORMALISED, record):
+            return None
+        _restamp(Path(entry), NORMALISED, record, st)
+        st = os.stat(path)
+    stored = tuple(shape[d] for d in order)
+    count = stored[0] * stored[1] * stored[2] * stored[3]
+    offset = st.st_size - 4 * count                           # np.save writes the C-order data last
+    if not 10 <= offset <= 4096 or count == 0:
+        return None
+    with open(path, "rb", buffering=0) as f:
+        head = f.read(offset).decode("latin1")
+    if not (head.startswith("\x93NUMPY") and f"'descr': '{np.dtype(np.float32).str}'" in head
+            and "'fortran_order': False" in head and f"'shape': {stored!r}" in head):
+        return None
     inverse = [0] * 4
     for i, d in enumerate(order):
         inverse[d] = i
-    return torch.from_numpy(arr).permute(inverse)
+    return stored, count, offset, inverse
 
 
 def _no_populate() -> None:
