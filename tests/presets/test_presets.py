@@ -103,15 +103,15 @@ def test_main_quiet_does_not_leak_into_the_callers_environment(monkeypatch, caps
     assert os.environ["WMPROBE_QUIET"] == "0"
 
 
-def test_compare_names_held_out_tasks_that_every_suite_it_generates_has():
-    """compare holds out the same named tasks on every data seed (rank stability compares seeds, not task
-    choices): each name must be a task of every embedded suite the preset generates, and the study's split
-    must hold exactly those out."""
+@pytest.mark.parametrize("preset", ["demo", "compare"])
+def test_demo_and_compare_name_the_same_held_out_tasks_that_every_suite_they_generate_has(preset):
+    """demo and compare hold out the same named tasks on every data seed (rank stability compares seeds, not
+    task choices): each name must be a task of every embedded suite the preset generates."""
     from wmprobe.data.sim.tasks import suite_tasks
     from wmprobe.study.config import load_config
-    cfg = load_config({"preset": "compare"})
+    cfg = load_config({"preset": preset})
     assert cfg.test_tasks and len(cfg.test_tasks) == 3
+    assert cfg.test_tasks == load_config({"preset": "compare"}).test_tasks
     for d in cfg.datasets:
         names = {t.name for t in suite_tasks(d.sim)}
         assert set(cfg.test_tasks) <= names, (d.sim, sorted(set(cfg.test_tasks) - names))
-    assert load_config({"preset": "demo"}).test_tasks is None       # the demo still draws them with its seed
