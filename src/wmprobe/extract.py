@@ -20,6 +20,7 @@ optionally average-pooled over a square token grid by ``token_pool``); ``step_fr
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import io
@@ -210,32 +211,35 @@ def extract(encoder: Encoder, store: EpisodeStore, *, layers: Sequence[str] | No
     normalise = _EpisodeNormaliser(encoder)              # used with the cache only; its buffer comes on use
     bar = progress_bar(len(episodes), f"extract {encoder.spec.name}", progress, unit="ep", dynamic_ncols=True)
     starts = store.episode_starts                       # a property that builds the array: once, not per episode
-    for e in episodes:
-        start = int(starts[e])
-        if cache is None:       # (T, H, W, 3) uint8
-            frames = _episode_frames(store, e, corruption, corruption_seed)
-        elif cache.keeps_normalised:    # (T, 3, h, w) normalised, mapped from the cache (or made and stored)
-            frames = cache.normalised(e, lambda: _episode_frames(store, e, corruption, corruption_seed), normalise)
-        else:                   # (T, 3, h, w) resized, then normalised: windows and padding act on dim 0 alike
-            frames = normalise(cache.episode(e, lambda: _episode_frames(store, e, corruption, corruption_seed)))
-        for w0, n_real in window_plan(frames.shape[0], fps, window):
-            if window is None:  # per-frame encoder: batches of single frames
-                for b0 in range(0, n_real, batch_size):
-                    chunk = frames[w0 + b0: w0 + min(n_real, b0 + batch_size)]
-                    lat = encode(chunk[:, None], layers)
-                    first = start + w0 + b0
-                    emit({l: lat.tokens[l][:, 0] for l in layers},
-                         np.arange(first, first + len(chunk), dtype=np.int64), e)
-                continue
-            clip = frames[w0: w0 + n_real]
-            if n_real < window:  # pad by repeating the last frame; padded steps dropped below
-                clip = torch.cat([clip, clip[-1:].expand(window - n_real, *clip.shape[1:])])
-            lat = encode(clip[None], layers)
-            index = lat.frame_index.numpy()
-            keep = _kept(index, n_real)
-            sel = keep if isinstance(keep, slice) else torch.from_numpy(keep)
-            emit({l: lat.tokens[l][0][sel] for l in layers}, np.add(index[keep], start + w0, dtype=np.int64), e)
-        bar.update(1)
+    # the loop's own tensor ops (slices, pads, token means) without autograd's bookkeeping: an adapter on
+    # Encoder.encode runs in inference mode anyway; one with its own encode (a plugin) is left as it is
+    with contextlib.nullcontext() if _own_encode(encoder) else torch.inference_mode():
+        for e in episodes:
+            start = int(starts[e])
+            if cache is None:       # (T, H, W, 3) uint8
+                frames = _episode_frames(store, e, corruption, corruption_seed)
+            elif cache.keeps_normalised:    # (T, 3, h, w) normalised, mapped from the cache (or made and stored)
+                frames = cache.normalised(e, lambda: _episode_frames(store, e, corruption, corruption_seed), normalise)
+            else:                   # (T, 3, h, w) resized, then normalised: windows and padding act on dim 0 alike
+                frames = normalise(cache.episode(e, lambda: _episode_frames(store, e, corruption, corruption_seed)))
+            for w0, n_real in window_plan(frames.shape[0], fps, window):
+                if window is None:  # per-frame encoder: batches of single frames
+                    for b0 in range(0, n_real, batch_size):
+                        chunk = frames[w0 + b0: w0 + min(n_real, b0 + batch_size)]
+                        lat = encode(chunk[:, None], layers)
+                        first = start + w0 + b0
+                        emit({l: lat.tokens[l][:, 0] for l in layers},
+                             np.arange(first, first + len(chunk), dtype=np.int64), e)
+                    continue
+                clip = frames[w0: w0 + n_real]
+                if n_real < window:  # pad by repeating the last frame; padded steps dropped below
+                    clip = torch.cat([clip, clip[-1:].expand(window - n_real, *clip.shape[1:])])
+                lat = encode(clip[None], layers)
+                index = lat.frame_index.numpy()
+                keep = _kept(index, n_real)
+                sel = keep if isinstance(keep, slice) else torch.from_numpy(keep)
+                emit({l: lat.tokens[l][0][sel] for l in layers}, np.add(index[keep], start + w0, dtype=np.int64), e)
+            bar.update(1)
     bar.close()
     if not step_frame:
         raise StoreError(f"{store.name}: no latent steps extracted (episodes shorter than "
@@ -257,6 +261,11 @@ def _kept(index: np.ndarray, n_real: int) -> slice | np.ndarray:
         return slice(None)
     k = int(keep.argmin())                                            # the first padded step
     return keep if keep[k:].any() else slice(0, k)
+
+
+def _own_encode(encoder: Encoder) -> bool:
+    """Whether ``encoder`` replaces ``Encoder.encode`` (on its class or the instance)."""
+    return "encode" in vars(encoder) or getattr(type(encoder), "encode", None) is not Encoder.encode
 
 
 @functools.lru_cache(maxsize=32)
