@@ -45,11 +45,12 @@ CASES = [("vjepa2", ["layer_0", "out"]), ("dinov2", ["layer_1", "out"]), ("pixel
 
 
 @pytest.mark.parametrize("name,layers", CASES)
-def test_latents_are_bit_identical_with_and_without_the_cache_clean_and_corrupted(name, layers, tiny_hf, tmp_path):
+def test_latents_are_bit_identical_with_and_without_the_cache_clean_and_corrupted(name, layers, request, tmp_path):
     """V-JEPA 2 (padded last window: 21 frames in windows of 16, 2 per step), DINOv2 (batches of 4 frames, the last
     short), pixels and a random conv net; two layers and kept tokens; clean and corrupted, filling the cache and
     reading it back, normalised entries on and off, the corrupted run after the clean one in the same cache."""
-    enc = load_encoder(f"{name}:{tiny_hf[name]}" if name in tiny_hf else name, device="cpu")
+    hf = name in ("vjepa2", "dinov2")                                       # tiny checkpoints need transformers
+    enc = load_encoder(f"{name}:{request.getfixturevalue('tiny_hf')[name]}" if hf else name, device="cpu")
     store = moving_square_store(episodes=2, steps=21, size=40)             # 40 px: every encoder resizes
     kw = dict(layers=layers, keep_tokens=True, batch_size=4)
     for corruption in ("clean", "gaussian_noise:2"):
