@@ -25,8 +25,9 @@
     The cached extraction reads the frame cache's normalised entries (float32, mapped zero-copy: the default on
     CPU); ``ratio_paired_cpu_resized_cache`` (quartiles ``_q``; summary ``ratio_paired_by_size_resized_cache``)
     pairs the forward with the same extraction through the resized uint8 entries only
-    (``frames_normalised=False``: read, then normalise), timed in the same repetitions; ``frames_cache_mb`` the
-    disk each kind of entry takes for the bench's episodes.
+    (``frames_normalised=False``: read, then normalise), timed in the same repetitions (tiny models only: null
+    for ViT-B, where normalising is < 1% of the forward and a second extraction per pair adds 20% to the
+    bench); ``frames_cache_mb`` the disk each kind of entry takes for the bench's episodes.
     Fraction of the machine's limit (``bench/roofline.py``): the forward is FLOP-bound; its FLOPs are counted
     with ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions, attention: 2 per multiply-add)
     over one pass of the same batches; ``forward_fraction = FLOPs / GEMM peak / forward_s`` and
@@ -154,7 +155,8 @@ def forward_only(enc, inputs: list[torch.Tensor], bf16: bool = False) -> None:
             enc._call(x)
 
 
-def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, repeats: int, batch: int) -> dict:
+def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, repeats: int, batch: int,
+             resized: bool = True) -> dict:
     enc = load_encoder(f"{kind}:{save_model(kind, size, img, root)}", device="cpu", batch_size=batch)
     raw: list[torch.Tensor] = []
     inputs = model_inputs(enc, store, batch, raw)
@@ -174,11 +176,12 @@ def overhead(kind: str, size: str, img: int, store: EpisodeStore, root: Path, re
     # the forward and the cached extraction are neighbours in either order (see ``interleaved``): the pairs
     times, cpus = interleaved([lambda: forward_only(enc, inputs), lambda: extract_save(frames_cache=root / "frames"),
                                pipeline, extract_save,
-                               lambda: extract_save(frames_cache=root / "frames", frames_normalised=False)], repeats)
-    forward_s, extract_s, pipeline_s, uncached_s, _ = (min(t) for t in times)
+                               *([lambda: extract_save(frames_cache=root / "frames", frames_normalised=False)]
+                                 if resized else [])], repeats)
+    forward_s, extract_s, pipeline_s, uncached_s = (min(t) for t in times[:4])
     cpu = [min(c) for c in (cpus[0], cpus[2], cpus[1], cpus[3])]   # forward, pipeline, extract, uncached
     paired, paired_cpu = paired_ratio(times[1], times[0]), paired_ratio(cpus[1], cpus[0])
-    resized_cpu = paired_ratio(cpus[4], cpus[0])
+    resized_cpu = paired_ratio(cpus[4], cpus[0]) if resized else (None, None, None)
     shutil.rmtree(out_dir, ignore_errors=True)
     from wmprobe.frames_cache import FramesCache
     fcache = FramesCache(root / "frames", enc, store)
@@ -210,8 +213,10 @@ def describe(row: dict) -> str:
             f"{row['ratio_paired_cpu']:.3f}x CPU ({qc[0]:.3f}-{qc[1]:.3f}), median of {row['pairs']} interleaved "
             f"pairs (goal <= 1.10: {'yes' if row['ratio_paired_cpu'] <= 1.10 else 'no'}); fraction of the GEMM "
             f"peak: forward {row['forward_fraction']}, extraction {row['extract_fraction']} "
-            f"({row['forward_gflop']} GFLOP per pass); through resized frames only (frames_normalised=False) "
-            f"{row['ratio_paired_cpu_resized_cache']:.3f}x CPU; cache {row['frames_cache_mb']['resized']} MB resized, "
+            f"({row['forward_gflop']} GFLOP per pass)"
+            + (f"; through resized frames only (frames_normalised=False) {row['ratio_paired_cpu_resized_cache']:.3f}x "
+               "CPU" if row["ratio_paired_cpu_resized_cache"] is not None else "")
+            + f"; cache {row['frames_cache_mb']['resized']} MB resized, "
             f"{row['frames_cache_mb']['normalised']} MB normalised")
 
 
@@ -346,7 +351,8 @@ def main() -> None:
                     parts.append(breakdown(kind, "tiny", store, root, tiny_repeats, 32))
                     print("breakdown (paired CPU ratios against the forward):", json.dumps(parts[-1]), flush=True)
             if "base" in sizes:
-                rows.append(overhead(kind, "base", base_side[kind], base_store, root, base_repeats, 16))
+                rows.append(overhead(kind, "base", base_side[kind], base_store, root, base_repeats, 16,
+                                     resized=False))      # a second ViT-B extraction per pair: +20% bench time
                 print(json.dumps(rows[-1]), flush=True)
                 print(describe(rows[-1]), flush=True)
         for kind in ("vjepa2", "dinov2") if "base" in sizes else ():
@@ -368,7 +374,7 @@ def main() -> None:
                "load_avg": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
                "ratio_paired_by_size_resized_cache": {
                    sz: max(r["ratio_paired_cpu_resized_cache"] for r in rows if r["size"] == sz)
-                   for sz in sorted({r["size"] for r in rows})}}
+                   for sz in sorted({r["size"] for r in rows if r["ratio_paired_cpu_resized_cache"] is not None})}}
     if parts:
         summary["breakdown"] = parts
     for sz, r in summary["ratio_paired_by_size"].items():
