@@ -96,6 +96,16 @@ def test_a_preset_combines_with_the_users_own_datasets(store_dir, preset):
     assert [d.name for d in cfg.datasets] == ["mine"]
     assert cfg.corrupt_datasets == ("mine",)
     assert validate({**doc, "corrupt_datasets": ["dynamic"]}) != []   # the user's own keys are still checked
+    assert cfg.test_tasks is None                  # the preset's named tasks are its suites', not this store's
+
+
+def test_a_presets_named_held_out_tasks_stay_with_embedded_datasets_and_the_users_own_names_win(store_dir):
+    sims = {"preset": "demo", "datasets": [{"name": "dyn", "sim": "dynamic", "episodes": 24}, "static"]}
+    assert load_config(sims).test_tasks == load_config({"preset": "demo"}).test_tasks
+    mixed = {"preset": "demo", "datasets": ["dynamic", {"name": "mine", "path": str(store_dir)}]}
+    assert load_config(mixed).test_tasks is None
+    assert load_config({**mixed, "test_tasks": ["task0"]}).test_tasks == ("task0",)   # the user's names win
+    assert "test_tasks: ['nowhere'] are not tasks" in problems({**sims, "test_tasks": ["nowhere", "reach-red"]})
 
 
 def test_duplicate_yaml_keys_name_both_lines(tmp_path, store_dir):

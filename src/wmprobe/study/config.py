@@ -66,7 +66,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _preset_for(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
     """A preset's keys that name its own datasets (``corrupt_datasets``, ``fidelity_datasets``: its first
-    suite) follow the user's ``datasets`` when the user replaces them: they name the user's first dataset."""
+    suite) follow the user's ``datasets`` when the user replaces them: they name the user's first dataset. Its
+    ``test_tasks`` (tasks of the embedded suites) are kept only when every dataset of the user's is embedded;
+    with the user's own stores the task split draws its held-out tasks with the seed unless the user names
+    them."""
     base = dict(base)
     raw = user.get("datasets")
     if isinstance(raw, list) and raw:
@@ -80,7 +83,18 @@ def _preset_for(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
         for key in ("corrupt_datasets", "fidelity_datasets"):
             if key not in user:
                 base[key] = [str(name)] if name else None
+        if "test_tasks" not in user and not all(_is_embedded(d) for d in raw):
+            base.pop("test_tasks", None)    # the preset's task names are its suites' tasks, not the user's data's
     return base
+
+
+def _is_embedded(entry: Any) -> bool:
+    """A ``datasets`` entry that the embedded simulator generates (a suite name or ``{sim: ...}`` without a
+    ``path``)."""
+    if isinstance(entry, dict):
+        return "sim" in entry and not entry.get("path")
+    from wmprobe.data.sim import SUITES
+    return entry in SUITES
 
 
 def check(src: str | os.PathLike[str] | dict[str, Any],

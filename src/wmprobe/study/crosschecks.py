@@ -42,6 +42,7 @@ def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any]
         stores = {w: s for w, s in facts.stores.items() if s is not None}
         check_store_splits(c.bad, stores, get(doc, "split", StudyConfig), get(doc, "test_frac", StudyConfig),
                            get(doc, "seed", StudyConfig), get(doc, "test_tasks", StudyConfig))
+    check_named_tasks(c, doc, facts)
     check_dataset_names(c, doc, names)
     check_corrupt_train(c, doc)
     check_ks(c, doc, facts.lengths)
@@ -138,3 +139,19 @@ def check_headline_groups(c: Checker, value: Any, groups_of: Mapping[str, list[s
                 check_list(names, f"headline_groups.{d}", [d])
     else:
         check_list(value, "headline_groups", list(groups_of))
+
+
+def check_named_tasks(c: Checker, doc: dict[str, Any], facts: Facts) -> None:
+    """``test_tasks`` when every dataset is a pybullet suite of the embedded simulator: each name must be a task
+    of some dataset's suite (stores on disk are checked by ``check_store_splits`` as the run splits them;
+    Meta-World's task names when its tasks are resolved)."""
+    named = doc.get("test_tasks")
+    suites = [d.sim for d in facts.datasets if d.sim in ("static", "dynamic") and not d.path]
+    if not isinstance(named, list) or not facts.datasets or len(suites) != len(facts.datasets):
+        return
+    from wmprobe.data.sim.tasks import suite_tasks
+    known = sorted({t.name for sim in suites if sim for t in suite_tasks(sim)})
+    missing = [t for t in named if t not in known]
+    if missing:
+        c.bad("test_tasks", f"{missing} are not tasks of any dataset's suite "
+                            f"({', '.join(sorted({str(d.sim) for d in facts.datasets}))}: {', '.join(known)})")
