@@ -8,11 +8,15 @@ only when that family is built.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from wmprobe.errors import ConfigError, WmprobeError
 from wmprobe.registry import Registry, instance_of, resolve
+
+if TYPE_CHECKING:
+    from wmprobe.zoo.models import ZooModel
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,11 @@ def family(name: str) -> ZooFamily:
     return REGISTRY.get(name)
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[ZooModel]:
     """The ``ZooModel`` subclass of family ``name`` (its ``model`` target; a bare ``"module:Class"`` is under
     ``wmprobe.zoo``)."""
     target = family(name).model
-    cls: type = resolve(target if "." in target.partition(":")[0] else f"wmprobe.zoo.{target}")
+    cls: type[ZooModel] = resolve(target if "." in target.partition(":")[0] else f"wmprobe.zoo.{target}")
     return cls
 
 

@@ -28,7 +28,7 @@ from wmprobe.zoo.data import action_stats, clip_starts, frames, id_dims, task_na
 from wmprobe.zoo.families import CEILING, build, model_class
 from wmprobe.zoo.families import family as family_of
 from wmprobe.zoo.objectives import LAMBDA_SWEEP, OBJECTIVES, aux_loss, make_head
-from wmprobe.zoo.presets import PRESETS
+from wmprobe.zoo.presets import PRESETS, Preset
 
 
 def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], preset: str = "demo",
@@ -134,7 +134,9 @@ def plateau(curve: Sequence[float], tail: float = PLATEAU_TAIL, share: float = P
 BALANCE_MOMENTUM = 0.9   # running means of the family loss and the +ID term (their ratio scales +ID)
 
 
-def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progress, device, bf16, dims, state):
+def _fit(family: str, store: EpisodeStore, train_episodes: Sequence[int], cfg: Preset, id_weight: float,
+         objective: str, seed: int, progress: bool, device: str, bf16: bool, dims: Sequence[int],
+         state: Sequence[bool]) -> tuple[Any, Any, dict[str, list[float]], float, int]:
     """The one training loop. Returns ``(model, head, curves, seconds, clips_per_step)``; ``curves``:
     ``loss`` (the family loss per step; the +ID loss for the ceiling), ``id`` (the +ID loss) and ``scale``
     (the +ID term's weight relative to its raw value: ``id_weight * mean(family) / mean(+ID)``)."""
@@ -185,6 +187,7 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
         if not own:
             total, loss, scale = aux, aux, 1.0
         elif aux is not None:
+            assert loss is not None                                  # own: the family's loss is computed
             # balance: the +ID term's running mean is id_weight x the family loss's running mean, for every
             # family (their own losses differ by orders of magnitude; a raw weight would favour some)
             lf, la = float(loss.detach()), float(aux.detach())
@@ -194,6 +197,8 @@ def _fit(family, store, train_episodes, cfg, id_weight, objective, seed, progres
             total = loss + scale * aux
         else:
             total = loss
+        if total is None or loss is None:                            # the ceiling without +ID: nothing to train
+            raise ConfigError(f"zoo {family}: no loss to train (id_weight {id_weight:g} for a family without its own)")
         opt.zero_grad(set_to_none=True)
         total.float().backward()
         opt.step()
