@@ -50,12 +50,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from wmprobe._fs import atomic_dir, mark_used
-from wmprobe.data.store import file_digest
-from wmprobe.frames_files import NORMALISED, RECORDS_MAX, _dim_order, _intact, _map, _read, _record  # noqa: F401
+from wmprobe.frames_files import (NORMALISED, RECORDS_MAX, _dim_order, _intact, _map, _read,  # noqa: F401
+                                  _record, _write_entry)
 
 FORMAT = 1
 _SLOT = "\x00episode\x00"
@@ -140,15 +139,9 @@ class FramesCache:
         x = x if nhwc else x.contiguous()
         with contextlib.suppress(OSError):                    # a full or read-only disk only costs the reuse
             with atomic_dir(entry) as tmp:
-                name = "frames_nhwc.npy" if nhwc else "frames.npy"
-                np.save(tmp / name, x.permute(0, 2, 3, 1).numpy() if nhwc else x.numpy())
-                st = (tmp / name).stat()                      # the rename below keeps size and mtime
-                (tmp / "entry.json").write_text(json.dumps({**self.base, "episode": int(episode),
-                                                            "shape": list(x.shape), "dtype": str(x.dtype),
-                                                            "checksums": {name: file_digest(tmp / name)},
-                                                            "stamps": {name: {"size": st.st_size,
-                                                                              "mtime_ns": st.st_mtime_ns}}},
-                                                           default=str))
+                _write_entry(tmp, "frames_nhwc.npy" if nhwc else "frames.npy",
+                             x.permute(0, 2, 3, 1).numpy() if nhwc else x.numpy(),
+                             {**self.base, "episode": int(episode), "shape": list(x.shape), "dtype": str(x.dtype)})
         return x
 
     def normalised_key(self, episode: int) -> str:
@@ -183,13 +176,10 @@ class FramesCache:
             return x                                          # a layout a file cannot give back: not stored
         with contextlib.suppress(OSError):                    # a full or read-only disk only costs the reuse
             with atomic_dir(entry) as tmp:
-                np.save(tmp / NORMALISED, x.permute(order).numpy())
-                st = (tmp / NORMALISED).stat()
-                doc = {**self.base, "episode": int(episode), "kind": "normalised", "source": self.key(episode),
-                       "normalise": self.normalise_spec, "shape": list(x.shape), "order": order,
-                       "dtype": "torch.float32", "checksums": {NORMALISED: file_digest(tmp / NORMALISED)},
-                       "stamps": {NORMALISED: {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}}
-                (tmp / "entry.json").write_text(json.dumps(doc, default=str))
+                _write_entry(tmp, NORMALISED, x.permute(order).numpy(),
+                             {**self.base, "episode": int(episode), "kind": "normalised", "source": self.key(episode),
+                              "normalise": self.normalise_spec, "shape": list(x.shape), "order": order,
+                              "dtype": "torch.float32"})
         return x
 
 

@@ -23,6 +23,17 @@ _NP_DTYPES = {"torch.uint8": np.uint8, "torch.float32": np.float32}
 _RECORDS: dict[str, tuple[tuple[int, int, int], dict]] = {}   # entry.json path -> (inode, size, mtime), record
 
 
+def _write_entry(tmp: Path, name: str, arr: np.ndarray, doc: dict[str, Any]) -> None:
+    """Write one cache entry into the fresh directory ``tmp``: ``arr`` as ``name`` (``np.save``) and
+    ``entry.json``, which is ``doc`` plus the file's checksum and its size-and-mtime stamp (the rename that
+    publishes ``tmp`` keeps both)."""
+    np.save(tmp / name, arr)
+    st = (tmp / name).stat()
+    (tmp / "entry.json").write_text(json.dumps({**doc, "checksums": {name: file_digest(tmp / name)},
+                                                "stamps": {name: {"size": st.st_size, "mtime_ns": st.st_mtime_ns}}},
+                                               default=str))
+
+
 def _record(entry: Path) -> dict:
     """``entry/entry.json`` as written (empty when missing or unreadable: the entry is then recomputed). Parsed
     records are kept in this process by path and reused while the file's inode, size and mtime are unchanged

@@ -310,9 +310,7 @@ class MLPProbe:
         e, s_count = self.ensemble, len(self.seeds)
         with torch.no_grad():
             xv = xt[torch.from_numpy(val_m)]
-            pv = mlp_forward(params, xv[None].expand(s_count * e, -1, -1))          # (S*E, G, P, A)
-            if e > 1:
-                pv = pv.view(s_count, e, *pv.shape[1:]).mean(1)                    # (S, G, P, A)
+            pv = self._member_mean(mlp_forward(params, xv[None].expand(s_count * e, -1, -1)))   # (S, G, P, A)
             scores = head_r2(pv, yt[torch.from_numpy(val_m)])
         best = best_heads(scores, self.seeds, "mlp")                               # (S,)
         best_h = best.repeat_interleave(e)                                         # (S*E,): a seed's members
@@ -328,13 +326,17 @@ class MLPProbe:
         probe, bit for bit)."""
         return [s + e * MEMBER_STRIDE for s in self.seeds for e in range(self.ensemble)]
 
+    def _member_mean(self, pred: torch.Tensor) -> torch.Tensor:
+        """``(S * E, ...)`` head outputs -> ``(S, ...)``: each probe seed's members' mean (E = 1: unchanged)."""
+        if self.ensemble == 1:
+            return pred
+        return pred.view(len(self.seeds), self.ensemble, *pred.shape[1:]).mean(1)
+
     def predict(self, data: ProbeData) -> np.ndarray:
         x = torch.from_numpy(self.x_scaler(pair_inputs(data, self.use_diff)))
         e, s_count = self.ensemble, len(self.seeds)
         with torch.no_grad():
-            out = mlp_forward(self.params, x[None].expand(s_count * e, -1, -1))[:, 0]   # (S*E, P, A)
-            if e > 1:
-                out = out.view(s_count, e, *out.shape[1:]).mean(1)                 # the members' mean prediction
+            out = self._member_mean(mlp_forward(self.params, x[None].expand(s_count * e, -1, -1))[:, 0])
         return self.y_scaler.inverse(out.numpy())
 
     def config(self) -> dict[str, Any]:
