@@ -7,8 +7,9 @@ held fixed (the default) ``a = (dx, dy, dz, grip)``; with a free wrist (7-DoF, a
 step; ``grip`` > 0 opens the fingers, <= 0 closes them. ``a_t`` moves ``o_t`` to ``o_{t+1}``.
 
 Rendering: pybullet's TinyRenderer (``ER_TINY_RENDERER``), no GL needed, ``size x size`` RGB uint8, from one
-of ``CAMERAS`` (``oblique``, the default, sees each translation axis along its own image direction;
-``front`` projects x and z onto one image direction). ``camera_matrices`` and ``project`` give the pinhole
+of ``CAMERAS`` (``oblique``, the default, sees each translation axis along its own image direction; ``front``
+projects x and z onto one image direction); robot links wholly outside the view are skipped, bit-identically
+(``wmprobe.data.sim.cull``). ``camera_matrices`` and ``project`` give the pinhole
 projection (world points -> pixels) that the renderer uses.
 """
 from __future__ import annotations
@@ -54,6 +55,7 @@ class World:
     view: list | None = None
     proj: list | None = None
     size: int = 64
+    cull: list | None = None   # cull.link_hulls of the robot, filled at the first render
 
 
 def quiet_pybullet():
@@ -230,10 +232,20 @@ def apply_action(p, w: World, a: np.ndarray) -> None:
         p.stepSimulation(physicsClientId=w.client)
 
 
-def render(p, w: World, seg: bool = False):
-    """``(size, size, 3) uint8`` RGB; with ``seg`` also ``(size, size) int32`` body ids (-1: background)."""
-    _, _, rgba, _, mask = p.getCameraImage(w.size, w.size, w.view, w.proj, renderer=p.ER_TINY_RENDERER,
-                                           shadow=0, physicsClientId=w.client)
+def render(p, w: World, seg: bool = False, cull: bool = True):
+    """``(size, size, 3) uint8`` RGB; with ``seg`` also ``(size, size) int32`` body ids (-1: background).
+    ``cull`` (default) skips the robot links wholly outside the view (``cull.hidden_links``): the same pixels,
+    RGB and segmentation bit for bit, about 1.6x faster from the oblique camera at 64 px."""
+    from wmprobe.data.sim.cull import hidden_links
+    hidden = hidden_links(p, w) if cull else []
+    for link, rgba in hidden:
+        p.changeVisualShape(w.robot, link, rgbaColor=(*rgba[:3], 0.0), physicsClientId=w.client)
+    try:
+        _, _, rgba, _, mask = p.getCameraImage(w.size, w.size, w.view, w.proj, renderer=p.ER_TINY_RENDERER,
+                                               shadow=0, physicsClientId=w.client)
+    finally:
+        for link, colour in hidden:
+            p.changeVisualShape(w.robot, link, rgbaColor=colour, physicsClientId=w.client)
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(w.size, w.size, 4)[..., :3].copy()
     if not seg:
         return rgb
