@@ -1,26 +1,40 @@
 """Closed-loop rollout throughput: behaviour-cloning policy steps per second, rendering included, against the
-renderer's bare frame rate measured in the same run.
+renderer's bare frame rate measured in the same run, for the study's default execution (a policy query and a
+frame every step) and for receding-horizon execution (``--replan N``: a query and a frame every N steps).
 
     .venv/bin/python bench/control.py [--encoder pixels:8] [--tasks 4] [--rollouts 4] [--horizon 40]
-                                      [--size 64] [--workers 2] [--quick]
+                                      [--size 64] [--workers 2] [--replan 4] [--quick]
 
 What runs: a small store of the embedded ``static`` suite is generated (its generation parameters are the
-rollouts' world parameters), a BC policy (``wmprobe.control.policy``) is fitted on the encoder's features of
-it, then ``wmprobe.control.rollout.rollouts`` runs ``tasks x rollouts`` closed-loop rollouts of ``horizon``
-steps (no early stop counted twice: every ``act`` row is one policy step; rollouts stop at success as in the
-study). Three measurements of the same worlds (the same fresh initial states):
+rollouts' world parameters), a BC policy with action chunks of ``H = 4`` (``wmprobe.control.policy``, the
+study's recipe: chunk targets, ``PolicyConfig`` defaults but fewer training steps) is fitted on the encoder's
+features of it, then ``wmprobe.control.rollout.rollouts`` runs ``tasks x rollouts`` closed-loop rollouts of at
+most ``horizon`` steps through ``wmprobe.control.ChunkActor`` (encode, policy, then temporal ensembling with
+``replan = 1`` or the chunk's first ``N`` actions open loop with ``replan = N``), stopping at success as in the
+study. A policy step is one action applied to one world (the rollouts' own ``steps``); the frames counted are
+the observations the policy was given. Measurements, all on the same worlds (the same fresh initial states):
 
 - ``render_fps``: a render-only loop (``scene.render`` of every world, no encoder, no policy, no physics),
-  frames per second in one process: the renderer's bare rate;
-- ``steps_per_s_1_process``: the rollouts in one process (render, encode, policy, physics per step; building
-  and settling each world included, as in the study);
-- ``steps_per_s``: the same rollouts split over ``--workers`` processes (tasks dealt round-robin), start-up
-  of the worker processes included.
+  frames per second in one process: the renderer's bare rate, frustum culling included (``scene.render``'s
+  default, bit-identical frames); ``render_fps_no_cull``: the same loop with ``cull=False`` (the renderer as it
+  was), and ``cull_speedup`` their ratio;
+- ``physics_steps_per_s``: ``scene.apply_action`` (IK + 12 physics substeps) and the success tracker alone;
+- ``steps_per_s_1_process`` / ``steps_per_s``: the default execution (``replan = 1``) in one process and split
+  over ``--workers`` spawned processes (tasks dealt round-robin, start-up included); building and settling each
+  world is included, as in the study;
+- ``steps_per_s_open_loop_1_process`` / ``steps_per_s_open_loop``: the same with ``replan = N`` (``--replan``).
 
-The bound: every policy step renders one frame, so ``steps/s <= workers_used x render_fps`` with
-``workers_used = min(workers, cores)`` (physics, encoding and the policy only lower it). ``fraction_of_limit``
-is ``steps_per_s / (workers_used x render_fps)``. ``bench/roofline.py``'s figures are printed beside it for
-the machine; a software renderer has no FLOP or byte count to hold against them.
+The bound, frames per step: with ``replan = N`` every world renders one frame per ``N`` steps
+(``frames_per_step = 1 / N``, measured: ``frames / steps``; the first query of a rollout and one after a cut at
+the horizon make it a little more than 1 / N), so ``steps/s <= workers_used x render_fps / frames_per_step``
+with ``workers_used = min(workers, cores)``: ``limit`` = ``workers_used x render_fps`` for the default
+(``N = 1``), ``limit_open_loop`` = ``workers_used x N x render_fps``. Physics, encoding, the policy and world
+building only lower it; ``limit_open_loop_with_physics`` =
+``workers_used / (1 / (N x render_fps) + 1 / physics_steps_per_s)`` adds the physics each step pays whatever N
+is. ``fraction_of_limit`` / ``fraction_of_limit_open_loop`` are ``steps_per_s`` over its limit.
+``bench/roofline.py``'s figures are printed beside it for the machine; a software renderer has no FLOP or byte
+count to hold against them. Open-loop execution changes what the policy does (it sees a frame every N steps):
+its success against the default's is measured by the control study, not here (docs/protocol.md).
 
 The last printed line is one JSON object.
 """
@@ -44,9 +58,10 @@ TASKS = ("reach-red", "push-red-left", "lift-blue", "reach-blue", "push-green-ri
 
 
 def _fit(encoder_name: str, size: int, episodes: int, steps: int, policy_steps: int) -> tuple[dict, dict, tuple]:
-    """``(world params, policy state dict, dims)`` from a fresh store of the ``static`` suite."""
+    """``(world params, policy state dict, dims)`` from a fresh store of the ``static`` suite: a chunk policy
+    (``PolicyConfig().chunk`` actions per query) on the encoder's pooled features."""
     from wmprobe.control import sim_params
-    from wmprobe.control.policy import PolicyConfig, descriptors, fit_policy
+    from wmprobe.control.policy import PolicyConfig, chunk_targets, descriptors, fit_policy
     from wmprobe.data.sim import generate
     from wmprobe.encoders.registry import load_encoder
     store = generate("static", episodes, steps=steps, size=size, seed=0, workers=1, progress=False)
@@ -57,54 +72,107 @@ def _fit(encoder_name: str, size: int, episodes: int, steps: int, policy_steps: 
                             for i in range(0, len(frames), 64)])
     frame_task = np.repeat(np.asarray(store.tasks), store.episode_lengths)
     desc = descriptors(list(store.meta["task_names"]), frame_task)
-    pol = fit_policy(feats, desc, np.asarray(store.actions, np.float32), seed=0, cfg=PolicyConfig(steps=policy_steps))
-    dims = (feats.shape[1], desc.shape[1], store.actions.shape[1], store.action_groups.get("gripper", []))
+    cfg = PolicyConfig(steps=policy_steps)
+    acts = np.asarray(store.actions, np.float32)
+    targets = np.concatenate([chunk_targets(acts[s:s + n], n, cfg.chunk)
+                              for s, n in zip(store.episode_starts, store.episode_lengths)])
+    pol = fit_policy(feats, desc, targets, seed=0, cfg=cfg)
+    dims = (feats.shape[1], desc.shape[1], acts.shape[1], cfg.chunk, store.action_groups.get("gripper", []))
     return sim_params(store), {k: v.clone() for k, v in pol.state_dict().items()}, dims
 
 
-def _run(args: tuple) -> tuple[int, float]:
-    """Worker: ``(policy steps, seconds)`` of the rollouts of ``tasks`` (runs in this or a spawned process)."""
+def _run(args: tuple) -> tuple[int, int, float]:
+    """Worker: ``(policy steps, frames seen by the policy, seconds)`` of the rollouts of ``tasks`` with
+    ``replan`` (runs in this or a spawned process)."""
     import torch
 
-    from wmprobe.control import actor
+    from wmprobe.control import ChunkActor, encode_pooled
     from wmprobe.control.policy import BCPolicy
     from wmprobe.control.rollout import rollouts
     from wmprobe.encoders.registry import load_encoder
-    params, tasks, n, horizon, encoder_name, state, dims, threads = args
+    params, tasks, n, horizon, encoder_name, state, dims, threads, replan = args
     if threads:
         torch.set_num_threads(threads)
-    d_feat, d_desc, d_act, gripper = dims
-    pol = BCPolicy(d_feat, d_desc, d_act)
+    d_feat, d_desc, d_act, chunk, gripper = dims
+    pol = BCPolicy(d_feat, d_desc, chunk * d_act)
     pol.load_state_dict(state)
     enc = load_encoder(encoder_name)
-    act = actor(enc, enc.spec.layers[0], pol.eval(), gripper)
-    count = [0]
+    layer = enc.spec.layers[0]
+    act = ChunkActor(pol.eval(), lambda frames: encode_pooled(enc, layer, frames), chunk, d_act, gripper, replan)
+    frames = [0]
+    call = act.__call__
 
-    def counted(frames: np.ndarray, names: Sequence[str]) -> np.ndarray:
-        count[0] += len(frames)
-        return act(frames, names)
+    class Counted:                          # ChunkActor, counting the frames it is given
+        replan = act.replan
+
+        def reset(self, n_worlds: int) -> None:
+            act.reset(n_worlds)
+
+        def __call__(self, obs: np.ndarray, names: Sequence[str], slots: Sequence[int]) -> np.ndarray:
+            frames[0] += len(obs)
+            return call(obs, names, slots)
     t0 = time.perf_counter()
     with torch.no_grad():
-        rollouts(params, list(tasks), n, horizon, counted, batch=16)
-    return count[0], time.perf_counter() - t0
+        res = rollouts(params, list(tasks), n, horizon, Counted(), batch=16)
+    return sum(r["steps"] for r in res), frames[0], time.perf_counter() - t0
 
 
-def render_fps(params: dict, tasks: Sequence[str], n: int, frames_per_world: int) -> float:
+def _worlds(params: dict, tasks: Sequence[str], n: int, stack):
+    from wmprobe.control.rollout import ROLLOUT_OFFSET, _world_params
+    from wmprobe.data.sim.generate import episode_world
+    jobs = [(t, ROLLOUT_OFFSET + i * n + r) for i, t in enumerate(tasks) for r in range(n)]
+    return [stack.enter_context(episode_world(_world_params(params, t), idx))[:2] for t, idx in jobs]
+
+
+def render_fps(params: dict, tasks: Sequence[str], n: int, frames_per_world: int, cull: bool = True) -> float:
     """Frames per second of ``scene.render`` alone over the rollouts' own worlds (built outside the timing)."""
     import contextlib
 
-    from wmprobe.control.rollout import ROLLOUT_OFFSET, _world_params
     from wmprobe.data.sim import scene as S
-    from wmprobe.data.sim.generate import episode_world
-    jobs = [(t, ROLLOUT_OFFSET + i * n + r) for i, t in enumerate(tasks) for r in range(n)]
     with contextlib.ExitStack() as stack:
-        worlds = [stack.enter_context(episode_world(_world_params(params, t), idx))[:2] for t, idx in jobs]
-        S.render(*worlds[0])                                         # warm-up
+        worlds = _worlds(params, tasks, n, stack)
+        S.render(*worlds[0], cull=cull)                             # warm-up
         t0 = time.perf_counter()
         for _ in range(frames_per_world):
             for p, w in worlds:
-                S.render(p, w)
+                S.render(p, w, cull=cull)
         return len(worlds) * frames_per_world / (time.perf_counter() - t0)
+
+
+def physics_rate(params: dict, tasks: Sequence[str], n: int, steps_per_world: int) -> float:
+    """Control steps per second of ``scene.apply_action`` plus the success tracker's update, no rendering (a
+    small constant push: the arm moves, IK and contacts work as in a rollout)."""
+    import contextlib
+
+    from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.generate import run_tasks
+    from wmprobe.data.sim.success import SuccessTracker
+    a = np.array([0.004, -0.003, -0.004, 1.0])
+    with contextlib.ExitStack() as stack:
+        worlds = _worlds(params, tasks, n, stack)
+        trackers = [SuccessTracker(run_tasks({**params, "tasks": [t]})[0], S.snapshot(p, w))
+                    for (p, w), t in zip(worlds, [t for t in tasks for _ in range(n)])]
+        t0 = time.perf_counter()
+        for _ in range(steps_per_world):
+            for (p, w), tr in zip(worlds, trackers):
+                S.apply_action(p, w, a)
+                tr.update(S.snapshot(p, w), S.ee_pose(p, w)[0], w.grip_open)
+        return len(worlds) * steps_per_world / (time.perf_counter() - t0)
+
+
+def _rollout_rates(params, tasks, a, state, dims, replan: int, usable: int) -> tuple[float, float, float, int]:
+    """``(steps/s in 1 process, steps/s with usable workers, frames per step, policy steps)`` of one mode."""
+    steps_1, frames_1, sec_1 = _run((params, tasks, a.rollouts, a.horizon, a.encoder, state, dims, 0, replan))
+    if usable == 1:
+        return steps_1 / sec_1, steps_1 / sec_1, frames_1 / steps_1, steps_1
+    import multiprocessing as mp
+    parts = [tasks[i::usable] for i in range(usable)]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(usable, mp_context=mp.get_context("spawn")) as ex:
+        res = list(ex.map(_run, [(params, p, a.rollouts, a.horizon, a.encoder, state, dims, 1, replan)
+                                 for p in parts]))
+    steps_n = sum(s for s, _, _ in res)
+    return steps_1 / sec_1, steps_n / (time.perf_counter() - t0), sum(f for _, f, _ in res) / steps_n, steps_n
 
 
 def main() -> None:
@@ -115,35 +183,37 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=40)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--replan", type=int, default=4, help="the open-loop mode's steps per query (1..4, default 4)")
     ap.add_argument("--quick", action="store_true", help="2 tasks x 2 rollouts x 8 steps (CI)")
     a = ap.parse_args()
     if a.quick:
         a.tasks, a.rollouts, a.horizon = 2, 2, 8
     if not 1 <= a.tasks <= len(TASKS):
         ap.error(f"--tasks must be 1..{len(TASKS)}")
+    from wmprobe.control.policy import PolicyConfig
+    if not 1 <= a.replan <= PolicyConfig().chunk:
+        ap.error(f"--replan must be 1..{PolicyConfig().chunk} (the policy's chunk)")
     lim = roofline.measure(a.quick)
     print("machine limits:", roofline.describe(lim), file=sys.stderr)
     tasks = TASKS[:a.tasks]
     params, state, dims = _fit(a.encoder, a.size, 2 if a.quick else 6, 10 if a.quick else 30,
-                                    50 if a.quick else 400)
-    fps = render_fps(params, tasks, a.rollouts, 3 if a.quick else 10)
-    steps_1, sec_1 = _run((params, tasks, a.rollouts, a.horizon, a.encoder, state, dims, 0))
-    sps_1 = steps_1 / sec_1
+                               50 if a.quick else 400)
+    n_frames = 3 if a.quick else 10
+    fps = render_fps(params, tasks, a.rollouts, n_frames)
+    fps_full = render_fps(params, tasks, a.rollouts, n_frames, cull=False)
+    phys = physics_rate(params, tasks, a.rollouts, n_frames)
     usable = max(1, min(a.workers, os.cpu_count() or 1, len(tasks)))
-    t0 = time.perf_counter()
-    if usable > 1:
-        import multiprocessing as mp
-        parts = [tasks[i::usable] for i in range(usable)]
-        with ProcessPoolExecutor(usable, mp_context=mp.get_context("spawn")) as ex:
-            res = list(ex.map(_run, [(params, p, a.rollouts, a.horizon, a.encoder, state, dims, 1) for p in parts]))
-        steps_n = sum(s for s, _ in res)
-    else:
-        steps_n = steps_1
-    sps_n = steps_n / (time.perf_counter() - t0) if usable > 1 else sps_1
-    bound = usable * fps
-    print(f"render-only {fps:.1f} frames/s per process; rollouts {sps_1:.1f} policy steps/s in 1 process, "
-          f"{sps_n:.1f} with {usable} workers; bound {usable} x {fps:.1f} = {bound:.1f} steps/s "
-          f"(200 steps/s would need a renderer at {200 / usable:.0f} frames/s per core)", file=sys.stderr)
+    sps_1, sps_n, fpstep, steps_n = _rollout_rates(params, tasks, a, state, dims, 1, usable)
+    ol_1, ol_n, ol_fpstep, ol_steps = _rollout_rates(params, tasks, a, state, dims, a.replan, usable)
+    bound, ol_bound = usable * fps, usable * a.replan * fps
+    ol_phys = usable / (1 / (a.replan * fps) + 1 / phys)
+    print(f"render-only {fps:.1f} frames/s per process ({fps_full:.1f} without culling, {fps / fps_full:.2f}x); "
+          f"physics alone {phys:.1f} steps/s\n"
+          f"default (a query and a frame every step): {sps_1:.1f} policy steps/s in 1 process, {sps_n:.1f} with "
+          f"{usable} workers; bound {usable} x {fps:.1f} = {bound:.1f}\n"
+          f"open loop (replan {a.replan}: {ol_fpstep:.3f} frames per step): {ol_1:.1f} in 1 process, {ol_n:.1f} with "
+          f"{usable} workers; bound {usable} x {a.replan} x {fps:.1f} = {ol_bound:.1f} ({ol_phys:.1f} with physics)",
+          file=sys.stderr)
     print(json.dumps({"bench": "control", "reference": "render-only loop of the same worlds, 1 process",
                       "encoder": a.encoder, "size": a.size, "tasks": list(tasks), "rollouts": a.rollouts,
                       "horizon": a.horizon, "workers": usable, "cpus": os.cpu_count(),
@@ -152,7 +222,17 @@ def main() -> None:
                       "ratio": round(sps_n / fps, 3), "speedup": round(sps_n / sps_1, 2),
                       "limit": f"workers x render_fps = {usable} x {fps:.1f} = {bound:.1f} steps/s",
                       "fraction_of_limit": round(sps_n / bound, 3), "goal_steps_per_s": 200,
-                      "limits": lim}))
+                      "limits": lim,
+                      "render_fps_no_cull": round(fps_full, 1), "cull_speedup": round(fps / fps_full, 2),
+                      "physics_steps_per_s": round(phys, 1), "frames_per_step": round(fpstep, 3),
+                      "replan": a.replan, "frames_per_step_open_loop": round(ol_fpstep, 3),
+                      "steps_per_s_open_loop_1_process": round(ol_1, 1), "steps_per_s_open_loop": round(ol_n, 1),
+                      "policy_steps_open_loop": ol_steps,
+                      "limit_open_loop": f"workers x replan x render_fps = {usable} x {a.replan} x {fps:.1f} = "
+                                         f"{ol_bound:.1f} steps/s",
+                      "limit_open_loop_with_physics": round(ol_phys, 1),
+                      "fraction_of_limit_open_loop": round(ol_n / ol_bound, 3),
+                      "goal_met": {"default": sps_n >= 200, "open_loop": ol_n >= 200}}))
 
 
 if __name__ == "__main__":

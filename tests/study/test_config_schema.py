@@ -111,7 +111,7 @@ def test_the_control_section_is_declared_and_checked_with_file_lines(tmp_path):
     from wmprobe.study.control import FIELDS
     assert FIELDS == {f.name: default_of(f) for f in dataclasses.fields(ControlCfg)}
     assert list(FIELDS) == ["rollouts", "horizon", "tasks", "policy_steps", "seeds", "datasets", "demos", "chunk",
-                            "state", "head", "augment"]
+                            "state", "head", "augment", "replan"]
     f = tmp_path / "s.yaml"
     f.write_text("datasets: [{sim: static, name: d, episodes: 4}]\nencoders: [pixels:8]\ncontrol:\n  rollouts: 0\n"
                  "  seeds: [1, 1]\n  datasets: [e]\n  state: yes please\n  demos: 0\n")

@@ -11,6 +11,12 @@ world's ``demos.privileged_state`` ``(B, STATE_DIM)`` instead (the state ceiling
 ``reset(n)`` method is stateful (action chunks, ``policy.Ensembler``): it is reset before each lockstep batch
 of ``n`` worlds and called as ``act(obs, task names, slots)``, ``slots`` the batch positions of the live worlds.
 
+``act`` returns ``(B, A)``, one action per live world, or ``(B, N, A)``: the next ``N`` actions of each world,
+executed open loop (no observation, no rendering, no query in between; ``ChunkActor`` with ``replan = N``).
+The next query comes ``N`` steps later, so every world is rendered at steps ``0, N, 2N, ...`` only: ``1 / N``
+frames per step. A world that succeeds inside a block stops there (the block's remaining actions are dropped);
+the horizon cuts the last block.
+
 ``wilson(k, n)``: the Wilson score interval of a success rate (95 %).
 """
 from __future__ import annotations
@@ -80,18 +86,22 @@ def _lockstep(params: dict[str, Any], jobs: Sequence[tuple[str, int]], horizon: 
                 return S.render(p, w)
             return privileged_state(trackers[i].task, firsts[i], S.snapshot(p, w), S.ee_pose(p, w)[0],
                                     w.target_pos, w.grip_open, S.finger_opening(p, w))
-        for t in range(horizon):
-            if not live:
-                break
+        t = 0
+        while t < horizon and live:
             obs = np.stack([observe_one(i) for i in live])
             names = [jobs[i][0] for i in live]
             actions = np.asarray(act(obs, names, live) if stateful else act(obs, names),
                                  dtype=np.float64)
-            for i, a in zip(live, actions):
-                p, w = worlds[i]
-                S.apply_action(p, w, a)
-                if trackers[i].update(S.snapshot(p, w), S.ee_pose(p, w)[0], w.grip_open):
-                    steps[i] = t + 1
+            block = actions[:, None] if actions.ndim == 2 else actions        # (B, N, A)
+            for k in range(min(block.shape[1], horizon - t)):
+                for i, a in zip(live, block[:, k]):
+                    if trackers[i].success:          # succeeded earlier in this block
+                        continue
+                    p, w = worlds[i]
+                    S.apply_action(p, w, a)
+                    if trackers[i].update(S.snapshot(p, w), S.ee_pose(p, w)[0], w.grip_open):
+                        steps[i] = t + 1
+                t += 1
             live = [i for i in live if not trackers[i].success]
     return [{"task": task, "index": int(index), "success": bool(tr.success), "steps": int(s)}
             for (task, index), tr, s in zip(jobs, trackers, steps)]

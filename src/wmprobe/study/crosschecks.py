@@ -11,7 +11,8 @@ and reports with ``c.bad`` at the key a user would change:
 - ``layers``: layers every encoder without its own ``layers`` has (where knowable without a model);
 - ``device``: available here, unless a cluster executor runs the study elsewhere;
 - ``headline_groups``: groups each dataset declares (docs/protocol.md, "Headline groups");
-- ``control.datasets``: names of the study's datasets (the section's own keys are declared in study/schema.py).
+- ``control.datasets``: names of the study's datasets (the section's own keys are declared in study/schema.py);
+  ``control.replan`` at most ``control.chunk``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from wmprobe.study.checker import Checker, get
 from wmprobe.study.checks import check_device, check_store_splits, study_layers_apply
+from wmprobe.study.fields import is_int
 from wmprobe.study.schema import StudyConfig
 from wmprobe.study.sections import Facts
 
@@ -54,6 +56,7 @@ def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any]
     check_device(c.bad, get(doc, "device", StudyConfig), here=kind in (None, "local"))  # cluster nodes have their own
     check_headline_groups(c, doc.get("headline_groups"), facts.groups_of)
     check_control_datasets(c, doc.get("control"), names)
+    check_control_replan(c, doc.get("control"))
     from wmprobe.study.control import resolved
     return resolved(doc.get("control"))
 
@@ -66,6 +69,17 @@ def check_control_datasets(c: Checker, control: Any, names: list[str]) -> None:
     unknown = [d for d in datasets if d not in names]
     if unknown:
         c.bad("control.datasets", f"{unknown} are not datasets of this study ({list(names)})")
+
+
+def check_control_replan(c: Checker, control: Any) -> None:
+    """``control.replan`` (once an integer >= 1) is at most ``control.chunk``: a query returns ``chunk`` actions."""
+    if not isinstance(control, dict) or "replan" not in control:
+        return
+    from wmprobe.study.control import FIELDS
+    replan, chunk = control["replan"], control.get("chunk", FIELDS["chunk"])
+    if is_int(replan) and is_int(chunk) and 1 <= chunk < replan:
+        c.bad("control.replan", f"{replan} is more than control.chunk ({chunk}): each policy query returns chunk "
+                                "actions, so replan must be between 1 and chunk")
 
 
 def check_encoders_or_zoo(c: Checker, doc: dict[str, Any]) -> None:

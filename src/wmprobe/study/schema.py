@@ -243,6 +243,8 @@ class ControlCfg:
                         doc="mean: the mean-pooled features; spatial | flat: heads over the patch tokens")
     augment: int = setting(0, wants("an integer >= 0", lambda v: is_int(v) and v >= 0),
                            doc="randomly shifted copies of every training frame (token heads)")
+    replan: int = setting(1, _ONE_OR_MORE, doc="steps between policy queries: 1 every step, temporal ensembling; "
+                          "N <= chunk: receding horizon, each chunk's first N actions open loop (1/N frames rendered)")
 
 
 def _control_mapping(v: Any) -> str | None:
