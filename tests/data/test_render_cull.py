@@ -48,7 +48,7 @@ def test_random_arm_poses_render_identically_and_links_are_culled():
                 rgb_full, seg_full = S.render(p, w, seg=True, cull=False)
                 np.testing.assert_array_equal(rgb, rgb_full)
                 np.testing.assert_array_equal(seg, seg_full)
-                partial += 0 < len(C.hidden_links(p, w)) < len(w.cull)
+                partial += 0 < len(C.hidden_links(p, w)) < len(w.cull.links)
     assert partial >= 8
 
 

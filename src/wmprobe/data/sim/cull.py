@@ -21,11 +21,12 @@ every physics step recomputes them before it uses them, and ``ee_pose`` computed
 episodes and random arm poses; before landing, 1,920 frames of generated episodes (4 cameras x 2 wrist modes x
 2 suites), 800 random arm poses at 4 sizes and 480 frames of closed-loop rollouts were compared: all identical.
 
-Shapes: a hull is ``(K, 3)`` float64 points in its link's frame; per frame the test is one ``(K, 4)`` product per
-link.
+Shapes: the hulls of a body's ``n`` links are ``(n, 3, K)`` float64 points in their links' frames; per frame the
+test is one batched ``(n, 4, 3) @ (n, 3, K)`` product (the Panda: 9 meshes, hulls of up to 2,183 points).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -51,21 +52,32 @@ def _obj_hull(path: str) -> np.ndarray | None:
         return None
 
 
-def _rot(quat: Any) -> np.ndarray:
-    """The 3 x 3 rotation of a unit quaternion ``(x, y, z, w)``."""
-    x, y, z, w = (float(q) for q in quat)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+def _rots(quats: np.ndarray) -> np.ndarray:
+    """``(n, 3, 3)`` rotations of unit quaternions ``(n, 4)`` as ``(x, y, z, w)``."""
+    x, y, z, w = np.asarray(quats, np.float64).T
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+                     np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+                     np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], 1)
 
 
-def link_hulls(p: Any, client: int, body: int) -> list[tuple[int, np.ndarray, tuple[float, ...]]]:
-    """``[(link, hull (K, 3) in the link's URDF frame, rgba)]`` of the links of ``body`` (base excluded) that
-    have exactly one visual shape, a mesh read from an .obj file; the links TinyRenderer could skip."""
+@dataclass(frozen=True)
+class Hulls:
+    """The cullable links of one body: ``links`` (n,), ``points (n, 3, K)`` each link's hull in its URDF frame,
+    coordinates first (shorter hulls padded with their own first point), ``rgba`` each link's colour (restored
+    after a render)."""
+
+    links: tuple[int, ...]
+    points: np.ndarray
+    rgba: tuple[tuple[float, ...], ...]
+
+
+def link_hulls(p: Any, client: int, body: int) -> Hulls:
+    """The links of ``body`` (base excluded) that have exactly one visual shape, a mesh read from an .obj file:
+    the links TinyRenderer could skip, with their hulls."""
     shapes: dict[int, list[Any]] = {}
     for v in p.getVisualShapeData(body, physicsClientId=client):
         shapes.setdefault(int(v[1]), []).append(v)
-    out = []
+    links, hulls, colours = [], [], []
     for link, vs in sorted(shapes.items()):
         if link < 0 or len(vs) != 1 or vs[0][2] != p.GEOM_MESH:
             continue
@@ -74,9 +86,13 @@ def link_hulls(p: Any, client: int, body: int) -> list[tuple[int, np.ndarray, tu
         hull = _obj_hull(name) if name.lower().endswith(".obj") else None
         if hull is None:
             continue
-        pts = (hull * np.asarray(scale, np.float64)) @ _rot(lorn).T + np.asarray(lpos, np.float64)
-        out.append((link, pts, tuple(float(c) for c in rgba)))
-    return out
+        links.append(link)
+        hulls.append((hull * np.asarray(scale, np.float64)) @ _rots(np.asarray([lorn]))[0].T + np.asarray(lpos))
+        colours.append(tuple(float(c) for c in rgba))
+    k = max((len(h) for h in hulls), default=0)
+    points = np.stack([np.concatenate([h, np.repeat(h[:1], k - len(h), 0)]).T for h in hulls]) if hulls \
+        else np.zeros((0, 3, 0))
+    return Hulls(tuple(links), points, tuple(colours))
 
 
 def hidden_links(p: Any, w: Any) -> list[tuple[int, tuple[float, ...]]]:
@@ -84,19 +100,16 @@ def hidden_links(p: Any, w: Any) -> list[tuple[int, tuple[float, ...]]]:
     doc), with the colour to restore. ``w.cull`` caches ``link_hulls`` for the world."""
     if w.cull is None:
         w.cull = link_hulls(p, w.client, w.robot)
-    if not w.cull:
+    hulls: Hulls = w.cull
+    if not hulls.links:
         return []
     clip = np.asarray(w.proj, np.float64).reshape(4, 4).T @ np.asarray(w.view, np.float64).reshape(4, 4).T
     m = 1.0 + 2.0 * MARGIN_PX / w.size
     # the four side planes as rows acting on clip coordinates (x, y, z, w): outside when the value is > 0
     planes = np.array([[1, 0, 0, -m], [-1, 0, 0, -m], [0, 1, 0, -m], [0, -1, 0, -m]], np.float64) @ clip
-    states = p.getLinkStates(w.robot, [c[0] for c in w.cull], computeForwardKinematics=True,
-                             physicsClientId=w.client)
-    out = []
-    for (link, pts, rgba), st in zip(w.cull, states):
-        rot = _rot(st[5])
-        lin = planes[:, :3] @ rot                                # (4, 3): the planes in the link's frame
-        off = planes[:, :3] @ np.asarray(st[4], np.float64) + planes[:, 3]
-        if ((pts @ lin.T).min(axis=0) + off > 0).any():
-            out.append((link, rgba))
-    return out
+    states = p.getLinkStates(w.robot, list(hulls.links), computeForwardKinematics=True, physicsClientId=w.client)
+    pos = np.array([st[4] for st in states], np.float64)                       # (n, 3) link frames in the world
+    lin = planes[None, :, :3] @ _rots(np.array([st[5] for st in states]))     # (n, 4, 3): planes in link frames
+    off = pos @ planes[:, :3].T + planes[:, 3]                                  # (n, 4)
+    outside = ((lin @ hulls.points).min(axis=2) + off > 0).any(axis=1)
+    return [(link, rgba) for link, rgba, out in zip(hulls.links, hulls.rgba, outside) if out]

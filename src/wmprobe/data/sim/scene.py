@@ -15,6 +15,7 @@ projection (world points -> pixels) that the renderer uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class World:
     view: list | None = None
     proj: list | None = None
     size: int = 64
-    cull: list | None = None   # cull.link_hulls of the robot, filled at the first render
+    cull: Any = None   # cull.Hulls of the robot, filled at its first render
 
 
 def quiet_pybullet():
