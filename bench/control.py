@@ -14,14 +14,16 @@ most ``horizon`` steps through ``wmprobe.control.ChunkActor`` (encode, policy, t
 study. A policy step is one action applied to one world (the rollouts' own ``steps``); the frames counted are
 the observations the policy was given. Measurements, all on the same worlds (the same fresh initial states):
 
-- ``render_fps``: a render-only loop (``scene.render`` of every world, no encoder, no policy, no physics),
-  frames per second in one process: the renderer's bare rate, frustum culling included (``scene.render``'s
-  default, bit-identical frames); ``render_fps_no_cull``: the same loop with ``cull=False`` (the renderer as it
-  was), and ``cull_speedup`` their ratio;
+- ``render_fps``: ``scene.render`` alone, frames per second in one process, timed over ``horizon`` poses of
+  every world along its scripted expert's episode (the poses the policy imitates; the expert and physics run
+  between frames, outside the timing): the renderer's bare rate, frustum culling included (``scene.render``'s
+  default, bit-identical frames); ``render_fps_no_cull``: the same poses with ``cull=False`` (the renderer as it
+  was), each pose rendered both ways back to back, and ``cull_speedup`` their ratio;
 - ``physics_steps_per_s``: ``scene.apply_action`` (IK + 12 physics substeps) and the success tracker alone;
 - ``steps_per_s_1_process`` / ``steps_per_s``: the default execution (``replan = 1``) in one process and split
-  over ``--workers`` spawned processes (tasks dealt round-robin, start-up included); building and settling each
-  world is included, as in the study;
+  over ``--workers`` spawned processes (tasks dealt round-robin; from the first worker's start of rollouts to
+  the last one's end: spawning, imports and loading the encoder left out, as in a study's long-lived workers);
+  building and settling each world is included, as in the study;
 - ``steps_per_s_open_loop_1_process`` / ``steps_per_s_open_loop``: the same with ``replan = N`` (``--replan``).
 
 The bound, frames per step: with ``replan = N`` every world renders one frame per ``N`` steps
@@ -81,9 +83,10 @@ def _fit(encoder_name: str, size: int, episodes: int, steps: int, policy_steps: 
     return sim_params(store), {k: v.clone() for k, v in pol.state_dict().items()}, dims
 
 
-def _run(args: tuple) -> tuple[int, int, float]:
-    """Worker: ``(policy steps, frames seen by the policy, seconds)`` of the rollouts of ``tasks`` with
-    ``replan`` (runs in this or a spawned process)."""
+def _run(args: tuple) -> tuple[int, int, float, float]:
+    """Worker: ``(policy steps, frames seen by the policy, start, end)`` of the rollouts of ``tasks`` with
+    ``replan`` (runs in this or a spawned process; ``time.monotonic`` instants, comparable across processes,
+    taken around the rollouts: imports and loading the encoder are outside)."""
     import torch
 
     from wmprobe.control import ChunkActor, encode_pooled
@@ -111,10 +114,10 @@ def _run(args: tuple) -> tuple[int, int, float]:
         def __call__(self, obs: np.ndarray, names: Sequence[str], slots: Sequence[int]) -> np.ndarray:
             frames[0] += len(obs)
             return call(obs, names, slots)
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
     with torch.no_grad():
         res = rollouts(params, list(tasks), n, horizon, Counted(), batch=16)
-    return sum(r["steps"] for r in res), frames[0], time.perf_counter() - t0
+    return sum(r["steps"] for r in res), frames[0], t0, time.monotonic()
 
 
 def _worlds(params: dict, tasks: Sequence[str], n: int, stack):
@@ -124,19 +127,33 @@ def _worlds(params: dict, tasks: Sequence[str], n: int, stack):
     return [stack.enter_context(episode_world(_world_params(params, t), idx))[:2] for t, idx in jobs]
 
 
-def render_fps(params: dict, tasks: Sequence[str], n: int, frames_per_world: int, cull: bool = True) -> float:
-    """Frames per second of ``scene.render`` alone over the rollouts' own worlds (built outside the timing)."""
+def render_fps(params: dict, tasks: Sequence[str], n: int, frames_per_world: int) -> tuple[float, float]:
+    """``(frames/s with culling, frames/s without)`` of ``scene.render`` alone over the rollouts' own worlds,
+    each driven by the scripted expert along its task between frames (building, the expert and physics outside
+    the timing; both renders of each pose timed back to back): what culling saves depends on where the arm is,
+    and the expert's poses are those the policy imitates. A world that has succeeded keeps its expert going."""
     import contextlib
 
     from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.generate import run_tasks
+    from wmprobe.data.sim.tasks import Expert
+    rng = np.random.default_rng(0)
+    timed = [0.0, 0.0]
     with contextlib.ExitStack() as stack:
         worlds = _worlds(params, tasks, n, stack)
-        S.render(*worlds[0], cull=cull)                             # warm-up
-        t0 = time.perf_counter()
+        experts = [Expert(run_tasks({**params, "tasks": [t]})[0], S.snapshot(p, w), rng, wrist=params["wrist"])
+                   for (p, w), t in zip(worlds, [t for t in tasks for _ in range(n)])]
+        S.render(*worlds[0])                                        # warm-up
         for _ in range(frames_per_world):
-            for p, w in worlds:
-                S.render(p, w, cull=cull)
-        return len(worlds) * frames_per_world / (time.perf_counter() - t0)
+            for (p, w), ex in zip(worlds, experts):
+                for k, cull in ((0, True), (1, False)):
+                    t0 = time.perf_counter()
+                    S.render(p, w, cull=cull)
+                    timed[k] += time.perf_counter() - t0
+                a = ex.act(S.snapshot(p, w), w.target_pos, w.target_euler, S.ee_pose(p, w)[0])
+                S.apply_action(p, w, a if params["wrist"] == "free" else np.r_[a[:3], a[6]])
+    frames = len(worlds) * frames_per_world
+    return frames / timed[0], frames / timed[1]
 
 
 def physics_rate(params: dict, tasks: Sequence[str], n: int, steps_per_world: int) -> float:
@@ -161,18 +178,20 @@ def physics_rate(params: dict, tasks: Sequence[str], n: int, steps_per_world: in
 
 
 def _rollout_rates(params, tasks, a, state, dims, replan: int, usable: int) -> tuple[float, float, float, int]:
-    """``(steps/s in 1 process, steps/s with usable workers, frames per step, policy steps)`` of one mode."""
-    steps_1, frames_1, sec_1 = _run((params, tasks, a.rollouts, a.horizon, a.encoder, state, dims, 0, replan))
+    """``(steps/s in 1 process, steps/s with usable workers, frames per step, policy steps)`` of one mode; the
+    workers' rate is their steps over the span from the first worker's start of rollouts to the last one's end
+    (spawning and imports left out, as in a study's long-lived workers)."""
+    steps_1, frames_1, t0, t1 = _run((params, tasks, a.rollouts, a.horizon, a.encoder, state, dims, 0, replan))
     if usable == 1:
-        return steps_1 / sec_1, steps_1 / sec_1, frames_1 / steps_1, steps_1
+        return steps_1 / (t1 - t0), steps_1 / (t1 - t0), frames_1 / steps_1, steps_1
     import multiprocessing as mp
     parts = [tasks[i::usable] for i in range(usable)]
-    t0 = time.perf_counter()
     with ProcessPoolExecutor(usable, mp_context=mp.get_context("spawn")) as ex:
         res = list(ex.map(_run, [(params, p, a.rollouts, a.horizon, a.encoder, state, dims, 1, replan)
                                  for p in parts]))
-    steps_n = sum(s for s, _, _ in res)
-    return steps_1 / sec_1, steps_n / (time.perf_counter() - t0), sum(f for _, f, _ in res) / steps_n, steps_n
+    steps_n = sum(r[0] for r in res)
+    span = max(r[3] for r in res) - min(r[2] for r in res)
+    return steps_1 / (t1 - t0), steps_n / span, sum(r[1] for r in res) / steps_n, steps_n
 
 
 def main() -> None:
@@ -198,10 +217,8 @@ def main() -> None:
     tasks = TASKS[:a.tasks]
     params, state, dims = _fit(a.encoder, a.size, 2 if a.quick else 6, 10 if a.quick else 30,
                                50 if a.quick else 400)
-    n_frames = 3 if a.quick else 10
-    fps = render_fps(params, tasks, a.rollouts, n_frames)
-    fps_full = render_fps(params, tasks, a.rollouts, n_frames, cull=False)
-    phys = physics_rate(params, tasks, a.rollouts, n_frames)
+    fps, fps_full = render_fps(params, tasks, a.rollouts, a.horizon)
+    phys = physics_rate(params, tasks, a.rollouts, 3 if a.quick else 10)
     usable = max(1, min(a.workers, os.cpu_count() or 1, len(tasks)))
     sps_1, sps_n, fpstep, steps_n = _rollout_rates(params, tasks, a, state, dims, 1, usable)
     ol_1, ol_n, ol_fpstep, ol_steps = _rollout_rates(params, tasks, a, state, dims, a.replan, usable)
