@@ -22,7 +22,7 @@ episodes and random arm poses; before landing, 1,920 frames of generated episode
 2 suites), 800 random arm poses at 4 sizes and 480 frames of closed-loop rollouts were compared: all identical.
 
 Shapes: the hulls of a body's ``n`` links are ``(n, 3, K)`` float64 points in their links' frames; per frame the
-test is one batched ``(n, 4, 3) @ (n, 3, K)`` product (the Panda: 9 meshes, hulls of up to 2,183 points).
+test is one batched ``(n, 4, 3) @ (n, 3, K)`` product (the Panda: 10 mesh links, hulls of up to 2,183 points).
 """
 from __future__ import annotations
 
