@@ -180,6 +180,22 @@ def test_the_ceiling_is_the_trunk_trained_by_inverse_dynamics_alone(tmp_path):
         zoo.train(zoo.CEILING, store, train_episodes=[0], objective="contrastive", cache_dir=tmp_path)
 
 
+def test_the_ceiling_trains_ceiling_factor_times_the_families_steps(store, tmp_path):
+    """The preset's ``ceiling_factor`` multiplies the ceiling's steps (its schedule is annealed over them); a
+    family's recipe carries no ``ceiling_factor``, so its checkpoint key is what it was before the field."""
+    ov = {"steps": 6, "warmup": 2, "ceiling_factor": 3}
+    ck = zoo.train(zoo.CEILING, store, train_episodes=[0, 1], preset="tiny", overrides=ov, cache_dir=tmp_path,
+                   progress=False)
+    meta = json.loads((ck / "recipe.json").read_text())
+    assert meta["recipe"]["steps"] == 18 and len(meta["loss_curve"]) == 18
+    assert "ceiling_factor" not in meta["recipe"]
+    ck = zoo.train("vae", store, train_episodes=[0, 1], preset="tiny", overrides=ov, cache_dir=tmp_path,
+                   progress=False)
+    meta = json.loads((ck / "recipe.json").read_text())
+    assert meta["recipe"]["steps"] == 6 and len(meta["loss_curve"]) == 6 and "ceiling_factor" not in meta["recipe"]
+    assert {p.ceiling_factor for n, p in zoo.PRESETS.items() if n != "tiny"} == {2}
+
+
 def test_training_refuses_test_episodes(store, tmp_path):
     for family in zoo.FAMILIES:
         with pytest.raises(ConfigError, match=r"overlaps the probe's test episodes \[2\]"):

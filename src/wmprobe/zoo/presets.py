@@ -9,7 +9,8 @@ from wmprobe import presets
 
 @dataclass(frozen=True)
 class Preset:
-    """Trunk ``width``, AdamW ``steps`` at peak ``lr`` (warm-up ``warmup`` steps, then cosine), ``beta``."""
+    """Trunk ``width``, AdamW ``steps`` at peak ``lr`` (warm-up ``warmup`` steps, then cosine), ``beta``;
+    the ceiling trains ``ceiling_factor`` x ``steps`` (docs/zoo.md "The ceiling")."""
 
     width: int
     steps: int
@@ -17,6 +18,7 @@ class Preset:
     lr: float
     beta: float
     warmup: int
+    ceiling_factor: int      # the ceiling (inverse dynamics alone) trains this many times the families' steps
 
 
 PRESETS: dict[str, Preset] = presets.section("zoo", Preset)

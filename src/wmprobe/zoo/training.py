@@ -38,12 +38,13 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
           id_groups: Sequence[str] | None = None) -> Path:
     """Train (or reuse) one zoo model on ``train_episodes`` of ``store``; returns its checkpoint directory.
 
-    ``family``: one of ``FAMILIES``, or ``"ceiling"`` (the trunk trained by +ID alone; ``id_weight`` is then
-    1 and ``objective`` l1 or l2). ``forbid_episodes``: the probe's test episodes (and, for task-OOD, every
-    episode of its held-out tasks); any overlap with ``train_episodes`` is refused. ``id_groups``: the action
-    groups +ID trains on (``id_dims``; default translation). ``bf16``: autocast the forward pass to bfloat16
-    (CPU or CUDA). ``threads``: torch CPU threads while training (restored after). ``overrides``: preset
-    fields to change (e.g. ``{"steps": 200}``); the recipe records the resulting values."""
+    ``family``: one of ``FAMILIES``, or ``"ceiling"`` (the trunk trained by +ID alone for the preset's
+    ``ceiling_factor`` x ``steps``; ``id_weight`` is then 1 and ``objective`` l1 or l2). ``forbid_episodes``:
+    the probe's test episodes (and, for task-OOD, every episode of its held-out tasks); any overlap with
+    ``train_episodes`` is refused. ``id_groups``: the action groups +ID trains on (``id_dims``; default
+    translation). ``bf16``: autocast the forward pass to bfloat16 (CPU or CUDA). ``threads``: torch CPU threads
+    while training (restored after). ``overrides``: preset fields to change (e.g. ``{"steps": 200}``);
+    the recipe records the resulting values."""
     fam = family_of(family)   # ConfigError for an unknown family
     if family == CEILING:
         if objective not in ("l1", "l2"):
@@ -64,8 +65,11 @@ def train(family: str, store: EpisodeStore, *, train_episodes: Sequence[int], pr
         if unknown:
             raise ConfigError(f"unknown zoo preset field(s) {unknown}: choose from {sorted(asdict(cfg))}")
         cfg = replace(cfg, **overrides)
+    if family == CEILING:   # the reference trains ceiling_factor x the families' steps (docs/zoo.md "The ceiling")
+        cfg = replace(cfg, steps=cfg.steps * cfg.ceiling_factor)
+    schedule = {k: v for k, v in asdict(cfg).items() if k != "ceiling_factor"}   # in steps (the ceiling's own)
     groups, dims, state = id_dims(store, id_groups)
-    recipe = {"family": family, "preset": preset, **asdict(cfg), "id_weight": float(id_weight),
+    recipe = {"family": family, "preset": preset, **schedule, "id_weight": float(id_weight),
               "objective": objective, "id_groups": groups if id_weight > 0 else None,
               "clip_len": model_class(family).clip_len, "seed": int(seed), "data": store.fingerprint,
               "train_episodes": json_hash(train_episodes, 12),
