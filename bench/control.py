@@ -33,7 +33,9 @@ with ``workers_used = min(workers, cores)``: ``limit`` = ``workers_used x render
 (``N = 1``), ``limit_open_loop`` = ``workers_used x N x render_fps``. Physics, encoding, the policy and world
 building only lower it; ``limit_open_loop_with_physics`` =
 ``workers_used / (1 / (N x render_fps) + 1 / physics_steps_per_s)`` adds the physics each step pays whatever N
-is. ``fraction_of_limit`` / ``fraction_of_limit_open_loop`` are ``steps_per_s`` over its limit.
+is. ``fraction_of_limit`` / ``fraction_of_limit_open_loop`` are ``steps_per_s`` over its limit. ``goal_met``:
+whether a mode's better configuration on this machine (one process or the workers; both use at most 2 cores)
+reached the issue's 200 policy steps/s.
 ``bench/roofline.py``'s figures are printed beside it for the machine; a software renderer has no FLOP or byte
 count to hold against them. Open-loop execution changes what the policy does (it sees a frame every N steps):
 its success against the default's is measured by the control study, not here (docs/protocol.md).
@@ -249,7 +251,7 @@ def main() -> None:
                                          f"{ol_bound:.1f} steps/s",
                       "limit_open_loop_with_physics": round(ol_phys, 1),
                       "fraction_of_limit_open_loop": round(ol_n / ol_bound, 3),
-                      "goal_met": {"default": sps_n >= 200, "open_loop": ol_n >= 200}}))
+                      "goal_met": {"default": max(sps_1, sps_n) >= 200, "open_loop": max(ol_1, ol_n) >= 200}}))
 
 
 if __name__ == "__main__":
