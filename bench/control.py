@@ -36,6 +36,15 @@ building only lower it; ``limit_open_loop_with_physics`` =
 is. ``fraction_of_limit`` / ``fraction_of_limit_open_loop`` are ``steps_per_s`` over its limit. ``goal_met``:
 whether a mode's better configuration on this machine (one process or the workers; both use at most 2 cores)
 reached the issue's 200 policy steps/s.
+
+CPU seconds (``time.process_time``, robust to other processes on a loaded machine, unlike the wall clock):
+``cpu_ms_per_step_1_process`` / ``cpu_ms_per_step_workers`` (summed over the workers) per policy step, and
+``steps_per_s_2_cores_cpu`` = ``2 / CPU seconds per step`` of the 1-process run: the rate of two such processes
+on two cores of their own (``goal_met["default_cpu_2_cores"]``; ``..._open_loop_...`` for ``--replan N``).
+It is implied, not measured: on a shared machine two free cores are not available to time it.
+``cpu_ms_per_step_parts``: where the 1-process run's CPU time went, per step (``_Parts``: render, physics,
+tracking, world_build, world_close, policy, other). ``load_average``: ``os.getloadavg()`` before the rollout
+runs and after them.
 ``bench/roofline.py``'s figures are printed beside it for the machine; a software renderer has no FLOP or byte
 count to hold against them. Open-loop execution changes what the policy does (it sees a frame every N steps):
 its success against the default's is measured by the control study, not here (docs/protocol.md).
@@ -85,17 +94,85 @@ def _fit(encoder_name: str, size: int, episodes: int, steps: int, policy_steps: 
     return sim_params(store), {k: v.clone() for k, v in pol.state_dict().items()}, dims
 
 
-def _run(args: tuple) -> tuple[int, int, float, float]:
-    """Worker: ``(policy steps, frames seen by the policy, start, end)`` of the rollouts of ``tasks`` with
-    ``replan`` (runs in this or a spawned process; ``time.monotonic`` instants, comparable across processes,
-    taken around the rollouts: imports and loading the encoder are outside)."""
+class _Parts:
+    """CPU seconds (``time.process_time``) of each part of the rollout loop, summed over its calls: the module
+    functions ``rollout._lockstep`` calls are wrapped for the duration of one run (``with _Parts() as parts``).
+    Parts: ``render`` (``scene.render``: the cull test, TinyRenderer, the copy), ``physics``
+    (``scene.apply_action``: IK, 12 substeps, the movers), ``tracking`` (``scene.snapshot``, ``scene.ee_pose``,
+    ``SuccessTracker.update``), ``world_build`` (entering ``episode_world``: connect, ``loadURDF``, settling, the
+    blocks), ``world_close`` (leaving it: disconnect), ``policy`` (the actor's call: encoder, policy, ensembling;
+    timed by ``_run``); ``other`` = the run's CPU time less these (the loop's own Python)."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {k: 0.0 for k in ("render", "physics", "tracking", "world_build",
+                                                       "world_close", "policy")}
+        self.saved: list = []
+
+    def _wrap(self, owner, name: str, part: str) -> None:
+        fn = getattr(owner, name)
+        cpu = self.cpu
+
+        def timed(*a, **kw):
+            t0 = time.process_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                cpu[part] += time.process_time() - t0
+        self.saved.append((owner, name, fn))
+        setattr(owner, name, timed)
+
+    def __enter__(self) -> "_Parts":
+        import contextlib
+        import importlib
+
+        from wmprobe.data.sim import scene as S
+        from wmprobe.data.sim.success import SuccessTracker
+        for name, part in (("render", "render"), ("apply_action", "physics"), ("snapshot", "tracking"),
+                           ("ee_pose", "tracking")):
+            self._wrap(S, name, part)
+        self._wrap(SuccessTracker, "update", "tracking")
+        generate = importlib.import_module("wmprobe.data.sim.generate")   # the package's name is a function
+        world, cpu = generate.episode_world, self.cpu
+
+        @contextlib.contextmanager
+        def timed_world(*a, **kw):
+            t0 = time.process_time()
+            cm = world(*a, **kw)
+            value = cm.__enter__()
+            cpu["world_build"] += time.process_time() - t0
+            try:
+                yield value
+            except BaseException as e:
+                t0 = time.process_time()
+                if not cm.__exit__(type(e), e, e.__traceback__):
+                    raise
+            else:
+                t0 = time.process_time()
+                cm.__exit__(None, None, None)
+            finally:
+                cpu["world_close"] += time.process_time() - t0
+        self.saved.append((generate, "episode_world", world))
+        generate.episode_world = timed_world
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, fn in reversed(self.saved):
+            setattr(owner, name, fn)
+
+
+def _run(args: tuple) -> tuple[int, int, float, float, float, dict]:
+    """Worker: ``(policy steps, frames seen by the policy, start, end, CPU seconds, CPU seconds per part)`` of the
+    rollouts of ``tasks`` with ``replan`` (runs in this or a spawned process; ``time.monotonic`` instants,
+    comparable across processes, and this process's ``time.process_time`` taken around the rollouts: imports and
+    loading the encoder are outside). ``parts``: the per-part breakdown (``_Parts``), else ``{}``."""
     import torch
 
     from wmprobe.control import ChunkActor, encode_pooled
     from wmprobe.control.policy import BCPolicy
     from wmprobe.control.rollout import rollouts
     from wmprobe.encoders.registry import load_encoder
-    params, tasks, n, horizon, encoder_name, state, dims, threads, replan = args
+    params, tasks, n, horizon, encoder_name, state, dims, threads, replan, *rest = args
+    parts = bool(rest and rest[0])
     if threads:
         torch.set_num_threads(threads)
     d_feat, d_desc, d_act, chunk, gripper = dims
@@ -106,6 +183,7 @@ def _run(args: tuple) -> tuple[int, int, float, float]:
     act = ChunkActor(pol.eval(), lambda frames: encode_pooled(enc, layer, frames), chunk, d_act, gripper, replan)
     frames = [0]
     call = act.__call__
+    policy_cpu = [0.0]
 
     class Counted:                          # ChunkActor, counting the frames it is given
         replan = act.replan
@@ -115,11 +193,23 @@ def _run(args: tuple) -> tuple[int, int, float, float]:
 
         def __call__(self, obs: np.ndarray, names: Sequence[str], slots: Sequence[int]) -> np.ndarray:
             frames[0] += len(obs)
-            return call(obs, names, slots)
-    t0 = time.monotonic()
-    with torch.no_grad():
-        res = rollouts(params, list(tasks), n, horizon, Counted(), batch=16)
-    return sum(r["steps"] for r in res), frames[0], t0, time.monotonic()
+            c0 = time.process_time()
+            try:
+                return call(obs, names, slots)
+            finally:
+                policy_cpu[0] += time.process_time() - c0
+    import contextlib
+    timer = _Parts() if parts else contextlib.nullcontext()
+    with timer:
+        t0, c0 = time.monotonic(), time.process_time()
+        with torch.no_grad():
+            res = rollouts(params, list(tasks), n, horizon, Counted(), batch=16)
+        t1, c1 = time.monotonic(), time.process_time()
+    split: dict = {}
+    if isinstance(timer, _Parts):
+        split = {**timer.cpu, "policy": policy_cpu[0]}
+        split["other"] = (c1 - c0) - sum(split.values())
+    return sum(r["steps"] for r in res), frames[0], t0, t1, c1 - c0, split
 
 
 def _worlds(params: dict, tasks: Sequence[str], n: int, stack):
@@ -179,21 +269,27 @@ def physics_rate(params: dict, tasks: Sequence[str], n: int, steps_per_world: in
         return len(worlds) * steps_per_world / (time.perf_counter() - t0)
 
 
-def _rollout_rates(params, tasks, a, state, dims, replan: int, usable: int) -> tuple[float, float, float, int]:
-    """``(steps/s in 1 process, steps/s with usable workers, frames per step, policy steps)`` of one mode; the
-    workers' rate is their steps over the span from the first worker's start of rollouts to the last one's end
-    (spawning and imports left out, as in a study's long-lived workers)."""
-    steps_1, frames_1, t0, t1 = _run((params, tasks, a.rollouts, a.horizon, a.encoder, state, dims, 0, replan))
+def _rollout_rates(params, tasks, a, state, dims, replan: int, usable: int) -> dict:
+    """One mode's figures: ``sps_1`` / ``sps_n`` steps/s in 1 process / with ``usable`` workers (their steps over
+    the span from the first worker's start of rollouts to the last one's end: spawning and imports left out, as
+    in a study's long-lived workers), ``fpstep`` frames per step, ``steps`` the workers' policy steps,
+    ``cpu_1`` / ``cpu_n`` CPU seconds per step in the 1-process run / summed over the workers, and ``parts``
+    the 1-process run's CPU milliseconds per step by part (``_Parts``)."""
+    steps_1, frames_1, t0, t1, cpu_1, split = _run((params, tasks, a.rollouts, a.horizon, a.encoder, state, dims, 0,
+                                                    replan, True))
+    parts = {k: round(1e3 * v / steps_1, 3) for k, v in split.items()}
+    out = {"sps_1": steps_1 / (t1 - t0), "cpu_1": cpu_1 / steps_1, "parts": parts}
     if usable == 1:
-        return steps_1 / (t1 - t0), steps_1 / (t1 - t0), frames_1 / steps_1, steps_1
+        return {**out, "sps_n": out["sps_1"], "fpstep": frames_1 / steps_1, "steps": steps_1, "cpu_n": out["cpu_1"]}
     import multiprocessing as mp
-    parts = [tasks[i::usable] for i in range(usable)]
+    jobs = [tasks[i::usable] for i in range(usable)]
     with ProcessPoolExecutor(usable, mp_context=mp.get_context("spawn")) as ex:
         res = list(ex.map(_run, [(params, p, a.rollouts, a.horizon, a.encoder, state, dims, 1, replan)
-                                 for p in parts]))
+                                 for p in jobs]))
     steps_n = sum(r[0] for r in res)
     span = max(r[3] for r in res) - min(r[2] for r in res)
-    return steps_1 / (t1 - t0), steps_n / span, sum(r[1] for r in res) / steps_n, steps_n
+    return {**out, "sps_n": steps_n / span, "fpstep": sum(r[1] for r in res) / steps_n, "steps": steps_n,
+            "cpu_n": sum(r[4] for r in res) / steps_n}
 
 
 def main() -> None:
@@ -222,8 +318,14 @@ def main() -> None:
     fps, fps_full = render_fps(params, tasks, a.rollouts, a.horizon)
     phys = physics_rate(params, tasks, a.rollouts, 3 if a.quick else 10)
     usable = max(1, min(a.workers, os.cpu_count() or 1, len(tasks)))
-    sps_1, sps_n, fpstep, steps_n = _rollout_rates(params, tasks, a, state, dims, 1, usable)
-    ol_1, ol_n, ol_fpstep, ol_steps = _rollout_rates(params, tasks, a, state, dims, a.replan, usable)
+    load = [round(x, 2) for x in os.getloadavg()]
+    d = _rollout_rates(params, tasks, a, state, dims, 1, usable)
+    o = _rollout_rates(params, tasks, a, state, dims, a.replan, usable)
+    load_end = [round(x, 2) for x in os.getloadavg()]
+    sps_1, sps_n, fpstep, steps_n = d["sps_1"], d["sps_n"], d["fpstep"], d["steps"]
+    ol_1, ol_n, ol_fpstep, ol_steps = o["sps_1"], o["sps_n"], o["fpstep"], o["steps"]
+    cores = 2                                   # the goal's cores
+    cpu_rate, ol_cpu_rate = cores / d["cpu_1"], cores / o["cpu_1"]
     bound, ol_bound = usable * fps, usable * a.replan * fps
     ol_phys = usable / (1 / (a.replan * fps) + 1 / phys)
     print(f"render-only {fps:.1f} frames/s per process ({fps_full:.1f} without culling, {fps / fps_full:.2f}x); "
@@ -231,7 +333,10 @@ def main() -> None:
           f"default (a query and a frame every step): {sps_1:.1f} policy steps/s in 1 process, {sps_n:.1f} with "
           f"{usable} workers; bound {usable} x {fps:.1f} = {bound:.1f}\n"
           f"open loop (replan {a.replan}: {ol_fpstep:.3f} frames per step): {ol_1:.1f} in 1 process, {ol_n:.1f} with "
-          f"{usable} workers; bound {usable} x {a.replan} x {fps:.1f} = {ol_bound:.1f} ({ol_phys:.1f} with physics)",
+          f"{usable} workers; bound {usable} x {a.replan} x {fps:.1f} = {ol_bound:.1f} ({ol_phys:.1f} with physics)\n"
+          f"CPU time per step in 1 process: default {1e3 * d['cpu_1']:.2f} ms ({cores} cores busy with such processes: "
+          f"{cpu_rate:.1f} steps/s), open loop {1e3 * o['cpu_1']:.2f} ms ({ol_cpu_rate:.1f}); default by part "
+          f"(ms/step): {d['parts']}; load average {load} -> {load_end}",
           file=sys.stderr)
     print(json.dumps({"bench": "control", "reference": "render-only loop of the same worlds, 1 process",
                       "encoder": a.encoder, "size": a.size, "tasks": list(tasks), "rollouts": a.rollouts,
@@ -251,7 +356,17 @@ def main() -> None:
                                          f"{ol_bound:.1f} steps/s",
                       "limit_open_loop_with_physics": round(ol_phys, 1),
                       "fraction_of_limit_open_loop": round(ol_n / ol_bound, 3),
-                      "goal_met": {"default": max(sps_1, sps_n) >= 200, "open_loop": max(ol_1, ol_n) >= 200}}))
+                      "goal_met": {"default": max(sps_1, sps_n) >= 200, "open_loop": max(ol_1, ol_n) >= 200,
+                                   "default_cpu_2_cores": cpu_rate >= 200, "open_loop_cpu_2_cores": ol_cpu_rate >= 200},
+                      "cpu_ms_per_step_1_process": round(1e3 * d["cpu_1"], 3),
+                      "cpu_ms_per_step_workers": round(1e3 * d["cpu_n"], 3),
+                      "cpu_ms_per_step_parts": d["parts"],
+                      "steps_per_s_2_cores_cpu": round(cpu_rate, 1),
+                      "cpu_ms_per_step_open_loop_1_process": round(1e3 * o["cpu_1"], 3),
+                      "cpu_ms_per_step_open_loop_workers": round(1e3 * o["cpu_n"], 3),
+                      "cpu_ms_per_step_open_loop_parts": o["parts"],
+                      "steps_per_s_open_loop_2_cores_cpu": round(ol_cpu_rate, 1),
+                      "load_average": {"start": load, "end": load_end}}))
 
 
 if __name__ == "__main__":
