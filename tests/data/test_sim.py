@@ -295,3 +295,33 @@ def test_study_datasets_choose_camera_and_wrist():
     assert not validate({**enc, "datasets": [{"name": "d", "sim": "dynamic", "wrist": "free", "camera": "front"}]})
     problems = validate({**enc, "datasets": [{"name": "d", "sim": "dynamic", "wrist": "loose"}]})
     assert [(p.where, "'loose'" in p.message) for p in problems] == [("datasets[0].wrist", True)]
+
+
+def test_the_movers_follow_their_numpy_update_bit_for_bit():
+    """``scene.apply_action`` moves the dynamic suite's movers with plain floats; their poses after every control
+    step equal, bit for bit, the numpy update it replaced (``pos + vel / 240``, a bounce flips the velocity and
+    ``np.clip``s the position), applied 12 times from the poses before the step: the same data as before.
+    The movers bounce in these 90 steps (the comparison covers the edges)."""
+    bounces = 0
+    with episode_world(check_params("dynamic", 1, steps=8), 3) as (p, w, _, _):
+        rng = np.random.default_rng(0)
+        for _ in range(90):
+            expect = {}
+            for name, (body, vel) in w.movers.items():
+                pos, v = np.array(p.getBasePositionAndOrientation(body, physicsClientId=w.client)[0]), vel.copy()
+                for _ in range(S.SUBSTEPS):
+                    new = pos + v / 240.0
+                    for ax in (0, 1):
+                        lo, hi = S.MOVER_AREA[ax]
+                        if not lo < new[ax] < hi:
+                            v[ax] = -v[ax]
+                            new[ax] = np.clip(new[ax], lo, hi)
+                            bounces += 1
+                    pos = new
+                expect[name] = (pos, v)
+            S.apply_action(p, w, np.r_[rng.uniform(-0.01, 0.01, 3), 1.0])
+            for name, (body, vel) in w.movers.items():
+                got = np.array(p.getBasePositionAndOrientation(body, physicsClientId=w.client)[0])
+                np.testing.assert_array_equal(got, expect[name][0])
+                np.testing.assert_array_equal(vel, expect[name][1])
+    assert bounces >= 2
