@@ -22,7 +22,8 @@ the observations the policy was given. Measurements, all on the same worlds (the
 - ``physics_steps_per_s``: ``scene.apply_action`` (IK + 12 physics substeps) and the success tracker alone;
 - ``steps_per_s_1_process`` / ``steps_per_s``: the default execution (``replan = 1``) in one process and split
   over ``--workers`` spawned processes (tasks dealt round-robin; from the first worker's start of rollouts to
-  the last one's end: spawning, imports and loading the encoder left out, as in a study's long-lived workers);
+  the last one's end: spawning, imports, loading the encoder and the
+  process's one-off costs (its first world, the cull hulls: `_run`) left out, as in a study's long-lived workers);
   building and settling each world is included, as in the study;
 - ``steps_per_s_open_loop_1_process`` / ``steps_per_s_open_loop``: the same with ``replan = N`` (``--replan``).
 
@@ -163,8 +164,11 @@ class _Parts:
 def _run(args: tuple) -> tuple[int, int, float, float, float, dict]:
     """Worker: ``(policy steps, frames seen by the policy, start, end, CPU seconds, CPU seconds per part)`` of the
     rollouts of ``tasks`` with ``replan`` (runs in this or a spawned process; ``time.monotonic`` instants,
-    comparable across processes, and this process's ``time.process_time`` taken around the rollouts: imports and
-    loading the encoder are outside). ``parts``: the per-part breakdown (``_Parts``), else ``{}``."""
+    comparable across processes, and this process's ``time.process_time`` taken around the rollouts: imports,
+    loading the encoder and a process's one-off costs are outside: one world built and rendered, the encoder and
+    the policy called once, before the clocks start, as in a study's long-lived workers; ~0.5 s of CPU in a
+    fresh process, mostly the robot's cull hulls and its first world). ``parts``: the per-part breakdown
+    (``_Parts``), else ``{}``."""
     import torch
 
     from wmprobe.control import ChunkActor, encode_pooled
@@ -199,6 +203,13 @@ def _run(args: tuple) -> tuple[int, int, float, float, float, dict]:
             finally:
                 policy_cpu[0] += time.process_time() - c0
     import contextlib
+
+    from wmprobe.data.sim import scene as S
+    from wmprobe.data.sim.generate import episode_world
+    with episode_world({**params, "tasks": [tasks[0]]}, 0) as (p, w, _, _):    # a process's one-off costs
+        obs = S.render(p, w)[None]                  # (the first world, the cull hulls, torch's first call)
+    with torch.no_grad():
+        pol(torch.as_tensor(encode_pooled(enc, layer, obs)), torch.zeros(1, d_desc))
     timer = _Parts() if parts else contextlib.nullcontext()
     with timer:
         t0, c0 = time.monotonic(), time.process_time()
