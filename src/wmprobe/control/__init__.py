@@ -34,7 +34,8 @@ import torch
 
 from wmprobe.control.demos import DEMO_OFFSET, Demo, check_replay, expert_demo, replay
 from wmprobe.control.heads import fit_token_policy, shift_frames
-from wmprobe.control.policy import Ensembler, PolicyConfig, chunk_targets, fit_policy, task_descriptor
+from wmprobe.control.policy import (Ensembler, PolicyConfig, chunk_targets, fit_policy, gripper_by_sign,
+                                   task_descriptor)
 from wmprobe.control.rollout import rollouts, success_rows, wilson
 from wmprobe.errors import ConfigError
 
@@ -60,9 +61,14 @@ class ControlConfig:
         if self.rollouts < 1 or self.horizon < 1 or self.batch < 1 or self.demos < 0:
             raise ConfigError(f"control: rollouts, horizon and batch must be >= 1 and demos >= 0, got "
                               f"{self.rollouts}, {self.horizon}, {self.batch}, {self.demos}")
-        if not 1 <= self.replan <= self.policy.chunk:
-            raise ConfigError(f"control: replan must be between 1 and chunk ({self.policy.chunk}): a policy query "
-                              f"returns {self.policy.chunk} actions, got replan = {self.replan}")
+        _check_replan(self.replan, self.policy.chunk)
+
+
+def _check_replan(replan: int, chunk: int) -> None:
+    """One ConfigError unless ``1 <= replan <= chunk``: a policy query returns ``chunk`` actions."""
+    if not 1 <= int(replan) <= int(chunk):
+        raise ConfigError(f"control: replan must be between 1 and chunk ({chunk}): a policy query returns {chunk} "
+                          f"actions, got replan = {replan}")
 
 
 def sim_params(store: Any) -> dict[str, Any]:
@@ -139,8 +145,7 @@ class ChunkActor:
 
     def __init__(self, policy: torch.nn.Module, featurize, chunk: int, d_act: int, gripper: Sequence[int],
                  replan: int = 1):
-        if not 1 <= int(replan) <= int(chunk):
-            raise ConfigError(f"control: replan must be between 1 and chunk ({chunk}), got {replan}")
+        _check_replan(replan, chunk)
         self.policy, self.featurize, self.chunk, self.d_act, self.gripper = policy, featurize, chunk, d_act, gripper
         self.replan = int(replan)
         self.ens = Ensembler(0, chunk, d_act, gripper)
@@ -156,9 +161,7 @@ class ChunkActor:
         if self.replan == 1:
             return self.ens.step(slots, chunks)
         block = chunks.reshape(len(slots), self.chunk, self.d_act)[:, :self.replan].astype(np.float64)
-        for d in self.gripper:
-            block[..., d] = np.where(block[..., d] > 0, 1.0, -1.0)
-        return block
+        return gripper_by_sign(block, self.gripper)
 
 
 def encode_pooled(encoder: Any, layer: str, frames: np.ndarray, batch: int = 64) -> np.ndarray:

@@ -179,6 +179,11 @@ class Ensembler:
             self.past[s] = (self.past[s] + [c])[-self.chunk:]
             n = len(self.past[s])
             out[row] = np.mean([self.past[s][n - 1 - i][i] for i in range(n)], axis=0)
-        for d in self.gripper:
-            out[:, d] = np.where(out[:, d] > 0, 1.0, -1.0)
-        return out
+        return gripper_by_sign(out, self.gripper)
+
+
+def gripper_by_sign(actions: np.ndarray, gripper: Sequence[int]) -> np.ndarray:
+    """``actions (..., A)`` with the ``gripper`` dims read by their sign (+1 open, -1 closed), in place."""
+    for d in gripper:
+        actions[..., d] = np.where(actions[..., d] > 0, 1.0, -1.0)
+    return actions
