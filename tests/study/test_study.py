@@ -682,3 +682,29 @@ def test_id_groups_come_from_the_config_else_the_audit(tmp_path):
     assert zoo_id_groups(zoo_cfg, datasets, heads, {"b": {}})[0] == ["translation"]
     heads["b"] = {"headline_groups": ["translation", "rotation", "gripper"], "source": "all"}
     assert zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets, heads, {})[0] is None
+
+
+def test_the_zoo_stage_submits_the_ceiling_first_and_keeps_the_models_in_config_order(tmp_path):
+    """The ceiling trains ceiling_factor x the families' steps: started first it overlaps them on a worker
+    pool; the models come back in the config's order whatever order the executor ran them in."""
+    from wmprobe.data.splits import study_splits
+    from wmprobe.study.attempt import Outcome
+    from wmprobe.study.config import load_config
+    from wmprobe.study.zoo_train import train_zoo
+    a, b = _suites(tmp_path)
+    sp = study_splits({"a": a, "b": b}, seed=0)
+    cfg = load_config({"preset": "tiny", "zoo": {"families": ["vae", "vjepa"], "id_weights": [0.0, 1.0]}})
+
+    class Recorder:
+        submitted: list = []
+
+        def map(self, tasks, cache_root, desc="tasks"):
+            self.submitted = list(tasks)
+            return [Outcome(True, value=f"/ckpt/{t.family}-{t.id_weight:g}") for t in tasks]
+
+    ex, stats = Recorder(), {"failures": []}
+    models = train_zoo(cfg, {"a": (a, sp["a"]), "b": (b, sp["b"])}, Cache(tmp_path / "cache"), ex, stats)
+    assert [t.family for t in ex.submitted] == ["ceiling", "vae", "vae", "vjepa", "vjepa"]
+    assert [(m.label, m.id_weight, m.checkpoint) for m in models] == [
+        ("zoo:vae", 0.0, "/ckpt/vae-0"), ("zoo:vae", 1.0, "/ckpt/vae-1"), ("zoo:vjepa", 0.0, "/ckpt/vjepa-0"),
+        ("zoo:vjepa", 1.0, "/ckpt/vjepa-1"), ("ceiling", 0.0, "/ckpt/ceiling-1")]

@@ -84,8 +84,14 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
                        g if w else None) for fam, w, obj in combos]
     if cfg.zoo.ceiling:
         tasks.append(TrainTask(CEILING, CEILING, 1.0, cfg.zoo.preset, "l1", cfg.seed, str(pool.path), cfg.device, g))
+    # the ceiling trains ceiling_factor x the families' steps: submitted first (longest task first), it runs
+    # beside the families instead of after them; results keep the order of ``tasks``
+    order = sorted(range(len(tasks)), key=lambda i: tasks[i].family != CEILING)
+    outcomes: list[Any] = [None] * len(tasks)
+    for i, o in zip(order, ex.map([tasks[i] for i in order], str(cache.root), "train zoo")):
+        outcomes[i] = o
     out = []
-    for t, o in zip(tasks, ex.map(tasks, str(cache.root), "train zoo")):
+    for t, o in zip(tasks, outcomes):
         if t.family == CEILING:
             label, w = CEILING, 0.0
         else:
