@@ -120,3 +120,39 @@ def test_held_out_tasks_of_each_run_are_read_and_a_changed_task_set_is_said(tmp_
     same = format_stability(stability_from_dirs([a, c]))
     assert "the same in every run: lift, push" in same and "different tasks" not in same
     assert to_json(res)["datasets"]["dynamic"]["test_tasks"] == d["test_tasks"]
+
+
+def _replicated(reps: list[dict[str, float]]) -> pd.DataFrame:
+    """One run whose zoo trained ``len(reps)`` training seeds: replicate r > 0 labelled ``zoo:FAMILY#r``."""
+    parts = []
+    for r, r2 in enumerate(reps):
+        d = run(r2)
+        if r:
+            d = d[d["encoder"].str.startswith("zoo:")].assign(encoder=lambda x: x["encoder"] + f"#{r}")
+        parts.append(d)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_training_seed_replicates_count_once_as_their_mean():
+    """Two runs whose single replicates disagree but whose replicate means agree: stability ranks the means,
+    and the table says how many replicates each row averaged."""
+    from wmprobe.analysis import collapse_replicates, replicate_table, summary_table, train_sd_summary
+    truth = dict(zip(FAMILIES, [0.5, 0.6, 0.7, 0.8, 0.4]))
+    noise = dict(zip(FAMILIES, [0.1, -0.1, 0.1, -0.1, 0.1]))
+    up = {f: v + noise[f] for f, v in truth.items()}
+    down = {f: v - noise[f] for f, v in truth.items()}
+    a, b = _replicated([up, down]), _replicated([down, up])
+    single = stability({"a": run(up), "b": run(down)})["datasets"]["dynamic"]["groups"]["frozen"]["tau_mean"]
+    res = stability({"a": a, "b": b})["datasets"]["dynamic"]
+    assert single < 0.5 and res["groups"]["frozen"]["tau_mean"] == pytest.approx(1.0)
+    assert res["groups"]["frozen"]["n_encoders"] == 5 and not any("#" in str(i) for i in res["table"].index)
+    assert res["table"].loc["zoo:vae", "replicates"] == 2 and res["table"].loc["pixels", "replicates"] == 1
+    s = collapse_replicates(summary_table(a))
+    assert s.set_index("label").loc["zoo:vae", "r2"] == pytest.approx(0.5)
+    assert s.set_index("label").loc["zoo:vae", "r2_train_sd"] == pytest.approx(np.std([0.6, 0.4], ddof=1))
+    assert np.isnan(s.set_index("label").loc["pixels", "r2_train_sd"])
+    t = replicate_table(a)
+    assert list(t["label"]) == ["zoo:diffusion", "zoo:videomae", "zoo:vjepa", "zoo:vae", "zoo:image-ssl"]
+    assert (t["replicates"] == 2).all() and t["r2_min"].lt(t["r2_max"]).all()
+    assert train_sd_summary(t)["dynamic"] == pytest.approx(np.std([0.6, 0.4], ddof=1))
+    assert replicate_table(run(truth)).empty

@@ -3,7 +3,10 @@
 A run is one results directory (``wmprobe run`` / ``wmprobe demo``) of a study whose data seed differs from the
 others' (new episodes, new held-out initial states and, for zoo encoders, a zoo retrained on them). Per dataset
 every run contributes each encoder's clean headline R2 (``analysis.summary_table``: the headline probe and k,
-mean over probe seeds, mean episode-bootstrap CI). The references (``ceiling``, ``state``) are left out.
+mean over probe seeds, mean episode-bootstrap CI). The references (``ceiling``, ``state``) are left out. A
+study that trained its zoo with training-seed replicates (``zoo: {replicates: R}``) contributes each zoo
+model once, the mean over its replicates (``analysis.collapse_replicates``): the family is the encoder under
+test, a replicate is one draw of it, and the table says how many replicates each run averaged.
 
 Per dataset and encoder group (``all`` encoders, the ``zoo`` models, the ``frozen`` ones with
 ``id_weight == 0``, the ``+ID`` ones; a group with fewer than 3 shared encoders is skipped):
@@ -35,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from wmprobe.analysis import CEILING, FLOOR_FAMILIES, STATE, is_family, summary_table
+from wmprobe.analysis import CEILING, FLOOR_FAMILIES, STATE, collapse_replicates, is_family, summary_table
 from wmprobe.errors import ProbeError
 
 MIN_ENCODERS = 3
@@ -93,7 +96,7 @@ def stability(runs: Mapping[str, pd.DataFrame],
         raise ProbeError(f"stability needs >= 2 runs of the same study with different data seeds, got {len(runs)}")
     sums: dict[str, pd.DataFrame] = {}
     for name, df in runs.items():
-        s = summary_table(df)
+        s = collapse_replicates(summary_table(df))   # a zoo model's training-seed replicates: one row, their mean
         if s.empty:
             raise ProbeError(f"stability: run {name!r} holds no clean headline cells")
         sums[name] = s[~is_family(s, (CEILING, STATE))]
@@ -126,9 +129,11 @@ def stability(runs: Mapping[str, pd.DataFrame],
             continue
         r2 = pd.DataFrame({n: p["r2"] for n, p in per.items()})
         ranks = r2.dropna().rank(ascending=False).reindex(r2.index)   # among the encoders every run measured
+        reps = pd.DataFrame({n: p["replicates"] for n, p in per.items()}).max(axis=1)
         table = pd.DataFrame({"runs": r2.notna().sum(axis=1), "r2_mean": r2.mean(axis=1),
                               "r2_data_seed_sd": r2.std(axis=1, ddof=1), "rank_mean": ranks.mean(axis=1),
-                              "rank_best": ranks.min(axis=1), "rank_worst": ranks.max(axis=1)})
+                              "rank_best": ranks.min(axis=1), "rank_worst": ranks.max(axis=1),
+                              "replicates": reps.reindex(r2.index).fillna(1).astype(int)})
         table = pd.concat([r2.add_prefix("r2_"), table], axis=1).sort_values("rank_mean")
         out["datasets"][ds] = {"groups": groups, "table": table, "test_tasks": held}
     if not out["datasets"]:

@@ -3,6 +3,7 @@ errors, every figure decodes and is non-blank, the summary table sorts)."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import chromium, chromium_check
@@ -237,3 +238,21 @@ def test_the_pixel_check_catches_a_blank_figure(report, tmp_path):
     bad.write_text(html[:start] + base64.b64encode(buf.getvalue()).decode() + html[end:])
     verdict = chromium_check(bad, tmp_path)
     assert verdict["errors"] == [] and len(verdict["blank"]) == 1
+
+
+def test_report_shows_the_zoos_training_seed_replicates(tmp_path):
+    """A study with ``zoo: {replicates: 2}``: replicate 1 of each zoo model is ``zoo:FAMILY#1``; the report
+    lists every model's mean over its replicates and their spread, in a table, a CSV and findings.json."""
+    rows = fake_records()
+    rows += [dict(r, encoder=r["encoder"] + "#1", r2=r["r2"] + (0.1 if r["family"] == "vae" else -0.02))
+             for r in rows if str(r["encoder"]).startswith("zoo:")]
+    write_records(rows, tmp_path, CONFIG)
+    html = build_report(tmp_path).read_text()
+    reps = pd.read_csv(tmp_path / "tables" / "replicates.csv")
+    vae = reps[(reps["label"] == "zoo:vae") & (reps["dataset"] == "dynamic")].iloc[0]
+    assert vae["replicates"] == 2 and vae["r2_max"] - vae["r2_min"] == pytest.approx(0.1, abs=0.02)
+    assert set(reps["label"]) == {"zoo:vae", "zoo:vae +ID", "zoo:vjepa", "zoo:vjepa +ID", "zoo:image-ssl",
+                                  "zoo:image-ssl +ID"}
+    f = json.loads((tmp_path / "findings.json").read_text())["per_dataset"]["dynamic"]["replicates"]
+    assert len(f["models"]) == 6 and 0.02 < f["train_sd"] < 0.08
+    assert "training-seed sd" in html and "zoo:vae#1" in html

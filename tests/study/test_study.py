@@ -708,3 +708,35 @@ def test_the_zoo_stage_submits_the_ceiling_first_and_keeps_the_models_in_config_
     assert [(m.label, m.id_weight, m.checkpoint) for m in models] == [
         ("zoo:vae", 0.0, "/ckpt/vae-0"), ("zoo:vae", 1.0, "/ckpt/vae-1"), ("zoo:vjepa", 0.0, "/ckpt/vjepa-0"),
         ("zoo:vjepa", 1.0, "/ckpt/vjepa-1"), ("ceiling", 0.0, "/ckpt/ceiling-1")]
+
+
+def test_zoo_replicates_train_each_model_with_its_own_seed_and_label(tmp_path):
+    from wmprobe.data.splits import study_splits
+    from wmprobe.errors import ConfigError
+    from wmprobe.study.attempt import Outcome
+    from wmprobe.study.config import load_config, validate
+    from wmprobe.study.dry_run import estimate
+    from wmprobe.study.zoo_train import train_zoo
+    a, b = _suites(tmp_path)
+    sp = study_splits({"a": a, "b": b}, seed=0)
+    cfg = load_config({"preset": "tiny", "seed": 7, "zoo": {"families": ["vae"], "id_weights": [0.0, 1.0],
+                                                            "replicates": 3}})
+
+    class Recorder:
+        def map(self, tasks, cache_root, desc="tasks"):
+            self.submitted = list(tasks)
+            return [Outcome(True, value=f"/ckpt/{t.key}") for t in tasks]
+
+    ex = Recorder()
+    models = train_zoo(cfg, {"a": (a, sp["a"]), "b": (b, sp["b"])}, Cache(tmp_path / "c"), ex, {"failures": []})
+    assert [(m.label, m.id_weight) for m in models] == [
+        ("zoo:vae", 0.0), ("zoo:vae", 1.0), ("zoo:vae#1", 0.0), ("zoo:vae#1", 1.0), ("zoo:vae#2", 0.0),
+        ("zoo:vae#2", 1.0), ("ceiling", 0.0)]
+    seeds = {t.key: t.seed for t in ex.submitted}
+    assert seeds["ceiling"] == 7 and sorted({s for n, s in seeds.items() if n != "ceiling"}) == [7, 1007, 2007]
+    assert len(set(m.checkpoint for m in models)) == 7                   # every replicate is its own model
+    assert estimate(cfg)["zoo_models"] == 7
+    with pytest.raises(ConfigError, match="replicates"):
+        load_config({"preset": "tiny", "zoo": {"families": ["vae"], "replicates": 0}})
+    (tmp_path / "s.yaml").write_text("preset: tiny\nzoo:\n  families: [vae]\n  replicates: 1.5\n")
+    assert any(p.where == "zoo.replicates" and p.line == 4 for p in validate(tmp_path / "s.yaml"))

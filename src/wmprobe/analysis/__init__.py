@@ -17,7 +17,8 @@ CIs the mean of the per-seed bootstrap CIs over test episodes. An encoder is ide
 - ``transfer(df, a, b)``: Spearman rho of the encoders' R2 rankings on two datasets, bootstrap CI over encoders.
 - ``static_gap(df)``: video minus image-SSL family mean R2 on the dynamic and on the static suite.
 
-Modules: cells.py (headline cells, floors, ceiling, r2_norm, summary, Pareto), robustness.py, transfer.py
+Modules: cells.py (headline cells, floors, ceiling, r2_norm, summary, Pareto), replicates.py (the zoo's
+training-seed replicates merged), robustness.py, transfer.py
 (transfer and the static-scene effect); every name is importable from ``wmprobe.analysis``.
 """
 from __future__ import annotations
@@ -29,11 +30,13 @@ from wmprobe.analysis.cells import (AXES, CEILING, FLOOR_FAMILIES, HEADLINE_K, I
 from wmprobe.analysis.robustness import (PAPER_CORRUPTIONS, PAPER_VJEPA2_ROBUSTNESS, VJEPA_FAMILIES,
                                          _corruption_parts, corruption_order, paper_robustness, robustness_curves,
                                          robustness_long, robustness_table)
+from wmprobe.analysis.replicates import base_encoder, collapse_replicates, replicate_table, train_sd_summary
 from wmprobe.analysis.transfer import static_gap, transfer
 
 __all__ = ["AXES", "CEILING", "FLOOR_FAMILIES", "HEADLINE_K", "IMAGE_FAMILIES", "MIN_SPAN", "PAPER_CORRUPTIONS",
-           "PAPER_VJEPA2_ROBUSTNESS", "STATE", "VIDEO_FAMILIES", "VJEPA_FAMILIES", "_CONTROL", "_corruption_parts",
-           "_keyed", "_mean_cols", "_norm_keys", "add_r2_norm", "corruption_order", "encoder_label",
-           "floor_ceiling", "headline_cells", "headline_k", "headline_probe", "is_family", "measured_rows",
-           "paper_robustness", "pareto", "robustness_curves", "robustness_long", "robustness_table", "static_gap",
-           "summary_table", "transfer"]
+           "PAPER_VJEPA2_ROBUSTNESS", "STATE", "VIDEO_FAMILIES", "VJEPA_FAMILIES", "_CONTROL",
+           "_corruption_parts", "_keyed", "_mean_cols", "_norm_keys", "add_r2_norm", "base_encoder",
+           "collapse_replicates", "corruption_order", "encoder_label", "floor_ceiling", "headline_cells",
+           "headline_k", "headline_probe", "is_family", "measured_rows", "paper_robustness", "pareto",
+           "replicate_table", "robustness_curves", "robustness_long", "robustness_table", "static_gap",
+           "summary_table", "train_sd_summary", "transfer"]

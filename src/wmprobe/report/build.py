@@ -74,6 +74,9 @@ def build(out: Path, dest: Path) -> Path:
                 "(R2 - best floor) / (ceiling - best floor). 'shuffled R2' pairs steps from different episodes: "
                 "it must be near or below zero. '+ID gain' is R2 minus the frozen R2 of the same family. Click a "
                 "header to sort.</p>"]
+        reps = A.replicate_table(df, ds)
+        if not reps.empty:
+            body.append(_replicates_html(reps, tables / f"{_stem('replicates', ds, main)}.csv"))
         verdict = V.dataset_verdict(df, summ, cfg, ds)
         body.append(audit_html(verdict.get("limits", {})))
         head = verdict.get("headline", {})
@@ -132,6 +135,9 @@ def build(out: Path, dest: Path) -> Path:
         per_dataset.append((f"{ds}", "\n".join(body)))
         findings.setdefault("per_dataset", {})[ds] = AF.dataset_findings(summ, par, rob)
         findings["per_dataset"][ds]["verdict"] = verdict
+        if not reps.empty:
+            findings["per_dataset"][ds]["replicates"] = {"train_sd": A.train_sd_summary(reps).get(ds),
+                                                         "models": reps.to_dict("records")}
         paper = A.paper_robustness(df, ds)
         if not paper.empty:
             findings["per_dataset"][ds]["paper_robustness"] = paper.to_dict("records")
@@ -175,6 +181,24 @@ def build(out: Path, dest: Path) -> Path:
     path = dest / "report.html"
     path.write_text(page("wmprobe report", sub, sections))
     return path
+
+
+def _replicates_html(reps: pd.DataFrame, csv: Path) -> str:
+    """The zoo's training-seed replicates (``zoo: {replicates: R}``): per model the mean R2 over its replicates
+    and their spread, written to ``csv`` and returned as an HTML table with its note."""
+    reps.to_csv(csv, index=False)
+    cols = ["label", "r2", "r2_train_sd", "r2_min", "r2_max", "replicates"]
+    rows = [[_fmt(r[c], 0 if c == "replicates" else 3) if c != "label" else str(r[c]) for c in cols]
+            for _, r in reps.iterrows()]
+    sd = A.train_sd_summary(reps)
+    pooled = next(iter(sd.values())) if sd else float("nan")
+    return (table_html(["model", "R2 (mean of replicates)", "training-seed sd", "min", "max", "replicates"], rows,
+                       [False, True, True, True, True, True])
+            + f"<p class='note'>Each zoo model was trained with {int(reps['replicates'].max())} training seeds "
+              f"(rows 'zoo:FAMILY#r' above are replicate r). The pooled training-seed sd is {pooled:.3f}: two "
+              "models whose R2 differ by less than about twice that are not told apart by this budget, whatever "
+              "their bootstrap CIs say (those cover the test episodes, not the training run). `wmprobe stability` "
+              "ranks the replicate means.</p>")
 
 
 def _json_default(o: object) -> object:

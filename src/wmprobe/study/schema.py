@@ -151,6 +151,9 @@ class ZooCfg:
         items=choice(objectives, "unknown +ID objective '{value}' (known: {known})")),
         doc="the objective ablation: one +ID model per objective (default: objective)")
     ceiling: bool = setting(True, boolean(), doc="also train the `ceiling` (the trunk trained by +ID alone)")
+    replicates: int = setting(1, integer(at_least(1), at_most(16)),
+                              doc="training seeds per zoo model: replicate r > 0 is labelled `zoo:FAMILY#r` and "
+                                  "trains with zoo seed `seed + 1000 r` (docs/zoo.md \"Training-seed replicates\")")
     id_groups: tuple[str, ...] | None = setting(None, listing("a list of action group names",
                                                               Constraint(_group_names), none="ok"),
                                                 doc="action groups +ID trains on (None: the headline groups)")

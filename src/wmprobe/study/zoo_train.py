@@ -52,10 +52,19 @@ def zoo_id_groups(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], headli
     return None, "default (translation; the audit found no group identifiable in every dataset)"
 
 
+REPLICATE_STRIDE = 1000   # replicate r of a zoo model trains with zoo seed ``seed + REPLICATE_STRIDE * r``
+REPLICATE_MARK = "#"      # and is labelled ``zoo:FAMILY#r`` (r = 0 keeps ``zoo:FAMILY``: a one-replicate study)
+
+
+def replicate_seed(seed: int, r: int) -> int:
+    return int(seed) + REPLICATE_STRIDE * int(r)
+
+
 @dataclasses.dataclass(frozen=True)
 class ZooModel:
     """One zoo model a study trained: ``label`` (``zoo:FAMILY``, ``zoo:FAMILY[OBJECTIVE]`` for an objective
-    other than l1, ``ceiling``), ``family``, ``checkpoint`` directory ('' when training failed), ``id_weight``
+    other than l1, ``#r`` after either for training-seed replicate r > 0, ``ceiling``), ``family``,
+    ``checkpoint`` directory ('' when training failed), ``id_weight``
     (0 for the ceiling: it has no twin) and ``error`` (None when it trained)."""
 
     label: str
@@ -68,8 +77,8 @@ class ZooModel:
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
               stats: dict[str, Any], headlines: dict[str, Any] | None = None,
               audits: dict[str, Any] | None = None) -> list[ZooModel]:
-    """Train (or reuse) every zoo family x id_weight (x objective), and the ceiling, through the executor;
-    one ``ZooModel`` each."""
+    """Train (or reuse) every zoo family x id_weight (x objective) x replicate, and the ceiling (one), through
+    the executor; one ``ZooModel`` each."""
     if not cfg.zoo.families:
         return []
     from wmprobe.study.plan import TrainTask
@@ -80,8 +89,12 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     g = tuple(groups) if groups else None
     combos = dict.fromkeys((fam, float(w), obj if w else "l1")  # a frozen model has no +ID objective
                            for fam in cfg.zoo.families for w in cfg.zoo.id_weights for obj in cfg.zoo.all_objectives)
-    tasks = [TrainTask(f"{fam}-{w:g}-{obj}", fam, w, cfg.zoo.preset, obj, cfg.seed, str(pool.path), cfg.device,
-                       g if w else None) for fam, w, obj in combos]
+    # replicate r > 0 of a model: the same recipe with zoo seed seed + REPLICATE_STRIDE r (its own cache key)
+    reps = range(cfg.zoo.replicates)
+    tasks = [TrainTask(f"{fam}-{w:g}-{obj}" + (f"#{r}" if r else ""), fam, w, cfg.zoo.preset, obj,
+                       replicate_seed(cfg.seed, r), str(pool.path), cfg.device, g if w else None)
+             for r in reps for fam, w, obj in combos]
+    replicate = [r for r in reps for _ in combos] + [0]   # + the ceiling's (one model)
     if cfg.zoo.ceiling:
         tasks.append(TrainTask(CEILING, CEILING, 1.0, cfg.zoo.preset, "l1", cfg.seed, str(pool.path), cfg.device, g))
     # the ceiling trains ceiling_factor x the families' steps: submitted first (longest task first), it runs
@@ -91,17 +104,18 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     for i, o in zip(order, ex.map([tasks[i] for i in order], str(cache.root), "train zoo")):
         outcomes[i] = o
     out = []
-    for t, o in zip(tasks, outcomes):
+    for t, o, r in zip(tasks, outcomes, replicate):
         if t.family == CEILING:
             label, w = CEILING, 0.0
         else:
             label, w = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else ""), t.id_weight
+            label += f"{REPLICATE_MARK}{r}" if r else ""
         out.append(ZooModel(label, t.family, o.value if o.ok else "", w, None if o.ok else o.error))
         if not o.ok:
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
     stats["train"] = {"planned": len(tasks)}
     stats["zoo"] = {"id_groups": id_dims(pool, groups)[0], "id_groups_source": source, "ceiling": cfg.zoo.ceiling,
-                    "plateau": _plateaus(out)}
+                    "replicates": cfg.zoo.replicates, "plateau": _plateaus(out)}
     return out
 
 
