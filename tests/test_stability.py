@@ -156,3 +156,5 @@ def test_training_seed_replicates_count_once_as_their_mean():
     assert (t["replicates"] == 2).all() and t["r2_min"].lt(t["r2_max"]).all()
     assert train_sd_summary(t)["dynamic"] == pytest.approx(np.std([0.6, 0.4], ddof=1))
     assert replicate_table(run(truth)).empty
+    mine = run(truth).assign(encoder=lambda d: d["encoder"].replace({"pixels": "pixels#2"}))   # a user's label
+    assert "pixels#2" in set(collapse_replicates(summary_table(mine))["encoder"])

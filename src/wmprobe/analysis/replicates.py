@@ -12,12 +12,13 @@ import pandas as pd
 
 from wmprobe.analysis.cells import encoder_label, summary_table
 
-REPLICATE_SUFFIX = r"#\d+$"   # ``zoo:vae#2``: replicate 2 of ``zoo:vae`` (the label of replicate 0)
+REPLICATE_SUFFIX = r"^(zoo:.+)#\d+$"   # ``zoo:vae#2``: replicate 2 of ``zoo:vae`` (the label of replicate 0)
 
 
 def base_encoder(encoder: pd.Series) -> pd.Series:
-    """``zoo:vae#2 -> zoo:vae``; every other name unchanged."""
-    return encoder.astype(str).str.replace(REPLICATE_SUFFIX, "", regex=True)
+    """``zoo:vae#2 -> zoo:vae``; every other name unchanged (a label of your own ending in ``#2`` included:
+    only the zoo's models have replicates)."""
+    return encoder.astype(str).str.replace(REPLICATE_SUFFIX, r"\1", regex=True)
 
 
 def collapse_replicates(summary: pd.DataFrame) -> pd.DataFrame:
