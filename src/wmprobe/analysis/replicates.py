@@ -23,9 +23,9 @@ def base_encoder(encoder: pd.Series) -> pd.Series:
 
 def collapse_replicates(summary: pd.DataFrame) -> pd.DataFrame:
     """``summary_table`` rows with each model's replicates merged into one row (label of replicate 0): R2,
-    its CI bounds and every other mean column averaged over the replicates; ``replicates`` (how many) and
-    ``r2_train_sd`` (sample sd of the replicates' R2, ddof = 1; NaN for one replicate) added. Row order: by
-    R2 within each dataset, as ``summary_table``."""
+    its CI bounds and every other mean column averaged over the replicates; ``replicates`` (how many),
+    ``r2_train_sd`` (sample sd of the replicates' R2, ddof = 1; NaN for one replicate), ``r2_min`` and ``r2_max``
+    added. Row order: by R2 within each dataset, as ``summary_table``."""
     if summary.empty:
         return summary.assign(replicates=pd.Series(dtype=int), r2_train_sd=pd.Series(dtype=float))
     s = summary.assign(encoder=base_encoder(summary["encoder"]))
@@ -37,6 +37,7 @@ def collapse_replicates(summary: pd.DataFrame) -> pd.DataFrame:
     out[firsts] = g[firsts].first()
     out["replicates"] = g.size()
     out["r2_train_sd"] = g["r2"].std(ddof=1)
+    out["r2_min"], out["r2_max"] = g["r2"].min(), g["r2"].max()
     out = out.reset_index()
     out["label"] = encoder_label(out)
     return out.sort_values(["dataset", "r2"], ascending=[True, False]).reset_index(drop=True)
@@ -48,17 +49,12 @@ def replicate_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFram
     s = summary_table(df, dataset)
     if s.empty:
         return pd.DataFrame()
-    s = s.assign(base=base_encoder(s["encoder"]))
-    rep = s[s.groupby(["dataset", "base", "id_weight"])["encoder"].transform("size") > 1]
-    if rep.empty:
+    c = collapse_replicates(s)
+    c = c[c["replicates"] > 1]
+    if c.empty:
         return pd.DataFrame()
-    g = rep.groupby(["dataset", "base", "id_weight"], sort=False)
-    out = pd.DataFrame({"family": g["family"].first(), "r2": g["r2"].mean(), "r2_train_sd": g["r2"].std(ddof=1),
-                        "r2_min": g["r2"].min(), "r2_max": g["r2"].max(), "replicates": g.size()}).reset_index()
-    out = out.rename(columns={"base": "encoder"})
-    out["label"] = encoder_label(out)
     cols = ["dataset", "label", "family", "id_weight", "r2", "r2_train_sd", "r2_min", "r2_max", "replicates"]
-    return out[cols].sort_values(["dataset", "r2"], ascending=[True, False]).reset_index(drop=True)
+    return c[cols].reset_index(drop=True)
 
 
 def train_sd_summary(table: pd.DataFrame) -> dict[str, float]:

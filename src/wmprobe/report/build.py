@@ -75,8 +75,9 @@ def build(out: Path, dest: Path) -> Path:
                 "it must be near or below zero. '+ID gain' is R2 minus the frozen R2 of the same family. Click a "
                 "header to sort.</p>"]
         reps = A.replicate_table(df, ds)
+        train_sd = A.train_sd_summary(reps).get(ds, float("nan"))
         if not reps.empty:
-            body.append(_replicates_html(reps, tables / f"{_stem('replicates', ds, main)}.csv"))
+            body.append(_replicates_html(reps, train_sd, tables / f"{_stem('replicates', ds, main)}.csv"))
         verdict = V.dataset_verdict(df, summ, cfg, ds)
         body.append(audit_html(verdict.get("limits", {})))
         head = verdict.get("headline", {})
@@ -136,8 +137,7 @@ def build(out: Path, dest: Path) -> Path:
         findings.setdefault("per_dataset", {})[ds] = AF.dataset_findings(summ, par, rob)
         findings["per_dataset"][ds]["verdict"] = verdict
         if not reps.empty:
-            findings["per_dataset"][ds]["replicates"] = {"train_sd": A.train_sd_summary(reps).get(ds),
-                                                         "models": reps.to_dict("records")}
+            findings["per_dataset"][ds]["replicates"] = {"train_sd": train_sd, "models": reps.to_dict("records")}
         paper = A.paper_robustness(df, ds)
         if not paper.empty:
             findings["per_dataset"][ds]["paper_robustness"] = paper.to_dict("records")
@@ -183,15 +183,14 @@ def build(out: Path, dest: Path) -> Path:
     return path
 
 
-def _replicates_html(reps: pd.DataFrame, csv: Path) -> str:
+def _replicates_html(reps: pd.DataFrame, pooled: float, csv: Path) -> str:
     """The zoo's training-seed replicates (``zoo: {replicates: R}``): per model the mean R2 over its replicates
-    and their spread, written to ``csv`` and returned as an HTML table with its note."""
+    and their spread, written to ``csv`` and returned as an HTML table with its note (``pooled``: the pooled
+    training-seed sd, ``analysis.train_sd_summary``)."""
     reps.to_csv(csv, index=False)
     cols = ["label", "r2", "r2_train_sd", "r2_min", "r2_max", "replicates"]
     rows = [[_fmt(r[c], 0 if c == "replicates" else 3) if c != "label" else str(r[c]) for c in cols]
             for _, r in reps.iterrows()]
-    sd = A.train_sd_summary(reps)
-    pooled = next(iter(sd.values())) if sd else float("nan")
     return (table_html(["model", "R2 (mean of replicates)", "training-seed sd", "min", "max", "replicates"], rows,
                        [False, True, True, True, True, True])
             + f"<p class='note'>Each zoo model was trained with {int(reps['replicates'].max())} training seeds "

@@ -90,13 +90,16 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     combos = dict.fromkeys((fam, float(w), obj if w else "l1")  # a frozen model has no +ID objective
                            for fam in cfg.zoo.families for w in cfg.zoo.id_weights for obj in cfg.zoo.all_objectives)
     # replicate r > 0 of a model: the same recipe with zoo seed seed + REPLICATE_STRIDE r (its own cache key)
-    reps = range(cfg.zoo.replicates)
-    tasks = [TrainTask(f"{fam}-{w:g}-{obj}" + (f"#{r}" if r else ""), fam, w, cfg.zoo.preset, obj,
-                       replicate_seed(cfg.seed, r), str(pool.path), cfg.device, g if w else None)
-             for r in reps for fam, w, obj in combos]
-    replicate = [r for r in reps for _ in combos] + [0]   # + the ceiling's (one model)
+    tasks, labels = [], []
+    for r in range(cfg.zoo.replicates):
+        mark = f"{REPLICATE_MARK}{r}" if r else ""
+        for fam, w, obj in combos:
+            tasks.append(TrainTask(f"{fam}-{w:g}-{obj}{mark}", fam, w, cfg.zoo.preset, obj, replicate_seed(cfg.seed, r),
+                                   str(pool.path), cfg.device, g if w else None))
+            labels.append(f"zoo:{fam}" + (f"[{obj}]" if obj != "l1" else "") + mark)
     if cfg.zoo.ceiling:
         tasks.append(TrainTask(CEILING, CEILING, 1.0, cfg.zoo.preset, "l1", cfg.seed, str(pool.path), cfg.device, g))
+        labels.append(CEILING)
     # the ceiling trains ceiling_factor x the families' steps: submitted first (longest task first), it runs
     # beside the families instead of after them; results keep the order of ``tasks``
     order = sorted(range(len(tasks)), key=lambda i: tasks[i].family != CEILING)
@@ -104,12 +107,8 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     for i, o in zip(order, ex.map([tasks[i] for i in order], str(cache.root), "train zoo")):
         outcomes[i] = o
     out = []
-    for t, o, r in zip(tasks, outcomes, replicate):
-        if t.family == CEILING:
-            label, w = CEILING, 0.0
-        else:
-            label, w = f"zoo:{t.family}" + (f"[{t.objective}]" if t.objective != "l1" else ""), t.id_weight
-            label += f"{REPLICATE_MARK}{r}" if r else ""
+    for t, o, label in zip(tasks, outcomes, labels):
+        w = 0.0 if t.family == CEILING else t.id_weight   # the ceiling has no frozen twin
         out.append(ZooModel(label, t.family, o.value if o.ok else "", w, None if o.ok else o.error))
         if not o.ok:
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
