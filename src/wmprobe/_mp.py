@@ -26,6 +26,8 @@ import time
 import types
 from typing import Iterator, Sequence
 
+from wmprobe._malloc import keep_freed_memory
+
 PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 1.0
 
@@ -81,6 +83,7 @@ class _Owned:
 
     def run(self) -> None:
         die_with_owner(self._wmprobe_owner)
+        keep_freed_memory()   # no page faults per training step (_malloc)
         super().run()  # type: ignore[misc]   # a mixin: the Process class after it in the MRO has run()
 
 

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+from wmprobe._malloc import keep_freed_memory
 from wmprobe.cli import data, misc, probe, study, zoo
 from wmprobe.cli._common import FAILED_TASKS, OVERRIDES_HELP, SEED_MAX, at_least, device_name
 from wmprobe.cli.data import cmd_data
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.overrides = [*args.overrides, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    keep_freed_memory()   # glibc reuses freed tensor memory instead of faulting in new pages (_malloc)
     quiet_before = os.environ.get("WMPROBE_QUIET")
     if args.quiet:   # worker processes inherit it; restored after the command (main() called in-process)
         os.environ["WMPROBE_QUIET"] = "1"
