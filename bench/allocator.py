@@ -29,8 +29,7 @@ from pathlib import Path
 from wmprobe.data.sim import cached_generate
 
 WORKER = """
-import json, resource, sys, tempfile, time
-import torch
+import json, resource, sys, tempfile
 from wmprobe._malloc import keep_freed_memory
 from wmprobe import zoo
 from wmprobe.data.store import open_cached
