@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with Python 3.11 and pip:
-#   make demo   install into .venv, then run `wmprobe demo`
+#   make demo   install into .venv what the demo needs, then run `wmprobe demo` (`make install`: every extra)
 #   make test   install into .venv (with test extras), then run the whole test suite
 #   make lint   ruff (src/, tests/) and mypy (the package; strict on the core modules), as CI runs them
 PY ?= python3
@@ -7,6 +7,7 @@ VENV ?= .venv
 PIP := $(VENV)/bin/pip
 OUT ?= wmprobe-demo
 STAMP := $(VENV)/.installed
+ALL_STAMP := $(VENV)/.installed-all
 
 .PHONY: demo test lint install clean bench
 
@@ -14,12 +15,19 @@ $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# what `wmprobe demo` needs: the core and the `fidelity` extra (SSIM); not the research stacks (transformers,
+# diffusers, ray, submitit, av, h5py: ~30 s more of a fresh install that the demo never imports)
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[all]"
+	$(PIP) install -q -c constraints.txt -e ".[fidelity]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# every extra a research run may use (`pip install -e ".[all]"`: hf, formats, dist, fidelity)
+$(ALL_STAMP): $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[all]"
+	touch $@
+
+install: $(ALL_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/wmprobe demo --out $(OUT)

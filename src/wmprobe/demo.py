@@ -11,7 +11,7 @@
 5. Fit the decoder probe on frozen latents for fidelity (PSNR/SSIM), write records and the report.
 
 Presets size the run: ``tiny`` (a smoke study in about a minute, used by tests), ``demo`` (the default,
-<= ~6 minutes on 2 quiet cores), ``compare`` (<= 45 minutes on 2 cores: the frozen families compared with
+~9 minutes on 2 quiet cores), ``compare`` (<= 45 minutes on 2 cores: the frozen families compared with
 CIs) and ``paper`` (a GPU or a cluster); each is one file ``wmprobe/presets/NAME.yaml`` (its ``study`` section
 is the study run here; study/presets.py), docs/zoo.md says what each can and cannot show. Everything is
 deterministic for a seed.

@@ -684,16 +684,17 @@ def test_id_groups_come_from_the_config_else_the_audit(tmp_path):
     assert zoo_id_groups(load_config({**doc, "zoo": {"families": ["vae"]}}), datasets, heads, {})[0] is None
 
 
-def test_the_zoo_stage_submits_the_ceiling_first_and_keeps_the_models_in_config_order(tmp_path):
-    """The ceiling trains ceiling_factor x the families' steps: started first it overlaps them on a worker
-    pool; the models come back in the config's order whatever order the executor ran them in."""
+def test_the_zoo_stage_submits_the_longest_models_first_and_keeps_the_models_in_config_order(tmp_path):
+    """Longest expected task first (``zoo_train.expected_cost``): at the demo budget the ceiling (12 x the
+    families' steps) starts first and overlaps the families on a worker pool, then +ID before frozen models;
+    at ceiling_factor 1 the ceiling is the cheapest. The models come back in the config's order whatever
+    order the executor ran them in."""
     from wmprobe.data.splits import study_splits
     from wmprobe.study.attempt import Outcome
     from wmprobe.study.config import load_config
     from wmprobe.study.zoo_train import train_zoo
     a, b = _suites(tmp_path)
     sp = study_splits({"a": a, "b": b}, seed=0)
-    cfg = load_config({"preset": "tiny", "zoo": {"families": ["vae", "vjepa"], "id_weights": [0.0, 1.0]}})
 
     class Recorder:
         submitted: list = []
@@ -702,12 +703,16 @@ def test_the_zoo_stage_submits_the_ceiling_first_and_keeps_the_models_in_config_
             self.submitted = list(tasks)
             return [Outcome(True, value=f"/ckpt/{t.family}-{t.id_weight:g}") for t in tasks]
 
-    ex, stats = Recorder(), {"failures": []}
-    models = train_zoo(cfg, {"a": (a, sp["a"]), "b": (b, sp["b"])}, Cache(tmp_path / "cache"), ex, stats)
-    assert [t.family for t in ex.submitted] == ["ceiling", "vae", "vae", "vjepa", "vjepa"]
-    assert [(m.label, m.id_weight, m.checkpoint) for m in models] == [
-        ("zoo:vae", 0.0, "/ckpt/vae-0"), ("zoo:vae", 1.0, "/ckpt/vae-1"), ("zoo:vjepa", 0.0, "/ckpt/vjepa-0"),
-        ("zoo:vjepa", 1.0, "/ckpt/vjepa-1"), ("ceiling", 0.0, "/ckpt/ceiling-1")]
+    for zoo_preset, first, rest in [("demo", ["ceiling"], []), ("tiny", [], ["ceiling"])]:
+        cfg = load_config({"preset": "tiny", "zoo": {"families": ["vae", "vjepa"], "id_weights": [0.0, 1.0],
+                                                     "preset": zoo_preset}})
+        ex, stats = Recorder(), {"failures": []}
+        models = train_zoo(cfg, {"a": (a, sp["a"]), "b": (b, sp["b"])}, Cache(tmp_path / "cache"), ex, stats)
+        assert [(t.family, t.id_weight) for t in ex.submitted] == [(f, 1.0) for f in first] + [
+            ("vae", 1.0), ("vjepa", 1.0), ("vae", 0.0), ("vjepa", 0.0)] + [(f, 1.0) for f in rest]
+        assert [(m.label, m.id_weight, m.checkpoint) for m in models] == [
+            ("zoo:vae", 0.0, "/ckpt/vae-0"), ("zoo:vae", 1.0, "/ckpt/vae-1"), ("zoo:vjepa", 0.0, "/ckpt/vjepa-0"),
+            ("zoo:vjepa", 1.0, "/ckpt/vjepa-1"), ("ceiling", 0.0, "/ckpt/ceiling-1")]
 
 
 def test_zoo_replicates_train_each_model_with_its_own_seed_and_label(tmp_path):

@@ -46,12 +46,32 @@ def _digest(plan) -> str:
 def test_default_plan_and_its_cache_keys_are_unchanged():
     # digest of the plan's keys: a change here invalidates every cached cell. It changed on purpose when the
     # headline groups (what `r2` averages) entered every probe cell's key, and when ridge cells got
-    # ridge.VERSION (alpha per target dim); `corrupt_train` never changes it
+    # ridge.VERSION (alpha per target dim), and when fidelity cells got their decoder's settings (they had only
+    # the preset's name, so an edited decoder section served stale scores); `corrupt_train` never changes it
     plan = _synthetic_plan()
     assert plan.summary() == {"extract": 10, "probe": 32, "fidelity": 2}
-    assert _digest(plan) == "136366c9390365d4fbf5484a2e677dbab8202346c57fe8e6fdc119e706034019"
+    assert _digest(plan) == "d8627b28f4aeb7312d46f4a3de6f28070ec886e535de4fd02d4ac82653d2ae1a"
     assert _digest(_synthetic_plan(corrupt_train=False)) == _digest(plan)
     assert all(not t.augmented for t in plan.probe)
+
+
+def test_a_fidelity_key_follows_the_decoder_settings_not_only_the_preset_name(monkeypatch):
+    """Editing a preset's decoder section (here one more step) must give new fidelity keys: the old key held
+    only the preset's name, and a rerun served the scores of the old decoder from the cache."""
+    from wmprobe import presets
+    before = [t.key for t in _synthetic_plan().fidelity]
+    real = presets.read
+
+    def edited(name):
+        doc = real(name)
+        doc["decoder"] = {**doc["decoder"], "steps": doc["decoder"]["steps"] + 1}
+        return doc
+
+    monkeypatch.setattr(presets, "read", edited)
+    after = [t.key for t in _synthetic_plan().fidelity]
+    assert len(before) == len(after) == 2 and not set(before) & set(after)
+    monkeypatch.setattr(presets, "read", real)
+    assert [t.key for t in _synthetic_plan().fidelity] == before
 
 
 def test_corrupt_train_adds_train_shards_and_one_fit_per_corruption():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from wmprobe import presets
 from wmprobe.probes.spec import ProbeSpec, probe_spec
 from wmprobe.study.cache import content_key
 from wmprobe.study.dry_run import describe_study, estimate
@@ -58,6 +59,11 @@ def extract_key(enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int], corrup
 def _imagines(enc: EncoderRef) -> bool:
     """Whether ``enc`` gets imagined-latent probe cells: a zoo world model, or an encoder with ``imagine``."""
     return (enc.family in IMAGINING_FAMILIES or enc.imagines) and enc.frames_per_step == 1
+
+
+def _decoder_settings(name: str) -> Any:
+    """The ``decoder`` section of preset ``name`` (width, blocks, steps, batch, lr), part of a fidelity key."""
+    return presets.read(name).get("decoder")
 
 
 def _extract_shards(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int],
@@ -163,8 +169,10 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                        for corr, keys in tests if corr != "clean" and cfg.corrupt_train]
             _probe_tasks(plan, cfg, enc, ds, clean, tests, augment)
             if fidelity:
+                # the decoder's settings, not only its preset's name: editing a preset file retrains
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": list(clean),
-                                   "preset": cfg.fidelity_preset, "split": list(ds.test), "seed": 0})
+                                   "preset": cfg.fidelity_preset, "decoder": _decoder_settings(cfg.fidelity_preset),
+                                   "split": list(ds.test), "seed": 0})
                 plan.fidelity.append(FidelityTask(key, enc, ds, clean, cfg.fidelity_preset))
             if cfg.control:
                 from wmprobe.study.control import plan_control

@@ -74,6 +74,24 @@ class ZooModel:
     error: str | None = None
 
 
+#: seconds per step of each family relative to the VAE's (one thread, the demo preset, measured on seed 21's
+#: pool on a 2-core AVX2 machine); +ID costs ``ID_COST`` x its frozen twin (1.0-1.5, mean 1.31 there), the
+#: ceiling (a trunk and a head) ~0.45 of a VAE step. Only a scheduling hint: a wrong value costs wall time,
+#: never a different result (each model's training is seeded by its own recipe); an unknown family counts 1.
+STEP_COST = {"dynamics-actin": 1.45, "dynamics": 1.2, "diffusion": 1.15, "image-ssl": 1.05, "videomae": 1.05,
+             "vae": 1.0, "vjepa": 0.85, "ceiling": 0.45}
+ID_COST = 1.3
+
+
+def expected_cost(family: str, id_weight: float, ceiling_factor: float) -> float:
+    """Relative seconds of one zoo training task: the families train the preset's steps, the ceiling
+    ``ceiling_factor`` times as many (zoo/ceiling.py)."""
+    from wmprobe.zoo import CEILING
+    if family == CEILING:
+        return STEP_COST[CEILING] * ceiling_factor
+    return STEP_COST.get(family, 1.0) * (ID_COST if id_weight else 1.0)
+
+
 def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cache, ex: Any,
               stats: dict[str, Any], headlines: dict[str, Any] | None = None,
               audits: dict[str, Any] | None = None) -> list[ZooModel]:
@@ -82,7 +100,7 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     if not cfg.zoo.families:
         return []
     from wmprobe.study.plan import TrainTask
-    from wmprobe.zoo import CEILING, id_dims
+    from wmprobe.zoo import CEILING, PRESETS, id_dims
     pool = pretraining_pool(datasets, cache)
     groups, source = zoo_id_groups(cfg, datasets, headlines, audits)
     id_dims(pool, groups)   # an unknown group is one ConfigError here, not a failure in every training task
@@ -100,9 +118,10 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     if cfg.zoo.ceiling:
         tasks.append(TrainTask(CEILING, CEILING, 1.0, cfg.zoo.preset, "l1", cfg.seed, str(pool.path), cfg.device, g))
         labels.append(CEILING)
-    # the ceiling trains ceiling_factor x the families' steps: submitted first (longest task first), it runs
-    # beside the families instead of after them; results keep the order of ``tasks``
-    order = sorted(range(len(tasks)), key=lambda i: tasks[i].family != CEILING)
+    # longest expected task first (the ceiling, ceiling_factor x the families' steps, usually), so that the
+    # workers finish together instead of one idling through the last long task; results keep ``tasks``' order
+    ceiling_factor = getattr(PRESETS.get(cfg.zoo.preset), "ceiling_factor", 1)
+    order = sorted(range(len(tasks)), key=lambda i: -expected_cost(tasks[i].family, tasks[i].id_weight, ceiling_factor))
     outcomes: list[Any] = [None] * len(tasks)
     for i, o in zip(order, ex.map([tasks[i] for i in order], str(cache.root), "train zoo")):
         outcomes[i] = o
