@@ -220,7 +220,8 @@ def data_limits(cfg: dict, dataset: str) -> dict[str, Any]:
     """What the data cannot tell, from config.yaml: the headline groups and where they came from (``headline``:
     the study's resolution; ``audit``: the action-space audit's evidence), every left-out group with its reason
     (the audit's own reasons where it judged the group, else the resolution's), the groups kept in the headline
-    although the audit found them unidentifiable, and the leakage check (absent keys: not checked)."""
+    although the audit found them unidentifiable, the leakage check and the zoo's convergence
+    (``zoo_convergence``; absent keys: not checked)."""
     out: dict[str, Any] = {}
     head, audit = _find(cfg, "headline"), _find(cfg, "audit")
     h = head.get(dataset) if isinstance(head, dict) else None
@@ -251,7 +252,29 @@ def data_limits(cfg: dict, dataset: str) -> dict[str, Any]:
     if isinstance(leak, dict) and "ok" in leak:
         out["leakage"] = {"ok": bool(leak["ok"]), "problems": [str(p) for p in leak.get("problems") or []],
                           "checked": leak.get("checked", {})}
+    run = _find(cfg, "run")
+    zoo = run.get("zoo") if isinstance(run, dict) else None
+    plateau = zoo.get("plateau") if isinstance(zoo, dict) else None
+    if isinstance(plateau, dict) and plateau:
+        out["convergence"] = zoo_convergence(plateau)
     return out
+
+
+def zoo_convergence(plateau: dict) -> dict[str, Any]:
+    """Did the zoo's training losses flatten? From config.yaml ``run.zoo.plateau`` (``{model: plateau of its
+    loss, with "id": plateau of its +ID term}``, ``zoo.plateau``): ``models`` counted, ``flat`` (every loss
+    of the model flattened) and ``not_flat``, one entry per loss that did not: ``model``, ``loss`` (``family``:
+    the model's own loss, the ceiling's being its +ID loss; ``+ID``: the +ID term), ``tail_share``, ``trend``.
+    A model whose loss still falls is measured at this budget, not at what its family can reach."""
+    not_flat = []
+    models = {str(m): e for m, e in plateau.items() if isinstance(e, dict)}
+    for m, e in models.items():
+        for loss, p in (("family", e), ("+ID", e.get("id"))):
+            if isinstance(p, dict) and p.get("plateaued") is False:
+                not_flat.append({"model": m, "loss": loss, "tail_share": p.get("tail_share"),
+                                 "trend": p.get("trend")})
+    return {"models": len(models), "flat": len(models) - len({x["model"] for x in not_flat}),
+            "not_flat": not_flat}
 
 
 def headline_facts(df: pd.DataFrame, dataset: str) -> dict[str, Any]:

@@ -76,6 +76,25 @@ def test_data_limits_read_the_audit_and_the_leakage_check():
     assert V.data_limits(shaped, "d")["audit"]["left_out"] == {"rotation": "unseen"}
 
 
+def test_data_limits_say_which_zoo_losses_had_not_flattened():
+    from wmprobe.report.text import convergence_sentence
+    flat = {"tail_share": 0.01, "plateaued": True, "trend": "flat"}
+    plateau = {"zoo:vae": flat, "zoo:vae +ID1": {**flat, "id": {"tail_share": 0.2, "plateaued": False,
+                                                                 "trend": "falling"}},
+               "zoo:vjepa": {"tail_share": -0.3, "plateaued": False, "trend": "rising"}, "ceiling": flat}
+    cv = V.data_limits({"config": {"run": {"zoo": {"plateau": plateau}}}}, "d")["convergence"]
+    assert cv["models"] == 4 and cv["flat"] == 2
+    assert cv["not_flat"] == [{"model": "zoo:vae +ID1", "loss": "+ID", "tail_share": 0.2, "trend": "falling"},
+                              {"model": "zoo:vjepa", "loss": "family", "tail_share": -0.3, "trend": "rising"}]
+    text = convergence_sentence(cv)
+    assert "2 of 4 models flattened" in text and "zoo:vae +ID1 (+ID loss falling: 0.20" in text
+    assert "zoo:vjepa (family loss rising: -0.30" in text
+    all_flat = V.data_limits({"config": {"run": {"zoo": {"plateau": {"zoo:vae": flat}}}}}, "d")["convergence"]
+    assert convergence_sentence(all_flat).startswith("Zoo training: the model's losses flattened")
+    assert "all 2 models flattened" in convergence_sentence({"models": 2, "flat": 2, "not_flat": []})
+    assert "convergence" not in V.data_limits({"config": {"run": {}}}, "d")     # no zoo: nothing claimed
+
+
 def test_data_limits_combine_the_studys_choice_with_the_audits_evidence():
     groups = {"translation": {"axes": ["x", "y", "z"], "identifiable": True, "reasons": []},
               "rotation": {"axes": ["yaw"], "identifiable": False, "reasons": ["state ceiling R2 0.130 < 0.5"]},

@@ -150,10 +150,24 @@ def verdict_sentences(v: dict[str, Any], ds: str) -> list[str]:
                    "<span class='bad'>The leakage check FAILED: " + esc("; ".join(lk["problems"])) + ".</span>")
     else:
         out.append("No leakage check was recorded.")
+    if "convergence" in lim:
+        out.append(convergence_sentence(lim["convergence"]))
     small = small_data_sentence(h.get("test_episodes"))
     if small:
         out.append(esc(small))
     return out
+
+
+def convergence_sentence(cv: dict[str, Any]) -> str:
+    """The zoo's convergence (``verdict.zoo_convergence``) in words: which losses still changed at the end."""
+    n, flat, bad = cv.get("models", 0), cv.get("flat", 0), cv.get("not_flat") or []
+    if not bad:
+        return (f"Zoo training: the losses of all {n} models flattened by the end of their budget." if n != 1 else
+                "Zoo training: the model's losses flattened by the end of its budget.")
+    what = "; ".join(f"{esc(x['model'])} ({esc(x['loss'])} loss {esc(x.get('trend') or 'not flat')}: "
+                     f"{_n(x.get('tail_share'))} of its drop came in the last 20 % of steps)" for x in bad)
+    return (f"<span class='bad'>Zoo training: the losses of {flat} of {n} models flattened; not yet: {what}. "
+            "Those models are measured at this budget, not at what their family can reach.</span>")
 
 
 def _yes(v: Any) -> str:
