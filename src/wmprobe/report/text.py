@@ -166,8 +166,9 @@ def convergence_sentence(cv: dict[str, Any]) -> str:
                 "Zoo training: the model's losses flattened by the end of its budget.")
     what = "; ".join(f"{esc(x['model'])} ({esc(x['loss'])} loss {esc(x.get('trend') or 'not flat')}: "
                      f"{_n(x.get('tail_share'))} of its drop came in the last 20 % of steps)" for x in bad)
+    who = "That model is" if len({x["model"] for x in bad}) == 1 else "Those models are"
     return (f"<span class='bad'>Zoo training: the losses of {flat} of {n} models flattened; not yet: {what}. "
-            "Those models are measured at this budget, not at what their family can reach.</span>")
+            f"{who} measured at this budget, not at what their family can reach.</span>")
 
 
 def _yes(v: Any) -> str:
