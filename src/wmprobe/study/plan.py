@@ -61,11 +61,6 @@ def _imagines(enc: EncoderRef) -> bool:
     return (enc.family in IMAGINING_FAMILIES or enc.imagines) and enc.frames_per_step == 1
 
 
-def _decoder_settings(name: str) -> Any:
-    """The ``decoder`` section of preset ``name`` (width, blocks, steps, batch, lr), part of a fidelity key."""
-    return presets.read(name).get("decoder")
-
-
 def _extract_shards(plan: Plan, cfg: Any, enc: EncoderRef, ds: DatasetRef, episodes: Sequence[int],
                     corruption: str, tokens: bool) -> tuple[str, ...]:
     """Append one ExtractTask per shard of ``episodes`` under ``corruption``; returns the shards' keys."""
@@ -157,6 +152,9 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                 plan.control.append(st)
     attentive = any(probe_spec(p).needs_tokens for p in cfg.probes)   # e.g. attentive probes read tokens
     corrupt_sets = set(cfg.corrupt_datasets) if cfg.corrupt_datasets is not None else {d.name for d in datasets}
+    # a fidelity key holds the decoder's settings (width, blocks, steps, batch, lr), not only its preset's name:
+    # editing a preset file retrains; read once, not per cell
+    decoder = presets.read(cfg.fidelity_preset).get("decoder") if cfg.fidelity else None
     for ds in datasets:
         fidelity = cfg.fidelity and (cfg.fidelity_datasets is None or ds.name in cfg.fidelity_datasets)
         for enc in encoders:
@@ -169,10 +167,9 @@ def plan_study(cfg: Any, encoders: Sequence[EncoderRef], datasets: Sequence[Data
                        for corr, keys in tests if corr != "clean" and cfg.corrupt_train]
             _probe_tasks(plan, cfg, enc, ds, clean, tests, augment)
             if fidelity:
-                # the decoder's settings, not only its preset's name: editing a preset file retrains
                 key = content_key({"task": "fidelity", "v": TASK_VERSION, "clean": list(clean),
-                                   "preset": cfg.fidelity_preset, "decoder": _decoder_settings(cfg.fidelity_preset),
-                                   "split": list(ds.test), "seed": 0})
+                                   "preset": cfg.fidelity_preset, "decoder": decoder, "split": list(ds.test),
+                                   "seed": 0})
                 plan.fidelity.append(FidelityTask(key, enc, ds, clean, cfg.fidelity_preset))
             if cfg.control:
                 from wmprobe.study.control import plan_control
