@@ -256,3 +256,13 @@ def test_report_shows_the_zoos_training_seed_replicates(tmp_path):
     f = json.loads((tmp_path / "findings.json").read_text())["per_dataset"]["dynamic"]["replicates"]
     assert len(f["models"]) == 6 and 0.02 < f["train_sd"] < 0.08
     assert "training-seed sd" in html and "zoo:vae#1" in html
+    assert "2 training seeds each" in html
+    # `zoo.replicate_weights: [0]`: only the frozen models have a replicate; the table lists those alone
+    rows = fake_records()
+    rows += [dict(r, encoder=r["encoder"] + "#1", r2=r["r2"] + 0.05)
+             for r in rows if str(r["encoder"]).startswith("zoo:") and not r["id_weight"]]
+    write_records(rows, tmp_path / "frozen", CONFIG)
+    html = build_report(tmp_path / "frozen").read_text()
+    reps = pd.read_csv(tmp_path / "frozen" / "tables" / "replicates.csv")
+    assert set(reps["label"]) == {"zoo:vae", "zoo:vjepa", "zoo:image-ssl"} and (reps["replicates"] == 2).all()
+    assert "a zoo model not listed here was trained once" in html

@@ -743,5 +743,16 @@ def test_zoo_replicates_train_each_model_with_its_own_seed_and_label(tmp_path):
     assert estimate(cfg)["zoo_models"] == 7
     with pytest.raises(ConfigError, match="replicates"):
         load_config({"preset": "tiny", "zoo": {"families": ["vae"], "replicates": 0}})
+    # only the frozen models replicated (`replicate_weights`): the +ID model and the ceiling once each
+    cfg = load_config({"preset": "tiny", "seed": 7, "zoo": {"families": ["vae", "vjepa"], "id_weights": [0.0, 1.0],
+                                                            "replicates": 2, "replicate_weights": [0]}})
+    models = train_zoo(cfg, {"a": (a, sp["a"]), "b": (b, sp["b"])}, Cache(tmp_path / "c"), ex, {"failures": []})
+    assert [(m.label, m.id_weight) for m in models] == [
+        ("zoo:vae", 0.0), ("zoo:vae", 1.0), ("zoo:vjepa", 0.0), ("zoo:vjepa", 1.0), ("zoo:vae#1", 0.0),
+        ("zoo:vjepa#1", 0.0), ("ceiling", 0.0)]
+    assert sorted(t.seed for t in ex.submitted if t.id_weight == 0) == [7, 7, 1007, 1007]
+    assert estimate(cfg)["zoo_models"] == 7
+    with pytest.raises(ConfigError, match=r"zoo.replicate_weights\[1\].*0.5 is not one of zoo.id_weights"):
+        load_config({"preset": "tiny", "zoo": {"families": ["vae"], "replicates": 2, "replicate_weights": [0, 0.5]}})
     (tmp_path / "s.yaml").write_text("preset: tiny\nzoo:\n  families: [vae]\n  replicates: 1.5\n")
     assert any(p.where == "zoo.replicates" and p.line == 4 for p in validate(tmp_path / "s.yaml"))

@@ -193,11 +193,18 @@ def _replicates_html(reps: pd.DataFrame, pooled: float, csv: Path) -> str:
             for _, r in reps.iterrows()]
     return (table_html(["model", "R2 (mean of replicates)", "training-seed sd", "min", "max", "replicates"], rows,
                        [False, True, True, True, True, True])
-            + f"<p class='note'>Each zoo model was trained with {int(reps['replicates'].max())} training seeds "
-              f"(rows 'zoo:FAMILY#r' above are replicate r). The pooled training-seed sd is {pooled:.3f}: two "
+            + f"<p class='note'>The models of this table were trained with {_seeds(reps['replicates'])} "
+              f"(rows 'zoo:FAMILY#r' above are replicate r); a zoo model not listed here was trained once (the "
+              f"study's `zoo.replicate_weights`). The pooled training-seed sd is {pooled:.3f}: two "
               "models whose R2 differ by less than about twice that are not told apart by this budget, whatever "
               "their bootstrap CIs say (those cover the test episodes, not the training run). `wmprobe stability` "
               "ranks the replicate means.</p>")
+
+
+def _seeds(counts: pd.Series) -> str:
+    """``2 training seeds each`` (or ``2-3 training seeds``) for the replicate counts of the table's models."""
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{hi} training seeds each" if lo == hi else f"{lo}-{hi} training seeds"
 
 
 def _json_default(o: object) -> object:

@@ -11,6 +11,7 @@ and reports with ``c.bad`` at the key a user would change:
 - ``layers``: layers every encoder without its own ``layers`` has (where knowable without a model);
 - ``device``: available here, unless a cluster executor runs the study elsewhere;
 - ``headline_groups``: groups each dataset declares (docs/protocol.md, "Headline groups");
+- ``zoo.replicate_weights``: id_weights of the zoo (a weight it does not train would replicate nothing);
 - ``control.datasets``: names of the study's datasets (the section's own keys are declared in study/schema.py);
   ``control.replan`` at most ``control.chunk``.
 """
@@ -20,8 +21,8 @@ from typing import Any, Mapping, Sequence
 
 from wmprobe.study.checker import Checker, get
 from wmprobe.study.checks import check_device, check_store_splits, study_layers_apply
-from wmprobe.study.fields import is_int
-from wmprobe.study.schema import StudyConfig
+from wmprobe.study.fields import is_int, is_num
+from wmprobe.study.schema import StudyConfig, ZooCfg
 from wmprobe.study.sections import Facts
 
 #: keys whose problems do not stop the store split from being tried (opening every store is slow, so with a
@@ -39,6 +40,7 @@ def cross_check(c: Checker, doc: dict[str, Any], facts: Facts) -> dict[str, Any]
     """Run every cross-field check; returns the resolved ``control`` section (None when off)."""
     names = [d.name for d in facts.datasets]
     check_encoders_or_zoo(c, doc)
+    check_replicate_weights(c, doc)
     if facts.stores and all(facts.stores.values()) \
             and all(_top(p.where) in _SPLIT_INDEPENDENT for p in c.problems):
         stores = {w: s for w, s in facts.stores.items() if s is not None}
@@ -86,6 +88,20 @@ def check_encoders_or_zoo(c: Checker, doc: dict[str, Any]) -> None:
     zoo = doc.get("zoo") or {}
     if not doc.get("encoders") and not (isinstance(zoo, dict) and zoo.get("families")):
         c.bad("encoders", "name at least one encoder (or zoo families)")
+
+
+def check_replicate_weights(c: Checker, doc: dict[str, Any]) -> None:
+    """``zoo.replicate_weights`` (once a list of numbers) names id_weights that the zoo trains."""
+    zoo = doc.get("zoo")
+    chosen = zoo.get("replicate_weights") if isinstance(zoo, dict) else None
+    weights = get(zoo, "id_weights", ZooCfg)
+    if not (isinstance(chosen, list) and isinstance(weights, (list, tuple))):
+        return
+    known = {float(w) for w in weights if is_num(w)}
+    for i, w in enumerate(chosen):
+        if is_num(w) and float(w) not in known:
+            c.bad(f"zoo.replicate_weights[{i}]", f"{w} is not one of zoo.id_weights {list(weights)}: only "
+                                                 "models the zoo trains can have replicates")
 
 
 def check_dataset_names(c: Checker, doc: dict[str, Any], names: list[str]) -> None:

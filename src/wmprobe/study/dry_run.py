@@ -13,8 +13,9 @@ from wmprobe.study.task_types import IMAGINING_FAMILIES
 def estimate(cfg: Any) -> dict[str, Any]:
     """Work of a study from its config alone (no data generated, no model loaded)."""
     from wmprobe.data.store import EpisodeStore
-    per_family = len({(w, o if w else "l1") for w in cfg.zoo.id_weights for o in cfg.zoo.all_objectives})
-    per_family *= cfg.zoo.replicates   # training-seed replicates: each is its own encoder
+    # training-seed replicates: each is its own encoder (only the `replicate_weights` models get them)
+    per_family = sum(cfg.zoo.replicates_of(w)
+                     for w, _ in {(w, o if w else "l1") for w in cfg.zoo.id_weights for o in cfg.zoo.all_objectives})
     zoo_models = len(cfg.zoo.families) * per_family + int(bool(cfg.zoo.families) and cfg.zoo.ceiling)
     encoders = len(cfg.encoders) + zoo_models
     world_models = len([f for f in cfg.zoo.families if f in IMAGINING_FAMILIES]) * per_family   # imagined cells
@@ -69,7 +70,9 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
              f"  encoders: {', '.join(e.shown for e in cfg.encoders) or '-'}"
              + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)}"
                 + (f" x objectives {list(cfg.zoo.all_objectives)} " if cfg.zoo.objectives else " ")
-                + (f"x {cfg.zoo.replicates} training seeds " if cfg.zoo.replicates > 1 else "")
+                + (f"x {cfg.zoo.replicates} training seeds "
+                   + (f"(id_weight {list(cfg.zoo.replicate_weights)} only) " if cfg.zoo.replicate_weights is not None
+                      else "") if cfg.zoo.replicates > 1 else "")
                 +
                 f"({est['zoo_models']} models{' incl. the ceiling' if cfg.zoo.ceiling else ''}, "
                 f"zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),

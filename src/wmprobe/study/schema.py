@@ -154,6 +154,10 @@ class ZooCfg:
     replicates: int = setting(1, integer(at_least(1), at_most(16)),
                               doc="training seeds per zoo model: replicate r > 0 is labelled `zoo:FAMILY#r` and "
                                   "trains with zoo seed `seed + 1000 r` (docs/zoo.md \"Training-seed replicates\")")
+    replicate_weights: tuple[float, ...] | None = setting(
+        None, listing("a list of numbers (id_weights of this zoo)", items=number(at_least(0)), none="ok"),
+        doc="the id_weights whose models get the `replicates` (None: every model; [0]: only the frozen ones, "
+            "whose order is the one a training seed moves: docs/zoo.md \"Training-seed replicates\")")
     id_groups: tuple[str, ...] | None = setting(None, listing("a list of action group names",
                                                               Constraint(_group_names), none="ok"),
                                                 doc="action groups +ID trains on (None: the headline groups)")
@@ -161,6 +165,13 @@ class ZooCfg:
     @property
     def all_objectives(self) -> tuple[str, ...]:
         return self.objectives or (self.objective,)
+
+    def replicates_of(self, id_weight: float) -> int:
+        """Training seeds of the models at ``id_weight``: ``replicates``, or 1 for a weight that
+        ``replicate_weights`` leaves out."""
+        if self.replicate_weights is None or float(id_weight) in {float(w) for w in self.replicate_weights}:
+            return self.replicates
+        return 1
 
 
 #: the keys of ``executor.submitit`` (the others are passed to submitit as they are)

@@ -112,6 +112,8 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
     for r in range(cfg.zoo.replicates):
         mark = f"{REPLICATE_MARK}{r}" if r else ""
         for fam, w, obj in combos:
+            if r >= cfg.zoo.replicates_of(w):   # `replicate_weights` leaves this weight at one replicate
+                continue
             tasks.append(TrainTask(f"{fam}-{w:g}-{obj}{mark}", fam, w, cfg.zoo.preset, obj, replicate_seed(cfg.seed, r),
                                    str(pool.path), cfg.device, g if w else None))
             labels.append(f"zoo:{fam}" + (f"[{obj}]" if obj != "l1" else "") + mark)
@@ -133,7 +135,9 @@ def train_zoo(cfg: StudyConfig, datasets: dict[str, tuple[Any, Any]], cache: Cac
             stats["failures"].append({"task": t.describe(), "error": o.error, "attempts": o.attempts})
     stats["train"] = {"planned": len(tasks)}
     stats["zoo"] = {"id_groups": id_dims(pool, groups)[0], "id_groups_source": source, "ceiling": cfg.zoo.ceiling,
-                    "replicates": cfg.zoo.replicates, "plateau": _plateaus(out)}
+                    "replicates": cfg.zoo.replicates,
+                    "replicate_weights": None if cfg.zoo.replicate_weights is None else list(cfg.zoo.replicate_weights),
+                    "plateau": _plateaus(out)}
     return out
 
 
