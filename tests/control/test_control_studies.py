@@ -30,6 +30,7 @@ def test_compare_control_study_rolls_out_train_tasks_of_the_compare_split():
     task-OOD split trains on (none of the held-out test tasks), with several policy seeds."""
     cfg = load_config(_studies() / "control-compare.yaml")
     assert cfg.preset == "compare" and cfg.zoo.families and cfg.zoo.preset == "compare"
+    assert cfg.zoo.replicates == 1    # the 17 encoders measured, not the preset's second frozen seeds
     tasks = cfg.control["tasks"]
     assert tasks and set(tasks) <= {t.name for t in suite_tasks("dynamic")}
     assert not set(tasks) & set(cfg.test_tasks), (tasks, cfg.test_tasks)
