@@ -58,6 +58,14 @@ def estimate(cfg: Any) -> dict[str, Any]:
     return {"encoders": encoders, "zoo_models": zoo_models, "datasets": rows}
 
 
+def _replicates_text(zoo: Any) -> str:
+    """``x 2 training seeds (id_weight [0.0] only) `` for a zoo with replicates, else ``""``."""
+    if zoo.replicates <= 1:
+        return ""
+    only = f"(id_weight {list(zoo.replicate_weights)} only) " if zoo.replicate_weights is not None else ""
+    return f"x {zoo.replicates} training seeds {only}"
+
+
 def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | None = None,
                    overrides: Sequence[str] = ()) -> str:
     """The plan of a study config (with dotted ``overrides``) as text: what runs, how much, where results and
@@ -70,9 +78,7 @@ def describe_study(src: str | os.PathLike | dict, cache: str | os.PathLike | Non
              f"  encoders: {', '.join(e.shown for e in cfg.encoders) or '-'}"
              + (f"; zoo {', '.join(cfg.zoo.families)} x id_weight {list(cfg.zoo.id_weights)}"
                 + (f" x objectives {list(cfg.zoo.all_objectives)} " if cfg.zoo.objectives else " ")
-                + (f"x {cfg.zoo.replicates} training seeds "
-                   + (f"(id_weight {list(cfg.zoo.replicate_weights)} only) " if cfg.zoo.replicate_weights is not None
-                      else "") if cfg.zoo.replicates > 1 else "")
+                + _replicates_text(cfg.zoo)
                 +
                 f"({est['zoo_models']} models{' incl. the ceiling' if cfg.zoo.ceiling else ''}, "
                 f"zoo preset {cfg.zoo.preset})" if cfg.zoo.families else ""),

@@ -169,7 +169,7 @@ class ZooCfg:
     def replicates_of(self, id_weight: float) -> int:
         """Training seeds of the models at ``id_weight``: ``replicates``, or 1 for a weight that
         ``replicate_weights`` leaves out."""
-        if self.replicate_weights is None or float(id_weight) in {float(w) for w in self.replicate_weights}:
+        if self.replicate_weights is None or id_weight in self.replicate_weights:   # 0 == 0.0: ints match
             return self.replicates
         return 1
 
