@@ -16,10 +16,17 @@ $(VENV)/bin/python:
 	$(PIP) install -q --upgrade pip
 
 # what `wmprobe demo` needs: the core and the `fidelity` extra (SSIM); not the research stacks (transformers,
-# diffusers, ray, submitit, av, h5py: ~30 s more of a fresh install that the demo never imports)
+# diffusers, ray, submitit, av, h5py: ~30 s more of a fresh install that the demo never imports).
+# --no-compile: pip byte-compiles every module it installs (torch, sympy, pandas, scipy: ~10,000 files), the
+# demo imports about a quarter of them; importing what the demo's processes import, with bytecode writing on
+# (whatever PYTHONDONTWRITEBYTECODE says), writes those .pyc files instead. A module it misses compiles on
+# first import, as always. docs/performance.md "make demo's install" has the seconds this saves.
+DEMO_IMPORTS := wmprobe.demo, wmprobe.study.tasks, wmprobe.report, torch._dynamo, scipy.stats, scipy.spatial, \
+	pandas, pyarrow.parquet, matplotlib.pyplot, jinja2, PIL.Image, filelock, safetensors.torch
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e ".[fidelity]"
+	$(PIP) install -q --no-compile -c constraints.txt torch==2.13.0
+	$(PIP) install -q --no-compile -c constraints.txt -e ".[fidelity]"
+	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/python -c "import $(DEMO_IMPORTS)"
 	touch $(STAMP)
 
 # every extra a research run may use (`pip install -e ".[all]"`: hf, formats, dist, fidelity)
@@ -35,9 +42,13 @@ demo: $(STAMP)
 # the tests add pytest, the reference implementations they compare against (scikit-learn, imagecorruptions,
 # scikit-image), the experiment trackers they read back offline (wandb, mlflow-skinny, tensorboard) and the
 # metaworld suite (MuJoCo, offscreen EGL; its tests skip where it cannot render)
+# (and byte-compiles, on every core, what the demo's install left to compile on first import: a test suite
+# starts hundreds of processes, each of which would compile those modules again under PYTHONDONTWRITEBYTECODE;
+# like pip, it skips a file this Python cannot compile: torch ships one written for Python 3.12)
 $(VENV)/.installed-test: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[all,test]"
 	$(PIP) install -q -c constraints.txt -e ".[metaworld]" || echo "warning: metaworld not installed; its tests skip" >&2
+	$(VENV)/bin/python -m compileall -q -j 0 $$($(VENV)/bin/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null || true
 	touch $@
 
 test: $(STAMP) $(VENV)/.installed-test
