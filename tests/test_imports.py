@@ -147,3 +147,22 @@ def test_function_level_and_relative_imports_are_edges(tmp_path):
                  "def g():\n    from . import b\n    import wmprobe.sub.d as d\n")
     known = {"wmprobe", "wmprobe.sub", "wmprobe.sub.a", "wmprobe.sub.b", "wmprobe.sub.c", "wmprobe.sub.d"}
     assert imports_of("wmprobe.sub.a", f, known) == {"wmprobe.sub.b", "wmprobe.sub.d"}
+
+
+def makefile_demo_imports() -> list[str]:
+    """The modules of the Makefile's ``DEMO_IMPORTS``: what ``make demo``'s install imports once to write their
+    ``.pyc`` files (it installs with ``pip --no-compile``)."""
+    text = (SRC.parent / "Makefile").read_text().replace("\\\n", " ")
+    line = next(x for x in text.splitlines() if x.startswith("DEMO_IMPORTS"))
+    return [m.strip() for m in line.split(":=", 1)[1].split(",") if m.strip()]
+
+
+def test_the_demo_install_imports_modules_that_exist():
+    """``make demo`` fails at its install if a module of ``DEMO_IMPORTS`` was renamed or dropped: each must
+    resolve here, and the list must hold the demo's entry point and the zoo's optimiser path (torch._dynamo:
+    the first optimiser of a process imports it, with sympy)."""
+    import importlib.util
+    names = makefile_demo_imports()
+    assert {"wmprobe.demo", "torch._dynamo"} <= set(names), names
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    assert not missing, f"Makefile DEMO_IMPORTS names modules that do not exist: {missing}"
