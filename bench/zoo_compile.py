@@ -37,15 +37,16 @@ from wmprobe.zoo.families import build  # noqa: E402
 WARMUP = 5
 
 
-def time_steps(family: str, width: int, clips_per_step: int, action_dim: int, steps: int,
-               compiled: bool) -> tuple[float, float]:
-    """``(warm-up seconds, seconds per step)`` of ``steps`` training steps after ``WARMUP`` warm-up steps."""
+def time_steps(family: str, cfg: zoo.Preset, action_dim: int, steps: int, compiled: bool) -> tuple[float, float]:
+    """``(warm-up seconds, seconds per step)`` of ``steps`` training steps after ``WARMUP`` warm-up steps, on
+    the clips per step ``zoo.train`` draws (``2 * batch_size // clip_len``)."""
     torch.manual_seed(0)
-    model = build(family, width, action_dim)
+    model = build(family, cfg.width, action_dim)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     L = model.clip_len
-    x = torch.rand(clips_per_step, L, 3, 64, 64)
-    a = torch.randn(clips_per_step, L, action_dim)
+    clips = max(2, (2 * cfg.batch_size) // L)
+    x = torch.rand(clips, L, 3, 64, 64)
+    a = torch.randn(clips, L, action_dim)
     loss_fn = torch.compile(model.loss) if compiled else model.loss
 
     def step() -> None:
@@ -75,9 +76,8 @@ def main() -> None:
     cfg = zoo.PRESETS[args.preset]
     out = {}
     for fam in args.families.split(","):
-        clips = max(2, (2 * cfg.batch_size) // build(fam, cfg.width, args.action_dim).clip_len)
-        _, eager = time_steps(fam, cfg.width, clips, args.action_dim, args.steps, compiled=False)
-        warm, comp = time_steps(fam, cfg.width, clips, args.action_dim, args.steps, compiled=True)
+        _, eager = time_steps(fam, cfg, args.action_dim, args.steps, compiled=False)
+        warm, comp = time_steps(fam, cfg, args.action_dim, args.steps, compiled=True)
         compile_s = max(0.0, warm - WARMUP * comp)
         gain = eager - comp
         even = round(compile_s / gain) if gain > 0 else None
