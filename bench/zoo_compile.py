@@ -20,14 +20,17 @@ whether compiling is worth it at the preset's step count.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 
-if "--warm-cache" not in sys.argv:     # before torch reads it
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="wmprobe-inductor-")
+if "--warm-cache" not in sys.argv:     # before torch reads it; removed when the bench exits
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _cold = tempfile.mkdtemp(prefix="wmprobe-inductor-")
+    atexit.register(shutil.rmtree, _cold, True)
 
 import torch  # noqa: E402
 
